@@ -1,0 +1,70 @@
+"""The ``toolkit`` command line: a thin Click layer over the library.
+
+Commands live one per module in ``toolkit/commands/`` and are imported only when used, so
+``toolkit --help`` starts fast and heavy libraries (torch, ultralytics) load only for the
+commands that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+#: command name -> "module:function"; a module not present yet is simply not listed.
+COMMANDS: dict[str, str] = {
+    "import": "toolkit.commands.io_cmd:import_cmd",
+    "export": "toolkit.commands.io_cmd:export_cmd",
+    "info": "toolkit.commands.io_cmd:info_cmd",
+    "samples": "toolkit.commands.samples_cmd:samples_cmd",
+    "correct": "toolkit.commands.correct_cmd:correct_cmd",
+    "validate": "toolkit.commands.validate_cmd:validate_cmd",
+    "detect": "toolkit.commands.detect_cmd:detect_cmd",
+    "evaluate": "toolkit.commands.evaluate_cmd:evaluate_cmd",
+    "demo": "toolkit.commands.demo_cmd:demo_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A Click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def _available(self) -> list[str]:
+        return [n for n, target in self.lazy.items()
+                if importlib.util.find_spec(target.split(":")[0]) is not None]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name in self._available():
+            module, attr = self.lazy[cmd_name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="arnis-suite")
+def main() -> None:
+    """Import, correct, validate and export 19-keypoint Arnis pose data.
+
+    The 19 keypoints are the 17 COCO body points followed by stick_grip (17) and stick_tip (18).
+    A DATASET is a directory holding dataset.json (COCO keypoints JSON plus extensions).
+
+    \b
+    Typical loop:
+      toolkit import data.yaml --out ds        # YOLO pose / COCO / ultralytics predictions
+      toolkit info ds                          # what is in it
+      toolkit correct ds                       # fix drifting stick points (non-destructive)
+      toolkit validate ds --report qa          # anatomical-validity QA report
+      toolkit export ds --format yolo --out y  # back to ultralytics / COCO
+    """
+
+
+if __name__ == "__main__":
+    main()

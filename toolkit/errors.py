@@ -1,0 +1,31 @@
+"""Errors that name the file (and line) where bad input entered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Bad user input: names the file and, where known, the line.
+
+    The CLI turns it into exit code 2 with the message.
+
+    Attributes:
+        path: The offending file, if known.
+        line: 1-based line number, if known.
+        reason: What was wrong ("Expected ... but got ...").
+    """
+
+    def __init__(self, reason: str, path: str | Path | None = None, line: int | None = None):
+        self.path = None if path is None else Path(path)
+        self.line = line
+        self.reason = reason
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{reason}")
+
+
+def expected(what: str, expected_: str, actual: object) -> str:
+    """The one message shape: "Expected '<what>' to be <expected>, but got <actual>."."""
+    return f"Expected '{what}' to be {expected_}, but got {actual!r}."

@@ -1,0 +1,180 @@
+"""Format readers and writers, one module per format, behind a registry.
+
+Each format module calls :func:`register_format` at import time with a ``detect`` function (does
+this source look like mine, unambiguously?), a ``read`` function returning an
+:class:`ImportResult`, and optionally a ``write`` function. :func:`read` and :func:`write`
+consult the registry; nothing else dispatches on file extensions.
+
+Library use::
+
+    from toolkit import io
+    result = io.read("data.yaml")                       # format detected
+    result = io.read("preds/", format="yolo", video="clip.mp4")
+    io.write(result.dataset, "yolo", "exported/")
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.dataset import Dataset
+from toolkit.errors import InputError
+
+
+@dataclass
+class SkippedItem:
+    """One thing ``--skip-bad`` left out.
+
+    Attributes:
+        path: The file.
+        line: 1-based line, or None for whole-file problems.
+        reason: The error message.
+    """
+
+    path: str
+    line: int | None
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "line": self.line, "reason": self.reason}
+
+
+@dataclass
+class ImportResult:
+    """What a reader returns.
+
+    Attributes:
+        dataset: The imported dataset (not yet saved).
+        skipped: Items left out under ``skip_bad`` (empty otherwise: errors raise).
+        notes: Human-readable remarks for the import report (e.g. "subject unknown").
+        media_root: Absolute directory that image/video ``file_name``s are relative to.
+    """
+
+    dataset: Dataset
+    skipped: list[SkippedItem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    media_root: Path | None = None
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered format.
+
+    Attributes:
+        name: ``yolo``, ``coco`` …
+        detect: ``detect(path) -> bool``: True only when the source is unambiguously this format.
+        read: ``read(path, **options) -> ImportResult``.
+        write: ``write(dataset, out, **options) -> Path`` or None when export is unsupported.
+    """
+
+    name: str
+    detect: Callable[[Path], bool]
+    read: Callable[..., ImportResult] | None = None
+    write: Callable[..., Path] | None = None
+
+
+_REGISTRY: dict[str, Format] = {}
+_MODULES = ("toolkit.io.yolo", "toolkit.io.coco")
+
+
+def register_format(name: str, *, detect: Callable[[Path], bool],
+                    read: Callable[..., ImportResult] | None = None,
+                    write: Callable[..., Path] | None = None) -> None:
+    """Register a format module's functions under ``name``."""
+    _REGISTRY[name] = Format(name=name, detect=detect, read=read, write=write)
+
+
+def formats() -> dict[str, Format]:
+    """All registered formats (importing the format modules on first use)."""
+    for mod in _MODULES:
+        importlib.import_module(mod)
+    return dict(_REGISTRY)
+
+
+def detect_format(src: str | Path) -> str:
+    """The one format whose ``detect`` accepts ``src``.
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        InputError: No format or several formats match (pass ``format=`` explicitly).
+    """
+    src = Path(src)
+    if not src.exists():
+        raise FileNotFoundError(f"Expected 'SRC' to be an existing file or folder, but {src} "
+                                "does not exist.")
+    hits = [name for name, f in formats().items() if f.detect(src)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise InputError(
+            "Expected a data.yaml, a YOLO dataset folder (images/ + labels/), a folder of label "
+            ".txt files, or a COCO .json, but could not recognise it; pass --format yolo|coco.",
+            src)
+    raise InputError(f"The source looks like several formats ({', '.join(hits)}); "
+                     "pass --format to choose.", src)
+
+
+def read(src: str | Path, format: str = "auto", **options: Any) -> ImportResult:
+    """Read ``src`` into an :class:`ImportResult` (see each format module for options)."""
+    name = detect_format(src) if format == "auto" else format
+    fmt = formats().get(name)
+    if fmt is None or fmt.read is None:
+        raise ValueError(f"Expected 'format' to be one of {sorted(formats())} or 'auto', "
+                         f"but got {format!r}.")
+    if not Path(src).exists():
+        raise FileNotFoundError(f"Expected 'SRC' to exist, but {src} does not.")
+    return fmt.read(Path(src), **options)
+
+
+def write(dataset: Dataset, format: str, out: str | Path, **options: Any) -> Path:
+    """Export ``dataset`` as ``format`` into ``out``."""
+    fmt = formats().get(format)
+    if fmt is None or fmt.write is None:
+        writable = sorted(n for n, f in formats().items() if f.write)
+        raise ValueError(f"Expected 'format' to be one of {writable}, but got {format!r}.")
+    return fmt.write(dataset, Path(out), **options)
+
+
+def import_dataset(src: str | Path, out: str | Path, format: str = "auto", *,
+                   overwrite: bool = False, **options: Any) -> ImportResult:
+    """Read ``src`` and write it as a new dataset directory ``out``, all or nothing.
+
+    The dataset is built in a staging directory beside ``out`` and renamed into place only when
+    complete, so a failure leaves no partial dataset. ``import_report.json`` beside
+    ``dataset.json`` lists the source, the format, notes and every skipped item.
+    """
+    import os
+
+    import orjson
+
+    from toolkit.fileio import atomic_write_bytes, staged_dir
+
+    name = detect_format(src) if format == "auto" else format
+    out = Path(out).absolute()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite.")
+    result = read(src, name, **options)
+    ds = result.dataset
+    if result.media_root is not None:
+        media = Path(result.media_root).absolute()
+        try:
+            ds.media_root = os.path.relpath(media, out)
+        except ValueError:  # different drive (Windows): keep it absolute
+            ds.media_root = str(media)
+    report = {"source": str(Path(src).absolute()), "format": name,
+              "n_images": len(ds.images), "n_annotations": len(ds),
+              "n_videos": len(ds.videos), "notes": result.notes,
+              "skipped": [s.to_dict() for s in result.skipped]}
+    ds.meta["import"] = {k: report[k] for k in ("source", "format", "notes")} | {
+        "n_skipped": len(result.skipped)}
+    with staged_dir(out, overwrite=overwrite) as stage:
+        ds.save(stage)
+        atomic_write_bytes(stage / "import_report.json",
+                           orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    ds.path = out
+    ds._stamp = None
+    return result
