@@ -77,9 +77,9 @@ SOURCES: tuple[str, ...] = ("imported", "corrected", "human", "predicted")
 SOURCE_CODE: dict[str, int] = {name: i for i, name in enumerate(SOURCES)}
 IMPORTED, CORRECTED, HUMAN, PREDICTED = range(len(SOURCES))
 
-#: Per-keypoint COCO OKS sigmas: the 17 official ones, then grip and tip. The grip is as well
-#: defined as a wrist (0.089); the tip is a thin far end that blurs with motion, so it gets the
-#: ankle's tolerance (0.089) too rather than a tighter one.
+#: Per-keypoint COCO OKS sigmas: the 17 official ones, then grip and tip, both 0.089 (the ankle's
+#: value). The grip sits inside a closed fist, so it is less sharply defined than the wrist
+#: (0.062); the tip is a thin far end that blurs with motion. Both get the loosest body tolerance.
 OKS_SIGMAS: np.ndarray = np.array(
     [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
      0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.089, 0.089]

@@ -1,16 +1,74 @@
-"""JSON Schema validation of the files we read and write (schemas live in ``schemas/``)."""
+"""JSON Schema validation of the files we read and write (schemas live in ``schemas/``).
+
+The schema files are the documented truth. :func:`validate` runs a compiled
+(``fastjsonschema``) validator over a whole document. :func:`validate_dataset` gives the same
+verdict for ``dataset.json`` but fast enough for 100k annotations: the small parts of the document
+go through the compiled validator; ``images`` and ``annotations`` are screened column by column
+(types, ranges, lengths; the big keypoint arrays as numpy arrays), and any item the screen
+finds suspicious goes through the compiled item validator, whose message names the field
+(``annotations[3].keypoints``). The screen is conservative: it may send a valid item to the
+validator, never let a bad one through.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Callable
 from importlib import resources
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import numpy as np
 
 from toolkit.errors import InputError
+
+_MISSING = object()
+#: Annotation fields checked as numpy arrays by :func:`annotation_arrays`.
+_ARRAY_FIELDS = ("keypoints", "keypoints_raw", "keypoint_scores", "keypoint_source", "bbox")
+
+
+class Columns:
+    """Per-key views of a list of dicts, each extracted once and shared by validation and
+    loading (pulling a key out of 100k dicts costs ~10 ms; doing it three times adds up).
+
+    Attributes:
+        records: The dicts.
+    """
+
+    def __init__(self, records: list[dict]):
+        self.records = records
+        self._cache: dict[str, tuple[list, np.ndarray | None]] = {}
+
+    def present(self, key: str) -> tuple[list, np.ndarray | None]:
+        """``(values of the records that have key, None if all have it else a bool mask)``."""
+        hit = self._cache.get(key)
+        if hit is None:
+            recs, n = self.records, len(self.records)
+            count = sum(map(dict.__contains__, recs, repeat(key)))
+            if count == n:
+                hit = (list(map(itemgetter(key), recs)), None)
+            elif count == 0:
+                hit = ([], np.zeros(n, bool))
+            else:
+                mask = np.fromiter(map(dict.__contains__, recs, repeat(key)), bool, n)
+                hit = ([r[key] for r in recs if key in r], mask)
+            self._cache[key] = hit
+        return hit
+
+    def full(self, key: str, default: Any = None) -> list:
+        """One value per record, ``default`` where the key is absent."""
+        vals, mask = self.present(key)
+        if mask is None:
+            return vals
+        out = [default] * len(self.records)
+        for i, v in zip(np.flatnonzero(mask).tolist(), vals, strict=True):
+            out[i] = v
+        return out
 
 
 @functools.cache
@@ -24,18 +82,120 @@ def _resolve(uri: str) -> dict:
     return load_schema(uri.rsplit("/", 1)[-1].removesuffix(".schema.json"))
 
 
+def _compile(schema: dict) -> Callable[[Any], Any]:
+    # fastjsonschema resolves relative $refs against $id; map them back to our package files.
+    handlers = {"https": _resolve, "http": _resolve}
+    return fastjsonschema.compile(
+        schema, handlers=handlers, formats={}, use_default=False, detailed_exceptions=True
+    )
+
+
 @functools.cache
 def _validator(name: str):
-    schema = load_schema(name)
-    base = schema["$id"].rsplit("/", 1)[0]
-    handlers = {"https": _resolve, "http": _resolve}
-    # fastjsonschema resolves relative $refs against $id; map them back to our package files.
-    return fastjsonschema.compile(schema, handlers=handlers, formats={}, use_default=False,
-                                  detailed_exceptions=True) if base else None
+    return _compile(load_schema(name))
 
 
-def validate(doc: Any, name: str, file: str | Path | None = None) -> None:
+@functools.cache
+def _item_validator(section: str):
+    """Compiled validator for one item of ``dataset.json``'s ``images``/``annotations``."""
+    root = load_schema("dataset")
+    item = dict(root["properties"][section]["items"])
+    item["definitions"] = root.get("definitions", {})
+    item["$schema"] = root["$schema"]
+    return _compile(item)
+
+
+# ---------------------------------------------------------------------- messages and lines
+_PART = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+
+
+def _parts(name: str) -> list[str | int]:
+    """``data.annotations[3].keypoints`` -> ``["annotations", 3, "keypoints"]``."""
+    out: list[str | int] = []
+    for key, idx in _PART.findall(name.removeprefix("data")):
+        out.append(int(idx) if idx else key)
+    return out
+
+
+def field_path(parts: list[str | int] | tuple) -> str:
+    """``["annotations", 3, "keypoints"]`` -> ``annotations[3].keypoints``."""
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text or "(document)"
+
+
+def locate_line(raw: bytes | str | None, parts: list[str | int] | tuple) -> int | None:
+    """1-based line where the value at ``parts`` starts in the JSON text ``raw`` (None if unknown).
+
+    Only used on the error path: it walks the text with the standard decoder, skipping
+    siblings, so it costs one pass over the part of the file before the value.
+    """
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        dec = json.JSONDecoder()
+        ws = re.compile(r"\s*")
+        pos = ws.match(text, 0).end()
+        for part in parts:
+            if isinstance(part, int):
+                if text[pos] != "[":
+                    return None
+                pos = ws.match(text, pos + 1).end()
+                for _ in range(part):
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = ws.match(text, pos).end()
+                    if text[pos] != ",":
+                        return None
+                    pos = ws.match(text, pos + 1).end()
+            else:
+                if text[pos] != "{":
+                    return None
+                pos = ws.match(text, pos + 1).end()
+                while True:
+                    key, pos = dec.raw_decode(text, pos)
+                    pos = ws.match(text, pos).end()
+                    pos = ws.match(text, pos + 1).end()  # the ':'
+                    if key == part:
+                        break
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = ws.match(text, pos).end()
+                    if text[pos] != ",":
+                        return None
+                    pos = ws.match(text, pos + 1).end()
+        return text.count("\n", 0, pos) + 1
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _schema_error(
+    exc: fastjsonschema.JsonSchemaValueException,
+    name: str,
+    prefix: list[str | int],
+    file: str | Path | None,
+    raw: bytes | None,
+) -> InputError:
+    parts = prefix + _parts(exc.name)
+    where = field_path(parts)
+    return InputError(
+        f"Expected '{where}' to satisfy the {name} schema, but {exc.message}"
+        f" (got {_short(exc.value)}).",
+        file,
+        locate_line(raw, parts),
+    )
+
+
+def validate(
+    doc: Any, name: str, file: str | Path | None = None, *, raw: bytes | None = None
+) -> None:
     """Validate ``doc`` against ``schemas/<name>.schema.json``.
+
+    Args:
+        doc: The parsed document.
+        name: Schema name (``dataset``, ``taxonomy`` …).
+        file: Named in the message.
+        raw: The document's text, to name the line of the offending field.
 
     Raises:
         InputError: Naming the file and the offending field (``annotations[3].keypoints``).
@@ -43,42 +203,405 @@ def validate(doc: Any, name: str, file: str | Path | None = None) -> None:
     try:
         _validator(name)(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
-        where = exc.name.removeprefix("data").lstrip(".") or "(document)"
-        raise InputError(f"Expected '{where}' to satisfy the {name} schema, but {exc.message}"
-                         f" (got {_short(exc.value)}).", file) from None
+        raise _schema_error(exc, name, [], file, raw) from None
 
 
-def validate_dataset(doc: Any, file: str | Path | None = None) -> None:
-    """Validate a ``dataset.json`` document, plus the cross-references a schema cannot express."""
-    validate(doc, "dataset", file)
-    image_ids = [im["id"] for im in doc["images"]]
-    if len(set(image_ids)) != len(image_ids):
-        dup = _first_duplicate(image_ids)
-        raise InputError(f"Expected 'images[].id' to be unique, but {dup} appears twice.", file)
-    ann_ids = [a["id"] for a in doc["annotations"]]
-    if len(set(ann_ids)) != len(ann_ids):
-        dup = _first_duplicate(ann_ids)
-        raise InputError(f"Expected 'annotations[].id' to be unique, but {dup} appears twice.",
-                         file)
-    known = set(image_ids)
-    for i, a in enumerate(doc["annotations"]):
-        if a["image_id"] not in known:
-            raise InputError(f"Expected 'annotations[{i}].image_id' to name an image, but got "
-                             f"{a['image_id']!r}.", file)
+# ---------------------------------------------------------------------- dataset.json, fast
+def validate_dataset(
+    doc: Any, file: str | Path | None = None, *, raw: bytes | None = None
+) -> dict[str, np.ndarray]:
+    """Validate a ``dataset.json`` document, plus the cross-references a schema cannot express.
+
+    Same verdict as :func:`validate` with the ``dataset`` schema (see the module docstring for
+    how it stays fast), plus: ids unique, ``image_id``/``video_id`` refer to existing entries,
+    image ``file_name``s unique, numbers finite.
+
+    Args:
+        doc: The parsed document.
+        file: Named in messages.
+        raw: The document's bytes: names the line of an error, and lets the boolean check be
+            skipped when the text holds no ``true``/``false`` at all.
+
+    Returns:
+        The numeric annotation columns (see :func:`annotation_arrays`), so a loader need not
+        convert them again.
+
+    Raises:
+        InputError: Naming the file, the field (``annotations[3].keypoints``) and, with ``raw``,
+            the line.
+    """
+    if not isinstance(doc, dict):
+        validate(doc, "dataset", file, raw=raw)
+    images, anns = doc.get("images"), doc.get("annotations")
+    shallow = dict(doc)
+    for key in ("images", "annotations"):
+        if isinstance(shallow.get(key), list):
+            shallow[key] = []
+    validate(shallow, "dataset", file, raw=raw)
+    img_cols = Columns(images or [])
+    ann_cols = Columns(anns or [])
+    _screen_items(images or [], "images", file, raw, img_cols)
+    _screen_items(anns or [], "annotations", file, raw, ann_cols)
+    arrays = annotation_arrays(anns or [], file, raw=raw, cols=ann_cols)
+    _cross_refs(doc, file, raw, img_cols, ann_cols)
+    arrays["image_columns"] = img_cols
+    return arrays
+
+
+def _fail(
+    section: str,
+    i: int,
+    item: Any,
+    file: str | Path | None,
+    raw: bytes | None,
+    fallback: tuple[str, str] | None = None,
+) -> None:
+    """Raise the item validator's message for ``section[i]`` (or ``fallback = (key, reason)``).
+
+    Returns without raising when the item is valid and there is no fallback (the screen was
+    stricter than the schema).
+    """
+    try:
+        _item_validator(section)(item)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _schema_error(exc, "dataset", [section, i], file, raw) from None
+    if fallback is not None:
+        key, reason = fallback
+        parts = [section, i, key]
+        raise InputError(
+            f"Expected '{field_path(parts)}' to be {reason}.", file, locate_line(raw, parts)
+        )
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+    "boolean": (bool,),
+}
+#: The schema's "file name escapes" pattern (absolute, '..' segment, backslash).
+_ESCAPE_PATTERN = "(^/|(^|/)\\.\\.(/|$)|\\\\)"
+_SCREENED = {
+    "type",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "minLength",
+    "not",
+    "enum",
+    "description",
+}
+
+
+def _suspicious(vals: list, sub: dict) -> np.ndarray | None:
+    """Mask over ``vals`` of values that may break the property schema ``sub`` (None: all fine).
+
+    Every check has a whole-column fast path (C-level ``map``/``set``/numpy); the per-value
+    mask is built only when the column fails it.
+    """
+    n = len(vals)
+    if set(sub) - _SCREENED or set(sub.get("not", {})) - {"pattern"}:
+        return np.ones(n, bool)  # a keyword the screen does not model: let the validator look
+    bad = None
+
+    def add(mask: np.ndarray) -> None:
+        nonlocal bad
+        bad = mask if bad is None else bad | mask
+
+    types = set(map(type, vals))
+    allowed: tuple[type, ...] = ()
+    if "type" in sub:
+        allowed = tuple(chain.from_iterable(_TYPES[t] for t in np.atleast_1d(sub["type"])))
+        if not types <= set(allowed):
+            add(np.fromiter((type(v) not in allowed for v in vals), bool, n))
+    if any(k in sub for k in ("minimum", "maximum", "exclusiveMinimum")):
+        if types <= {int, float}:
+            x = np.array(vals, dtype=np.float64)
+        else:
+            x = np.fromiter((v if type(v) in (int, float) else np.nan for v in vals), float, n)
+        with np.errstate(invalid="ignore"):
+            if "minimum" in sub:
+                add(x < sub["minimum"])
+            if "maximum" in sub:
+                add(x > sub["maximum"])
+            if "exclusiveMinimum" in sub:
+                add(x <= sub["exclusiveMinimum"])
+    strs = types == {str}
+    if "minLength" in sub and not (strs and min(map(len, vals)) >= sub["minLength"]):
+        add(np.fromiter((type(v) is str and len(v) < sub["minLength"] for v in vals), bool, n))
+    if "not" in sub:
+        pat = re.compile(sub["not"]["pattern"], re.MULTILINE)
+        # One search over all names joined by newlines (^/$ then match at every name), unless a
+        # name holds a newline itself. For the file-name pattern, three substring tests decide
+        # the common case (no '..', no backslash, no leading '/') without the regex.
+        joined = "\n".join(vals) if strs else None
+        clean = (
+            joined is not None
+            and sub["not"]["pattern"] == _ESCAPE_PATTERN
+            and ".." not in joined
+            and "\\" not in joined
+            and "\n/" not in joined
+            and not joined.startswith("/")
+        )
+        if not clean and (joined is None or joined.count("\n") != n - 1 or pat.search(joined)):
+            pat = re.compile(sub["not"]["pattern"])
+            add(np.fromiter((type(v) is str and pat.search(v) is not None for v in vals), bool, n))
+    if "enum" in sub:
+        allowed_vals = sub["enum"]
+        add(np.fromiter((v not in allowed_vals for v in vals), bool, n))
+    return bad
+
+
+def _screen_items(
+    items: list,
+    section: str,
+    file: str | Path | None,
+    raw: bytes | None,
+    cols: Columns | None = None,
+) -> None:
+    """Screen the scalar fields of ``images``/``annotations`` column by column."""
+    if not items:
+        return
+    schema = load_schema("dataset")["properties"][section]["items"]
+    if set(map(type, items)) != {dict}:
+        i = next(i for i, it in enumerate(items) if type(it) is not dict)
+        _fail(section, i, items[i], file, raw)
+    n = len(items)
+    cols = cols or Columns(items)
+    suspect = np.zeros(n, bool)
+    for key in schema.get("required", []):
+        _, mask = cols.present(key)
+        if mask is not None:
+            suspect |= ~mask
+    for key, sub in schema.get("properties", {}).items():
+        if section == "annotations" and key in _ARRAY_FIELDS:
+            continue
+        pv, idx = cols.present(key)
+        if not pv:
+            continue
+        bad = _suspicious(pv, sub)
+        if bad is not None and bad.any():
+            suspect[np.flatnonzero(bad) if idx is None else np.flatnonzero(idx)[bad]] = True
+    for i in np.flatnonzero(suspect).tolist():
+        _fail(section, i, items[i], file, raw)
+
+
+def annotation_arrays(
+    anns: list,
+    file: str | Path | None = None,
+    *,
+    raw: bytes | None = None,
+    cols: Columns | None = None,
+) -> dict[str, Any]:
+    """Check and convert the big per-annotation arrays, vectorised.
+
+    Returns:
+        ``keypoints`` ``(N, 57)`` float64; ``keypoints_raw`` ``(M, 57)`` for the ``M``
+        annotations that have one, marked by ``has_raw`` ``(N,)`` bool; ``keypoint_scores`` ``(N, 19)`` float32 (NaN
+        where absent or null); ``keypoint_source`` ``(N, 19)`` uint8 codes (0 = imported where
+        absent); ``bbox`` ``(N, 4)`` float64 (NaN where absent).
+
+    Raises:
+        InputError: Naming ``annotations[i].<field>`` (and the line, with ``raw``).
+    """
+    from toolkit import layout
+
+    k = layout.NUM_KEYPOINTS
+    check_bools = raw is None or b"true" in raw or b"false" in raw
+    if anns and set(map(type, anns)) != {dict}:
+        i = next(i for i, a in enumerate(anns) if type(a) is not dict)
+        _fail("annotations", i, anns[i], file, raw)
+    cols = cols or Columns(anns)
+
+    def matrix(
+        key: str,
+        width: int,
+        *,
+        required: bool = False,
+        nullable: bool = False,
+        lo: float | None = None,
+        hi: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(values of the annotations that have ``key`` as ``(m, width)``, their row indices)."""
+        n = len(anns)
+        pv, has = cols.present(key)
+        if has is None:
+            idx = np.arange(n)
+        else:
+            if required:
+                i = int(np.flatnonzero(~has)[0])
+                _fail("annotations", i, anns[i], file, raw, (key, "present"))
+            idx = np.flatnonzero(has)
+        if not pv:
+            return np.zeros((0, width)), idx
+
+        def fail_at(rows: np.ndarray, reason: str) -> None:
+            i = int(idx[int(np.flatnonzero(rows)[0])])
+            _fail("annotations", i, anns[i], file, raw, (key, reason))
+
+        if set(map(type, pv)) != {list}:
+            fail_at(
+                np.fromiter((type(v) is not list for v in pv), bool, len(pv)),
+                f"a list of {width} numbers",
+            )
+        lens = np.fromiter(map(len, pv), np.intp, len(pv))
+        if (lens != width).any():
+            fail_at(lens != width, f"a list of {width} numbers")
+        try:
+            arr = np.array(pv)
+        except (ValueError, TypeError):  # a nested list somewhere: find it below
+            arr = np.zeros(0, dtype=object)
+        if arr.dtype.kind not in "if" or (
+            check_bools and bool in set(map(type, chain.from_iterable(pv)))
+        ):
+            allowed = (int, float, type(None)) if nullable else (int, float)
+            rowbad = np.fromiter(
+                (any(type(x) not in allowed for x in r) for r in pv), bool, len(pv)
+            )
+            if rowbad.any():
+                fail_at(rowbad, f"a list of {width} numbers")
+            arr = np.array(pv, dtype=np.float64)  # only nulls remain: they become NaN
+        arr = arr.astype(np.float64, copy=False).reshape(len(pv), width)
+        nonfinite = np.isinf(arr) if nullable else ~np.isfinite(arr)
+        if nonfinite.any():
+            fail_at(nonfinite.any(1), f"a list of {width} finite numbers")
+        with np.errstate(invalid="ignore"):
+            if lo is not None and (arr < lo).any():
+                fail_at((arr < lo).any(1), f"numbers >= {lo}")
+            if hi is not None and (arr > hi).any():
+                fail_at((arr > hi).any(1), f"numbers <= {hi}")
+        return arr, idx
+
+    def full(arr: np.ndarray, idx: np.ndarray, width: int, dtype: type) -> np.ndarray:
+        if len(idx) == len(anns):
+            return arr.astype(dtype, copy=False)
+        out = np.full((len(anns), width), np.nan, dtype)
+        out[idx] = arr
+        return out
+
+    n = len(anns)
+    kp, _ = matrix("keypoints", 3 * k, required=True)
+    raw_kp, raw_idx = matrix("keypoints_raw", 3 * k)
+    has_raw = np.zeros(n, bool)
+    has_raw[raw_idx] = True
+    scores, sc_idx = matrix("keypoint_scores", k, nullable=True, lo=0.0, hi=1.0)
+    bbox, bb_idx = matrix("bbox", 4)
+    return {
+        "keypoints": kp.reshape(n, 3 * k),
+        "keypoints_raw": raw_kp,
+        "has_raw": has_raw,
+        "keypoint_scores": full(scores, sc_idx, k, np.float32),
+        "bbox": full(bbox, bb_idx, 4, np.float64),
+        "keypoint_source": _source_codes(anns, file, raw, cols),
+        "columns": cols,
+    }
+
+
+def _source_codes(
+    anns: list, file: str | Path | None, raw: bytes | None, cols: Columns
+) -> np.ndarray:
+    """``keypoint_source`` (19-letter string or list of names) -> ``(N, 19)`` uint8 codes."""
+    from toolkit import layout
+    from toolkit.dataset import SOURCE_LETTERS
+
+    k = layout.NUM_KEYPOINTS
+    n = len(anns)
+    out = np.zeros((n, k), np.uint8)
+    lut = np.full(256, 255, np.uint8)
+    lut[np.frombuffer(SOURCE_LETTERS.encode(), np.uint8)] = np.arange(len(SOURCE_LETTERS))
+    pv, mask = cols.present("keypoint_source")
+    if mask is None and set(map(type, pv)) == {str}:
+        vals, strs, others = pv, range(n), []
+    else:
+        vals = cols.full("keypoint_source", _MISSING)
+        strs = [i for i, v in enumerate(vals) if type(v) is str]
+        others = [i for i, v in enumerate(vals) if v is not _MISSING and type(v) is not str]
+    if strs:
+        sv = vals if len(strs) == n else [vals[i] for i in strs]
+        lens = np.fromiter(map(len, sv), np.intp, len(sv))
+        ok_len = lens == k
+        if not ok_len.all():
+            i = list(strs)[int(np.flatnonzero(~ok_len)[0])]
+            _fail("annotations", i, anns[i], file, raw, ("keypoint_source", f"{k} letters"))
+        blob = "".join(sv).encode("utf-8")
+        if len(blob) != k * len(sv):  # a non-ASCII letter
+            codes = np.full((len(sv), k), 255, np.uint8)
+            for r, s in enumerate(sv):
+                codes[r] = lut[np.frombuffer(s.encode("utf-8")[:k].ljust(k, b"?"), np.uint8)]
+        else:
+            codes = lut[np.frombuffer(blob, np.uint8)].reshape(len(sv), k)
+        bad = (codes == 255).any(1)
+        if bad.any():
+            i = list(strs)[int(np.flatnonzero(bad)[0])]
+            _fail(
+                "annotations",
+                i,
+                anns[i],
+                file,
+                raw,
+                ("keypoint_source", f"{k} letters from '{SOURCE_LETTERS}'"),
+            )
+        out[list(strs) if len(strs) != n else slice(None)] = codes
+    for i in others:
+        v = vals[i]
+        if (
+            type(v) is not list
+            or len(v) != k
+            or not all(type(s) is str and s in layout.SOURCE_CODE for s in v)
+        ):
+            _fail(
+                "annotations",
+                i,
+                anns[i],
+                file,
+                raw,
+                ("keypoint_source", f"{k} names from {list(layout.SOURCES)}"),
+            )
+        out[i] = [layout.SOURCE_CODE[s] for s in v]
+    return out
+
+
+def _cross_refs(
+    doc: dict, file: str | Path | None, raw: bytes | None, img_cols: Columns, ann_cols: Columns
+) -> None:
+    images = doc.get("images") or []
+
+    def err(parts: list, reason: str) -> InputError:
+        return InputError(
+            f"Expected '{field_path(parts)}' to {reason}.", file, locate_line(raw, parts)
+        )
+
+    def first_dup(values: list) -> int | None:
+        import pandas as pd
+
+        index = pd.Index(values)
+        if index.is_unique:
+            return None
+        return int(np.flatnonzero(index.duplicated())[0])
+
+    image_ids = img_cols.present("id")[0]
+    if (i := first_dup(image_ids)) is not None:
+        raise err(["images", i, "id"], f"be unique, but {image_ids[i]} appears twice")
+    names = img_cols.present("file_name")[0]
+    if (i := first_dup(names)) is not None:
+        raise err(["images", i, "file_name"], f"be unique, but {names[i]!r} appears twice")
+    ann_ids = ann_cols.present("id")[0]
+    if (i := first_dup(ann_ids)) is not None:
+        raise err(["annotations", i, "id"], f"be unique, but {ann_ids[i]} appears twice")
+    ref = np.array(ann_cols.present("image_id")[0], dtype=np.int64)
+    missing = ~np.isin(ref, np.array(image_ids, dtype=np.int64))
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise err(["annotations", i, "image_id"], f"name an image, but got {int(ref[i])}")
     video_ids = {v["id"] for v in doc.get("videos") or []}
-    for i, im in enumerate(doc["images"]):
+    if not img_cols.present("video_id")[0]:
+        return
+    for i, im in enumerate(images):
         if "video_id" in im and im["video_id"] not in video_ids:
-            raise InputError(f"Expected 'images[{i}].video_id' to name a video, but got "
-                             f"{im['video_id']!r}.", file)
-
-
-def _first_duplicate(values: list) -> Any:
-    seen = set()
-    for v in values:
-        if v in seen:
-            return v
-        seen.add(v)
-    return None
+            raise err(["images", i, "video_id"], f"name a video, but got {im['video_id']!r}")
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -1,12 +1,122 @@
-"""``viewer`` placeholder until the napari viewer issue lands."""
+"""``viewer DATASET [--queue FILE] [--screenshot OUT.png [--frame N]]``: the napari viewer."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import click
 
+from toolkit.commands._common import UsageError, cli_errors
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("dataset", required=False)
-def main(dataset: str | None) -> None:
-    """napari viewer for fixing stick grip/tip per frame (coming in the viewer issue)."""
-    raise click.ClickException("The viewer is not built yet; see the tracker's viewer issue.")
+EXAMPLE = "viewer my_dataset --queue my_dataset/queue.json"
+
+
+def _require_display() -> None:
+    """napari needs a display (an X server: Xvfb works); offscreen Qt has no OpenGL."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise UsageError(
+            "The viewer needs a display (napari draws with OpenGL). On a machine "
+            "without one, run it under Xvfb:\n  xvfb-run -a -s '-screen 0 "
+            "1280x1024x24' viewer DATASET --screenshot out.png"
+        )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--queue",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Review queue JSON (from `trainer score`); default: the flagged frames.",
+)
+@click.option(
+    "--screenshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Render one frame to this PNG and exit (needs a display or xvfb-run).",
+)
+@click.option(
+    "--frame",
+    type=int,
+    default=None,
+    help="Frame for --screenshot (0-based slider position; default: first flagged).",
+)
+@click.option(
+    "--autosave",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between automatic saves when there are edits (0: off).",
+)
+@cli_errors(example=EXAMPLE)
+def main(
+    dataset: Path, queue: Path | None, screenshot: Path | None, frame: int | None, autosave: float
+) -> None:
+    """Review and fix a DATASET in napari: drag grip and tip, set stance labels, walk the
+    flagged frames or a review queue.
+
+    Every edit is journalled (fsynced) before it shows, with provenance "human"; Ctrl-S (and
+    autosave) folds the journal into dataset.json. Press H in the viewer for the keys.
+
+    \b
+    Examples:
+      viewer ds/
+      viewer ds/ --queue ds/queue.json
+      xvfb-run -a viewer ds/ --screenshot frame.png --frame 12
+    """
+    if frame is not None and screenshot is None:
+        raise UsageError(
+            "Expected '--frame' only together with '--screenshot'.\n  Example: "
+            "viewer ds/ --screenshot out.png --frame 12"
+        )
+    _require_display()
+    import napari
+
+    from viewer.app import open_dataset
+
+    if screenshot is not None:
+        write_screenshot(dataset, screenshot, frame=frame, queue=queue)
+        click.echo(str(screenshot))
+        return
+    viewer = napari.Viewer(title=f"Arnis review: {dataset}")
+    app = open_dataset(viewer, dataset, queue=queue, autosave_s=autosave)
+    try:
+        napari.run()
+    finally:
+        app.autosave()
+        app.close()
+
+
+def write_screenshot(
+    dataset: Path, out: Path, frame: int | None = None, queue: Path | None = None
+) -> Path:
+    """Render ``frame`` (default: the first flagged one) of ``dataset`` to the PNG ``out``.
+
+    Raises:
+        ValueError: ``frame`` is outside the dataset.
+    """
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from viewer.app import open_dataset
+
+    viewer = napari.Viewer(show=True, title="Arnis review")
+    try:
+        app = open_dataset(viewer, dataset, queue=queue, autosave_s=0)
+        n = app.session.n_frames
+        t = app.session.first_flagged() if frame is None else frame
+        if not 0 <= t < max(n, 1):
+            raise ValueError(f"Expected '--frame' to be in 0..{n - 1}, but got {frame}.")
+        viewer.window.resize(1280, 900)  # a canvas wide enough beside the dock
+        app.goto(t)
+        QApplication.processEvents()
+        viewer.reset_view()
+        QApplication.processEvents()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        viewer.screenshot(path=str(out), canvas_only=True, flash=False)
+        app.close()
+    finally:
+        viewer.close()
+    return out

@@ -81,9 +81,13 @@ _REGISTRY: dict[str, Format] = {}
 _MODULES = ("toolkit.io.yolo", "toolkit.io.coco")
 
 
-def register_format(name: str, *, detect: Callable[[Path], bool],
-                    read: Callable[..., ImportResult] | None = None,
-                    write: Callable[..., Path] | None = None) -> None:
+def register_format(
+    name: str,
+    *,
+    detect: Callable[[Path], bool],
+    read: Callable[..., ImportResult] | None = None,
+    write: Callable[..., Path] | None = None,
+) -> None:
     """Register a format module's functions under ``name``."""
     _REGISTRY[name] = Format(name=name, detect=detect, read=read, write=write)
 
@@ -104,8 +108,9 @@ def detect_format(src: str | Path) -> str:
     """
     src = Path(src)
     if not src.exists():
-        raise FileNotFoundError(f"Expected 'SRC' to be an existing file or folder, but {src} "
-                                "does not exist.")
+        raise FileNotFoundError(
+            f"Expected 'SRC' to be an existing file or folder, but {src} does not exist."
+        )
     hits = [name for name, f in formats().items() if f.detect(src)]
     if len(hits) == 1:
         return hits[0]
@@ -113,9 +118,11 @@ def detect_format(src: str | Path) -> str:
         raise InputError(
             "Expected a data.yaml, a YOLO dataset folder (images/ + labels/), a folder of label "
             ".txt files, or a COCO .json, but could not recognise it; pass --format yolo|coco.",
-            src)
-    raise InputError(f"The source looks like several formats ({', '.join(hits)}); "
-                     "pass --format to choose.", src)
+            src,
+        )
+    raise InputError(
+        f"The source looks like several formats ({', '.join(hits)}); pass --format to choose.", src
+    )
 
 
 def read(src: str | Path, format: str = "auto", **options: Any) -> ImportResult:
@@ -123,8 +130,9 @@ def read(src: str | Path, format: str = "auto", **options: Any) -> ImportResult:
     name = detect_format(src) if format == "auto" else format
     fmt = formats().get(name)
     if fmt is None or fmt.read is None:
-        raise ValueError(f"Expected 'format' to be one of {sorted(formats())} or 'auto', "
-                         f"but got {format!r}.")
+        raise ValueError(
+            f"Expected 'format' to be one of {sorted(formats())} or 'auto', but got {format!r}."
+        )
     if not Path(src).exists():
         raise FileNotFoundError(f"Expected 'SRC' to exist, but {src} does not.")
     return fmt.read(Path(src), **options)
@@ -139,8 +147,14 @@ def write(dataset: Dataset, format: str, out: str | Path, **options: Any) -> Pat
     return fmt.write(dataset, Path(out), **options)
 
 
-def import_dataset(src: str | Path, out: str | Path, format: str = "auto", *,
-                   overwrite: bool = False, **options: Any) -> ImportResult:
+def import_dataset(
+    src: str | Path,
+    out: str | Path,
+    format: str = "auto",
+    *,
+    overwrite: bool = False,
+    **options: Any,
+) -> ImportResult:
     """Read ``src`` and write it as a new dataset directory ``out``, all or nothing.
 
     The dataset is built in a staging directory beside ``out`` and renamed into place only when
@@ -165,16 +179,23 @@ def import_dataset(src: str | Path, out: str | Path, format: str = "auto", *,
             ds.media_root = os.path.relpath(media, out)
         except ValueError:  # different drive (Windows): keep it absolute
             ds.media_root = str(media)
-    report = {"source": str(Path(src).absolute()), "format": name,
-              "n_images": len(ds.images), "n_annotations": len(ds),
-              "n_videos": len(ds.videos), "notes": result.notes,
-              "skipped": [s.to_dict() for s in result.skipped]}
+    report = {
+        "source": str(Path(src).absolute()),
+        "format": name,
+        "n_images": len(ds.images),
+        "n_annotations": len(ds),
+        "n_videos": len(ds.videos),
+        "notes": result.notes,
+        "skipped": [s.to_dict() for s in result.skipped],
+    }
     ds.meta["import"] = {k: report[k] for k in ("source", "format", "notes")} | {
-        "n_skipped": len(result.skipped)}
+        "n_skipped": len(result.skipped)
+    }
     with staged_dir(out, overwrite=overwrite) as stage:
         ds.save(stage)
-        atomic_write_bytes(stage / "import_report.json",
-                           orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        atomic_write_bytes(
+            stage / "import_report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2)
+        )
     ds.path = out
     ds._stamp = None
     return result

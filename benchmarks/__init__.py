@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.run [names...] [--quick]`` (see ``benchmarks/run.py``)."""

@@ -1,0 +1,242 @@
+"""Trainer benchmark: accuracy of every model on the samples, training time, ONNX latency.
+
+1. Subject-independent 5-fold CV on ``samples/arnis`` for every model on the same folds, on the
+   raw sticks and on sticks corrected by ``toolkit.correct`` (when it is importable).
+2. Training time of one GeoPose-Net fold with the frozen backbone's crop features cached vs
+   recomputed every step (same epochs, no early stop).
+3. onnxruntime (2 threads) vs torch eager (2 threads): latency at batch 1 (median, p95) and
+   throughput at batch 64, for the exported single GeoPose-Net model.
+
+Run: ``python -m benchmarks.run trainer`` or ``python -m benchmarks.bench_trainer [--quick]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "arnis"
+MODELS = ("geopose", "graph", "visual", "flat", "no-aux", "angles-rf", "angles-gbm")
+
+
+def load_samples(corrected: bool):
+    """The committed samples as a dataset with their taxonomy (corrected sticks optional)."""
+    import toolkit.io.yolo  # noqa: F401  (registers the format)
+    from toolkit import io
+
+    ds = io.read(SAMPLES / "data.yaml", labels=SAMPLES / "labels.csv").dataset
+    ds.taxonomy = json.loads((SAMPLES / "taxonomy.json").read_text("utf-8"))
+    note = "raw"
+    if corrected:
+        from toolkit.correct import apply, correct
+
+        n = apply(ds, correct(ds))
+        note = f"corrected ({n} annotations changed)"
+    return ds, note
+
+
+def _accuracy(quick: bool, tmp: Path, sticks: tuple[str, ...] = ("raw", "corrected")) -> dict:
+    from trainer.data import prepare
+    from trainer.runs import run_ablation
+    from trainer.train import TrainConfig
+
+    try:
+        import toolkit.correct  # noqa: F401
+
+        variants = [s == "corrected" for s in sticks]
+    except ImportError:
+        variants = [False] if "raw" in sticks else []
+    models = ("geopose", "graph", "angles-rf") if quick else MODELS
+    cfg = TrainConfig(epochs=20 if quick else 100)
+    out: dict = {"models": list(models), "runs": {}}
+    for corrected in variants:
+        ds, note = load_samples(corrected)
+        prep = prepare(ds, crops=True)
+        key = "corrected" if corrected else "raw"
+        t0 = time.perf_counter()
+        res, table = run_ablation(prep, list(models), cfg, tmp / f"abl_{key}", n_folds=5)
+        out["runs"][key] = {
+            "sticks": note,
+            "seconds": time.perf_counter() - t0,
+            "table": table,
+            "models": {
+                r["model"]: {
+                    k: r[k]
+                    for k in (
+                        "accuracy_mean",
+                        "accuracy_std",
+                        "macro_f1_mean",
+                        "kappa_mean",
+                        "family_accuracy_mean",
+                        "chamber_accuracy_mean",
+                        "seconds_per_fold_mean",
+                    )
+                }
+                for r in res
+            },
+            "folds": [f["test_groups"] for f in res[0]["folds"]],
+        }
+    return out
+
+
+def _fold_time(quick: bool) -> dict:
+    from trainer.cv import make_folds
+    from trainer.data import prepare
+    from trainer.train import CropCache, TrainConfig, train_fold
+
+    ds, _ = load_samples(False)
+    prep = prepare(ds, crops=True)
+    fold = make_folds(prep.y, prep.groups, 5)[0]
+    epochs = 3 if quick else 10
+    res = {"epochs": epochs, "n_train": int(len(fold.train))}
+    for cached in (True, False):
+        cfg = TrainConfig(model="geopose", epochs=epochs, patience=10**6, cache_features=cached)
+        cache = CropCache(prep, cfg)
+        t0 = time.perf_counter()
+        train_fold(prep, fold, cfg, cache)
+        res["cached" if cached else "uncached"] = time.perf_counter() - t0
+    cfg = TrainConfig(model="geopose", epochs=1, finetune_epochs=1, patience=10**6)
+    out = train_fold(prep, fold, cfg, CropCache(prep, cfg))
+    res["finetune_epoch_seconds"] = float(out.history[-1]["seconds"])
+    res["frozen_epoch_seconds"] = float(out.history[0]["seconds"])
+    return res
+
+
+def _latency(quick: bool, tmp: Path) -> dict:
+    import torch
+
+    from trainer.export import ExportModule, example_inputs, ort_session
+    from trainer.models import GeoPoseNet
+
+    fam = np.repeat(np.arange(4), 3)
+    ch = np.tile(np.arange(3), 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GeoPoseNet(12, "geopose", fam, ch).eval()
+        module = ExportModule([model]).eval()
+        path = tmp / "bench.onnx"
+        dyn = {n: {0: "batch"} for n in module.input_names + module.output_names}
+        torch.onnx.export(
+            module,
+            tuple(example_inputs(module, 2)),
+            str(path),
+            dynamo=False,
+            input_names=module.input_names,
+            output_names=module.output_names,
+            dynamic_axes=dyn,
+            opset_version=17,
+        )
+    sess = ort_session(path, threads=2)
+    reps1, reps64 = (50, 10) if quick else (300, 40)
+    out = {}
+    x1, x64 = example_inputs(module, 1), example_inputs(module, 64)
+
+    def timeit(fn, reps):
+        for _ in range(5):
+            fn()
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return np.array(ts)
+
+    feed1 = {n: t.numpy() for n, t in zip(module.input_names, x1, strict=True)}
+    feed64 = {n: t.numpy() for n, t in zip(module.input_names, x64, strict=True)}
+    t1 = timeit(lambda: sess.run(None, feed1), reps1)
+    t64 = timeit(lambda: sess.run(None, feed64), reps64)
+    out["onnxruntime"] = {
+        "b1_median_ms": 1e3 * np.median(t1),
+        "b1_p95_ms": 1e3 * np.percentile(t1, 95),
+        "b64_ms": 1e3 * np.median(t64),
+        "b64_fps": 64 / np.median(t64),
+    }
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            e1 = timeit(lambda: module(*x1), max(20, reps1 // 5))
+            e64 = timeit(lambda: module(*x64), max(5, reps64 // 4))
+    finally:
+        torch.set_num_threads(prev)
+    out["torch_eager"] = {
+        "b1_median_ms": 1e3 * np.median(e1),
+        "b1_p95_ms": 1e3 * np.percentile(e1, 95),
+        "b64_ms": 1e3 * np.median(e64),
+        "b64_fps": 64 / np.median(e64),
+    }
+    return out
+
+
+def main(quick: bool = False) -> dict:
+    """Run all three parts, print the tables and return the figures."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        lat = _latency(quick, tmp)
+        ft = _fold_time(quick)
+        acc = _accuracy(quick, tmp)
+    print(f"machine load average at start: {load:.1f} (2 cores); timings scale with it\n")
+    for run in acc["runs"].values():
+        print(f"== accuracy, 5-fold subject-independent CV, {run['sticks']} sticks")
+        print(run["table"])
+        print()
+    for key in acc["runs"]:
+        m = acc["runs"][key]["models"]
+        if "geopose" in m and "angles-rf" in m:
+            gap = 100 * (m["geopose"]["accuracy_mean"] - m["angles-rf"]["accuracy_mean"])
+            print(
+                f"{key}: geopose {m['geopose']['accuracy_mean']:.3f} vs angles-rf "
+                f"{m['angles-rf']['accuracy_mean']:.3f}: {gap:+.1f} points "
+                f"(targets: >= 0.95 and >= +10 points)"
+            )
+    print(
+        f"\n== training time, one geopose fold ({ft['n_train']} training frames, "
+        f"{ft['epochs']} epochs, no early stop)"
+    )
+    print(f"{'':<26}{'seconds':>9}")
+    print(f"{'cached crop features':<26}{ft['cached']:>9.1f}")
+    print(
+        f"{'backbone every step':<26}{ft['uncached']:>9.1f}   ratio "
+        f"{ft['uncached'] / ft['cached']:.1f}x"
+    )
+    print(
+        f"one frozen epoch {ft['frozen_epoch_seconds']:.1f} s, one fine-tuning epoch "
+        f"{ft['finetune_epoch_seconds']:.1f} s"
+    )
+    o, e = lat["onnxruntime"], lat["torch_eager"]
+    print("\n== inference, GeoPose-Net (graph + MobileNetV3-Small 128x128), 2 threads")
+    print(f"{'':<14}{'b1 median ms':>13}{'b1 p95 ms':>11}{'b64 ms':>9}{'b64 frames/s':>14}")
+    for name, r in (("onnxruntime", o), ("torch eager", e)):
+        print(
+            f"{name:<14}{r['b1_median_ms']:>13.2f}{r['b1_p95_ms']:>11.2f}{r['b64_ms']:>9.1f}"
+            f"{r['b64_fps']:>14.0f}"
+        )
+    print(
+        f"ratio (eager / ort): batch 1 {e['b1_median_ms'] / o['b1_median_ms']:.1f}x, "
+        f"batch 64 {e['b64_ms'] / o['b64_ms']:.1f}x; targets <= 1 ms/frame at batch 1, "
+        ">= 2500 frames/s at batch 64"
+    )
+    return {"load_average": load, "accuracy": acc, "fold_time": ft, "latency": lat, "quick": quick}
+
+
+if __name__ == "__main__":
+    if "--accuracy" in sys.argv:  # one part alone: --accuracy raw|corrected OUT.json
+        i = sys.argv.index("--accuracy")
+        with tempfile.TemporaryDirectory() as d:
+            r = _accuracy("--quick" in sys.argv, Path(d), (sys.argv[i + 1],))
+        for run in r["runs"].values():
+            print(run["sticks"])
+            print(run["table"])
+        Path(sys.argv[i + 2]).write_text(json.dumps(r, indent=1))
+    else:
+        main(quick="--quick" in sys.argv)

@@ -1,0 +1,228 @@
+"""Benchmark of ``toolkit validate``: recall of the injected stick errors, false flags, speed.
+
+Accuracy: a sample set generated with :func:`toolkit.synth.generate` (images and videos, stick
+errors injected at known rates, clean truth beside them) is validated; a frame counts as flagged
+when it has a ``stick.*`` or ``temporal.*`` finding of severity warning or error. Reported: recall
+per error kind and overall, and the false-flag rate on clean frames (foreshortened ones
+separately), with and without image evidence.
+
+Speed: the rule checks (no VAE, no images) on 1M synthetic annotations, beside a
+straightforward per-annotation Python implementation of the same checks in the same process.
+
+Run: ``python -m benchmarks.run validate`` or ``python -m benchmarks.bench_validate [--quick]``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.bench_correct import ERROR_GROUPS, load_samples, sample_set, synthetic_poses
+
+COCO_BONES = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+
+
+def accuracy(ds, kinds: np.ndarray, fs: np.ndarray, use_images: bool) -> dict:
+    """Recall per error kind and false-flag rate on clean frames."""
+    from toolkit import validate as V
+
+    t0 = time.perf_counter()
+    rep = V.validate(ds, use_vae=False, use_images=use_images)
+    secs = time.perf_counter() - t0
+    flagged = V.flagged_rows(rep.findings, len(ds))
+    is_video = ds.frame_table()["video_id"].notna().to_numpy()
+    corrupted = np.isin(kinds, ERROR_GROUPS)
+    clean = kinds == "none"
+    out = {
+        "seconds": round(secs, 2),
+        "n_corrupted": int(corrupted.sum()),
+        "n_clean": int(clean.sum()),
+        "recall": round(float(flagged[corrupted].mean()), 3),
+        "recall_images": round(float(flagged[corrupted & ~is_video].mean()), 3),
+        "recall_video": round(float(flagged[corrupted & is_video].mean()), 3)
+        if (corrupted & is_video).any()
+        else None,
+        "false_flag_rate": round(float(flagged[clean].mean()), 4),
+        "false_flag_rate_foreshortened": round(float(flagged[clean & fs].mean()), 4)
+        if (clean & fs).any()
+        else None,
+        "false_flag_rate_video": round(float(flagged[clean & is_video].mean()), 4)
+        if (clean & is_video).any()
+        else None,
+        "recall_by_kind": {
+            k: round(float(flagged[kinds == k].mean()), 3)
+            for k in ERROR_GROUPS
+            if (kinds == k).any()
+        },
+    }
+    return out
+
+
+def reference_validate(
+    kp: np.ndarray,
+    width: float,
+    height: float,
+    bone_upper: np.ndarray,
+    subject_length: float,
+    stance_centre: float,
+    angle_thr: float,
+    grip_tol: float = 0.35,
+    long_tol: float = 0.12,
+) -> list[tuple]:
+    """The same rule checks, one annotation at a time in plain Python (statistics passed in).
+
+    Returns:
+        ``(row, code)`` findings.
+    """
+    out = []
+    for i in range(len(kp)):
+        p = kp[i]
+        pts = [(float(x), float(y), float(v)) for x, y, v in p]
+        ok = [v > 0 and x == x and y == y for x, y, v in pts]
+
+        def dist(a, b, pts=pts):
+            return math.hypot(pts[a][0] - pts[b][0], pts[a][1] - pts[b][1])
+
+        n_body = sum(ok[:17])
+        if n_body < 5:
+            out.append((i, "structure.few_keypoints"))
+        if any(v not in (0.0, 1.0, 2.0) for _, _, v in pts):
+            out.append((i, "structure.visibility"))
+        if any(
+            o and (x < -2 or y < -2 or x > width + 2 or y > height + 2)
+            for o, (x, y, _) in zip(ok, pts, strict=True)
+        ):
+            out.append((i, "structure.out_of_image"))
+        sides = [
+            dist(5, 11) if ok[5] and ok[11] else None,
+            dist(6, 12) if ok[6] and ok[12] else None,
+        ]
+        sides = [d for d in sides if d is not None]
+        if not sides:
+            continue
+        s = sum(sides) / len(sides)
+        for j, (a, b) in enumerate(COCO_BONES):
+            if ok[a] and ok[b] and dist(a, b) / s > bone_upper[j]:
+                out.append((i, "anatomy.bone_length"))
+                break
+        for a, b, c in ((5, 7, 9), (6, 8, 10), (11, 13, 15), (12, 14, 16)):
+            if ok[a] and ok[b] and ok[c]:
+                ux, uy = pts[a][0] - pts[b][0], pts[a][1] - pts[b][1]
+                vx, vy = pts[c][0] - pts[b][0], pts[c][1] - pts[b][1]
+                ang = abs(math.degrees(math.atan2(ux * vy - uy * vx, ux * vx + uy * vy)))
+                if ang < 12:
+                    out.append((i, "anatomy.joint_angle"))
+        if not (ok[17] and ok[18]):
+            out.append((i, "stick.tip_missing"))
+            continue
+        dg = min(dist(17, 9), dist(17, 10)) / s
+        dt = min(dist(18, 9), dist(18, 10)) / s
+        if dt < grip_tol and dg > grip_tol and dt < 0.5 * dg:
+            out.append((i, "stick.swap"))
+            continue
+        w = 9 if dist(17, 9) <= dist(17, 10) else 10
+        if dist(17, w) / s > grip_tol:
+            out.append((i, "stick.grip_far"))
+            continue
+        ratio = dist(17, 18) / s / subject_length
+        if ratio > 1 + long_tol:
+            out.append((i, "stick.too_long"))
+        fx, fy = pts[w][0] - pts[w - 2][0], pts[w][1] - pts[w - 2][1]
+        sx, sy = pts[18][0] - pts[17][0], pts[18][1] - pts[17][1]
+        rel = math.degrees(math.atan2(fx * sy - fy * sx, fx * sx + fy * sy))
+        dev = abs((rel - stance_centre + 180) % 360 - 180)
+        if ratio >= 0.45 and dev > angle_thr:
+            out.append((i, "stick.forearm_angle"))
+    return out
+
+
+def speed(n: int) -> dict:
+    """Annotations/s of the vectorised rule checks vs the per-annotation reference."""
+    from toolkit import validate as V
+    from toolkit.dataset import Dataset
+
+    kp = synthetic_poses(n, seed=1)
+    ids = np.arange(1, n + 1)
+    ds = Dataset.from_records(
+        [
+            {
+                "id": int(i),
+                "file_name": f"f/{i}.jpg",
+                "width": 400,
+                "height": 640,
+                "subject": f"s{i % 8}",
+                "stance": f"st{i % 12}",
+            }
+            for i in ids
+        ],
+        [{"id": int(i), "image_id": int(i)} for i in ids],
+        kp,
+        bboxes=np.zeros((n, 4)),
+    )
+    t0 = time.perf_counter()
+    rep = V.validate(ds, use_vae=False, use_images=False)
+    t_vec = time.perf_counter() - t0
+    from toolkit import geometry as geo
+
+    scale = geo.body_scale(kp)
+    ratio = geo.bone_lengths(kp) / scale[:, None]
+    med = np.nanmedian(ratio, 0)
+    mad = np.nanmedian(np.abs(ratio - med), 0) * 1.4826
+    upper = med + 6 * np.maximum(mad, 0.05 * med)
+    m = min(n, 100_000)
+    t0 = time.perf_counter()
+    ref = reference_validate(kp[:m], 400, 640, upper, 1.4, 20.0, 35.0)
+    t_ref = (time.perf_counter() - t0) * n / m
+    return {
+        "n": n,
+        "vectorised_s": round(t_vec, 3),
+        "reference_s": round(t_ref, 3),
+        "reference_measured_on": m,
+        "vectorised_ann_per_s": round(n / t_vec),
+        "reference_ann_per_s": round(n / t_ref),
+        "ratio": round(t_ref / t_vec, 1),
+        "findings_vectorised": int(len(rep.findings)),
+        "findings_reference_scaled": int(len(ref) * n / m),
+    }
+
+
+def main(quick: bool = False) -> dict:
+    """Run the benchmark; prints a table and returns a JSON-able dict."""
+    per_class = 3 if quick else 10
+    n_speed = 100_000 if quick else 1_000_000
+    root = sample_set(per_class)
+    ds, _clean, kinds, fs = load_samples(root)
+    acc = {
+        "with_images": accuracy(ds, kinds, fs, True),
+        "no_images": accuracy(ds, kinds, fs, False),
+    }
+    spd = speed(n_speed)
+    print(f"validate: {len(ds)} annotations (synth per_class={per_class}, 4 videos)")
+    print(
+        f"{'config':12} {'recall':>7} {'img':>6} {'video':>6} {'false flags':>12} "
+        f"{'(foreshort.)':>12} {'(video)':>8}  per kind"
+    )
+    for name, a in acc.items():
+        kinds_s = " ".join(f"{k}={v:.2f}" for k, v in a["recall_by_kind"].items())
+        print(
+            f"{name:12} {a['recall']:7.3f} {a['recall_images']:6.3f} "
+            f"{a['recall_video'] or 0:6.3f} {a['false_flag_rate']:12.2%} "
+            f"{a['false_flag_rate_foreshortened'] or 0:12.2%} "
+            f"{a['false_flag_rate_video'] or 0:8.2%}  {kinds_s}"
+        )
+    print(
+        f"speed (rule checks, {spd['n']:,} annotations): vectorised "
+        f"{spd['vectorised_ann_per_s']:,}/s, per-annotation Python "
+        f"{spd['reference_ann_per_s']:,}/s, ratio {spd['ratio']}x"
+    )
+    return {"per_class": per_class, "accuracy": acc, "speed": spd}
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

@@ -1,0 +1,114 @@
+"""Vectorised geometry: weapon hand, body scale, stick and forearm measures, NaN handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit import geometry as geo
+from toolkit import layout
+
+
+def _pose(grip=(60.0, 100.0), tip=(60.0, 20.0)) -> np.ndarray:
+    """One upright pose: shoulders at y=100, hips at y=200 (torso 100 px), arms down."""
+    kp = np.full((19, 3), np.nan)
+    kp[:, 2] = 0
+    pts = {
+        layout.L_SHOULDER: (120, 100), layout.R_SHOULDER: (80, 100),
+        layout.L_HIP: (115, 200), layout.R_HIP: (85, 200),
+        layout.L_ELBOW: (130, 150), layout.R_ELBOW: (70, 150),
+        layout.L_WRIST: (135, 190), layout.R_WRIST: (65, 110),
+        layout.GRIP: grip, layout.TIP: tip,
+    }  # fmt: skip
+    for i, (x, y) in pts.items():
+        kp[i] = (x, y, 2)
+    return kp
+
+
+def test_weapon_side_is_the_wrist_nearest_the_grip_not_a_fixed_side():
+    right = _pose(grip=(64, 104))
+    left = _pose(grip=(136, 195), tip=(150, 120))
+    kp = np.stack([right, left])
+    assert geo.weapon_side(kp).tolist() == [geo.RIGHT, geo.LEFT]
+    assert geo.weapon_wrist_index(kp).tolist() == [layout.R_WRIST, layout.L_WRIST]
+    assert geo.weapon_elbow_index(kp).tolist() == [layout.R_ELBOW, layout.L_ELBOW]
+
+
+def test_weapon_side_falls_back_to_the_tip_and_then_unknown():
+    a = _pose(grip=(np.nan, np.nan), tip=(134, 192))
+    a[layout.GRIP, 2] = 0
+    b = _pose()
+    b[[layout.GRIP, layout.TIP], 2] = 0
+    b[[layout.GRIP, layout.TIP], :2] = np.nan
+    assert geo.weapon_side(np.stack([a, b])).tolist() == [geo.LEFT, geo.UNKNOWN]
+    assert geo.weapon_wrist_index(np.stack([a, b])).tolist() == [layout.L_WRIST, -1]
+
+
+def test_body_scale_is_mean_shoulder_hip_distance_robust_to_missing_points():
+    kp = np.stack([_pose()] * 3)
+    kp[1, layout.L_HIP] = (np.nan, np.nan, 0)  # one side only
+    kp[2, [layout.L_HIP, layout.R_SHOULDER], 2] = 0  # cross-side fallback
+    s = geo.body_scale(kp)
+    left, right = np.hypot(5, 100), np.hypot(5, 100)
+    assert s[0] == pytest.approx((left + right) / 2)
+    assert s[1] == pytest.approx(right)
+    # Shoulder midpoint (120,100), hip midpoint (85,200).
+    assert s[2] == pytest.approx(np.hypot(35, 100))
+    empty = np.full((1, 19, 3), np.nan)
+    empty[..., 2] = 0
+    assert np.isnan(geo.body_scale(empty)[0])
+
+
+def test_missing_points_are_nan_even_if_coordinates_are_left_in_place():
+    kp = _pose()[None].copy()
+    kp[0, layout.TIP, 2] = 0  # v = 0 but x/y still set: must not count
+    assert np.isnan(geo.stick_length(kp)[0])
+    assert np.isnan(geo.stick_angle(kp)[0])
+
+
+def test_stick_vector_length_and_angle():
+    kp = _pose(grip=(60, 100), tip=(60, 20))[None]
+    assert geo.stick_vector(kp)[0].tolist() == [0, -80]
+    assert geo.stick_length(kp)[0] == pytest.approx(80)
+    assert geo.stick_angle(kp)[0] == pytest.approx(-90)  # image y is down: "up" is -90
+
+
+def test_forearm_vector_and_angle_between():
+    kp = _pose()[None]
+    fore = geo.forearm_vector(kp)  # right arm: wrist (65,110) - elbow (70,150)
+    assert fore[0].tolist() == [-5, -40]
+    a = geo.angle_between(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
+    assert a[0] == pytest.approx(90)  # clockwise on screen
+    assert geo.angle_between(np.array([[1.0, 0.0]]), np.array([[-1.0, 0.0]]))[0] == 180
+    assert np.isnan(geo.angle_between(np.zeros((1, 2)), np.ones((1, 2)))[0])
+
+
+def test_bone_lengths_joint_angles_and_wrap():
+    kp = _pose()[None]
+    bones = geo.bone_lengths(
+        kp, ((layout.L_SHOULDER, layout.L_HIP), (layout.L_SHOULDER, layout.NOSE))
+    )
+    assert bones[0, 0] == pytest.approx(np.hypot(5, 100))
+    assert np.isnan(bones[0, 1])
+    ang = geo.joint_angle(kp, layout.L_SHOULDER, layout.L_ELBOW, layout.L_WRIST)
+    u, v = np.array([-10, -50]), np.array([5, 40])
+    expect = np.degrees(np.arccos(u @ v / np.linalg.norm(u) / np.linalg.norm(v)))
+    assert ang[0] == pytest.approx(expect)
+    assert geo.wrap_degrees(np.array([190.0, -190.0, 180.0])).tolist() == [-170, 170, 180]
+    r = geo.rotate(np.array([[1.0, 0.0]]), np.array([90.0]))
+    assert r[0] == pytest.approx([0, 1])
+
+
+def test_normalise_pose_centres_on_hips_and_divides_by_torso():
+    kp = _pose()[None]
+    z = geo.normalise_pose(kp)
+    assert z[0, layout.L_HIP] == pytest.approx([15 / np.hypot(5, 100), 0])
+    assert np.isnan(z[0, layout.NOSE]).all()
+
+
+def test_vectorised_over_many_rows_matches_row_by_row():
+    rng = np.random.default_rng(0)
+    kp = np.stack([_pose(grip=(60 + d, 100), tip=(60, 20 + d)) for d in rng.uniform(0, 30, 50)])
+    one = np.array([geo.stick_length(k[None])[0] for k in kp])
+    assert np.allclose(geo.stick_length(kp), one)
+    assert geo.weapon_side(kp).shape == (50,)

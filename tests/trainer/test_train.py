@@ -1,0 +1,166 @@
+"""Folds, metrics, the CV loop and the run folder, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from toolkit.errors import InputError
+from trainer.cv import classification_metrics, confusion, inner_split, make_folds
+from trainer.data import Taxonomy, featurise, prepare, toy_dataset
+from trainer.runs import load_checkpoint, run_experiment, summary_table
+from trainer.train import TrainConfig
+
+FAST = {"epochs": 2, "patience": 5, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return toy_dataset(tmp_path_factory.mktemp("toy"), n_subjects=4, per_class=2, image_size=64)
+
+
+def test_folds_never_share_a_subject():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"s{i}" for i in range(8)], 36)
+    y = rng.integers(0, 12, len(groups))
+    folds = make_folds(y, groups, 5, seed=0)
+    assert len(folds) == 5
+    seen = np.concatenate([f.test for f in folds])
+    assert sorted(seen.tolist()) == list(range(len(y)))  # every row tested exactly once
+    for f in folds:
+        assert not set(groups[f.train]) & set(groups[f.test])
+        assert set(f.test_groups) == set(groups[f.test])
+        fit, val = inner_split(y, groups, f.train, seed=1)
+        assert not set(groups[fit]) & set(groups[val])
+        assert set(fit) | set(val) == set(f.train) and len(val)
+    with pytest.raises(InputError, match="at least 5 groups"):
+        make_folds(y[:72], groups[:72], 5)
+
+
+def test_metrics():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 0, 1, 2, 2, 2])
+    fam = np.array([0, 0, 1])
+    m = classification_metrics(y, p, 3, fam, np.array([0, 1, 0]))
+    assert m["accuracy"] == pytest.approx(5 / 6)
+    assert m["family_accuracy"] == pytest.approx(5 / 6)
+    assert 0 < m["kappa"] < 1 and 0 < m["macro_f1"] < 1
+    assert np.isnan(classification_metrics(y, p, 3)["family_accuracy"])
+    assert confusion(y, p, 3).tolist() == [[2, 0, 0], [0, 1, 1], [0, 0, 2]]
+
+
+def test_prepare_targets_and_errors(toy):
+    prep = prepare(toy)
+    assert len(prep) == len(toy) and prep.taxonomy.hierarchical
+    assert prep.taxonomy.classes == toy.stances
+    np.testing.assert_array_equal(prep.family, prep.taxonomy.family_of[prep.y])
+    assert set(prep.groups) == {"s01", "s02", "s03", "s04"}
+    bad = toy.copy()
+    bad.images.loc[0, "stance"] = "crane_high"
+    with pytest.raises(InputError, match="crane_high"):
+        prepare(bad)
+    nosub = toy.copy()
+    nosub.images["subject"] = None
+    with pytest.raises(InputError, match="--group none"):
+        prepare(nosub)
+    assert len(np.unique(prepare(nosub, group="none").groups)) == len(toy)
+    with pytest.raises(InputError, match="family"):
+        Taxonomy.from_dict(
+            {"stances": [{"name": "a", "family": "f", "chamber": "c"}, {"name": "b"}]}
+        )
+    with pytest.raises(InputError, match="taxonomy schema"):
+        Taxonomy.from_dict({"stances": []})
+    with pytest.raises(InputError, match="unique"):
+        Taxonomy.from_dict({"stances": [{"name": "a"}, {"name": "a"}]})
+
+
+def test_two_epoch_fit_writes_run_folder(toy, tmp_path):
+    prep = prepare(toy)
+    cfg = TrainConfig(model="graph", **FAST)
+    run = tmp_path / "run"
+    res = run_experiment(prep, cfg, run, n_folds=2)
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "metrics.csv",
+        "folds.csv",
+        "oof_probabilities.csv",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "training_curves.png",
+    ):
+        assert (run / name).stat().st_size > 0, name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["model"] == "graph" and len(m["folds"]) == 2
+    for f in m["folds"]:
+        assert {"fold", "accuracy", "macro_f1", "kappa", "n_test", "test_groups"} <= set(f)
+    for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "kappa_mean"):
+        assert np.isfinite(m[k])
+    assert sum(f["n_test"] for f in m["folds"]) == len(prep)
+    oof = pd.read_csv(run / "oof_probabilities.csv")
+    assert len(oof) == len(prep)
+    assert list(oof.columns[:6]) == [
+        "ann_id",
+        "image_id",
+        "file_name",
+        "fold",
+        "label",
+        "predicted",
+    ]
+    p = oof[[f"p_{c}" for c in prep.taxonomy.classes]].to_numpy()
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-4)
+    assert (oof["predicted"] == np.array(prep.taxonomy.classes)[p.argmax(1)]).all()
+    assert len(pd.read_csv(run / "metrics.csv")) == 4  # 2 folds + mean + std
+    # the checkpoint reloads with weights_only=True and reproduces the out-of-fold numbers
+    model, ckpt = load_checkpoint(run / "folds" / "fold_1" / "model.pt")
+    test = res.outputs[1].fold.test
+    nodes, edges = featurise(prep.keypoints[test], prep.conf[test])
+    with torch.no_grad():
+        proba = model(torch.from_numpy(nodes), torch.from_numpy(edges))["stance"].softmax(-1)
+    np.testing.assert_allclose(proba.numpy(), res.oof[test], atol=1e-5)
+    assert ckpt["classes"] == prep.taxonomy.classes
+    assert "graph" in summary_table([m], baseline=None)
+    # an existing run is refused; --resume keeps finished folds
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_experiment(prep, cfg, run, n_folds=2)
+    again = run_experiment(prep, cfg, run, n_folds=2, resume=True)
+    assert again.outputs == [] and again.metrics["accuracy_mean"] == m["accuracy_mean"]
+
+
+def test_geopose_fit_with_cached_features_and_finetune(toy, tmp_path):
+    prep = prepare(toy, crops=True)
+    assert prep.crops.shape == (len(toy), 128, 128, 3) and prep.crops.max() > 0
+    cfg = TrainConfig(model="geopose", epochs=1, finetune_epochs=1, batch_size=8, aug_views=2)
+    with pytest.warns(UserWarning, match="RANDOM"):
+        res = run_experiment(prep, cfg, tmp_path / "run", n_folds=2)
+    assert res.metrics["crop_feature_seconds"] > 0
+    hist = pd.read_csv(tmp_path / "run" / "folds" / "fold_0" / "history.csv")
+    assert hist["phase"].tolist() == ["frozen", "finetune"]
+    assert np.isfinite(res.oof).all()
+
+
+def test_fit_on_17_keypoints_marks_stick_missing(tmp_path):
+    ds = toy_dataset(tmp_path, n_subjects=3, per_class=2, image_size=64, with_stick=False)
+    prep = prepare(ds, crops=True)  # crops centre on the weapon wrist instead
+    nodes, _ = featurise(prep.keypoints, prep.conf)
+    assert (nodes[:, 17:, :4] == 0).all()
+    res = run_experiment(
+        prep,
+        TrainConfig(model="no-aux", epochs=1, batch_size=8, aug_views=1),
+        tmp_path / "run",
+        n_folds=3,
+    )
+    assert np.isfinite(res.oof).all() and len(res.metrics["folds"]) == 3
+
+
+def test_angle_baseline_uses_the_same_folds(toy, tmp_path):
+    pytest.importorskip("trainer.baselines")
+    prep = prepare(toy)
+    res = run_experiment(prep, TrainConfig(model="angles-rf"), tmp_path / "rf", n_folds=2)
+    folds = pd.read_csv(tmp_path / "rf" / "folds.csv")
+    assert folds["fold"].nunique() == 2 and np.isfinite(res.oof).all()
+    assert not (tmp_path / "rf" / "folds" / "fold_0" / "model.pt").exists()

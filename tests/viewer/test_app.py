@@ -1,0 +1,373 @@
+"""The viewer in a real napari window (Xvfb): drags, keys, saving, the dock, the queue."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from qtpy.QtCore import QPoint, Qt
+from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QPushButton
+
+from toolkit import layout
+from toolkit.dataset import JOURNAL_FILE, Dataset
+from viewer.app import open_dataset
+
+pytestmark = pytest.mark.gui
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+
+
+def _open(make_napari_viewer, path, **kw):
+    viewer = make_napari_viewer(show=True)
+    app = open_dataset(viewer, path, autosave_s=0, **kw)
+    return viewer, app
+
+
+def _canvas(viewer):
+    return viewer.window._qt_viewer.canvas.native
+
+
+def _press(qtbot, viewer, key, mod=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(_canvas(viewer), key, mod)
+    qtbot.wait(5)
+
+
+def _to_canvas(viewer, xy) -> QPoint:
+    """Dataset ``x, y`` -> canvas pixel (2D camera: centre and zoom)."""
+    qtbot_canvas = _canvas(viewer)
+    cy, cx = viewer.camera.center[-2:]
+    z = viewer.camera.zoom
+    px = (xy[0] - cx) * z + qtbot_canvas.width() / 2
+    py = (xy[1] - cy) * z + qtbot_canvas.height() / 2
+    return QPoint(round(px), round(py))
+
+
+def _tip_index(app) -> int:
+    return int(np.flatnonzero(app.points_layer.features["kp"].to_numpy() == layout.TIP)[0])
+
+
+def test_opens_on_first_flagged_frame_with_layers_and_dock(make_napari_viewer, small_dataset):
+    ds = Dataset.load(small_dataset)
+    ds.annotations.at[ds.annotations.index[2], "predictions"] = {
+        "stance": "forward_low",
+        "confidence": 0.87,
+    }
+    ds.save()
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    assert [layer.name for layer in viewer.layers] == ["frames", "skeleton", "stick", "keypoints"]
+    assert app.frame == 2 and viewer.dims.current_step[0] == 2  # pending correction
+    assert viewer.layers["frames"].data.shape == (6, 160, 160, 3)
+    pts = app.points_layer
+    assert len(pts.data) == 19 and (pts.data[:, 0] == 2).all()
+    # (t, y, x) in napari: the nose at x = 80 + 2, y = 30
+    np.testing.assert_allclose(pts.data[0], [2, 30, 82])
+    assert pts.features["keypoint"].iat[18] == "stick_tip"
+    assert len(app.stick_layer.data) == 2 and len(app.skeleton_layer.data) == 19
+    assert "FLAGGED" in viewer.canvas.overlays.text.text
+    dock = app.dock
+    findings = dock.findChild(QListWidget, "findings_list")
+    assert "corrected" in findings.item(0).text()
+    assert dock.findChild(QComboBox, "stance_combo").currentText() == "back_high"
+    prediction = dock.findChild(QLabel, "prediction_label").text()
+    assert "forward_low (0.87)" in prediction and "disagrees" in prediction
+    queue = dock.findChild(QListWidget, "queue_list")
+    assert queue.count() == 1 and "stick.length" in queue.item(0).text()
+
+
+def test_mouse_drag_moves_tip_and_lines_follow_then_save(make_napari_viewer, small_dataset, qtbot):
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    app.goto(4)
+    viewer.reset_view()
+    qtbot.wait(50)
+    canvas = _canvas(viewer)
+    tip = app.ds.keypoints[4, layout.TIP, :2].copy()
+    start = _to_canvas(viewer, tip)
+    target_xy = tip + [-12.0, 10.0]
+    end = _to_canvas(viewer, target_xy)
+    qtbot.mouseMove(canvas, start)
+    qtbot.wait(30)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.wait(30)
+    for f in (0.3, 0.6, 1.0):
+        p = start + (end - start) * f
+        qtbot.mouseMove(canvas, p)
+        qtbot.wait(30)
+        if f == 0.6:  # mid-drag: the stick line already follows the point
+            stick_end = app.stick_layer.data[1, 0, 1:] + app.stick_layer.data[1, 1, 1:]
+            assert np.linalg.norm(stick_end[::-1] - tip) > 3
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+    qtbot.wait(30)
+    moved = app.ds.keypoints[4, layout.TIP, :2]
+    assert np.linalg.norm(moved - target_xy) < 2.5 / viewer.camera.zoom + 0.5
+    assert app.ds.source[4, layout.TIP] == layout.HUMAN
+    assert app.ds.source[4, layout.GRIP] == layout.IMPORTED  # only the tip moved
+    stick_end = app.stick_layer.data[1, 0, 1:] + app.stick_layer.data[1, 1, 1:]
+    np.testing.assert_allclose(stick_end[::-1], moved, atol=1e-6)
+    assert app.ds.pending_edits() == 1  # journalled before acknowledged
+    _press(qtbot, viewer, Qt.Key.Key_S, CTRL)
+    assert (small_dataset / JOURNAL_FILE).read_bytes() == b""
+    back = Dataset.load(small_dataset)
+    np.testing.assert_allclose(back.keypoints[4, layout.TIP, :2], np.round(moved, 3), atol=1e-3)
+    assert back.source[4, layout.TIP] == layout.HUMAN
+
+    # A locked body point does not move when dragged ...
+    wrist = app.ds.keypoints[4, layout.L_WRIST, :2].copy()
+    _drag(qtbot, viewer, wrist, wrist + [15.0, 15.0])
+    np.testing.assert_array_equal(app.ds.keypoints[4, layout.L_WRIST, :2], wrist)
+    # ... and in rigid mode a tip drag rotates the stick about the grip at the same length.
+    _press(qtbot, viewer, Qt.Key.Key_K)
+    grip = app.ds.keypoints[4, layout.GRIP, :2].copy()
+    length = np.linalg.norm(moved - grip)
+    _drag(qtbot, viewer, moved.copy(), grip + [length * 1.5, 0.0])
+    tip = app.ds.keypoints[4, layout.TIP, :2]
+    assert abs(np.linalg.norm(tip - grip) - length) < 1e-6
+    assert abs(tip[1] - grip[1]) < 0.2 * length  # now pointing right (along +x)
+
+
+def _drag(qtbot, viewer, src_xy, dst_xy, steps=3):
+    canvas = _canvas(viewer)
+    start, end = _to_canvas(viewer, src_xy), _to_canvas(viewer, dst_xy)
+    qtbot.mouseMove(canvas, start)
+    qtbot.wait(20)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.wait(20)
+    for i in range(1, steps + 1):
+        qtbot.mouseMove(canvas, start + (end - start) * (i / steps))
+        qtbot.wait(20)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
+    qtbot.wait(20)
+
+
+def test_layer_data_edit_lock_and_rigid(make_napari_viewer, small_dataset, qtbot):
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    app.goto(0)
+    pts = app.points_layer
+    body = app.ds.keypoints[0, layout.L_WRIST, :2].copy()
+    data = pts.data.copy()
+    data[layout.L_WRIST, 1:] += [5, 5]  # body point: locked by default
+    pts.data = data
+    np.testing.assert_array_equal(app.ds.keypoints[0, layout.L_WRIST, :2], body)
+    np.testing.assert_allclose(pts.data[layout.L_WRIST, 1:], body[::-1])  # snapped back
+    assert "locked" in app.message
+    _press(qtbot, viewer, Qt.Key.Key_L)
+    assert app.unlocked
+    pts.data = data
+    np.testing.assert_allclose(app.ds.keypoints[0, layout.L_WRIST, :2], body + 5)
+
+    _press(qtbot, viewer, Qt.Key.Key_K)
+    assert app.rigid
+    grip = app.ds.keypoints[0, layout.GRIP, :2].copy()
+    length = np.linalg.norm(app.ds.keypoints[0, layout.TIP, :2] - grip)
+    data = pts.data.copy()
+    data[_tip_index(app), 1:] = [grip[1] + 100.0, grip[0]]  # straight down, too far
+    pts.data = data
+    tip = app.ds.keypoints[0, layout.TIP, :2]
+    np.testing.assert_allclose(tip, grip + [0, length], atol=1e-6)  # rotated, same length
+    assert app.ds.source[0, layout.TIP] == layout.HUMAN
+
+
+def test_keys_flagged_accept_undo_missing_stance_save(make_napari_viewer, small_dataset, qtbot):
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    raw_tip = app.ds.keypoints_raw[2, layout.TIP].copy()
+    _press(qtbot, viewer, Qt.Key.Key_N)
+    assert app.frame == 4
+    _press(qtbot, viewer, Qt.Key.Key_N, SHIFT)
+    assert app.frame == 2
+    _press(qtbot, viewer, Qt.Key.Key_Right)
+    assert app.frame == 3
+    _press(qtbot, viewer, Qt.Key.Key_Left)
+    assert app.frame == 2
+    _press(qtbot, viewer, Qt.Key.Key_Return)  # accept the correction
+    assert (app.ds.source[2, [layout.GRIP, layout.TIP]] == layout.HUMAN).all()
+    assert not app.session.flagged_frames()[2]
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL)  # undo restores provenance "corrected"
+    assert (app.ds.source[2, [layout.GRIP, layout.TIP]] == layout.CORRECTED).all()
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL | SHIFT)  # redo
+    assert (app.ds.source[2, [layout.GRIP, layout.TIP]] == layout.HUMAN).all()
+    _press(qtbot, viewer, Qt.Key.Key_R)  # revert stick to raw
+    np.testing.assert_allclose(app.ds.keypoints[2, layout.TIP], raw_tip)
+    app.points_layer.selected_data = {_tip_index(app)}
+    _press(qtbot, viewer, Qt.Key.Key_M)
+    assert np.isnan(app.ds.keypoints[2, layout.TIP, :2]).all()
+    assert app.ds.keypoints[2, layout.TIP, 2] == 0
+    assert len(app.points_layer.data) == 18
+    _press(qtbot, viewer, Qt.Key.Key_BracketRight)  # back_high -> forward_high (wraps)
+    assert app.session.stance(2) == "forward_high"
+    assert app.dock.findChild(QComboBox, "stance_combo").currentText() == "forward_high"
+    _press(qtbot, viewer, Qt.Key.Key_S, CTRL)
+    assert "saved" in app.message
+    back = Dataset.load(small_dataset)
+    assert back.images["stance"].iat[2] == "forward_high"
+    assert np.isnan(back.keypoints[2, layout.TIP, :2]).all()
+    assert back.source[2, layout.TIP] == layout.HUMAN
+    np.testing.assert_allclose(back.keypoints[2, layout.GRIP], app.ds.keypoints_raw[2, layout.GRIP])
+    assert back.pending_edits() == 0
+
+
+def test_save_conflict_is_reported_not_overwritten(make_napari_viewer, small_dataset, qtbot):
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    t = app.frame
+    app.set_stance("forward_low")
+    other = Dataset.load(small_dataset)  # another program loads (replaying our edit) and saves
+    other.images.at[other.images.index[0], "subject"] = "s99"
+    other.save(small_dataset)
+    tip = app.ds.keypoints[t, layout.TIP].copy()
+    app.session.move_points(
+        t, int(app.session.ann_rows(t)[0]), [layout.TIP], [tip[:2] + [3.0, 4.0]]
+    )  # an edit after their save
+    assert app.save() is False
+    assert "changed on disk" in app.message
+    assert "changed on disk" in app.dock.findChild(QLabel, "status_label").text()
+    assert app.dock.findChild(QPushButton, "reload_button").isVisibleTo(app.dock)
+    assert Dataset.load(small_dataset, replay=False).images["subject"].iat[0] == "s99"
+    app.reload()  # merge: their file + our journalled edits
+    assert app.save()
+    back = Dataset.load(small_dataset)
+    assert back.images["subject"].iat[0] == "s99"
+    assert back.images["stance"].iat[t] == "forward_low"
+    np.testing.assert_allclose(back.keypoints[t, layout.TIP, :2], tip[:2] + [3.0, 4.0])
+
+
+def test_queue_click_jumps_and_done_is_saved(make_napari_viewer, small_dataset, qtbot):
+    qfile = small_dataset / "queue.json"
+    doc = {
+        "version": 1,
+        "dataset": str(small_dataset),
+        "items": [
+            {
+                "rank": 1,
+                "file_name": "img_05.png",
+                "reason": "label_disagreement",
+                "score": 0.9,
+                "details": {"predicted": "forward_low"},
+                "done": False,
+            },
+            {
+                "rank": 2,
+                "video": "missing.mp4",
+                "frame_index": 3,
+                "reason": "low_confidence",
+                "score": 0.5,
+                "done": False,
+            },
+        ],
+    }
+    qfile.write_bytes(orjson.dumps(doc))
+    viewer, app = _open(make_napari_viewer, small_dataset, queue=qfile)
+    qlist = app.dock.findChild(QListWidget, "queue_list")
+    assert qlist.count() == 2 and "not in dataset" in qlist.item(1).text()
+    rect = qlist.visualItemRect(qlist.item(0))
+    qtbot.mouseClick(qlist.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert app.frame == 5
+    _press(qtbot, viewer, Qt.Key.Key_D)
+    saved = orjson.loads(qfile.read_bytes())
+    assert saved["items"][0]["done"] is True and saved["items"][1]["done"] is False
+    assert saved["items"][0]["details"] == {"predicted": "forward_low"}  # kept as is
+    assert qlist.item(0).checkState() == Qt.CheckState.Checked
+    qlist.item(0).setCheckState(Qt.CheckState.Unchecked)  # the checkbox saves too
+    assert orjson.loads(qfile.read_bytes())["items"][0]["done"] is False
+
+
+def test_samples_import_and_open(make_napari_viewer, samples_root, tmp_path, qtbot):
+    from toolkit.io.yolo import read_yolo
+
+    result = read_yolo(
+        samples_root / "data.yaml", labels=samples_root / "labels.csv", subject_regex=r"^(s\d+)_"
+    )
+    ds = result.dataset
+    ds.media_root = str(result.media_root or samples_root)
+    ds.save(tmp_path / "samples_ds")
+    viewer, app = _open(make_napari_viewer, tmp_path / "samples_ds")
+    assert app.session.n_frames == len(ds.images)
+    assert viewer.layers["frames"].data[app.frame].mean() > 5
+    assert len(app.points_layer.data) > 0
+    _press(qtbot, viewer, Qt.Key.Key_Right)
+    assert app.frame >= 1
+
+
+def test_real_video_opens_and_scrubs(make_napari_viewer, realdata, tmp_path, qtbot):
+    video = realdata / "tfjs-models" / "pose_1.mp4"
+    poses = orjson.loads((realdata / "tfjs-models" / "pose_1.json").read_bytes())
+    n = 120
+    images, anns, kps = [], [], []
+    for f in range(n):
+        images.append(
+            {
+                "id": f + 1,
+                "file_name": f"pose_1/{f:06d}.jpg",
+                "width": 576,
+                "height": 576,
+                "video_id": 1,
+                "frame_index": f,
+            }
+        )
+        anns.append({"id": f + 1, "image_id": f + 1})
+        kp = np.full((layout.NUM_KEYPOINTS, 3), np.nan)
+        entry = poses[f] if isinstance(poses, list) and f < len(poses) else {}
+        for name, p in entry.items() if isinstance(entry, dict) else []:
+            if name in layout.KEYPOINT_NAMES and isinstance(p, dict) and "x" in p:
+                kp[layout.KEYPOINT_NAMES.index(name)] = [p["x"], p["y"], 2]
+        kps.append(kp)
+    ds = Dataset.from_records(
+        images,
+        anns,
+        np.stack(kps),
+        media_root=str(video.parent),
+        videos=[
+            {
+                "id": 1,
+                "file_name": video.name,
+                "fps": 30.0,
+                "frame_count": n,
+                "width": 576,
+                "height": 576,
+            }
+        ],
+    )
+    ds.save(tmp_path / "video_ds")
+    viewer, app = _open(make_napari_viewer, tmp_path / "video_ds")
+    frames = viewer.layers["frames"]
+    assert frames.data.shape == (n, 576, 576, 3)
+    for t in (0, 1, 2, 60, 59, 119):
+        app.goto(t)
+        frame = np.asarray(frames.data[t])
+        assert frame.shape[:2] == (576, 576) and frame.mean() > 10
+    assert app.frame == 119
+    assert len(app.points_layer.data) == int(np.isfinite(ds.keypoints[119, :, 0]).sum())
+
+
+def test_napari_reader_opens_a_dataset_folder(make_napari_viewer, small_dataset, tmp_path):
+    from viewer.app import app_for
+    from viewer.plugin import get_reader
+
+    assert get_reader(str(tmp_path)) is None  # no dataset.json: not ours
+    assert get_reader(str(small_dataset)) is not None
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(small_dataset), plugin="arnis-suite")
+    app = app_for(viewer)
+    assert app is not None and app.frame == 2
+    assert "keypoints" in [layer.name for layer in viewer.layers]
+    assert app.dock.findChild(QListWidget, "queue_list") is not None
+    app.close()
+
+
+def test_dock_before_a_dataset_offers_to_open_one(make_napari_viewer):
+    from viewer.widgets import ArnisDock
+
+    viewer = make_napari_viewer()
+    dock = ArnisDock(viewer)
+    assert dock.app is None
+    assert dock.findChild(QPushButton, "open_button").isVisibleTo(dock)
+    assert not dock.findChild(QPushButton, "save_button").isEnabled()
+    dock.deleteLater()
+
+
+def test_autosave_folds_the_journal(make_napari_viewer, small_dataset, qtbot):
+    viewer = make_napari_viewer(show=True)
+    app = open_dataset(viewer, small_dataset, autosave_s=0.2)
+    app.set_stance("forward_low")
+    assert app.ds.pending_edits() == 1
+    qtbot.waitUntil(lambda: app.ds.pending_edits() == 0, timeout=5000)
+    assert Dataset.load(small_dataset, replay=False).images["stance"].iat[2] == "forward_low"
+    app.close()

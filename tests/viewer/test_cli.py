@@ -1,0 +1,47 @@
+"""``viewer DATASET [--queue] [--screenshot OUT.png [--frame N]]``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from viewer.cli import main
+
+
+def test_frame_needs_screenshot(small_dataset):
+    res = CliRunner().invoke(main, [str(small_dataset), "--frame", "2"])
+    assert res.exit_code == 2 and "--screenshot" in res.output
+
+
+def test_no_display_says_how_to_run_it(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    res = CliRunner().invoke(main, [str(small_dataset), "--screenshot", str(tmp_path / "a.png")])
+    assert res.exit_code == 2 and "xvfb-run" in res.output
+
+
+def test_missing_dataset_is_a_usage_error(tmp_path):
+    res = CliRunner().invoke(main, [str(tmp_path / "nope")])
+    assert res.exit_code == 2
+
+
+@pytest.mark.gui
+def test_screenshot_draws_skeleton_and_stick(small_dataset, tmp_path, qtbot):
+    import cv2
+
+    out = tmp_path / "shot.png"
+    res = CliRunner().invoke(main, [str(small_dataset), "--screenshot", str(out)])
+    assert res.exit_code == 0, res.output
+    print(f"screenshot artifact: {out}")  # default frame: the first flagged one (2)
+    img = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(int)
+    assert img.shape[0] > 200 and img.shape[1] > 200
+    assert img.mean() > 20  # not black
+    stick = (np.abs(img - (255, 217, 0)) < 40).all(-1)  # convert.STICK_COLOR
+    bone = (np.abs(img - (204, 230, 255)) < 40).all(-1)  # convert.SKELETON_COLOR
+    frame = (np.abs(img - (110, 110, 110)) < 3).all(-1)  # frame 2's grey pixels
+    assert stick.sum() > 30, "stick line not drawn"
+    assert bone.sum() > 30, "skeleton not drawn"
+    assert frame.sum() > 1000, "frame 2 not shown"
+    res = CliRunner().invoke(main, [str(small_dataset), "--screenshot", str(out), "--frame", "99"])
+    assert res.exit_code == 2 and "0..5" in res.output

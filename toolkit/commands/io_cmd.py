@@ -1,0 +1,240 @@
+"""``toolkit import``, ``toolkit export``, ``toolkit info``: datasets in and out."""
+
+from __future__ import annotations
+
+import click
+
+from toolkit.commands._common import UsageError, cli_errors, echo_err
+
+IMPORT_EXAMPLE = "toolkit import samples/arnis/data.yaml --out ds --subject-regex '^(s\\d+)_'"
+EXPORT_EXAMPLE = "toolkit export ds --format coco --out ds_coco.json"
+INFO_EXAMPLE = "toolkit info ds"
+
+# CLI option -> reader keyword; each format's reader says which it takes (by its signature).
+_READER_OPTIONS = (
+    "labels",
+    "subject_regex",
+    "stick_labels",
+    "video",
+    "kpt_values",
+    "skip_bad",
+    "images",
+    "images_from",
+)
+
+
+@click.command("import")
+@click.argument("src", type=click.Path(path_type=str))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=str),
+    help="The dataset directory to create (refused if it exists, unless --overwrite).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "yolo", "coco"]),
+    default="auto",
+    show_default=True,
+    help="Source format; auto detects it where unambiguous.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(path_type=str),
+    default=None,
+    help="CSV file,stance[,subject] (file relative to the images root).",
+)
+@click.option(
+    "--subject-regex",
+    default=None,
+    help="Regex on each image's file name; group 1 (or the match) is the subject.",
+)
+@click.option(
+    "--stick-labels",
+    type=click.Path(path_type=str),
+    default=None,
+    help="YOLO: folder of stick label files (grip, tip) with the same relative paths.",
+)
+@click.option(
+    "--video",
+    type=click.Path(path_type=str),
+    default=None,
+    help="YOLO: the video that per-frame label files (<stem>_<frame>.txt) belong to.",
+)
+@click.option(
+    "--kpt-values",
+    type=click.Choice(["auto", "flag", "conf"]),
+    default="auto",
+    show_default=True,
+    help="Third keypoint value: visibility flag or confidence (auto decides per file).",
+)
+@click.option(
+    "--images",
+    type=click.Path(path_type=str),
+    default=None,
+    help="COCO: the folder image file_names are relative to (default: images/ beside "
+    "the JSON if the images are there, else the JSON's folder).",
+)
+@click.option(
+    "--images-from",
+    type=click.Path(path_type=str),
+    default=None,
+    help="COCO results file: the ground-truth COCO JSON (or dataset) with its images.",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Import the rest when some items are bad; every skipped item is listed in "
+    "the import report.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out dataset.")
+@cli_errors(example=IMPORT_EXAMPLE)
+def import_cmd(
+    src: str,
+    out: str,
+    fmt: str,
+    labels: str | None,
+    subject_regex: str | None,
+    stick_labels: str | None,
+    video: str | None,
+    kpt_values: str,
+    images: str | None,
+    images_from: str | None,
+    skip_bad: bool,
+    overwrite: bool,
+) -> None:
+    """Import SRC (YOLO pose, ultralytics predictions, COCO keypoints) as a new DATASET.
+
+    SRC is a data.yaml, a YOLO dataset folder (images/ + labels/), a folder of per-frame label
+    files (with --video), a COCO keypoints JSON, or a COCO results JSON (with --images-from).
+    Nothing is written unless the whole import succeeds (or --skip-bad skips the bad items);
+    DATASET/import_report.json lists notes and skipped items.
+
+    \b
+    Examples:
+      toolkit import samples/arnis/data.yaml --out ds --subject-regex '^(s\\d+)_'
+      toolkit import my_yolo/ --out ds --labels stances.csv
+      toolkit import persons/ --stick-labels sticks/ --out ds --format yolo
+      toolkit import runs/predict/labels --video clip.mp4 --out ds --kpt-values conf
+      toolkit import person_keypoints_val2017.json --out ds --images val2017/
+      toolkit import results.json --format coco --images-from gt.json --out preds
+    """
+    import inspect
+    from pathlib import Path
+
+    from toolkit import io
+
+    given = {
+        "labels": labels,
+        "subject_regex": subject_regex,
+        "stick_labels": stick_labels,
+        "video": video,
+        "images": images,
+        "images_from": images_from,
+        "kpt_values": None if kpt_values == "auto" else kpt_values,
+        "skip_bad": skip_bad or None,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    name = io.detect_format(src) if fmt == "auto" else fmt
+    reader = io.formats()[name].read
+    accepted = set(inspect.signature(reader).parameters)
+    unsupported = [k for k in given if k not in accepted]
+    if unsupported:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
+        raise UsageError(f"{flags}: not used by the {name} format.\n  Example: {IMPORT_EXAMPLE}")
+    for key in ("labels", "stick_labels", "video", "images", "images_from"):
+        if key in given:
+            given[key] = Path(given[key])
+    result = io.import_dataset(src, out, format=name, overwrite=overwrite, **given)
+    ds = result.dataset
+    stances = ds.images["stance"].dropna().nunique()
+    subjects = ds.images["subject"].dropna().nunique()
+    click.echo(f"imported {src} ({name}) -> {out}")
+    click.echo(
+        f"  images: {len(ds.images)}   annotations: {len(ds)}   videos: {len(ds.videos)}"
+        f"   stances: {stances}   subjects: {subjects}   skipped: {len(result.skipped)}"
+    )
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+    if result.skipped:
+        echo_err(
+            f"  {len(result.skipped)} items skipped, e.g. {result.skipped[0].path}:"
+            f"{result.skipped[0].line or ''} {result.skipped[0].reason}"
+        )
+    click.echo(f"  report: {Path(out) / 'import_report.json'}")
+
+
+@click.command("export")
+@click.argument("dataset", type=click.Path(path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["coco", "yolo"]),
+    required=True,
+    help="coco: one COCO keypoints JSON; yolo: an ultralytics pose dataset folder.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=str),
+    help="coco: a .json file (or a folder for annotations.json); yolo: a folder.",
+)
+@click.option(
+    "--keypoints",
+    type=click.Choice(["19", "17"]),
+    default="19",
+    show_default=True,
+    help="coco: 17 drops the stick, writing a COCO-17 import back exactly.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@cli_errors(example=EXPORT_EXAMPLE)
+def export_cmd(dataset: str, fmt: str, out: str, keypoints: str, overwrite: bool) -> None:
+    """Export DATASET as COCO keypoints JSON or an ultralytics YOLO pose dataset.
+
+    \b
+    Examples:
+      toolkit export ds --format coco --out ds_coco.json
+      toolkit export ds --format coco --keypoints 17 --out coco17.json
+      toolkit export ds --format yolo --out ds_yolo
+    """
+    from toolkit import io
+    from toolkit.dataset import Dataset
+
+    ds = Dataset.load(dataset)
+    opts: dict = {"overwrite": overwrite}
+    if fmt == "coco":
+        opts["keypoints"] = int(keypoints)
+    elif keypoints != "19":
+        raise UsageError(
+            f"--keypoints 17 applies to --format coco only.\n  Example: {EXPORT_EXAMPLE}"
+        )
+    written = io.write(ds, fmt, out, **opts)
+    click.echo(
+        f"exported {dataset} ({len(ds.images)} images, {len(ds)} annotations) as {fmt} -> {written}"
+    )
+    if fmt == "coco":
+        click.echo(f"  image file_names are relative to {ds.media_path().resolve()}")
+
+
+@click.command("info")
+@click.argument("dataset", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@cli_errors(example=INFO_EXAMPLE)
+def info_cmd(dataset: str, as_json: bool) -> None:
+    """Summarise DATASET: counts per stance/subject/video, missing points, provenance, edits.
+
+    \b
+    Examples:
+      toolkit info ds
+      toolkit info ds --json | jq .missing_points
+    """
+    import orjson
+
+    from toolkit.info import format_summary, info
+
+    summary = info(dataset)
+    if as_json:
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(format_summary(summary))

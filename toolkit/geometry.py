@@ -1,0 +1,354 @@
+"""Vectorised, NaN-aware geometry over ``(N, 19, 3)`` keypoint arrays.
+
+Every function takes the whole array and returns one value (or vector) per annotation; a missing
+point (``x = y = NaN``) propagates as NaN instead of being mistaken for the origin. Angles are in
+degrees, image coordinates (``y`` down), so a positive angle turns clockwise on screen.
+
+The weapon hand is found per frame (the wrist nearest the grip), never assumed: left-handers
+exist, and COCO index 9 is the person's LEFT wrist.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from toolkit import layout
+
+#: Side codes returned by :func:`weapon_side`.
+LEFT, RIGHT, UNKNOWN = 0, 1, -1
+
+
+class Points:
+    """Per-keypoint coordinate columns of an ``(N, 19, 3)`` array, read once and cached.
+
+    Every geometry function accepts a :class:`Points` wherever it takes ``kp``. On millions of
+    annotations the interleaved ``(N, 19, 3)`` layout makes each keypoint a strided read, and
+    ``(N, K, 2)`` intermediates make numpy loop over pairs; a :class:`Points` reads each keypoint
+    it is asked for once into contiguous ``x``/``y`` columns (NaN where missing), so the checks
+    run on flat ``(N,)`` arrays. The values are exactly those of :func:`_xy`.
+
+    Attributes:
+        kp: The keypoint array (not copied: call :meth:`forget` after editing a keypoint in it).
+
+    Shapes:
+        ``kp``: ``(N, 19, 3)`` (or ``(N, 19, 2)`` without visibility); columns ``(N,)``.
+    """
+
+    __slots__ = ("kp", "_cols", "_raw", "_dist")
+
+    def __init__(self, kp: np.ndarray):
+        self.kp = np.asarray(kp, dtype=np.float64)
+        self._cols: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._raw: dict[int, np.ndarray] = {}
+        self._dist: dict[tuple[int, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.kp)
+
+    def raw(self, k: int) -> np.ndarray:
+        """``(C, N)`` contiguous ``x, y(, v)`` rows of keypoint ``k`` as stored (no masking).
+
+        The first call transposes the whole array once, block by block (cache-sized blocks:
+        far cheaper than one strided pass per keypoint); a keypoint dropped by :meth:`forget`
+        is read again on its own.
+        """
+        k = int(k)
+        r = self._raw.get(k)
+        if r is None:
+            if not self._raw and not self._cols:
+                t = _transpose_blocks(self.kp)  # (K, C, N)
+                self._raw = {j: t[j] for j in range(len(t))}
+                r = self._raw[k]
+            else:
+                r = np.ascontiguousarray(self.kp[:, k].T)
+                self._raw[k] = r
+        return r
+
+    def xy(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` columns of keypoint ``k``, NaN where the point is missing (``v <= 0``)."""
+        k = int(k)
+        c = self._cols.get(k)
+        if c is None:
+            r = self.raw(k)
+            if len(r) > 2:
+                ok = r[2] > 0
+                c = (np.where(ok, r[0], np.nan), np.where(ok, r[1], np.nan))
+            else:
+                c = (r[0].copy(), r[1].copy())
+            self._cols[k] = c
+        return c
+
+    def dist(self, a: int, b: int) -> np.ndarray:
+        """``(N,)`` distance between keypoints ``a`` and ``b``, cached (read-only).
+
+        ``hypot`` ignores the signs of its arguments, so ``dist(a, b)`` and ``dist(b, a)`` are
+        the same values and share one entry.
+        """
+        key = (min(int(a), int(b)), max(int(a), int(b)))
+        d = self._dist.get(key)
+        if d is None:
+            ax, ay = self.xy(a)
+            bx, by = self.xy(b)
+            d = np.hypot(ax - bx, ay - by)
+            d.flags.writeable = False
+            self._dist[key] = d
+        return d
+
+    def pick(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of one keypoint per row (``index`` ``(N,)``; -1 gives NaN)."""
+        idx = np.asarray(index)
+        x = np.full(len(self), np.nan)
+        y = np.full(len(self), np.nan)
+        valid = idx[idx >= 0]
+        present = np.flatnonzero(np.bincount(valid)) if len(valid) else []
+        for k in present:  # loops over keypoints (<= 19), not annotations
+            m = idx == k
+            kx, ky = self.xy(int(k))
+            x[m] = kx[m]
+            y[m] = ky[m]
+        return x, y
+
+    def forget(self, *ks: int) -> None:
+        """Drop the cached columns of keypoints ``ks`` (after they were edited in ``kp``)."""
+        for k in ks:
+            self._cols.pop(int(k), None)
+            self._raw.pop(int(k), None)
+            for key in [key for key in self._dist if int(k) in key]:
+                del self._dist[key]
+
+
+def _transpose_blocks(kp: np.ndarray, block: int = 8192) -> np.ndarray:
+    """``(N, K, C)`` -> contiguous ``(K, C, N)``, copied ``block`` rows at a time."""
+    n = len(kp)
+    out = np.empty((kp.shape[1], kp.shape[2], n), dtype=np.float64)
+    for start in range(0, n, block):  # blocks of rows: a few hundred per million
+        out[:, :, start : start + block] = kp[start : start + block].transpose(1, 2, 0)
+    return out
+
+
+def as_points(kp: np.ndarray | Points) -> Points:
+    """``kp`` as a :class:`Points` (itself when it already is one)."""
+    return kp if isinstance(kp, Points) else Points(kp)
+
+
+def _xy(kp: np.ndarray | Points, idx: list[int] | None = None) -> np.ndarray:
+    """``(N, K, 2)`` coordinates (of keypoints ``idx`` only, when given) with NaN where the
+    point is missing (``v <= 0``). Selecting first keeps this cheap on millions of rows."""
+    if isinstance(kp, Points):
+        kp = kp.kp
+    kp = np.asarray(kp, dtype=np.float64)
+    sel = kp if idx is None else np.take(kp, idx, axis=1)
+    if kp.shape[-1] > 2:
+        return np.where(sel[..., 2:3] > 0, sel[..., :2], np.nan)
+    return sel[..., :2].copy()
+
+
+def point(kp: np.ndarray | Points, index: int | np.ndarray) -> np.ndarray:
+    """``(N, 2)`` coordinates of keypoint ``index`` (a scalar, or one index per row)."""
+    if isinstance(kp, Points):
+        x, y = kp.xy(int(index)) if np.ndim(index) == 0 else kp.pick(index)
+        return np.stack([x, y], 1)
+    if np.ndim(index) == 0:
+        p = np.asarray(kp, dtype=np.float64)[:, int(index)]  # a view: no gather
+        return np.where(p[:, 2:3] > 0, p[:, :2], np.nan) if p.shape[-1] > 2 else p[:, :2].copy()
+    idx = np.asarray(index)
+    out = np.full((len(kp), 2), np.nan)
+    ok = idx >= 0
+    rows = np.flatnonzero(ok)
+    p = np.asarray(kp, dtype=np.float64)[rows, idx[ok]]  # (M, 3)
+    out[ok] = np.where(p[:, 2:3] > 0, p[:, :2], np.nan) if p.shape[-1] > 2 else p[:, :2]
+    return out
+
+
+def norm(v: np.ndarray) -> np.ndarray:
+    """Euclidean length of ``(..., 2)`` vectors (NaN in, NaN out)."""
+    return np.hypot(v[..., 0], v[..., 1])
+
+
+def positive_norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``hypot(x, y) > 0`` without computing the (slow) hypot: exactly the same booleans."""
+    with np.errstate(invalid="ignore"):
+        finite = ~(np.isnan(x) | np.isnan(y))
+        return np.isinf(x) | np.isinf(y) | (finite & ((x != 0) | (y != 0)))
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    """``(..., 2)`` unit vectors; zero or NaN vectors give NaN."""
+    n = norm(v)[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, v / n, np.nan)
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise distance between two ``(N, 2)`` point arrays."""
+    return norm(a - b)
+
+
+def point_distance(kp: np.ndarray | Points, a: int, b: int) -> np.ndarray:
+    """``(N,)`` distance between keypoints ``a`` and ``b`` (NaN when either is missing)."""
+    return as_points(kp).dist(a, b).copy()
+
+
+def weapon_side(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N,)`` side of the weapon hand: :data:`LEFT`, :data:`RIGHT` or :data:`UNKNOWN`.
+
+    The weapon hand is the wrist nearest the grip. When the grip is missing, the wrist nearest
+    the tip stands in; with neither stick point (or neither wrist) the side is unknown.
+    """
+    p = as_points(kp)
+    gx, gy = p.xy(layout.GRIP)
+    has_grip = np.isfinite(gx) & np.isfinite(gy)
+    d = []
+    for w in (layout.L_WRIST, layout.R_WRIST):
+        # Distance to the grip, or to the tip where the grip is missing.
+        dw = np.where(has_grip, p.dist(w, layout.GRIP), p.dist(w, layout.TIP))
+        d.append(np.where(np.isfinite(dw), dw, np.inf))
+    side = (d[1] < d[0]).astype(np.int64)  # argmin: the first (left) on ties
+    side[~np.isfinite(np.minimum(d[0], d[1]))] = UNKNOWN
+    return side
+
+
+def weapon_wrist_index(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N,)`` keypoint index of the weapon wrist (9 or 10), or -1 when unknown."""
+    side = weapon_side(kp)
+    return np.where(side >= 0, layout.L_WRIST + side, -1)
+
+
+def weapon_elbow_index(kp: np.ndarray | Points, side: np.ndarray | None = None) -> np.ndarray:
+    """``(N,)`` keypoint index of the weapon arm's elbow (7 or 8), or -1 when unknown."""
+    side = weapon_side(kp) if side is None else side
+    return np.where(side >= 0, layout.L_ELBOW + side, -1)
+
+
+def body_scale(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N,)`` torso size in pixels: the mean of the left and right shoulder-hip distances.
+
+    Robust to missing points: one side suffices; with neither, the distance between the
+    shoulder midpoint and the hip midpoint of whatever points exist; otherwise NaN.
+    """
+    p = as_points(kp)
+    left = p.dist(layout.L_SHOULDER, layout.L_HIP)
+    right = p.dist(layout.R_SHOULDER, layout.R_HIP)
+    n = np.isfinite(left).astype(np.int64) + np.isfinite(right)
+    total = np.where(np.isnan(left), 0.0, left) + np.where(np.isnan(right), 0.0, right)
+    with np.errstate(invalid="ignore"):
+        s = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    # Cross-side fallback (e.g. only the left shoulder and the right hip were labelled), for
+    # the rows that need it.
+    rows = np.flatnonzero(~np.isfinite(s))
+    if len(rows):
+        pts = [np.stack([c[rows] for c in p.xy(k)], 1) for k in _TORSO]
+        ls, rs, lh, rh = pts
+        s[rows] = distance(_nanmean2(ls, rs), _nanmean2(lh, rh))
+    return np.where(s > 0, s, np.nan)
+
+
+_TORSO = (layout.L_SHOULDER, layout.R_SHOULDER, layout.L_HIP, layout.R_HIP)
+
+
+def _nanmean2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean of two ``(N, 2)`` point arrays, or whichever one exists (NaN when neither)."""
+    fa = np.isfinite(a).all(-1, keepdims=True)
+    fb = np.isfinite(b).all(-1, keepdims=True)
+    return np.where(fa & fb, (a + b) / 2, np.where(fa, a, b))
+
+
+def stick_vector(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N, 2)`` tip minus grip."""
+    p = as_points(kp)
+    gx, gy = p.xy(layout.GRIP)
+    tx, ty = p.xy(layout.TIP)
+    return np.stack([tx - gx, ty - gy], 1)
+
+
+def stick_length(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N,)`` grip-to-tip distance in pixels."""
+    return point_distance(kp, layout.TIP, layout.GRIP)
+
+
+def angle(v: np.ndarray) -> np.ndarray:
+    """Direction of ``(..., 2)`` vectors in degrees, ``atan2(y, x)`` in (-180, 180]."""
+    return np.degrees(np.arctan2(v[..., 1], v[..., 0]))
+
+
+def stick_angle(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N,)`` direction of the stick (grip to tip) in degrees."""
+    return angle(stick_vector(kp))
+
+
+def forearm_vector(kp: np.ndarray | Points, side: np.ndarray | None = None) -> np.ndarray:
+    """``(N, 2)`` weapon-arm wrist minus elbow (NaN when the side or a point is unknown)."""
+    p = as_points(kp)
+    side = weapon_side(p) if side is None else np.asarray(side)
+    wx, wy = p.pick(np.where(side >= 0, layout.L_WRIST + side, -1))
+    ex, ey = p.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
+    return np.stack([wx - ex, wy - ey], 1)
+
+
+def dot_xy(ux: np.ndarray, uy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    """Row-wise dot product, bit for bit ``(u * v).sum(-1)`` (whose sum starts at +0.0)."""
+    return ux * vx + uy * vy + 0.0
+
+
+def angle_between_xy(ux: np.ndarray, uy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    """:func:`angle_between` on separate ``x``/``y`` columns (the same values)."""
+    out = np.degrees(np.arctan2(ux * vy - uy * vx, dot_xy(ux, uy, vx, vy)))
+    bad = ~positive_norm(ux, uy) | ~positive_norm(vx, vy)
+    return np.where(bad, np.nan, out)
+
+
+def angle_between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Signed angle from ``u`` to ``v`` in degrees, in (-180, 180] (NaN if either is NaN/zero)."""
+    return angle_between_xy(u[..., 0], u[..., 1], v[..., 0], v[..., 1])
+
+
+def wrap_degrees(a: np.ndarray) -> np.ndarray:
+    """Wrap angles to (-180, 180]."""
+    return -((-np.asarray(a, dtype=np.float64) + 180.0) % 360.0 - 180.0)
+
+
+def rotate(v: np.ndarray, degrees: np.ndarray) -> np.ndarray:
+    """Rotate ``(N, 2)`` vectors by ``(N,)`` angles (degrees, image coordinates)."""
+    t = np.radians(degrees)
+    c, s = np.cos(t), np.sin(t)
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], -1)
+
+
+def bone_lengths_t(
+    kp: np.ndarray | Points, edges: tuple[tuple[int, int], ...] = layout.COCO_SKELETON
+) -> np.ndarray:
+    """``(E, N)`` length of each edge in pixels (one contiguous row per edge)."""
+    p = as_points(kp)
+    out = np.empty((len(edges), len(p)))
+    for j, (a, b) in enumerate(edges):  # loops over edges, not annotations
+        out[j] = p.dist(a, b)
+    return out
+
+
+def bone_lengths(
+    kp: np.ndarray | Points, edges: tuple[tuple[int, int], ...] = layout.COCO_SKELETON
+) -> np.ndarray:
+    """``(N, E)`` length of each edge in pixels."""
+    return np.ascontiguousarray(bone_lengths_t(kp, edges).T)
+
+
+def joint_angle(kp: np.ndarray | Points, a: int, b: int, c: int) -> np.ndarray:
+    """``(N,)`` unsigned interior angle at ``b`` between ``b->a`` and ``b->c`` (0..180 deg)."""
+    p = as_points(kp)
+    ax, ay = p.xy(a)
+    bx, by = p.xy(b)
+    cx, cy = p.xy(c)
+    return np.abs(angle_between_xy(ax - bx, ay - by, cx - bx, cy - by))
+
+
+def normalise_pose(kp: np.ndarray | Points) -> np.ndarray:
+    """``(N, 19, 2)`` poses centred on the hip midpoint (or torso centre) and divided by torso size.
+
+    Missing points stay NaN. Used by the plausibility model and the anatomy statistics.
+    """
+    xy = _xy(kp)
+    hip = _nanmean2(xy[:, layout.L_HIP], xy[:, layout.R_HIP])
+    sh = _nanmean2(xy[:, layout.L_SHOULDER], xy[:, layout.R_SHOULDER])
+    centre = np.where(np.isfinite(hip), hip, sh)
+    s = body_scale(kp)
+    return (xy - centre[:, None, :]) / s[:, None, None]

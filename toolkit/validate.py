@@ -1,0 +1,1203 @@
+"""Anatomical-validity checks: every finding a reason code, a severity, a place and a number.
+
+A finding says *what* (``code`` = ``category.check``, e.g. ``stick.too_long``), *how bad*
+(``severity``: ``error`` | ``warning`` | ``info``), *where* (``file_name``, or ``video`` and
+``frame_index`` for video frames; ``ann_id``; the keypoint names) and *by how much* (the measured
+``value`` and the ``threshold`` it broke). Findings are collected in one pandas table; every check
+is a vectorised operation over all annotations (the temporal checks loop over videos only, the
+image evidence over image files only).
+
+Categories and checks:
+
+* ``structure``: ``schema``, ``few_keypoints``, ``visibility``, ``out_of_image``,
+  ``missing_points``, ``low_confidence``, ``duplicate_image``, ``duplicate_pose``,
+  ``class_balance``, ``unlabelled``, ``subjects_per_class``.
+* ``anatomy``: ``bone_length`` (against the data set's own robust statistics, normalised by
+  torso size), ``symmetry`` (left/right bone ratio), ``joint_angle`` (elbow/knee folded beyond the
+  human range), ``lr_swap`` (left/right labels exchanged).
+* ``stick``: ``missing`` (once per data set when the data has no stick at all, e.g. COCO-17),
+  ``grip_missing``, ``tip_missing``, ``too_long`` (against the subject's estimated stick length),
+  ``grip_far`` (from the weapon wrist), ``swap``, ``forearm_angle`` (atypical for the stance),
+  ``image_mismatch`` (the image shows the stick elsewhere).
+* ``temporal`` (video only): ``jump`` (a keypoint spikes away for one frame), ``drift`` (stick
+  angle/length outliers over several frames).
+* ``plausibility``: ``vae`` (high reconstruction error of a small beta-VAE on normalised poses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit import geometry as geo
+from toolkit import layout
+
+SEVERITIES = ("info", "warning", "error")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+CATEGORIES = ("structure", "anatomy", "stick", "temporal", "plausibility")
+FINDINGS_FILE = "validation.json"
+REPORT_VERSION = 1
+FINDING_COLUMNS = (
+    "code",
+    "category",
+    "severity",
+    "row",
+    "ann_id",
+    "image_id",
+    "file_name",
+    "video",
+    "frame_index",
+    "keypoints",
+    "value",
+    "threshold",
+    "message",
+)
+
+#: Bones with a left and a right twin (checked for symmetry).
+SYMMETRIC_BONES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
+    ("upper_arm", (layout.L_SHOULDER, layout.L_ELBOW), (layout.R_SHOULDER, layout.R_ELBOW)),
+    ("forearm", (layout.L_ELBOW, layout.L_WRIST), (layout.R_ELBOW, layout.R_WRIST)),
+    ("thigh", (layout.L_HIP, layout.L_KNEE), (layout.R_HIP, layout.R_KNEE)),
+    ("shin", (layout.L_KNEE, layout.L_ANKLE), (layout.R_KNEE, layout.R_ANKLE)),
+)
+#: Joints whose interior angle is checked: (name, a, b, c) with the angle at b.
+JOINTS: tuple[tuple[str, int, int, int], ...] = (
+    ("left_elbow", layout.L_SHOULDER, layout.L_ELBOW, layout.L_WRIST),
+    ("right_elbow", layout.R_SHOULDER, layout.R_ELBOW, layout.R_WRIST),
+    ("left_knee", layout.L_HIP, layout.L_KNEE, layout.L_ANKLE),
+    ("right_knee", layout.R_HIP, layout.R_KNEE, layout.R_ANKLE),
+)
+NAMES = np.array(layout.KEYPOINT_NAMES, dtype=object)
+
+
+@dataclass
+class ValidateOptions:
+    """Thresholds of the checks (defaults are what ``toolkit validate`` uses).
+
+    Attributes:
+        min_body_points: Fewer labelled body points than this is ``structure.few_keypoints``.
+        low_confidence: Keypoint scores below this are ``structure.low_confidence``.
+        out_of_image_px: Tolerance outside the image border (pixels).
+        balance_ratio: Largest/smallest stance count above this is ``structure.class_balance``.
+        min_subjects: Fewer subjects per stance than this is ``structure.subjects_per_class``.
+        bone_mads: Bone ratio above median + this many robust SDs is ``anatomy.bone_length``.
+        symmetry_ratio: Left/right bone length ratio above this is ``anatomy.symmetry`` ...
+        symmetry_long: ... when the longer bone is also this many times its data-set median.
+        min_joint_angle: Interior elbow/knee angle below this (degrees) is ``anatomy.joint_angle``.
+        stick_missing_fraction: Above this fraction of annotations without any stick point, the
+            data set has no stick: one ``stick.missing`` finding and no per-frame stick checks.
+        grip_tolerance: Grip-weapon-wrist distance (torso sizes) for ``stick.grip_far``.
+        too_long_tolerance: Fraction over the subject's stick length for ``stick.too_long``.
+        angle_sigmas: ``stick.forearm_angle``: robust SDs from the stance's centre.
+        angle_min_deg: Floor on that threshold (degrees).
+        image_gain: ``stick.image_mismatch``: best segment support / labelled segment support.
+        image_move: ... and the best tip at least this many stick lengths from the labelled one.
+        jump_sigmas: ``temporal.jump``: spike size in robust SDs of the video's motion.
+        jump_min: ... and at least this many torso sizes.
+        drift_min_frames: Consecutive temporal outliers that make a ``temporal.drift``.
+        use_images: Read image files for ``stick.image_mismatch``.
+        use_vae: Train/score the plausibility VAE (needs torch).
+        vae_mads: ``plausibility.vae``: error above median + this many robust SDs.
+        vae_epochs: Training epochs of the VAE.
+        seed: Random seed of the VAE.
+    """
+
+    min_body_points: int = 5
+    low_confidence: float = 0.3
+    out_of_image_px: float = 2.0
+    balance_ratio: float = 3.0
+    min_subjects: int = 2
+    bone_mads: float = 6.0
+    symmetry_ratio: float = 2.5
+    symmetry_long: float = 1.4
+    min_joint_angle: float = 12.0
+    stick_missing_fraction: float = 0.95
+    grip_tolerance: float = 0.3
+    too_long_tolerance: float = 0.12
+    angle_sigmas: float = 4.0
+    angle_min_deg: float = 35.0
+    image_gain: float = 1.6
+    image_move: float = 0.12
+    jump_sigmas: float = 6.0
+    jump_min: float = 0.25
+    drift_min_frames: int = 3
+    use_images: bool = True
+    use_vae: bool = True
+    vae_mads: float = 6.0
+    vae_epochs: int = 60
+    seed: int = 0
+
+
+@dataclass
+class Report:
+    """The outcome of :func:`validate`.
+
+    Attributes:
+        findings: One row per finding (:data:`FINDING_COLUMNS`); ``row`` is the annotation row
+            (-1 for data-set-level findings).
+        summary: Counts per code and severity, data-set facts, notes.
+        measures: Per-check measured values over all annotations (for the report's histograms):
+            name -> ``(values (N,), threshold or None)``.
+    """
+
+    findings: pd.DataFrame
+    summary: dict
+    measures: dict[str, tuple[np.ndarray, float | None]] = field(default_factory=dict)
+
+    def worst_severity(self) -> str | None:
+        if not len(self.findings):
+            return None
+        return SEVERITIES[int(self.findings["severity"].map(SEVERITY_RANK).max())]
+
+    def fails(self, fail_on: str = "error") -> bool:
+        """True when a finding reaches ``fail_on`` (``error`` | ``warning`` | ``never``)."""
+        if fail_on == "never":
+            return False
+        if fail_on not in SEVERITY_RANK:
+            raise ValueError(
+                f"Expected 'fail_on' to be one of error, warning, never, but got {fail_on!r}."
+            )
+        worst = self.worst_severity()
+        return worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on]
+
+    def to_dict(self) -> dict:
+        """The JSON document: ``{"version", "summary", "findings": [...]}``."""
+        return {
+            "version": REPORT_VERSION,
+            "summary": self.summary,
+            "findings": findings_records(self.findings),
+        }
+
+    def __repr__(self) -> str:
+        c = self.summary.get("by_severity", {})
+        return (
+            f"Report(findings={len(self.findings)}, errors={c.get('error', 0)}, "
+            f"warnings={c.get('warning', 0)}, infos={c.get('info', 0)})"
+        )
+
+
+# ---------------------------------------------------------------------- finding collector
+class _Collector:
+    """Builds the findings table chunk by chunk, one vectorised chunk per check."""
+
+    def __init__(self, ds, ft: pd.DataFrame | None = None):
+        ft = ds.frame_table() if ft is None else ft
+        self.ft = ft
+        self.n = len(ds)
+        self.ann_id = ft["ann_id"].to_numpy(np.int64)
+        self.image_id = ft["image_id"].to_numpy(np.int64)
+        self.file_name = ft["file_name"].to_numpy(dtype=object)
+        vid = ft["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        self.video_id = vid
+        names = {v["id"]: Path(str(v.get("file_name", v["id"]))).stem for v in ds.videos}
+        self.video = np.array([None] * self.n, dtype=object)
+        has = np.isfinite(vid)
+        if has.any():
+            self.video[has] = (
+                pd.Series(vid[has].astype(np.int64))
+                .map(lambda i: names.get(i, str(i)))
+                .to_numpy(dtype=object)
+            )
+        self.frame = ft["frame_index"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        self.chunks: list[pd.DataFrame] = []
+
+    def rows(
+        self,
+        mask: np.ndarray,
+        code: str,
+        severity: str,
+        value: Any,
+        threshold: Any,
+        keypoints: Any,
+        message: str,
+    ) -> int:
+        """Add one finding per True row of ``mask``; ``value``/``keypoints`` may be per row."""
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            return 0
+        val = (
+            np.broadcast_to(np.asarray(value, dtype=np.float64), (self.n,))[idx]
+            if np.ndim(value)
+            else np.full(len(idx), np.nan if value is None else float(value))
+        )
+        thr = (
+            np.broadcast_to(np.asarray(threshold, dtype=np.float64), (self.n,))[idx]
+            if np.ndim(threshold)
+            else np.full(len(idx), np.nan if threshold is None else float(threshold))
+        )
+        if (
+            isinstance(keypoints, np.ndarray)
+            and keypoints.dtype == object
+            and len(keypoints) == self.n
+        ):
+            kps = keypoints[idx]
+        else:
+            kps = np.array(
+                [",".join(keypoints) if not isinstance(keypoints, str) else keypoints] * len(idx),
+                dtype=object,
+            )
+        self.chunks.append(
+            pd.DataFrame(
+                {
+                    "code": code,
+                    "category": code.split(".")[0],
+                    "severity": severity,
+                    "row": idx,
+                    "ann_id": self.ann_id[idx],
+                    "image_id": self.image_id[idx],
+                    "file_name": self.file_name[idx],
+                    "video": self.video[idx],
+                    "frame_index": self.frame[idx],
+                    "keypoints": kps,
+                    "value": val,
+                    "threshold": thr,
+                    "message": message,
+                }
+            )
+        )
+        return len(idx)
+
+    def dataset(
+        self,
+        code: str,
+        severity: str,
+        message: str,
+        value: float | None = None,
+        threshold: float | None = None,
+        keypoints: str = "",
+    ) -> None:
+        """Add one data-set-level finding (no image)."""
+        self.chunks.append(
+            pd.DataFrame(
+                {
+                    "code": [code],
+                    "category": [code.split(".")[0]],
+                    "severity": [severity],
+                    "row": [-1],
+                    "ann_id": [-1],
+                    "image_id": [-1],
+                    "file_name": [None],
+                    "video": [None],
+                    "frame_index": [np.nan],
+                    "keypoints": [keypoints],
+                    "value": [np.nan if value is None else float(value)],
+                    "threshold": [np.nan if threshold is None else float(threshold)],
+                    "message": [message],
+                }
+            )
+        )
+
+    def table(self) -> pd.DataFrame:
+        if not self.chunks:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+        df = pd.concat(self.chunks, ignore_index=True)
+        return df[list(FINDING_COLUMNS)]
+
+
+def _names_where(mask: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+    """``(N, K)`` bool -> ``(N,)`` comma-joined names of the True columns (vectorised by column)."""
+    mask = np.asarray(mask, dtype=bool)
+    return _names_of_bits(_pack_bits([mask[:, j] for j in range(mask.shape[1])]), cols)
+
+
+def _count(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """``(N,)`` int64 number of True values across ``K`` bool columns."""
+    out = np.zeros(n, np.int64)
+    for col in columns:  # loops over keypoints, not annotations
+        out += col
+    return out
+
+
+def _pack_bits(columns: list[np.ndarray]) -> np.ndarray:
+    """``K`` bool columns ``(N,)`` -> ``(N,)`` int64 with bit ``j`` set where column ``j`` is."""
+    bits = np.zeros(len(columns[0]) if columns else 0, np.int64)
+    for j, col in enumerate(columns):  # loops over keypoints (<= 19), not annotations
+        bits |= col.astype(np.int64) << j
+    return bits
+
+
+def _names_of_bits(bits: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+    """``(N,)`` bit sets of :func:`_pack_bits` -> comma-joined names (``cols[j]`` for bit ``j``).
+
+    The strings are built once per distinct combination among the flagged rows, then gathered.
+    """
+    n_bits = int(bits.max()).bit_length() if len(bits) else 0
+    cols = np.arange(n_bits) if cols is None else np.asarray(cols)
+    mask = bits
+    out = np.full(len(mask), "", dtype=object)
+    rows = np.flatnonzero(mask)
+    if len(rows):
+        uniq, inv = np.unique(mask[rows], return_inverse=True)
+        names = [",".join(NAMES[cols[j]] for j in range(len(cols)) if b >> j & 1) for b in uniq]
+        out[rows] = np.array(names, dtype=object)[inv]
+    return out
+
+
+# ---------------------------------------------------------------------- checks
+def check_structure(
+    ds,
+    c: _Collector,
+    o: ValidateOptions,
+    summary: dict,
+    measures: dict,
+    pts: geo.Points | None = None,
+) -> None:
+    kp = ds.keypoints
+    pts = geo.Points(kp) if pts is None else pts
+    n_kp = kp.shape[1]
+    # Per keypoint column: labelled (v > 0 and x finite, as the masked x of ``pts``).
+    body_present = [np.isfinite(pts.xy(k)[0]) for k in range(layout.NUM_BODY)]
+    n_body = _count(body_present, len(kp))
+    measures["structure.labelled_body_points"] = (n_body.astype(float), float(o.min_body_points))
+    c.rows(
+        n_body < o.min_body_points,
+        "structure.few_keypoints",
+        "warning",
+        n_body,
+        o.min_body_points,
+        "",
+        "Fewer labelled body keypoints than needed for the checks.",
+    )
+    bad_v = []
+    for k in range(n_kp):  # loops over keypoints, not annotations
+        vk = pts.raw(k)[2]
+        bad_v.append((vk != 0) & (vk != 1) & (vk != 2))
+    bits = _pack_bits(bad_v)
+    c.rows(
+        bits != 0,
+        "structure.visibility",
+        "error",
+        _count(bad_v, len(kp)),
+        0,
+        _names_of_bits(bits),
+        "Visibility flags must be 0, 1 or 2.",
+    )
+    ft = c.ft
+    w = ft["width"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    h = ft["height"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    tol = o.out_of_image_px
+    outside = []
+    worst = np.full(len(kp), -np.inf)
+    w_tol, h_tol = w + tol, h + tol
+    with np.errstate(invalid="ignore"):
+        for k in range(n_kp):  # loops over keypoints, not annotations
+            x, y = pts.raw(k)[:2]
+            out_k = (x < -tol) | (y < -tol) | (x > w_tol) | (y > h_tol)
+            dist = np.maximum(np.maximum(-x, -y), np.maximum(x - w, y - h))
+            worst = np.maximum(worst, np.where(out_k, dist, -np.inf))
+            outside.append(out_k)
+    bits = _pack_bits(outside)
+    c.rows(
+        bits != 0,
+        "structure.out_of_image",
+        "error",
+        worst,
+        tol,
+        _names_of_bits(bits),
+        "Keypoints lie outside the image (value: pixels beyond the border).",
+    )
+    # Body points missing: information (occlusion is normal), only where some are labelled.
+    enough = n_body >= o.min_body_points
+    miss = [~b & enough for b in body_present]
+    bits = _pack_bits(miss)
+    c.rows(
+        bits != 0,
+        "structure.missing_points",
+        "info",
+        _count(miss, len(kp)),
+        0,
+        _names_of_bits(bits),
+        "Body keypoints not labelled (occluded or skipped).",
+    )
+    sc = ds.scores
+    if np.isfinite(sc).any():
+        with np.errstate(invalid="ignore"):
+            low = (sc < o.low_confidence) & (kp[..., 2] > 0)
+        c.rows(
+            low.any(1),
+            "structure.low_confidence",
+            "info",
+            np.nanmin(np.where(low, sc, np.inf), 1),
+            o.low_confidence,
+            _names_where(low),
+            "Keypoints with a low detector confidence.",
+        )
+    # Duplicates: the same image file twice, or an identical pose on two different images.
+    img_dup = ds.images["file_name"].duplicated(keep="first")
+    dup_rows = ft["image_id"].isin(ds.images.loc[img_dup, "id"]).to_numpy()
+    c.rows(
+        dup_rows,
+        "structure.duplicate_image",
+        "error",
+        1,
+        0,
+        "",
+        "The same image file appears under several image ids.",
+    )
+    has_pose = n_body >= o.min_body_points
+    if has_pose.any():
+        # A random projection of the rounded coordinates is a collision-free key in practice
+        # and far cheaper than hashing 38 columns.
+        # (N, 38) copy of the x, y columns (a gather of whole columns: no per-pair loop).
+        xy_cols = [kp.shape[2] * k + c for k in range(n_kp) for c in (0, 1)]
+        rounded = np.take(kp.reshape(len(kp), -1), xy_cols, axis=1)
+        if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
+            big = np.finfo(np.float64).max
+            rounded[np.isnan(rounded)] = -1.0
+            rounded[rounded == np.inf] = big
+            rounded[rounded == -np.inf] = -big
+        np.round(rounded, 1, out=rounded)
+        h_pose = rounded @ np.random.default_rng(0).uniform(1.0, 2.0, rounded.shape[1])
+        del rounded
+        img = ft["image_id"].to_numpy()
+        # The first image of each distinct key (``groupby(h).transform("first")``): factorised
+        # codes appear in order, so a code's first row is where the running maximum grows.
+        codes, _ = pd.factorize(h_pose)
+        new = codes > np.maximum.accumulate(np.r_[-1, codes[:-1]])
+        first_row = np.flatnonzero(new)
+        first_img = img[first_row[np.maximum(codes, 0)]] if len(first_row) else img
+        dpose = has_pose & ((first_img != img) | (codes < 0))
+        c.rows(
+            dpose,
+            "structure.duplicate_pose",
+            "warning",
+            1,
+            0,
+            "",
+            "An identical pose is labelled on another image (copied label or duplicate frame).",
+        )
+    # Class balance and subjects per class (data-set level).
+    stance = ds.images["stance"]
+    counts = stance.dropna().value_counts()
+    if ds.taxonomy and ds.taxonomy.get("stances"):
+        counts = counts.reindex([s["name"] for s in ds.taxonomy["stances"]], fill_value=0)
+    summary["stances"] = {str(k): int(v) for k, v in counts.items()}
+    n_unlab = int(stance.isna().sum())
+    if n_unlab:
+        c.dataset(
+            "structure.unlabelled",
+            "info",
+            f"{n_unlab} of {len(stance)} images have no stance label.",
+            value=n_unlab,
+            threshold=0,
+        )
+    if len(counts) >= 2:
+        lo, hi = int(counts.min()), int(counts.max())
+        ratio = hi / max(lo, 1) if lo else float("inf")
+        if ratio > o.balance_ratio:
+            c.dataset(
+                "structure.class_balance",
+                "warning",
+                f"Stance counts range from {lo} ({counts.idxmin()}) to {hi} ({counts.idxmax()}).",
+                value=min(ratio, 1e9),
+                threshold=o.balance_ratio,
+            )
+    subj = ds.images.dropna(subset=["stance"])
+    if len(subj) and subj["subject"].notna().any():
+        per = subj.groupby("stance")["subject"].nunique()
+        summary["subjects_per_stance"] = {str(k): int(v) for k, v in per.items()}
+        for name, k in per[per < o.min_subjects].items():  # loops over stances
+            c.dataset(
+                "structure.subjects_per_class",
+                "warning",
+                f"Stance '{name}' has {k} subject(s): subject-independent "
+                "cross-validation cannot hold it out.",
+                value=k,
+                threshold=o.min_subjects,
+            )
+
+
+def check_anatomy(
+    ds,
+    c: _Collector,
+    o: ValidateOptions,
+    summary: dict,
+    measures: dict,
+    scale: np.ndarray,
+    pts: geo.Points | None = None,
+) -> None:
+    kp = ds.keypoints
+    pts = geo.Points(kp) if pts is None else pts
+    n = len(kp)
+    edges = layout.COCO_SKELETON
+    # ``(E, N)``: one contiguous row per bone (``.T`` gives the ``(N, E)`` view).
+    bones = geo.bone_lengths_t(pts, edges)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = bones / scale
+    med = (
+        np.nanmedian(ratio.T, 0) if np.isfinite(ratio).any() else np.full(len(edges), np.nan)
+    )
+    with np.errstate(invalid="ignore"):
+        mad = np.nanmedian(np.abs(ratio - med[:, None]).T, 0) * 1.4826
+    upper = med + o.bone_mads * np.maximum(mad, 0.05 * med)
+    over_any = np.zeros(n, bool)
+    with np.errstate(invalid="ignore"):
+        for j in range(len(edges)):  # loops over bones, not annotations
+            over_any |= ratio[j] > upper[j]
+    # For the flagged rows only: the bone furthest over its limit (the first on ties, as
+    # ``nanargmax``); value, threshold and names are only read at those rows.
+    idx = np.flatnonzero(over_any)
+    sub = ratio[:, idx]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.where(sub > upper[:, None], sub / upper[:, None], -np.inf)
+    worst = np.zeros(n, np.int64)
+    worst[idx] = np.argmax(excess, 0) if len(idx) else 0
+    edge_names = np.array([f"{NAMES[a]},{NAMES[b]}" for a, b in edges], dtype=object)
+    kps = edge_names[worst]
+    val = np.zeros(n)
+    val[idx] = sub[worst[idx], np.arange(len(idx))]
+    thr = upper[worst]
+    c.rows(
+        over_any,
+        "anatomy.bone_length",
+        "warning",
+        val,
+        thr,
+        kps,
+        "A bone is far longer (relative to the torso) than in the rest of the data set.",
+    )
+    summary["bone_ratio_median"] = {
+        f"{NAMES[a]}-{NAMES[b]}": _r(m) for (a, b), m in zip(layout.COCO_SKELETON, med, strict=True)
+    }
+    # Left/right symmetry.
+    # In 2D one side can be foreshortened at will, so a large ratio alone proves nothing: it
+    # counts only when the longer bone is also longer than usual for the data set.
+    edge_row = {frozenset(e): j for j, e in enumerate(edges)}
+
+    def length(a: int, b: int) -> np.ndarray:
+        """Distance a-b: the bone's row when it is one (hypot ignores the sign: exact)."""
+        j = edge_row.get(frozenset((a, b)))
+        return bones[j] if j is not None else geo.point_distance(pts, a, b)
+
+    for name, (la, lb), (ra, rb) in SYMMETRIC_BONES:  # four bone pairs
+        lft = length(la, lb)
+        rgt = length(ra, rb)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.maximum(lft, rgt) / np.minimum(lft, rgt)
+            longer = np.maximum(lft, rgt) / scale
+            typical = np.nanmedian(np.r_[lft / scale, rgt / scale]) if len(kp) else np.nan
+            big = (r > o.symmetry_ratio) & (longer > o.symmetry_long * typical)
+        measures[f"anatomy.symmetry.{name}"] = (r, o.symmetry_ratio)
+        c.rows(
+            big,
+            "anatomy.symmetry",
+            "warning",
+            r,
+            o.symmetry_ratio,
+            f"{NAMES[la]},{NAMES[lb]},{NAMES[ra]},{NAMES[rb]}",
+            f"Left and right {name.replace('_', ' ')} lengths differ more than the body allows.",
+        )
+    for name, a, b, cc in JOINTS:
+        ang = geo.joint_angle(pts, a, b, cc)
+        measures[f"anatomy.joint_angle.{name}"] = (ang, o.min_joint_angle)
+        with np.errstate(invalid="ignore"):
+            bad = ang < o.min_joint_angle
+        c.rows(
+            bad,
+            "anatomy.joint_angle",
+            "warning",
+            ang,
+            o.min_joint_angle,
+            f"{NAMES[a]},{NAMES[b]},{NAMES[cc]}",
+            f"The {name.replace('_', ' ')} is folded beyond the human range.",
+        )
+    # Left/right swaps: shoulder and hip lines pointing opposite ways, or crossed arm chains.
+    (lsx, lsy), (rsx, rsy) = pts.xy(layout.L_SHOULDER), pts.xy(layout.R_SHOULDER)
+    (lhx, lhy), (rhx, rhy) = pts.xy(layout.L_HIP), pts.xy(layout.R_HIP)
+    shx, shy, hpx, hpy = lsx - rsx, lsy - rsy, lhx - rhx, lhy - rhy
+    n_sh, n_hp = np.hypot(shx, shy), np.hypot(hpx, hpy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = geo.dot_xy(shx, shy, hpx, hpy) / (n_sh * n_hp)
+        wide = (n_sh > 0.3 * scale) & (n_hp > 0.2 * scale)
+        swap_torso = wide & (cos < -0.5)
+    c.rows(
+        swap_torso,
+        "anatomy.lr_swap",
+        "warning",
+        cos,
+        -0.5,
+        "left_shoulder,right_shoulder,left_hip,right_hip",
+        "The shoulder and hip lines point opposite ways: left/right labels swapped.",
+    )
+    for name, (ej, wj) in (
+        ("wrists", ((layout.L_ELBOW, layout.R_ELBOW), (layout.L_WRIST, layout.R_WRIST))),
+        ("ankles", ((layout.L_KNEE, layout.R_KNEE), (layout.L_ANKLE, layout.R_ANKLE))),
+    ):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            straight = length(wj[0], ej[0]) + length(wj[1], ej[1])
+            crossed = length(wj[0], ej[1]) + length(wj[1], ej[0])
+            r = straight / crossed
+            bad = (r > 2.5) & (length(ej[0], ej[1]) > 0.3 * scale)
+        c.rows(
+            bad,
+            "anatomy.lr_swap",
+            "warning",
+            r,
+            2.5,
+            f"{NAMES[wj[0]]},{NAMES[wj[1]]}",
+            f"The {name} sit at the opposite side's joints: left/right labels swapped.",
+        )
+
+
+def check_stick(
+    ds,
+    c: _Collector,
+    o: ValidateOptions,
+    summary: dict,
+    measures: dict,
+    pts: geo.Points | None = None,
+    scale: np.ndarray | None = None,
+) -> dict | None:
+    """Stick checks; returns the stick statistics (or None when the data has no stick)."""
+    from toolkit import correct as corr
+
+    kp = ds.keypoints
+    pts = geo.Points(kp) if pts is None else pts
+    n = len(kp)
+    g_ok, t_ok = (np.isfinite(pts.xy(k)).all(0) for k in (layout.GRIP, layout.TIP))
+    none = ~g_ok & ~t_ok
+    frac = float(none.mean()) if n else 1.0
+    summary["stick_missing_fraction"] = _r(frac)
+    if n == 0 or frac > o.stick_missing_fraction:
+        c.dataset(
+            "stick.missing",
+            "warning",
+            f"{none.sum()} of {n} annotations have no stick keypoints (17-keypoint data?): "
+            "stick checks skipped.",
+            value=frac,
+            threshold=o.stick_missing_fraction,
+            keypoints="stick_grip,stick_tip",
+        )
+        return None
+    tip_frac = float((~t_ok).mean())
+    if tip_frac > o.stick_missing_fraction:
+        # e.g. a 17-keypoint detector's output: grip guessed at the wrist, tip never known.
+        c.dataset(
+            "stick.tip_missing",
+            "warning",
+            f"{int((~t_ok).sum())} of {n} annotations have no stick tip: stick checks skipped.",
+            value=tip_frac,
+            threshold=o.stick_missing_fraction,
+            keypoints="stick_tip",
+        )
+        return None
+    c.rows(
+        none,
+        "stick.missing",
+        "warning",
+        1,
+        0,
+        "stick_grip,stick_tip",
+        "Neither stick keypoint is labelled.",
+    )
+    c.rows(
+        g_ok & ~t_ok,
+        "stick.tip_missing",
+        "error",
+        1,
+        0,
+        "stick_tip",
+        "The grip is labelled but the tip is missing.",
+    )
+    c.rows(
+        ~g_ok & t_ok,
+        "stick.grip_missing",
+        "error",
+        1,
+        0,
+        "stick_grip",
+        "The tip is labelled but the grip is missing.",
+    )
+    group, stance = corr.group_keys(ds)
+    co = corr.CorrectOptions(
+        grip_tolerance=o.grip_tolerance, too_long_tolerance=o.too_long_tolerance
+    )
+    st = corr.stick_stats(pts, group, stance, co, scale)
+    c.rows(
+        st.swapped,
+        "stick.swap",
+        "error",
+        st.grip_dist,
+        o.grip_tolerance,
+        "stick_grip,stick_tip",
+        "The tip sits at the hand and the grip away from it: swapped.",
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        far = (st.grip_dist > o.grip_tolerance) & ~st.swapped
+        ratio = st.length / st.subject_length
+        too_long = ratio > 1 + o.too_long_tolerance
+    right = (st.side != 0).astype(np.int64)
+    wrist_name = np.array(["left_wrist", "right_wrist"], dtype=object)[right]
+    measures["stick.grip_far"] = (st.grip_dist, o.grip_tolerance)
+    c.rows(
+        far,
+        "stick.grip_far",
+        "error",
+        st.grip_dist,
+        o.grip_tolerance,
+        np.array(["stick_grip,left_wrist", "stick_grip,right_wrist"], dtype=object)[right],
+        "The grip is far from the weapon wrist (value: torso sizes).",
+    )
+    measures["stick.length_ratio"] = (ratio, 1 + o.too_long_tolerance)
+    c.rows(
+        too_long & ~st.swapped,
+        "stick.too_long",
+        "error",
+        ratio,
+        1 + o.too_long_tolerance,
+        "stick_grip,stick_tip",
+        "The stick is longer than the subject's stick (value: length / estimated stick length).",
+    )
+    rel = st.rel_angle
+    dev = np.abs(geo.wrap_degrees(rel - st.stance_angle))
+    thr = np.maximum(o.angle_sigmas * st.stance_spread, o.angle_min_deg)
+    with np.errstate(invalid="ignore"):
+        # A strongly foreshortened stick has an unreliable direction: not judged.
+        judged = ratio >= 0.45
+        atypical = (dev > thr) & judged & ~st.swapped & ~far
+    measures["stick.forearm_angle"] = (rel, None)
+    # Reported, not assumed: the typical angle per stance (stances in sorted order).
+    ok = st.clean & np.isfinite(rel)
+    by_stance = {}
+    if ok.any():
+        rel_ok = rel[ok]
+        codes, names = pd.factorize(np.asarray(stance, dtype=object)[ok], sort=True)
+        for chunk in corr._group_chunks(codes):  # loops over stances
+            by_stance[str(names[codes[chunk[0]]])] = {
+                "median_deg": _r(pd.Series(rel_ok[chunk]).median()),
+                "n": int(len(chunk)),
+            }
+    summary["stick_forearm_angle_by_stance"] = by_stance
+    # The subject's stick length is one value per group: its first row's.
+    codes, names = pd.factorize(np.asarray(group, dtype=object), sort=True)
+    summary["stick_length_by_group"] = {
+        str(names[codes[chunk[0]]]): _r(_first_valid(st.subject_length[chunk]))
+        for chunk in corr._group_chunks(codes)  # loops over groups
+    }
+    return {
+        "stats": st,
+        "ratio": ratio,
+        "group": group,
+        "stance": stance,
+        "flagged": st.swapped | far | too_long,
+        "atypical": atypical,
+        "angle_dev": dev,
+        "angle_thr": thr,
+        "wrist_name": wrist_name,
+        "tip_wrist_names": np.array(["stick_tip,left_wrist", "stick_tip,right_wrist"], object)[
+            right
+        ],
+    }
+
+
+def _first_valid(x: np.ndarray) -> float:
+    """The first non-NaN value (as ``groupby().first()``), NaN when there is none."""
+    ok = np.flatnonzero(~np.isnan(x))
+    return float(x[ok[0]]) if len(ok) else np.nan
+
+
+def report_forearm_angle(c: _Collector, stick: dict, confirmed: np.ndarray | None) -> None:
+    """``stick.forearm_angle``: a warning, or only information where the image confirms the
+    labelled stick (the stance statistics describe typical sticks; the image shows this one)."""
+    atyp = stick["atypical"] & ~stick["flagged"]
+    conf = np.zeros(len(atyp), bool) if confirmed is None else confirmed
+    msg = (
+        "The stick's angle to the forearm is unusual for this stance (value: degrees from "
+        "the stance's typical angle)."
+    )
+    kps = stick["tip_wrist_names"]
+    c.rows(
+        atyp & ~conf,
+        "stick.forearm_angle",
+        "warning",
+        stick["angle_dev"],
+        stick["angle_thr"],
+        kps,
+        msg,
+    )
+    c.rows(
+        atyp & conf,
+        "stick.forearm_angle",
+        "info",
+        stick["angle_dev"],
+        stick["angle_thr"],
+        kps,
+        msg + " The image confirms the labelled stick.",
+    )
+
+
+def check_image(ds, c: _Collector, o: ValidateOptions, stick: dict, summary: dict) -> np.ndarray:
+    """``stick.image_mismatch``: the image (or video frame) shows a better-supported stick.
+
+    Returns:
+        ``(N,)`` bool: rows where the image showed a clear line that agrees with the label.
+    """
+    from toolkit import correct as corr
+
+    st = stick["stats"]
+    kp = ds.keypoints
+    n = len(kp)
+    rows = np.flatnonzero(np.isfinite(kp[:, layout.GRIP, :2]).all(1) & (kp[:, layout.GRIP, 2] > 0))
+    L_px = st.subject_length * st.scale
+    prior = geo.angle(st.forearm) + st.stance_angle
+    ev, n_read = corr.image_evidence(ds, kp, rows, 1.3 * L_px, prior)
+    summary["images_read"] = n_read
+    if n_read == 0:
+        summary["notes"].append(
+            "stick.image_mismatch: no image or video frame could be read "
+            "(media missing?): image evidence skipped."
+        )
+        return np.zeros(n, bool)
+    xy = geo._xy(kp)
+    _, use, judged = corr.decide_image_tip(
+        xy[:, layout.TIP], xy[:, layout.GRIP], ev, L_px, o.image_gain, o.image_move
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = ev["best_score"] / np.maximum(ev["label_score"], 1e-3)
+        move = geo.distance(ev["best_tip"], xy[:, layout.TIP]) / L_px
+    has_tip = np.isfinite(xy[:, layout.TIP]).all(1)
+    c.rows(
+        use & has_tip & ~stick["flagged"],
+        "stick.image_mismatch",
+        "warning",
+        move,
+        o.image_move,
+        "stick_grip,stick_tip",
+        "The image shows the stick elsewhere: the best-supported segment from the grip ends "
+        "away from the labelled tip (value: distance in stick lengths).",
+    )
+    summary["image_support_gain_median"] = (
+        _r(np.nanmedian(gain)) if np.isfinite(gain).any() else None
+    )
+    return judged & ~use & has_tip
+
+
+def check_temporal(
+    ds,
+    c: _Collector,
+    o: ValidateOptions,
+    scale: np.ndarray,
+    stick: dict | None,
+    confirmed: np.ndarray | None = None,
+) -> None:
+    """Video checks: one-frame spikes of any keypoint, and stick drift episodes."""
+    from toolkit import correct as corr
+
+    video = c.video_id
+    frame = c.frame
+    isv = np.isfinite(video) & np.isfinite(frame)
+    if not isv.any():
+        return
+    kp = ds.keypoints
+    order = np.flatnonzero(isv)
+    order = order[np.lexsort((frame[order], video[order]))]
+    xy = geo._xy(kp)[order]  # (M, 19, 2)
+    v = video[order]
+    f = frame[order]
+    s = scale[order]
+    same_prev = np.r_[False, (v[1:] == v[:-1]) & (f[1:] - f[:-1] <= 2)]
+    same_next = np.r_[same_prev[1:], False]
+    prev = np.roll(xy, 1, 0)
+    nxt = np.roll(xy, -1, 0)
+    d_prev = geo.norm(xy - prev) / s[:, None]
+    d_next = geo.norm(xy - nxt) / s[:, None]
+    d_skip = geo.norm(prev - nxt) / s[:, None]
+    inner = same_prev & same_next
+    step = np.where(same_prev[:, None], d_prev, np.nan)
+    # Robust motion level per video and keypoint.
+    med = pd.DataFrame(step).groupby(v).transform("median").to_numpy()
+    mad = pd.DataFrame(np.abs(step - med)).groupby(v).transform("median").to_numpy() * 1.4826
+    thr = np.maximum(med + o.jump_sigmas * mad, o.jump_min)
+    with np.errstate(invalid="ignore"):
+        spike = inner[:, None] & (np.minimum(d_prev, d_next) > thr) & (d_skip < 0.5 * thr)
+    worst = np.nanmax(np.where(spike, np.minimum(d_prev, d_next), -np.inf), 1)
+    mask = np.zeros(len(kp), bool)
+    mask[order] = spike.any(1)
+    val = np.full(len(kp), np.nan)
+    val[order] = worst
+    thr_row = np.full(len(kp), np.nan)
+    thr_row[order] = np.nanmin(np.where(spike, thr, np.inf), 1)
+    names = np.full(len(kp), "", dtype=object)
+    names[order] = _names_where(spike)
+    c.rows(
+        mask,
+        "temporal.jump",
+        "warning",
+        val,
+        thr_row,
+        names,
+        "A keypoint jumps away for one frame and back (value: torso sizes).",
+    )
+    if stick is None:
+        return
+    # Drift: runs of stick angle/length outliers (Hampel) of several frames.
+    g = xy[:, layout.GRIP]
+    t = xy[:, layout.TIP]
+    vec = t - g
+    out = np.zeros(len(order), bool)
+    ratio = np.zeros(len(order))
+    co = corr.CorrectOptions()
+    for vid in pd.unique(v):  # loops over videos
+        r = np.flatnonzero(v == vid)
+        if len(r) < 5:
+            continue
+        a = geo.angle(vec[r])
+        okr = np.isfinite(a)
+        if okr.sum() < 5:
+            continue
+        a[okr] = np.degrees(np.unwrap(np.radians(a[okr])))
+        ln = geo.norm(vec[r])
+        ml = np.nanmedian(ln)
+        oa, ma = corr.hampel(a, co.hampel_window, co.hampel_sigmas, min_scale=3.0)
+        ol, mlen = corr.hampel(ln, co.hampel_window, co.hampel_sigmas, min_scale=0.04 * ml)
+        out[r] = oa | ol
+        # How far past the threshold, in units of it (angle or length, whichever is worse).
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ra = np.abs(geo.wrap_degrees(a - ma)) / 3.0 / co.hampel_sigmas
+            rl = np.abs(ln - mlen) / (0.04 * ml) / co.hampel_sigmas
+        ratio[r] = np.fmax(ra, rl)
+    # Run lengths of consecutive outliers within a video.
+    brk = np.r_[True, (v[1:] != v[:-1]) | ~out[1:] | ~out[:-1]]
+    run_id = np.cumsum(brk)
+    run_len = pd.Series(out.astype(int)).groupby(run_id).transform("sum").to_numpy()
+    if confirmed is not None:
+        # The image shows the labelled stick where it is: its time series may look odd (a
+        # fast swing), but the label is right.
+        out &= ~confirmed[order]
+    drift = out & (run_len >= o.drift_min_frames)
+    single = out & (run_len < o.drift_min_frames)
+    m = np.zeros(len(kp), bool)
+    m[order] = drift
+    rl = np.zeros(len(kp))
+    rl[order] = run_len
+    c.rows(
+        m & ~stick["flagged"],
+        "temporal.drift",
+        "warning",
+        rl,
+        o.drift_min_frames,
+        "stick_grip,stick_tip",
+        "The stick's angle or length drifts away from its course for several frames "
+        "(value: frames in the episode).",
+    )
+    m1 = np.zeros(len(kp), bool)
+    m1[order] = single
+    rr = np.full(len(kp), np.nan)
+    rr[order] = ratio
+    c.rows(
+        m1 & ~stick["flagged"] & ~mask,
+        "temporal.jump",
+        "warning",
+        rr,
+        1.0,
+        "stick_grip,stick_tip",
+        "The stick's angle or length jumps for a frame or two (Hampel outlier; value: the "
+        "deviation from the rolling median in units of the threshold).",
+    )
+
+
+def check_plausibility(
+    ds, c: _Collector, o: ValidateOptions, summary: dict, measures: dict
+) -> None:
+    from toolkit import plausibility
+
+    res = plausibility.score(ds.keypoints, epochs=o.vae_epochs, seed=o.seed)
+    if res is None:
+        summary["notes"].append("plausibility: torch is not available, the VAE check was skipped.")
+        return
+    err = res.errors
+    finite = np.isfinite(err)
+    if finite.sum() < 10:
+        summary["notes"].append("plausibility: fewer than 10 scorable poses, VAE check skipped.")
+        return
+    med = float(np.median(err[finite]))
+    mad = float(np.median(np.abs(err[finite] - med)) * 1.4826)
+    thr = med + o.vae_mads * max(mad, 1e-6)
+    measures["plausibility.vae"] = (err, thr)
+    summary["plausibility"] = {
+        "median_error": _r(med),
+        "threshold": _r(thr),
+        "train_seconds": _r(res.seconds),
+        "model": repr(res.model),
+    }
+    with np.errstate(invalid="ignore"):
+        c.rows(
+            err > thr,
+            "plausibility.vae",
+            "warning",
+            err,
+            thr,
+            "",
+            "The pose reconstructs poorly under a beta-VAE trained on this data set "
+            "(value: reconstruction error).",
+        )
+
+
+# ---------------------------------------------------------------------- entry points
+def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
+    """Run every check on ``ds`` and return a :class:`Report`."""
+    o = options or ValidateOptions()
+    if kwargs:
+        o = ValidateOptions(**{**o.__dict__, **kwargs})
+    c = _Collector(ds)  # the frame table, built once for every check
+    summary: dict[str, Any] = {
+        "n_images": int(len(ds.images)),
+        "n_annotations": int(len(ds)),
+        "n_videos": int(len(ds.videos)),
+        "notes": [],
+    }
+    measures: dict = {}
+    # Keypoint columns read once, shared by every check.
+    pts = geo.Points(ds.keypoints)
+    scale = geo.body_scale(pts)
+    measures["anatomy.torso_px"] = (scale, None)
+    check_structure(ds, c, o, summary, measures, pts)
+    check_anatomy(ds, c, o, summary, measures, scale, pts)
+    stick = check_stick(ds, c, o, summary, measures, pts, scale)
+    del pts
+    confirmed = None
+    if stick is not None and o.use_images:
+        confirmed = check_image(ds, c, o, stick, summary)
+    if stick is not None:
+        report_forearm_angle(c, stick, confirmed)
+    check_temporal(ds, c, o, scale, stick, confirmed)
+    if o.use_vae:
+        check_plausibility(ds, c, o, summary, measures)
+    else:
+        summary["notes"].append("plausibility: VAE check disabled (--no-vae).")
+    findings = c.table()
+    _summarise(findings, summary)
+    return Report(findings=findings, summary=summary, measures=measures)
+
+
+def validate_dir(
+    path: str | Path, options: ValidateOptions | None = None, **kwargs
+) -> tuple[Report, Any]:
+    """Load and validate a dataset directory; a schema failure is a ``structure.schema`` error.
+
+    Returns:
+        ``(report, dataset or None)``.
+    """
+    import orjson
+
+    from toolkit.dataset import DATASET_FILE, Dataset
+    from toolkit.errors import InputError
+    from toolkit.schema import validate_dataset
+
+    path = Path(path)
+    ds_file = path / DATASET_FILE if path.is_dir() else path
+    if not ds_file.exists():
+        raise FileNotFoundError(
+            f"Expected a dataset directory with '{DATASET_FILE}', but {path} has none "
+            "(create one with `toolkit import SRC --out DATASET`)."
+        )
+    try:
+        doc = orjson.loads(ds_file.read_bytes())
+        validate_dataset(doc, ds_file)
+    except (InputError, orjson.JSONDecodeError) as exc:
+        findings = pd.DataFrame(
+            [
+                {
+                    "code": "structure.schema",
+                    "category": "structure",
+                    "severity": "error",
+                    "row": -1,
+                    "ann_id": -1,
+                    "image_id": -1,
+                    "file_name": None,
+                    "video": None,
+                    "frame_index": np.nan,
+                    "keypoints": "",
+                    "value": np.nan,
+                    "threshold": np.nan,
+                    "message": str(exc),
+                }
+            ]
+        )
+        summary = {
+            "n_images": 0,
+            "n_annotations": 0,
+            "n_videos": 0,
+            "notes": ["the dataset breaks its schema: no further checks ran"],
+        }
+        _summarise(findings, summary)
+        return Report(findings=findings, summary=summary), None
+    ds = Dataset.load(ds_file.parent, validate=False)
+    return validate(ds, options, **kwargs), ds
+
+
+def _summarise(findings: pd.DataFrame, summary: dict) -> None:
+    summary["n_findings"] = int(len(findings))
+    summary["by_severity"] = {s: int((findings["severity"] == s).sum()) for s in SEVERITIES}
+    summary["by_code"] = {
+        str(k): int(v) for k, v in findings["code"].value_counts().sort_index().items()
+    }
+    per_code_sev = (
+        findings.groupby("code")["severity"].agg(
+            lambda s: SEVERITIES[int(s.map(SEVERITY_RANK).max())]
+        )
+        if len(findings)
+        else {}
+    )
+    summary["severity_by_code"] = {str(k): str(v) for k, v in dict(per_code_sev).items()}
+    frames = findings[findings["row"] >= 0]
+    summary["annotations_with_findings"] = int(frames["row"].nunique())
+    summary["annotations_with_errors"] = int(
+        frames.loc[frames["severity"] == "error", "row"].nunique()
+    )
+
+
+def findings_records(findings: pd.DataFrame) -> list[dict]:
+    """Findings as JSON-ready dicts (``keypoints`` as a list, missing fields as null)."""
+    if not len(findings):
+        return []
+    df = findings.copy()
+    out = []
+    cols = {c: df[c].to_numpy(dtype=object) for c in FINDING_COLUMNS}
+    for i in range(len(df)):  # serialisation only
+        rec = {}
+        for k in ("code", "category", "severity", "message"):
+            rec[k] = str(cols[k][i])
+        for k in ("ann_id", "image_id"):
+            v = int(cols[k][i])
+            rec[k] = None if v < 0 else v
+        fn = cols["file_name"][i]
+        rec["file_name"] = None if fn is None or (isinstance(fn, float)) else str(fn)
+        vd = cols["video"][i]
+        rec["video"] = None if vd is None or isinstance(vd, float) else str(vd)
+        fr = cols["frame_index"][i]
+        rec["frame_index"] = None if fr is None or not np.isfinite(fr) else int(fr)
+        kps = cols["keypoints"][i]
+        rec["keypoints"] = [k for k in str(kps).split(",") if k] if kps else []
+        for k in ("value", "threshold"):
+            v = cols[k][i]
+            rec[k] = None if v is None or not np.isfinite(v) else _r(v)
+        out.append(rec)
+    return out
+
+
+def _r(x: Any, nd: int = 4) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return round(x, nd) if np.isfinite(x) else None
+
+
+def flagged_rows(
+    findings: pd.DataFrame,
+    n: int,
+    categories: tuple[str, ...] = ("stick", "temporal"),
+    min_severity: str = "warning",
+) -> np.ndarray:
+    """``(n,)`` bool: annotation rows with a finding in ``categories`` at ``min_severity``+."""
+    rank = findings["severity"].map(SEVERITY_RANK).to_numpy()
+    sel = findings["category"].isin(categories).to_numpy() & (rank >= SEVERITY_RANK[min_severity])
+    rows = findings["row"].to_numpy()[sel]
+    out = np.zeros(n, bool)
+    out[rows[rows >= 0].astype(int)] = True
+    return out

@@ -1,0 +1,1 @@
+"""One module per ``trainer`` command; each is a thin Click wrapper over one library function."""

@@ -1,0 +1,77 @@
+"""``trainer ablate``: every model on the same folds, one comparison table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from toolkit.commands._common import cli_errors, echo_err
+from trainer.commands._options import training_options
+
+ALL_MODELS = ("geopose", "graph", "visual", "flat", "no-aux", "angles-rf", "angles-gbm")
+
+
+def _models(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in ALL_MODELS]
+    if bad or not names:
+        raise click.BadParameter(
+            f"Expected a comma-separated list of {list(ALL_MODELS)}, but got {value!r}."
+        )
+    return names
+
+
+@click.command("ablate")
+@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for one run folder per model plus ablation.csv/json/txt.",
+)
+@click.option(
+    "--models",
+    default=",".join(ALL_MODELS),
+    show_default=True,
+    help="Comma-separated models to compare.",
+)
+@training_options
+@cli_errors(example="trainer ablate ds --out runs/ablation")
+def ablate_cmd(dataset: Path, out: Path, models: str, **opts) -> None:
+    """Cross-validate every model on DATASET on the same folds and print the table.
+
+    Each model gets its own run folder under --out (as `trainer fit` writes it); the crops and the
+    frozen backbone's features are computed once and shared.
+    """
+    from trainer.commands._options import command_line, load_prepared, make_config
+    from trainer.runs import run_ablation
+
+    names = _models(models)
+    prep = load_prepared(
+        dataset, opts, need_crops=any(m not in ("graph", "angles-rf", "angles-gbm") for m in names)
+    )
+    cfg = make_config(names[0], opts)
+    echo_err(
+        f"ablation: {len(prep)} frames, {len(prep.taxonomy.classes)} stances, "
+        f"{len(set(prep.groups))} groups by {prep.group_by}, {opts['folds']} folds, "
+        f"models {', '.join(names)}"
+    )
+    _, table = run_ablation(
+        prep,
+        names,
+        cfg,
+        out,
+        n_folds=opts["folds"],
+        overwrite=opts["overwrite"],
+        resume=opts["resume"],
+        progress=not opts["quiet"],
+        extra_config={
+            "command": command_line(),
+            "dataset": str(dataset.resolve()),
+            "raw": opts["raw"],
+        },
+        echo=None if opts["quiet"] else echo_err,
+    )
+    click.echo(table)
+    click.echo(f"\nablation folder: {out}")

@@ -1,0 +1,111 @@
+"""``trainer fit``: cross-validate one model and write its run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from toolkit.commands._common import cli_errors, echo_err
+from trainer.commands._options import training_options
+
+MODEL_CHOICES = ("geopose", "graph", "visual", "flat", "no-aux", "angles-rf", "angles-gbm")
+EXAMPLE = "trainer fit ds --out runs/geopose --folds 5 --group subject"
+
+
+@click.command("fit")
+@click.argument("dataset", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
+@click.option(
+    "--model",
+    type=click.Choice(MODEL_CHOICES),
+    default="geopose",
+    show_default=True,
+    help="GeoPose-Net or a variant, or an angle-feature baseline.",
+)
+@training_options
+@click.option(
+    "--angles-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Train an angle baseline straight from a CSV of angle features (no DATASET).",
+)
+@click.option(
+    "--label-column", default="stance", show_default=True, help="Class column of --angles-csv."
+)
+@click.option("--group-column", help="Subject/video column of --angles-csv.")
+@click.pass_context
+@cli_errors(example=EXAMPLE)
+def fit_cmd(
+    ctx: click.Context,
+    dataset: Path | None,
+    out: Path,
+    model: str,
+    angles_csv: Path | None,
+    label_column: str,
+    group_column: str | None,
+    **opts,
+) -> None:
+    """Cross-validate a stance classifier on DATASET and write the run folder --out.
+
+    Folds are stratified and grouped (StratifiedGroupKFold): with --group subject no subject is in
+    both the training and the test part of a fold. The run folder holds config.yaml,
+    metrics.json/csv, the confusion matrix, training curves, out-of-fold probabilities per frame
+    and one checkpoint per fold.
+
+    \b
+    Examples:
+      trainer fit ds --out runs/geopose
+      trainer fit ds --out runs/graph --model graph --raw
+      trainer fit --angles-csv angles.csv --label-column stance --group-column subject \\
+          --model angles-rf --out runs/rf
+    """
+    from trainer.commands._options import (
+        command_line,
+        load_prepared,
+        make_config,
+        prepared_from_csv,
+    )
+    from trainer.runs import fold_table, run_experiment, summary_table
+    from trainer.train import BASELINES
+
+    if angles_csv is not None:
+        if dataset is not None:
+            raise ValueError("Expected either DATASET or --angles-csv, but got both.")
+        if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
+            model = "angles-rf"
+        if model not in BASELINES:
+            raise ValueError(
+                f"Expected '--model' to be one of {list(BASELINES)} with "
+                f"--angles-csv (a CSV has no keypoints or images), but got {model!r}."
+            )
+        prep = prepared_from_csv(angles_csv, label_column, group_column, opts)
+        source = {
+            "angles_csv": str(angles_csv.resolve()),
+            "label_column": label_column,
+            "group_column": group_column,
+        }
+    else:
+        if dataset is None:
+            raise ValueError("Expected a DATASET directory (or --angles-csv FILE).")
+        prep = load_prepared(dataset, opts, need_crops=model not in ("graph", *BASELINES))
+        source = {"dataset": str(dataset.resolve()), "raw": opts["raw"]}
+    cfg = make_config(model, opts)
+    echo_err(
+        f"{model}: {len(prep)} frames, {len(prep.taxonomy.classes)} stances, "
+        f"{len(set(prep.groups))} groups by {prep.group_by}, {opts['folds']} folds"
+    )
+    res = run_experiment(
+        prep,
+        cfg,
+        out,
+        n_folds=opts["folds"],
+        overwrite=opts["overwrite"],
+        resume=opts["resume"],
+        progress=not opts["quiet"],
+        extra_config={"command": command_line(), **source},
+        echo=None if opts["quiet"] else echo_err,
+    )
+    click.echo(fold_table(res.metrics))
+    click.echo()
+    click.echo(summary_table([res.metrics], baseline=None))
+    click.echo(f"\nrun folder: {out}")

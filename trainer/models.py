@@ -1,0 +1,536 @@
+"""GeoPose-Net: a GATv2 over the body+stick graph fused with a MobileNetV3-Small grip crop.
+
+::
+
+    nodes (B,19,5), edge_attr (B,E,4) ── GraphStream (2 x GATv2Conv, edge_dim=4) ──┐
+                                                                                   ├─ trunk ─┬─ HierarchicalHead
+    crop (B,3,128,128) in 0..1 ───────── VisualStream (MobileNetV3-Small + MLP) ───┘         │   family, chamber,
+                                                                                             │   stance | both
+                                                                                             └─ GeometryHead (aux)
+
+Variants (:data:`VARIANTS`): ``geopose`` (all of it), ``graph`` (no visual stream), ``visual``
+(crop only), ``flat`` (stance head without the hierarchy), ``no-aux`` (no geometry head).
+
+The graph is the same 19-node topology for every frame (:mod:`trainer.graph`), so the batch is
+pooled with ``h.view(-1, 19, C)`` (mean and max), which keeps the exported ONNX graph
+batch-dynamic (PyG's ``global_mean_pool`` would bake the batch size in).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from toolkit import layout
+from trainer.data import EDGE_FEATURES, NODE_FEATURES, WEAPON_FEATURE
+from trainer.graph import GRAPH, GROUPS, GraphSpec
+
+VARIANTS: tuple[str, ...] = ("geopose", "graph", "visual", "flat", "no-aux")
+VISUAL_DIM = 576  # MobileNetV3-Small feature width after global pooling
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: File name torchvision gives the ImageNet weights in the torch hub cache.
+HUB_WEIGHTS = "mobilenet_v3_small-047dcff4.pth"
+
+
+@dataclass
+class FrameGraph:
+    """One batch's wiring, shared by both GATv2 layers.
+
+    Attributes:
+        src: ``(B, E)`` source node of each edge slot.
+        dst: ``(B, E)`` target node of each edge slot.
+        cell: ``(B, E, N*N)`` one-hot of ``dst * N + src`` (zeroed for dropped edges).
+        adj: ``(B, N, N)`` bool, ``adj[b, i, j]``: an edge j -> i exists.
+        edge_attr: ``(B, E, 4)``.
+    """
+
+    src: torch.Tensor
+    dst: torch.Tensor
+    cell: torch.Tensor
+    adj: torch.Tensor
+    edge_attr: torch.Tensor
+
+
+class DenseGATv2(nn.Module):
+    """PyG's ``GATv2Conv`` evaluated per frame over a small fixed node set.
+
+    The parameters are those of a real ``torch_geometric.nn.GATv2Conv`` (``self.conv``; its own
+    sparse ``forward`` gives the same numbers, a test checks it). Scores are computed per edge
+    slot with gathers, then placed in a ``(B, N, N)`` block by a one-hot matrix product and
+    normalised by a masked softmax: a handful of batched tensor ops instead of scatter kernels,
+    faster on a CPU and exportable to ONNX with a symbolic batch size.
+
+    Shapes:
+        x: ``(B, N, F)``; graph: a :class:`FrameGraph`. Returns ``(B, N, heads * out)``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, heads: int, edge_dim: int):
+        super().__init__()
+        from torch_geometric.nn import GATv2Conv
+
+        self.conv = GATv2Conv(in_dim, out_dim, heads=heads, edge_dim=edge_dim, add_self_loops=False)
+        self.heads, self.out_dim = heads, out_dim
+
+    def forward(self, x: torch.Tensor, g: FrameGraph) -> torch.Tensor:
+        c = self.conv
+        b, n, _ = x.shape
+        h, d = self.heads, self.out_dim
+        x_l = c.lin_l(x)  # source side (x_j), (B, N, H*D)
+        x_r = c.lin_r(x)  # target side (x_i)
+        e_slots = g.src.shape[1]
+        idx_s = g.src[..., None].expand(b, e_slots, h * d)
+        idx_d = g.dst[..., None].expand(b, e_slots, h * d)
+        e = torch.gather(x_l, 1, idx_s) + torch.gather(x_r, 1, idx_d) + c.lin_edge(g.edge_attr)
+        e = F.leaky_relu(e, c.negative_slope).view(b, e_slots, h, d)
+        score = (e * c.att.view(1, 1, h, d)).sum(-1)  # (B, E, H)
+        dense = (g.cell.transpose(1, 2) @ score).view(b, n, n, h)
+        dense = dense.masked_fill(~g.adj[..., None], -1e9)
+        alpha = dense.softmax(dim=2)  # over the sources j of each target i
+        out = torch.einsum("bijh,bjhd->bihd", alpha, x_l.view(b, n, h, d)).reshape(b, n, h * d)
+        return out + c.bias
+
+    def extra_repr(self) -> str:
+        return (
+            f"GATv2Conv({self.conv.in_channels}, {self.out_dim}, heads={self.heads}, "
+            f"edge_dim={self.conv.edge_dim}), per-frame masked softmax"
+        )
+
+
+class GraphStream(nn.Module):
+    """Two GATv2 layers with 4-d edge attributes over the fixed 19-node graph.
+
+    The weapon attachment edges (weapon wrist/elbow <-> grip) are wired per frame from the
+    ``weapon`` node feature, so the topology stays one constant edge list per frame. The edge
+    list ``(B, E, 4)`` is scattered into a dense ``(B, 19, 19, 4)`` block by a one-hot matrix
+    product (no scatter op in the exported graph).
+
+    Args:
+        out_dim: Width of the pooled graph embedding.
+        hidden: Per-head width of each GATv2 layer.
+        heads: Attention heads.
+        drop_edge: Probability of dropping each body edge per frame while training (DropEdge).
+        spec: Graph topology.
+
+    Shapes:
+        nodes: ``(B, 19, 5)``; edge_attr: ``(B, E, 4)``. Returns ``(B, out_dim)``.
+    """
+
+    def __init__(
+        self,
+        out_dim: int = 128,
+        hidden: int = 32,
+        heads: int = 4,
+        drop_edge: float = 0.1,
+        spec: GraphSpec = GRAPH,
+    ):
+        super().__init__()
+        width = hidden * heads
+        self.width, self.heads, self.drop_edge = width, heads, drop_edge
+        self.num_nodes = spec.num_nodes
+        self.proj = nn.Linear(len(NODE_FEATURES), width)
+        self.node_embedding = nn.Parameter(torch.zeros(spec.num_nodes, width))
+        nn.init.normal_(self.node_embedding, std=0.1)
+        self.gat1 = DenseGATv2(width, hidden, heads, len(EDGE_FEATURES))
+        self.gat2 = DenseGATv2(width, hidden, heads, len(EDGE_FEATURES))
+        self.norm1 = nn.LayerNorm(width)
+        self.norm2 = nn.LayerNorm(width)
+        # Readout: mean and max over the 19 nodes, plus a per-node linear readout (the node order
+        # is fixed, so which joint sits where survives the pooling).
+        self.node_readout = nn.Linear(spec.num_nodes * width, out_dim)
+        self.out = nn.Sequential(nn.Linear(2 * width, out_dim), nn.ELU())
+        w_src = torch.zeros(spec.num_edges, dtype=torch.long)
+        w_src[torch.as_tensor(spec.weapon_src_slots)] = 1
+        w_dst = torch.zeros(spec.num_edges, dtype=torch.long)
+        w_dst[torch.as_tensor(spec.weapon_dst_slots)] = 1
+        self.register_buffer("src", torch.as_tensor(spec.src, dtype=torch.long), persistent=False)
+        self.register_buffer("dst", torch.as_tensor(spec.dst, dtype=torch.long), persistent=False)
+        self.register_buffer("w_src", w_src, persistent=False)
+        self.register_buffer("w_dst", w_dst, persistent=False)
+        self.register_buffer(
+            "body_edge", torch.as_tensor(spec.group == GROUPS.index("body")), persistent=False
+        )
+        self.register_buffer("cells", torch.arange(spec.num_nodes**2), persistent=False)
+
+    def endpoints(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame ``(B, E)`` source and target node of every edge slot (weapon side wired)."""
+        right = (nodes[:, layout.R_WRIST, WEAPON_FEATURE] > 0.5).long()[:, None]  # (B, 1)
+        return self.src[None] + right * self.w_src[None], self.dst[None] + right * self.w_dst[None]
+
+    def frame_graph(
+        self, nodes: torch.Tensor, edge_attr: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> FrameGraph:
+        """The batch's :class:`FrameGraph` (``keep``: ``(B, E)`` DropEdge mask)."""
+        src, dst = self.endpoints(nodes)
+        cell = ((dst * self.num_nodes + src)[..., None] == self.cells).to(edge_attr.dtype)
+        if keep is not None:
+            cell = cell * keep[..., None].to(edge_attr.dtype)
+        n = self.num_nodes
+        adj = (cell.sum(1) > 0).view(-1, n, n)
+        return FrameGraph(src, dst, cell, adj, edge_attr)
+
+    def forward(self, nodes: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        keep = None
+        if self.training and self.drop_edge > 0:
+            drop = torch.rand(nodes.shape[0], self.src.numel(), device=nodes.device)
+            keep = ~((drop < self.drop_edge) & self.body_edge[None])
+        g = self.frame_graph(nodes, edge_attr, keep)
+        x = self.proj(nodes) + self.node_embedding
+        h = self.norm1(F.elu(self.gat1(x, g)) + x)
+        h = self.norm2(F.elu(self.gat2(h, g)) + h)
+        h = h.view(-1, self.num_nodes, self.width)
+        pooled = self.out(torch.cat([h.mean(1), h.amax(1)], -1))
+        return pooled + F.elu(self.node_readout(h.reshape(-1, self.num_nodes * self.width)))
+
+    def extra_repr(self) -> str:
+        return (
+            f"nodes={self.num_nodes}, edges/frame={self.src.numel()}, heads={self.heads}, "
+            f"width={self.width}, drop_edge={self.drop_edge}, "
+            f"pool=mean+max+per-node over h.view(-1, 19, C)"
+        )
+
+
+def bare_backbone() -> nn.Module:
+    """MobileNetV3-Small feature extractor with no weights loaded (checkpoints fill it in)."""
+    import torchvision
+
+    net = torchvision.models.mobilenet_v3_small(weights=None)
+    return nn.Sequential(net.features, net.avgpool, nn.Flatten(1))
+
+
+def mobilenet_backbone(
+    weights: str | Path | None = None, *, seed: int = 0
+) -> tuple[nn.Module, str]:
+    """MobileNetV3-Small feature extractor, ImageNet weights when they are on disk.
+
+    Looks at ``weights`` (an explicit file; an error when missing), then the torch hub cache
+    (``torch.hub.get_dir()/checkpoints``). Never downloads: without weights the network starts
+    from a seeded random initialisation and a warning says so.
+
+    Returns:
+        ``(module, where)``: ``module(x)`` maps ``(B, 3, H, W)`` normalised images to
+        ``(B, 576)``; ``where`` is the weights file used or ``"random"``.
+    """
+    import torchvision
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = torchvision.models.mobilenet_v3_small(weights=None)
+    path: Path | None = None
+    if weights is not None:
+        path = Path(weights)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"Expected --visual-weights to be a file, but {path} does not exist."
+            )
+    else:
+        cand = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob("mobilenet_v3_small-*.pth"))
+        path = cand[0] if cand else None
+    where = "random"
+    if path is not None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        missing, _ = net.load_state_dict(state, strict=False)
+        if any(k.startswith("features.") for k in missing):
+            raise ValueError(
+                f"Expected MobileNetV3-Small weights in {path}, but its keys do not "
+                "match the network."
+            )
+        where = str(path)
+    else:
+        warnings.warn(
+            "No ImageNet weights for MobileNetV3-Small found (looked in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'}); the visual stream starts from a "
+            "RANDOM initialisation. Pass --visual-weights PATH to use pretrained weights.",
+            UserWarning,
+            stacklevel=2,
+        )
+    body = nn.Sequential(net.features, net.avgpool, nn.Flatten(1))
+    return body, where
+
+
+class VisualStream(nn.Module):
+    """MobileNetV3-Small on the grip crop, then a small projection.
+
+    ``features(crop)`` is what gets cached while the backbone is frozen; ``forward`` accepts
+    either the crop or those cached features.
+
+    Shapes:
+        crop: ``(B, 3, 128, 128)`` RGB in 0..1 (ImageNet normalisation happens here).
+        feat: ``(B, 576)`` cached backbone features. Returns ``(B, out_dim)``.
+    """
+
+    def __init__(
+        self,
+        out_dim: int = 128,
+        weights: str | Path | None = None,
+        seed: int = 0,
+        backbone: nn.Module | None = None,
+    ):
+        super().__init__()
+        if backbone is None:
+            backbone, self.weights_from = mobilenet_backbone(weights, seed=seed)
+        else:
+            self.weights_from = "given"
+        self.backbone = backbone
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.head = nn.Sequential(nn.Linear(VISUAL_DIM, out_dim), nn.Hardswish(), nn.Dropout(0.2))
+        self.out_dim = out_dim
+
+    def features(self, crop: torch.Tensor) -> torch.Tensor:
+        return self.backbone((crop - self.mean) / self.std)
+
+    def forward(
+        self, crop: torch.Tensor | None = None, feat: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if feat is None:
+            feat = self.features(crop)
+        return self.head(feat)
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze/unfreeze the backbone; its BatchNorm statistics stay fixed either way (small
+        batches on a CPU would only add noise to them)."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+
+    def train(self, mode: bool = True) -> VisualStream:
+        super().train(mode)
+        for m in self.backbone.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def extra_repr(self) -> str:
+        n = sum(p.numel() for p in self.backbone.parameters())
+        return (
+            f"backbone=MobileNetV3-Small({n / 1e6:.2f}M params, weights={self.weights_from}), "
+            f"crop=3x128x128 RGB 0..1, out_dim={self.out_dim}"
+        )
+
+    def __repr__(self) -> str:
+        # The backbone's 150-line module dump says nothing the summary line does not.
+        head = repr(self.head).replace("\n", "\n  ")
+        return f"VisualStream(\n  {self.extra_repr()}\n  (head): {head}\n)"
+
+
+class HierarchicalHead(nn.Module):
+    """Family and chamber heads, and a stance head conditioned on both.
+
+    The stance logits are an MLP over ``[z, p(family), p(chamber)]`` plus a learned multiple of
+    ``log p(family of stance) + log p(chamber of stance)``: the taxonomy's hierarchy as a prior.
+
+    Shapes:
+        z: ``(B, in_dim)``. Returns a dict with ``stance (B, C)``, ``family (B, F)``,
+        ``chamber (B, K)``, ``embedding (B, hidden)``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        family_of: np.ndarray,
+        chamber_of: np.ndarray,
+        hidden: int = 128,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        n_cls = len(family_of)
+        n_fam, n_ch = int(np.max(family_of)) + 1, int(np.max(chamber_of)) + 1
+        self.family = nn.Linear(in_dim, n_fam)
+        self.chamber = nn.Linear(in_dim, n_ch)
+        self.embed = nn.Sequential(
+            nn.Linear(in_dim + n_fam + n_ch, hidden), nn.ReLU(), nn.Dropout(dropout)
+        )
+        self.classifier = nn.Linear(hidden, n_cls)
+        self.prior_scale = nn.Parameter(torch.tensor(0.5))
+        self.register_buffer("fam_onehot", F.one_hot(torch.as_tensor(family_of), n_fam).float())
+        self.register_buffer("ch_onehot", F.one_hot(torch.as_tensor(chamber_of), n_ch).float())
+        self.sizes = (n_cls, n_fam, n_ch)
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        fam, ch = self.family(z), self.chamber(z)
+        e = self.embed(torch.cat([z, fam.softmax(-1), ch.softmax(-1)], -1))
+        prior = fam.log_softmax(-1) @ self.fam_onehot.T + ch.log_softmax(-1) @ self.ch_onehot.T
+        return {
+            "stance": self.classifier(e) + self.prior_scale * prior,
+            "family": fam,
+            "chamber": ch,
+            "embedding": e,
+        }
+
+    def extra_repr(self) -> str:
+        c, f, k = self.sizes
+        return f"stances={c}, families={f}, chambers={k}, stance | (z, p_family, p_chamber)"
+
+
+class FlatHead(nn.Module):
+    """Stance classifier without hierarchy.
+
+    Shapes:
+        z: ``(B, in_dim)``. Returns a dict with ``stance (B, C)`` and ``embedding (B, hidden)``.
+    """
+
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 128, dropout: float = 0.2):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.classifier = nn.Linear(hidden, n_classes)
+        self.n_classes = n_classes
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        e = self.embed(z)
+        return {"stance": self.classifier(e), "embedding": e}
+
+    def extra_repr(self) -> str:
+        return f"stances={self.n_classes}, flat"
+
+
+class GeometryHead(nn.Module):
+    """Auxiliary regression of the stick geometry (grip dx, dy, stick length, angle offset).
+
+    Shapes:
+        z: ``(B, in_dim)``. Returns ``(B, 4)``.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mlp(z)
+
+
+class ArcMargin(nn.Module):
+    """ArcFace logits (additive angular margin) for the optional metric-learning phase.
+
+    Used only in the loss, on the stance embedding; inference never sees it.
+
+    Shapes:
+        emb: ``(B, D)``; target: ``(B,)``. Returns ``(B, C)`` scaled logits.
+    """
+
+    def __init__(self, dim: int, n_classes: int, scale: float = 16.0, margin: float = 0.2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.scale, self.margin = scale, margin
+
+    def forward(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(emb, dim=-1) @ F.normalize(self.weight, dim=-1).T
+        theta = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+        hit = F.one_hot(target, cos.shape[1]).bool()
+        return self.scale * torch.where(hit, torch.cos(theta + self.margin), cos)
+
+    def extra_repr(self) -> str:
+        c, d = self.weight.shape
+        return f"dim={d}, classes={c}, s={self.scale}, m={self.margin}"
+
+
+class GeoPoseNet(nn.Module):
+    """The stance classifier: graph stream + visual stream -> hierarchical heads (+ geometry).
+
+    Args:
+        n_classes: Number of stances.
+        variant: One of :data:`VARIANTS`.
+        family_of: ``(C,)`` family index per stance (None or flat taxonomy -> flat head).
+        chamber_of: ``(C,)`` chamber index per stance.
+        visual_weights: MobileNetV3-Small weights file (default: torch hub cache, else random).
+        seed: Seed of the backbone's random initialisation (the same for every fold, so frozen
+            crop features can be cached once per run).
+        dim: Width of each stream's embedding.
+
+    Shapes:
+        nodes: ``(B, 19, 5)``; edge_attr: ``(B, E, 4)``; crop: ``(B, 3, 128, 128)`` in 0..1;
+        crop_feat: ``(B, 576)`` cached backbone features (instead of ``crop``).
+        Returns a dict: ``stance (B, C)`` logits, ``family (B, F)``/``chamber (B, K)`` (when
+        hierarchical), ``geometry (B, 4)`` (with the aux head), ``embedding (B, 128)``.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        variant: str = "geopose",
+        family_of: np.ndarray | None = None,
+        chamber_of: np.ndarray | None = None,
+        visual_weights: str | Path | None = None,
+        seed: int = 0,
+        dim: int = 128,
+        backbone: nn.Module | None = None,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(
+                f"Expected 'variant' to be one of {list(VARIANTS)}, but got {variant!r}."
+            )
+        self.variant = variant
+        self.n_classes = n_classes
+        self.uses_graph = variant != "visual"
+        self.uses_visual = variant != "graph"
+        self.graph = GraphStream(out_dim=dim) if self.uses_graph else None
+        self.visual = (
+            VisualStream(out_dim=dim, weights=visual_weights, seed=seed, backbone=backbone)
+            if self.uses_visual
+            else None
+        )
+        width = dim * (int(self.uses_graph) + int(self.uses_visual))
+        self.trunk = nn.Sequential(nn.Linear(width, 256), nn.ReLU(), nn.Dropout(0.2))
+        self.hierarchical = (
+            variant != "flat"
+            and family_of is not None
+            and chamber_of is not None
+            and len(family_of)
+            and np.min(family_of) >= 0
+        )
+        self.head = (
+            HierarchicalHead(256, np.asarray(family_of), np.asarray(chamber_of))
+            if self.hierarchical
+            else FlatHead(256, n_classes)
+        )
+        self.geometry = GeometryHead(256) if variant != "no-aux" else None
+
+    def forward(
+        self,
+        nodes: torch.Tensor | None = None,
+        edge_attr: torch.Tensor | None = None,
+        crop: torch.Tensor | None = None,
+        crop_feat: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        parts = []
+        if self.graph is not None:
+            parts.append(self.graph(nodes, edge_attr))
+        if self.visual is not None:
+            parts.append(self.visual(crop, crop_feat))
+        z = self.trunk(torch.cat(parts, -1) if len(parts) > 1 else parts[0])
+        out = self.head(z)
+        if self.geometry is not None:
+            out["geometry"] = self.geometry(z)
+        return out
+
+    def extra_repr(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return (
+            f"variant={self.variant!r}, classes={self.n_classes}, "
+            f"hierarchical={bool(self.hierarchical)}, params={n / 1e6:.2f}M"
+        )
+
+
+def build_model(config: dict, backbone: nn.Module | None = None) -> GeoPoseNet:
+    """A :class:`GeoPoseNet` from a checkpoint's ``model_config`` (plain types only)."""
+    fam = config.get("family_of")
+    ch = config.get("chamber_of")
+    return GeoPoseNet(
+        n_classes=int(config["n_classes"]),
+        variant=config["variant"],
+        family_of=None if fam is None else np.asarray(fam, np.int64),
+        chamber_of=None if ch is None else np.asarray(ch, np.int64),
+        visual_weights=None,
+        seed=int(config.get("seed", 0)),
+        dim=int(config.get("dim", 128)),
+        backbone=backbone
+        if backbone is not None or config["variant"] == "graph"
+        else bare_backbone(),
+    )

@@ -1,0 +1,577 @@
+"""The run folder: cross-validation driver, results on disk, terminal summary.
+
+::
+
+    RUN/
+      config.yaml              everything needed to reproduce the run
+      metrics.json             model, folds [{fold, accuracy, macro_f1, kappa, ...}], means/stds
+      metrics.csv              one row per fold, then mean and std
+      folds.csv                ann_id, group, fold (the exact split)
+      oof_probabilities.csv    ann_id, image_id, file_name, fold, label, predicted, p_<class>...
+      confusion_matrix.csv/.png
+      training_curves.png      loss and validation accuracy per fold (neural models)
+      folds/fold_<k>/          model.pt (torch.load(..., weights_only=True)), result.json,
+                               proba.npy, history.csv
+
+A run is built in ``.RUN.partial`` beside ``RUN`` and renamed into place when complete, so a
+crash never leaves a half-written ``RUN``; ``--resume`` continues a partial (or finished) run
+fold by fold. An existing ``RUN`` is refused unless ``--overwrite`` or ``--resume``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toolkit.fileio import atomic_write_text
+from trainer.cv import Fold, classification_metrics, confusion, make_folds
+from trainer.data import Prepared
+from trainer.train import BASELINES, CropCache, FoldOutput, TrainConfig, train_fold
+
+METRIC_KEYS = ("accuracy", "macro_f1", "kappa", "family_accuracy", "chamber_accuracy")
+
+
+@dataclass
+class RunResult:
+    """A finished cross-validation run.
+
+    Attributes:
+        path: The run folder.
+        metrics: The ``metrics.json`` document.
+        oof: ``(N, C)`` out-of-fold probabilities (row order of the :class:`Prepared`).
+        outputs: Per-fold outputs of folds trained in this call (resumed folds are absent).
+    """
+
+    path: Path
+    metrics: dict
+    oof: np.ndarray
+    outputs: list[FoldOutput]
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (
+            f"RunResult({m['model']!r}, accuracy={m['accuracy_mean']:.3f}"
+            f"±{m['accuracy_std']:.3f}, folds={len(m['folds'])}, path='{self.path}')"
+        )
+
+
+def partial_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def _work_dir(out: Path, overwrite: bool, resume: bool) -> Path:
+    """Where to build the run (the partial dir, or ``out`` itself when resuming a finished run)."""
+    part = partial_dir(out)
+    if resume:
+        if out.exists():
+            return out
+        part.mkdir(parents=True, exist_ok=True)
+        return part
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"{out} already exists; pass --overwrite to replace it, --resume to continue it, or "
+            "choose another --out."
+        )
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    return part
+
+
+def _finalise(work: Path, out: Path) -> None:
+    if work == out:
+        return
+    if out.exists():
+        trash = out.parent / f".{out.name}.old"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(out, trash)
+        os.replace(work, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(work, out)
+
+
+def folds_table(prep: Prepared, folds: list[Fold]) -> pd.DataFrame:
+    fold_of = np.full(len(prep), -1)
+    for f in folds:
+        fold_of[f.test] = f.index
+    return pd.DataFrame({"ann_id": prep.ann_id, "group": prep.groups, "fold": fold_of})
+
+
+def run_experiment(
+    prep: Prepared,
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    n_folds: int = 5,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+    folds: list[Fold] | None = None,
+    cache: CropCache | None = None,
+    extra_config: dict | None = None,
+    echo=None,
+) -> RunResult:
+    """Cross-validate one model and write its run folder.
+
+    Args:
+        prep: The labelled data.
+        cfg: Training settings (``cfg.model`` picks the model).
+        out: The run folder.
+        n_folds: Outer folds (ignored when ``folds`` is given).
+        overwrite: Replace an existing run folder.
+        resume: Continue an existing or partial run (finished folds are kept).
+        progress: tqdm bars on stderr.
+        folds: Precomputed folds (``trainer ablate`` shares one split across models).
+        cache: Shared crop-feature cache (visual models).
+        extra_config: More fields for ``config.yaml`` (dataset path, command line ...).
+        echo: ``echo(str)`` for one-line progress notes (default: nothing).
+
+    Raises:
+        FileExistsError: ``out`` exists and neither ``overwrite`` nor ``resume``.
+    """
+    out = Path(out)
+    work = _work_dir(out, overwrite, resume)
+    t0 = time.perf_counter()
+    if folds is None:
+        folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
+    table = folds_table(prep, folds)
+    folds_csv = work / "folds.csv"
+    if resume and folds_csv.exists():
+        old = pd.read_csv(folds_csv)
+        if (
+            len(old) != len(table)
+            or not np.array_equal(old["ann_id"].to_numpy(), table["ann_id"])
+            or not np.array_equal(old["fold"].to_numpy(), table["fold"].to_numpy())
+        ):
+            raise ValueError(
+                f"Expected --resume to continue the same split, but {folds_csv} "
+                "differs (other data, --folds, --group or --seed); start a new run "
+                "or pass --overwrite."
+            )
+    atomic_write_text(folds_csv, table.to_csv(index=False))
+    _write_config(work, prep, cfg, n_folds=len(folds), extra=extra_config)
+    if cfg.neural and cfg.model != "graph" and cache is None:
+        cache = CropCache(prep, cfg, progress=progress)
+    n_classes = len(prep.taxonomy.classes)
+    oof = np.full((len(prep), n_classes), np.nan)
+    fold_rows, outputs, histories = [], [], {}
+    for fold in folds:
+        fdir = work / "folds" / f"fold_{fold.index}"
+        done = fdir / "result.json"
+        if resume and done.exists():
+            res = json.loads(done.read_text("utf-8"))
+            proba = np.load(fdir / "proba.npy")
+            if echo:
+                echo(f"fold {fold.index + 1}/{len(folds)}: kept from the previous run")
+        else:
+            fo = train_fold(prep, fold, cfg, cache, progress=progress)
+            proba = fo.proba
+            res = _save_fold(fdir, prep, fo, cfg)
+            outputs.append(fo)
+            if echo:
+                echo(
+                    f"fold {fold.index + 1}/{len(folds)}: accuracy {res['accuracy']:.3f} "
+                    f"({res['n_test']} frames, test groups {', '.join(res['test_groups'])}, "
+                    f"{res['seconds']:.1f} s)"
+                )
+        hist = fdir / "history.csv"
+        if hist.exists():
+            histories[fold.index] = pd.read_csv(hist)
+        oof[fold.test] = proba
+        fold_rows.append(res)
+    metrics = _summarise(prep, cfg, fold_rows, oof, folds)
+    metrics["seconds_total"] = time.perf_counter() - t0
+    if cache is not None:
+        metrics["crop_feature_seconds"] = cache.seconds
+        metrics["visual_weights"] = cache.weights_from
+    _write_results(work, prep, metrics, oof, folds, histories)
+    _finalise(work, out)
+    return RunResult(out, metrics, oof, outputs)
+
+
+def _save_fold(fdir: Path, prep: Prepared, fo: FoldOutput, cfg: TrainConfig) -> dict:
+    import torch
+
+    fdir.mkdir(parents=True, exist_ok=True)
+    tax = prep.taxonomy
+    m = classification_metrics(
+        prep.y[fo.fold.test],
+        fo.proba.argmax(1),
+        len(tax.classes),
+        tax.family_of if tax.hierarchical else None,
+        tax.chamber_of if tax.hierarchical else None,
+    )
+    res = {
+        "fold": fo.fold.index,
+        **m,
+        "n_test": len(fo.fold.test),
+        "test_groups": list(fo.fold.test_groups),
+        "n_fit": fo.n_fit,
+        "n_val": fo.n_val,
+        "best_val_loss": fo.best_val_loss,
+        "seconds": fo.seconds,
+        "epochs_run": len(fo.history),
+    }
+    np.save(fdir / "proba.npy", fo.proba)
+    if fo.history:
+        atomic_write_text(fdir / "history.csv", pd.DataFrame(fo.history).to_csv(index=False))
+    if fo.state is not None:
+        ckpt = {
+            "format": "arnis-geopose/1",
+            "model_config": fo.model_config,
+            "state_dict": fo.state,
+            "classes": list(tax.classes),
+            "taxonomy": json.dumps(tax.to_dict()),
+            "fold": fo.fold.index,
+            "best_val_loss": fo.best_val_loss,
+            "train_config": json.dumps(_plain(cfg)),
+        }
+        tmp = fdir / ".model.pt.tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, fdir / "model.pt")
+    # result.json last: its presence marks the fold as finished for --resume.
+    atomic_write_text(fdir / "result.json", json.dumps(res, indent=1, default=_json_default))
+    return res
+
+
+def load_checkpoint(path: str | Path):
+    """Rebuild a fold's model from ``model.pt`` (loaded with ``weights_only=True``).
+
+    Returns:
+        ``(model, checkpoint dict)``; the model is in eval mode on the CPU.
+    """
+    import torch
+
+    from trainer.models import build_model
+
+    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = build_model(ckpt["model_config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+def _summarise(
+    prep: Prepared, cfg: TrainConfig, rows: list[dict], oof: np.ndarray, folds: list[Fold]
+) -> dict:
+    tax = prep.taxonomy
+    doc: dict = {
+        "model": cfg.model,
+        "n": len(prep),
+        "classes": list(tax.classes),
+        "group_by": prep.group_by,
+        "n_folds": len(folds),
+        "folds": [
+            {
+                k: r[k]
+                for k in (
+                    "fold",
+                    *METRIC_KEYS,
+                    "n_test",
+                    "test_groups",
+                    "n_fit",
+                    "n_val",
+                    "seconds",
+                    "epochs_run",
+                )
+            }
+            for r in rows
+        ],
+    }
+    for k in METRIC_KEYS:
+        v = np.array([r[k] for r in rows], float)
+        doc[f"{k}_mean"] = float(np.mean(v)) if np.isfinite(v).any() else float("nan")
+        doc[f"{k}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else 0.0
+    ok = np.isfinite(oof).all(1)
+    pooled = classification_metrics(
+        prep.y[ok],
+        oof[ok].argmax(1),
+        len(tax.classes),
+        tax.family_of if tax.hierarchical else None,
+        tax.chamber_of if tax.hierarchical else None,
+    )
+    doc["pooled"] = pooled
+    doc["seconds_per_fold_mean"] = float(np.mean([r["seconds"] for r in rows]))
+    return doc
+
+
+def _write_results(
+    work: Path, prep: Prepared, metrics: dict, oof: np.ndarray, folds: list[Fold], histories: dict
+) -> None:
+    classes = prep.taxonomy.classes
+    atomic_write_text(work / "metrics.json", json.dumps(metrics, indent=1, default=_json_default))
+    rows = [
+        {
+            "fold": r["fold"],
+            **{k: r[k] for k in METRIC_KEYS},
+            "n_test": r["n_test"],
+            "test_groups": " ".join(r["test_groups"]),
+        }
+        for r in metrics["folds"]
+    ]
+    rows.append({"fold": "mean", **{k: metrics[f"{k}_mean"] for k in METRIC_KEYS}})
+    rows.append({"fold": "std", **{k: metrics[f"{k}_std"] for k in METRIC_KEYS}})
+    atomic_write_text(work / "metrics.csv", pd.DataFrame(rows).to_csv(index=False))
+    fold_of = folds_table(prep, folds)["fold"].to_numpy()
+    ok = np.isfinite(oof).all(1)
+    pred = np.where(ok, np.nan_to_num(oof).argmax(1), -1)
+    df = pd.DataFrame(
+        {
+            "ann_id": prep.ann_id,
+            "image_id": prep.image_id,
+            "file_name": prep.file_name,
+            "fold": fold_of,
+            "label": np.array(classes, dtype=object)[prep.y],
+            "predicted": np.where(ok, np.array(classes, dtype=object)[np.maximum(pred, 0)], ""),
+        }
+    )
+    probs = pd.DataFrame(np.round(oof, 6), columns=[f"p_{c}" for c in classes])
+    atomic_write_text(
+        work / "oof_probabilities.csv", pd.concat([df, probs], axis=1).to_csv(index=False)
+    )
+    cm = confusion(prep.y[ok], pred[ok], len(classes))
+    atomic_write_text(
+        work / "confusion_matrix.csv",
+        pd.DataFrame(cm, index=classes, columns=classes).rename_axis("true \\ predicted").to_csv(),
+    )
+    _plot_confusion(work / "confusion_matrix.png", cm, classes, metrics)
+    if histories:
+        _plot_curves(work / "training_curves.png", histories, metrics["model"])
+
+
+def _plot_confusion(path: Path, cm: np.ndarray, classes: list[str], metrics: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(max(4, 0.55 * n + 2), max(3.5, 0.5 * n + 1.5)), dpi=100)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black",
+                )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(
+        f"{metrics['model']}: out-of-fold, accuracy {metrics['accuracy_mean']:.3f}"
+        f" ± {metrics['accuracy_std']:.3f}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_curves(path: Path, histories: dict, model: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    for k, h in sorted(histories.items()):
+        (line,) = a1.plot(h["epoch"], h["train_loss"], lw=1, label=f"fold {k} train")
+        a1.plot(h["epoch"], h["val_loss"], lw=1, ls="--", color=line.get_color())
+        a2.plot(h["epoch"], h["val_accuracy"], lw=1, label=f"fold {k}")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss (solid train, dashed validation)")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("validation accuracy")
+    a2.legend(fontsize=7)
+    fig.suptitle(f"{model}: training curves", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _write_config(
+    work: Path, prep: Prepared, cfg: TrainConfig, n_folds: int, extra: dict | None
+) -> None:
+    import yaml
+
+    import trainer
+
+    doc = {
+        "trainer_version": getattr(trainer, "__version__", "0"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+        "model": cfg.model,
+        "folds": n_folds,
+        "group": prep.group_by,
+        "n_frames": len(prep),
+        "n_groups": int(len(np.unique(prep.groups))),
+        "classes": list(prep.taxonomy.classes),
+        "taxonomy": prep.taxonomy.to_dict(),
+        "train": _plain(cfg),
+        "notes": list(prep.notes),
+        "versions": _versions(),
+    }
+    atomic_write_text(work / "config.yaml", yaml.safe_dump(doc, sort_keys=False))
+
+
+def _plain(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(cfg.to_dict(), default=_json_default))
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("torch", "torchvision", "torch-geometric", "scikit-learn", "numpy"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[name] = md.version(name)
+    return out
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ---------------------------------------------------------------------- terminal output
+def summary_table(results: list[dict], baseline: str | None = "angles-rf") -> str:
+    """A plain-text table: one row per model with mean ± std over folds.
+
+    Args:
+        results: ``metrics.json`` documents.
+        baseline: Model whose accuracy the ``Δ`` column is relative to (if present).
+    """
+    base = next((r for r in results if r["model"] == baseline), None)
+    head = (
+        f"{'model':<11} {'accuracy':>15} {'macro-F1':>15} {'kappa':>15} {'family':>7} "
+        f"{'chamber':>7} {'s/fold':>7}" + (f" {'Δ vs ' + baseline:>13}" if base else "")
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+
+        def ms(k, r=r):
+            return f"{r[k + '_mean']:.3f} ± {r[k + '_std']:.3f}"
+
+        fam = r.get("family_accuracy_mean", float("nan"))
+        cha = r.get("chamber_accuracy_mean", float("nan"))
+        line = (
+            f"{r['model']:<11} {ms('accuracy'):>15} {ms('macro_f1'):>15} {ms('kappa'):>15} "
+            f"{fam:>7.3f} {cha:>7.3f} {r.get('seconds_per_fold_mean', float('nan')):>7.1f}"
+        )
+        if base:
+            line += f" {100 * (r['accuracy_mean'] - base['accuracy_mean']):>+12.1f}pt"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def fold_table(metrics: dict) -> str:
+    """Per-fold lines of one run."""
+    lines = [f"{'fold':>4} {'accuracy':>9} {'macro-F1':>9} {'kappa':>7} {'n_test':>6}  test groups"]
+    for f in metrics["folds"]:
+        lines.append(
+            f"{f['fold']:>4} {f['accuracy']:>9.3f} {f['macro_f1']:>9.3f} "
+            f"{f['kappa']:>7.3f} {f['n_test']:>6}  {' '.join(f['test_groups'])}"
+        )
+    return "\n".join(lines)
+
+
+def run_ablation(
+    prep: Prepared,
+    models: list[str],
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    n_folds: int = 5,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+    extra_config: dict | None = None,
+    echo=None,
+) -> tuple[list[dict], str]:
+    """Cross-validate several models on the same folds; ``out/<model>/`` is each one's run.
+
+    Returns:
+        The ``metrics.json`` documents and the summary table (also written to
+        ``out/ablation.csv`` and ``out/ablation.json``).
+    """
+    from dataclasses import replace
+
+    out = Path(out)
+    if out.exists() and not (overwrite or resume):
+        raise FileExistsError(
+            f"{out} already exists; pass --overwrite to replace it, --resume "
+            "to continue it, or choose another --out."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
+    cache = None
+    results = []
+    for name in models:
+        mcfg = replace(cfg, model=name)
+        if mcfg.neural and name != "graph" and cache is None:
+            cache = CropCache(prep, mcfg, progress=progress)
+        if echo:
+            echo(f"== {name}")
+        res = run_experiment(
+            prep,
+            mcfg,
+            out / name,
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+            folds=folds,
+            cache=cache if name not in BASELINES else None,
+            extra_config=extra_config,
+            echo=echo,
+        )
+        results.append(res.metrics)
+    table = summary_table(results)
+    keep = (
+        "model",
+        "accuracy_mean",
+        "accuracy_std",
+        "macro_f1_mean",
+        "macro_f1_std",
+        "kappa_mean",
+        "kappa_std",
+        "family_accuracy_mean",
+        "chamber_accuracy_mean",
+        "seconds_per_fold_mean",
+    )
+    atomic_write_text(
+        out / "ablation.csv",
+        pd.DataFrame([{k: r.get(k) for k in keep} for r in results]).to_csv(index=False),
+    )
+    atomic_write_text(
+        out / "ablation.json",
+        json.dumps(
+            {
+                "models": results,
+                "folds": [{"fold": f.index, "test_groups": list(f.test_groups)} for f in folds],
+            },
+            indent=1,
+            default=_json_default,
+        ),
+    )
+    atomic_write_text(out / "ablation.txt", table + "\n")
+    return results, table

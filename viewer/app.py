@@ -1,0 +1,597 @@
+"""The viewer inside a napari window: layers, events, key bindings, autosave.
+
+:func:`open_dataset` adds to a napari viewer
+
+* ``frames``: an Image layer over a lazy :class:`viewer.frames.FrameSource` (one frame decoded
+  per slider step), which gives the frame slider;
+* ``skeleton`` and ``stick``: Vectors layers with the body bones and the stick (weapon wrist ->
+  grip in orange, grip -> tip in yellow), redrawn while a point is dragged;
+* ``keypoints``: a Points layer with the current frame's labelled points, coloured by keypoint,
+  sized by confidence, bordered by state (red flagged, orange corrected, green human);
+
+and docks :class:`viewer.widgets.ArnisDock`. The rules behind every edit live in
+:class:`viewer.session.EditSession`; this module only translates napari events into them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toolkit import layout
+from viewer import convert, keys
+from viewer.frames import FrameSource
+from viewer.session import EditSession, rigid_adjust
+
+#: Autosave period in seconds (0 turns autosave off).
+AUTOSAVE_S = 60.0
+_APPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def app_for(viewer) -> ArnisApp | None:
+    """The :class:`ArnisApp` opened in ``viewer``, if any."""
+    return _APPS.get(viewer)
+
+
+def open_dataset(
+    viewer,
+    path: str | Path,
+    queue: str | Path | None = None,
+    autosave_s: float = AUTOSAVE_S,
+    dock: bool = True,
+) -> ArnisApp:
+    """Open a dataset directory for review in a napari viewer.
+
+    Args:
+        viewer: A ``napari.Viewer``.
+        path: The dataset directory (``dataset.json`` inside).
+        queue: A review-queue JSON (``--queue``), or None to list the flagged frames.
+        autosave_s: Save (fold the journal) this often when there are unsaved edits; 0 = never.
+        dock: Add the dock widget.
+    """
+    return ArnisApp(viewer, EditSession.open(path, queue), autosave_s=autosave_s, dock=dock)
+
+
+class ArnisApp:
+    """One dataset under review in one napari viewer.
+
+    Attributes:
+        viewer: The napari viewer.
+        session: The editing session (dataset, findings, undo, save).
+        frames: The lazy frame array behind the image layer.
+        points_layer: The keypoints of the current frame.
+        skeleton_layer: Body bones.
+        stick_layer: The stick lines.
+        frame: The current frame.
+        unlocked: Whether body points may be dragged (grip and tip always may).
+        rigid: Whether dragging the tip keeps the stick length (rotates about the grip).
+        message: The last status message.
+        listeners: Called with no argument after anything the dock shows changed.
+    """
+
+    def __init__(
+        self, viewer, session: EditSession, autosave_s: float = AUTOSAVE_S, dock: bool = True
+    ):
+        self.viewer = viewer
+        self.session = session
+        self.frame = -1
+        self.unlocked = False
+        self.rigid = False
+        self.message = ""
+        self.listeners: list[Callable[[], None]] = []
+        self._sync = 0
+        self._rows = np.zeros(0, np.int64)
+        self.frames = FrameSource(session.ds)
+        _, h, w, _ = self.frames.shape
+        diag = math.hypot(h, w)
+        self.point_size = max(5.0, 0.02 * diag)
+        line = max(1.5, 0.006 * diag)
+        empty_vec = np.zeros((0, 2, 3))
+        self.image_layer = viewer.add_image(
+            self.frames, name="frames", rgb=True, contrast_limits=(0, 255), multiscale=False
+        )
+        self.skeleton_layer = viewer.add_vectors(
+            empty_vec,
+            ndim=3,
+            name="skeleton",
+            edge_color=convert.SKELETON_COLOR,
+            edge_width=line,
+            vector_style="line",
+            opacity=0.75,
+            projection_mode="none",
+        )
+        self.stick_layer = viewer.add_vectors(
+            empty_vec,
+            ndim=3,
+            name="stick",
+            edge_color=convert.STICK_COLOR,
+            edge_width=1.8 * line,
+            vector_style="line",
+            opacity=1.0,
+            projection_mode="none",
+        )
+        empty = convert.frame_points(
+            session.ds,
+            np.zeros(0, np.int64),
+            0,
+            np.zeros((0, layout.NUM_KEYPOINTS), bool),
+            self.point_size,
+        )
+        self.points_layer = viewer.add_points(
+            empty.data,
+            ndim=3,
+            name="keypoints",
+            features=empty.features,
+            size=self.point_size,
+            opacity=1.0,
+            border_width_is_relative=True,
+        )
+        self.points_layer.mode = "select"
+        self.points_layer.mouse_drag_callbacks.append(self._follow_drag)
+        self.points_layer.events.mode.connect(self._keep_drag_last)
+        self.points_layer.events.data.connect(self._on_points_data)
+        self.points_layer.selected_data.events.items_changed.connect(self._enforce_lock)
+        viewer.layers.selection.active = self.points_layer
+        if viewer.dims.ndim == 3:
+            viewer.dims.axis_labels = ("frame", "y", "x")
+        viewer.dims.events.current_step.connect(self._on_step)
+        keys.bind(
+            self,
+            [viewer, self.points_layer, self.image_layer, self.skeleton_layer, self.stick_layer],
+        )
+        overlay = viewer.canvas.overlays.text
+        overlay.visible = True
+        overlay.font_size = 11
+        overlay.position = "top_left"
+        _APPS[viewer] = self
+        self._timer = None
+        if autosave_s and autosave_s > 0:
+            from qtpy.QtCore import QTimer
+
+            self._timer = QTimer()
+            self._timer.setInterval(int(autosave_s * 1000))
+            self._timer.timeout.connect(self.autosave)
+            self._timer.start()
+        self.dock = None
+        if dock:
+            self.dock = _add_dock(viewer)
+        self.goto(session.first_flagged(), force=True)
+
+    # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _syncing(self) -> Iterator[None]:
+        """Layer updates made by the app itself (not edits by the user)."""
+        self._sync += 1
+        try:
+            yield
+        finally:
+            self._sync -= 1
+
+    def _notify(self, message: str | None = None, warn: bool = False) -> None:
+        if message is not None:
+            self.message = message
+            if warn:
+                from napari.utils.notifications import show_warning
+
+                show_warning(message)
+        self._update_overlay()
+        for fn in list(self.listeners):
+            fn()
+
+    @property
+    def ds(self):
+        return self.session.ds
+
+    # ------------------------------------------------------------------ drawing
+    def goto(self, t: int, force: bool = False) -> None:
+        """Show frame ``t`` (clamped to the dataset)."""
+        t = int(np.clip(t, 0, max(self.session.n_frames - 1, 0)))
+        if int(self.viewer.dims.current_step[0]) != t:
+            self.viewer.dims.set_current_step(0, t)  # -> _on_step -> render
+        elif force or t != self.frame:
+            self.frame = t
+            self.render()
+
+    def _on_step(self, event=None) -> None:
+        t = int(self.viewer.dims.current_step[0])
+        if t != self.frame:
+            self.frame = t
+            self.render()
+
+    def render(self, keep_selection: bool = False) -> None:
+        """Redraw the current frame's points and lines from the dataset."""
+        t = self.frame
+        s = self.session
+        rows = s.ann_rows(t)
+        fp = convert.frame_points(self.ds, rows, t, s.point_flags(t), self.point_size)
+        layer = self.points_layer
+        selected = set(layer.selected_data) if keep_selection else set()
+        # One redraw for the whole update: with the layer's events blocked the setters only
+        # store the new values (each would otherwise redraw, and a data event makes the viewer
+        # re-slice every layer); refresh() then draws them once. Our points stay inside the
+        # frame, so the viewer's extent does not change.
+        with self._syncing():
+            with _quiet(layer):
+                layer.selected_data = set()
+                layer.data = fp.data
+                layer.features = fp.features
+                if len(fp.data):
+                    layer.face_color = fp.face_color
+                    layer.border_color = fp.border_color
+                    layer.border_width = fp.border_width
+                    layer.size = fp.size
+                if selected and max(selected) < len(fp.data):
+                    layer.selected_data = selected
+            layer.refresh(thumbnail=False)  # a layer-list icon per frame is not worth a redraw
+        self._rows = rows
+        self._draw_lines(self.ds.keypoints[rows][..., :2])
+        self._notify()
+
+    def _draw_lines(self, xy: np.ndarray) -> None:
+        t = self.frame
+        bones = convert.segments_to_vectors(*convert.skeleton_segments(xy), t)
+        a, b, colors = convert.stick_segments(xy)
+        stick = convert.segments_to_vectors(a, b, t)
+        with self._syncing():
+            for layer, data, col in (
+                (self.skeleton_layer, bones, None),
+                (self.stick_layer, stick, colors),
+            ):
+                with _quiet(layer):  # one redraw each (see render)
+                    layer.data = data
+                    if col is not None and len(data):
+                        layer.edge_color = col
+                layer.refresh(thumbnail=False)
+
+    def _layer_positions(self) -> np.ndarray:
+        layer = self.points_layer
+        return convert.positions_from_layer(layer.data, layer.features, self._rows)
+
+    def _update_overlay(self) -> None:
+        """Canvas text: flagged state, modes and unsaved edits (the slider shows the frame).
+
+        Only set when it changes, so a plain frame step does not redraw text.
+        """
+        s, t = self.session, self.frame
+        if t < 0:
+            return
+        flagged = bool(s.flagged_frames()[t]) if s.n_frames else False
+        state = []
+        if flagged:
+            codes = sorted({str(f.get("code")) for f in s.frame_findings(t)})
+            state.append("FLAGGED: " + ", ".join(codes[:3]))
+        modes = [m for m, on in (("body unlocked", self.unlocked), ("rigid", self.rigid)) if on]
+        if modes:
+            state.append("[" + ", ".join(modes) + "]")
+        if s.unsaved:
+            state.append(f"{s.unsaved} unsaved")
+        overlay = self.viewer.canvas.overlays.text
+        text = "  ".join(state)
+        if overlay.text != text:
+            overlay.text = text
+        color = (1.0, 0.25, 0.25, 1.0) if flagged else (1.0, 1.0, 1.0, 1.0)
+        if overlay.color is None or not np.allclose(overlay.color, color):
+            overlay.color = color
+
+    # ------------------------------------------------------------------ napari events
+    def _keep_drag_last(self, event=None) -> None:
+        """Keep our drag follower after napari's mode callback (it moves the points first)."""
+        cbs = self.points_layer.mouse_drag_callbacks
+        if self._follow_drag in cbs and cbs[-1] != self._follow_drag:
+            cbs.remove(self._follow_drag)
+            cbs.append(self._follow_drag)
+
+    def _follow_drag(self, layer, event):
+        """While points are dragged: keep the stick rigid if asked, and redraw the lines."""
+        yield
+        while event.type == "mouse_move":
+            if layer.selected_data:
+                xy = self._layer_positions()
+                if self.rigid:
+                    xy = self._rigid_preview(xy)
+                self._draw_lines(xy)
+            yield
+
+    def _rigid_preview(self, xy: np.ndarray) -> np.ndarray:
+        layer = self.points_layer
+        old = self.ds.keypoints[self._rows][..., :2]
+        feats = layer.features
+        changed = False
+        for a in range(len(self._rows)):
+            moved = ~np.isclose(xy[a], old[a]).all(-1) & np.isfinite(xy[a]).all(-1)
+            new = rigid_adjust(old[a], xy[a], moved)
+            if not np.allclose(new, xy[a], equal_nan=True):
+                changed = True
+                xy[a] = new
+        if changed:  # move the shown points too, without an edit
+            a_idx = pd.Index(self._rows).get_indexer(feats["ann_row"].to_numpy())
+            pos = convert.xy_to_napari(xy[a_idx, feats["kp"].to_numpy()], self.frame)
+            layer.data[:, 1:] = pos[:, 1:]
+            with self._syncing():
+                layer.refresh()
+        return xy
+
+    def _on_points_data(self, event) -> None:
+        if self._sync:
+            return
+        action = str(getattr(event, "action", "changed"))
+        if action in ("changing", "adding", "removing"):
+            return
+        if action == "changed":
+            self._commit_layer_positions()
+        else:  # points added or deleted by napari's own tools: the dataset decides
+            self.render()
+            self._notify(
+                "Points are not added or deleted here: use G/T to place the grip/tip "
+                "and M to mark a point missing."
+            )
+
+    def _enforce_lock(self, event=None) -> None:
+        """Body points cannot be selected (so not dragged) while they are locked."""
+        if self._sync or self.unlocked:
+            return
+        layer = self.points_layer
+        kp = layer.features["kp"].to_numpy()
+        sel = layer.selected_data
+        keep = {i for i in sel if i < len(kp) and kp[i] >= layout.NUM_BODY}
+        if keep != set(sel):
+            with self._syncing():
+                layer.selected_data = keep
+            self.message = "Body points are locked (press L to unlock them)."
+
+    def _commit_layer_positions(self) -> None:
+        """Write what moved in the layer into the dataset (journalled, provenance human)."""
+        s, t, rows = self.session, self.frame, self._rows
+        new = self._layer_positions()
+        old = self.ds.keypoints[rows][..., :2]
+        shown = np.isfinite(new).all(-1)
+        moved = shown & ~np.isclose(new, old, atol=1e-6).all(-1)
+        if not moved.any():
+            self.render(keep_selection=True)
+            return
+        locked = moved.copy()
+        locked[:, layout.NUM_BODY :] = False
+        if not self.unlocked and locked.any():
+            moved &= ~locked
+            self.message = "Body points are locked (press L to unlock them)."
+        parts, names = [], set()
+        for a in np.flatnonzero(moved.any(1)):
+            target = rigid_adjust(old[a], new[a], moved[a]) if self.rigid else new[a]
+            idx = np.flatnonzero(
+                moved[a] | (~np.isclose(target, old[a]).all(-1) & np.isfinite(target).all(-1))
+            )
+            v = self.ds.keypoints[rows[a], idx, 2]
+            xyv = np.column_stack([target[idx], np.where(v > 0, v, 2)])
+            parts.append((int(rows[a]), idx, xyv))
+            names.update(layout.KEYPOINT_NAMES[k] for k in idx)
+        edit = s.apply_points(t, "moved " + ", ".join(sorted(names)), parts)
+        self.render(keep_selection=True)
+        if edit is not None:
+            self._notify(edit.label)
+
+    # ------------------------------------------------------------------ actions (keys, dock)
+    def next_frame(self) -> None:
+        self.goto(self.frame + 1)
+
+    def previous_frame(self) -> None:
+        self.goto(self.frame - 1)
+
+    def next_flagged(self) -> None:
+        t = self.session.next_flagged(self.frame, 1)
+        if t is None:
+            self._notify("No flagged frame after this one.")
+        else:
+            self.goto(t)
+
+    def previous_flagged(self) -> None:
+        t = self.session.next_flagged(self.frame, -1)
+        if t is None:
+            self._notify("No flagged frame before this one.")
+        else:
+            self.goto(t)
+
+    def _after_edit(self, edit, nothing: str) -> None:
+        self.render(keep_selection=True)
+        self._notify(edit.label if edit is not None else nothing)
+
+    def accept_correction(self) -> None:
+        self._after_edit(
+            self.session.accept_correction(self.frame),
+            "No automatic correction to accept on this frame.",
+        )
+
+    def revert_stick(self) -> None:
+        self._after_edit(self.session.revert_stick(self.frame), "The stick already is as imported.")
+
+    def mark_missing(self) -> None:
+        """Mark the selected points (or the one under the cursor) missing."""
+        layer = self.points_layer
+        feats = layer.features
+        idx = sorted(layer.selected_data) or self._point_near_cursor()
+        pairs = [(int(feats["ann_row"].iat[i]), int(feats["kp"].iat[i])) for i in idx]
+        if not self.unlocked:
+            pairs = [p for p in pairs if p[1] >= layout.NUM_BODY]
+        if not pairs:
+            self._notify(
+                "Select a point (or hover over it) to mark it missing; body points need L first."
+            )
+            return
+        self._after_edit(self.session.mark_missing(self.frame, pairs), "")
+
+    def _cursor_xy(self) -> np.ndarray:
+        return convert.canvas_to_xy(self.viewer.cursor.position)
+
+    def _point_near_cursor(self) -> list[int]:
+        data = self.points_layer.data
+        if not len(data):
+            return []
+        d = np.linalg.norm(convert.napari_to_xy(data) - self._cursor_xy(), axis=1)
+        i = int(np.argmin(d))
+        return [i] if d[i] <= 1.5 * self.point_size else []
+
+    def place_grip(self) -> None:
+        self._place(layout.GRIP)
+
+    def place_tip(self) -> None:
+        self._place(layout.TIP)
+
+    def _place(self, k: int) -> None:
+        """Put keypoint ``k`` of the nearest person at the mouse cursor."""
+        rows = self._rows
+        if not len(rows):
+            self._notify("No person in this frame.")
+            return
+        cur = self._cursor_xy()
+        xy = self.ds.keypoints[rows][..., :2]
+        with np.errstate(invalid="ignore"):
+            d = np.nanmin(
+                np.where(np.isfinite(xy).all(-1), np.linalg.norm(xy - cur, axis=-1), np.inf), axis=1
+            )
+        a = int(np.argmin(d))
+        new = xy[a].copy()
+        new[k] = cur
+        moved = np.zeros(layout.NUM_KEYPOINTS, bool)
+        moved[k] = True
+        target = rigid_adjust(xy[a], new, moved) if self.rigid else new
+        idx = np.flatnonzero(
+            moved | (~np.isclose(target, xy[a]).all(-1) & np.isfinite(target).all(-1))
+        )
+        v = self.ds.keypoints[rows[a], idx, 2]
+        edit = self.session.set_points(
+            self.frame,
+            int(rows[a]),
+            idx,
+            np.column_stack([target[idx], np.where(v > 0, v, 2)]),
+            f"placed {layout.KEYPOINT_NAMES[k]}",
+        )
+        self._after_edit(edit, "")
+
+    def set_stance(self, value: str | None) -> None:
+        self._after_edit(self.session.set_stance(self.frame, value), "")
+
+    def next_stance(self) -> None:
+        self._after_edit(
+            self.session.cycle_stance(self.frame, 1), "No stance names (no taxonomy and no labels)."
+        )
+
+    def previous_stance(self) -> None:
+        self._after_edit(
+            self.session.cycle_stance(self.frame, -1),
+            "No stance names (no taxonomy and no labels).",
+        )
+
+    def copy_previous_stance(self) -> None:
+        """Give this frame the previous frame's stance (labelling a video run by run)."""
+        if self.frame <= 0:
+            return
+        self._after_edit(
+            self.session.set_stance(self.frame, self.session.stance(self.frame - 1)),
+            "Same stance as the previous frame already.",
+        )
+
+    def toggle_done(self) -> None:
+        """Toggle "done" on this frame's review item(s)."""
+        items = self.session.review.items_at(self.frame)
+        if not items:
+            self._notify("This frame is not in the review list.")
+            return
+        done = not all(self.session.review.items[i].done for i in items)
+        for i in items:
+            self.set_done(i, done)
+
+    def set_done(self, i: int, done: bool) -> None:
+        try:
+            self.session.review.set_done(i, done)
+        except OSError as exc:
+            self._notify(f"Could not save the queue: {exc}", warn=True)
+            return
+        if self.dock is not None:
+            self.dock.sync_done(i)
+        self._notify(f"review item {i + 1} {'done' if done else 'not done'}")
+
+    def toggle_unlock(self) -> None:
+        self.unlocked = not self.unlocked
+        self._enforce_lock()
+        self._notify("Body points unlocked." if self.unlocked else "Body points locked.")
+
+    def toggle_rigid(self) -> None:
+        self.rigid = not self.rigid
+        self._notify(
+            "Rigid stick: dragging the tip rotates it about the grip."
+            if self.rigid
+            else "Free stick."
+        )
+
+    def undo(self) -> None:
+        edit = self.session.undo()
+        self._after_undo(edit, "undid", "Nothing to undo.")
+
+    def redo(self) -> None:
+        edit = self.session.redo()
+        self._after_undo(edit, "redid", "Nothing to redo.")
+
+    def _after_undo(self, edit, verb: str, nothing: str) -> None:
+        if edit is None:
+            self._notify(nothing)
+            return
+        if edit.frame != self.frame:
+            self.goto(edit.frame)
+        self.render()
+        self._notify(f"{verb}: {edit.label}")
+
+    def save(self, force: bool = False) -> bool:
+        """Fold the journal into ``dataset.json``; a changed file on disk is not overwritten."""
+        ok, msg = self.session.save(force=force)
+        self._notify(msg, warn=not ok)
+        return ok
+
+    def autosave(self) -> None:
+        if self.session.unsaved and self.session.conflict is None:
+            self.save()
+
+    def reload(self) -> None:
+        """After a save conflict: re-read the file from disk with this session's edits replayed
+        onto it (they are in the journal)."""
+        self.session.reload()
+        if self.dock is not None:
+            self.dock.attach(self)  # the review list may have changed
+        self.render()
+        self._notify("Reloaded from disk with your journalled edits replayed; save again.")
+
+    def toggle_help(self) -> None:
+        if self.dock is not None:
+            self.dock.toggle_help()
+
+    def close(self) -> None:
+        """Stop autosave and release the decoders (edits are already journalled)."""
+        if self._timer is not None:
+            self._timer.stop()
+        self.frames.close()
+        self.session.ds.close()
+
+
+@contextlib.contextmanager
+def _quiet(layer) -> Iterator[None]:
+    """Let several setters update ``layer`` without each redrawing it (call refresh() after).
+
+    Blocks the layer's events and its internal refresh (napari's ``Layer._block_refresh``, used
+    the same way inside napari; skipped if a future napari drops it).
+    """
+    block = getattr(layer, "_block_refresh", None)
+    with layer.events.blocker_all(), block() if block else contextlib.nullcontext():
+        yield
+
+
+def _add_dock(viewer):
+    """Dock :class:`ArnisDock` (through the plugin manifest when it is installed)."""
+    from viewer.widgets import ArnisDock
+
+    widget = ArnisDock(viewer)
+    viewer.window.add_dock_widget(widget, name="Arnis review", area="right")
+    return widget

@@ -1,0 +1,145 @@
+"""The review list shown in the dock: a queue file (``--queue``) or the flagged frames.
+
+A queue file (``schemas/review_queue.schema.json``, written by ``trainer score`` through
+``toolkit.queue``) is read defensively: items that name no frame of the dataset are listed as
+"not in dataset" instead of failing, unknown fields are kept, and marking an item done rewrites the
+whole document atomically (``toolkit.fileio.atomic_write_text``) with only ``done`` changed.
+
+Without a queue file the list is built from the validate findings (one item per flagged frame);
+"done" is then stored on the image as the journalled field ``review_done``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from toolkit.errors import InputError
+from toolkit.fileio import atomic_write_text
+from viewer.findings import Findings, FrameLookup, describe
+
+
+@dataclass
+class ReviewItem:
+    """One entry of the review list.
+
+    Attributes:
+        frame: The viewer frame it names, or None when the dataset has no such frame.
+        reason: Why it is listed.
+        score: Priority (higher first), NaN when unknown.
+        done: Whether the reviewer marked it done.
+        record: The raw item dict from the queue file (None for findings-based items).
+    """
+
+    frame: int | None
+    reason: str
+    score: float
+    done: bool
+    record: dict | None = None
+
+    def label(self, name: str) -> str:
+        score = "" if self.score != self.score else f" ({self.score:.2f})"
+        where = name if self.frame is not None else f"{name} - not in dataset"
+        return f"{self.reason}{score}: {where}"
+
+
+@dataclass
+class ReviewList:
+    """Items to walk, and how "done" is persisted.
+
+    Attributes:
+        items: The entries, in file order (a queue is already ranked).
+        path: The queue file, or None for a findings-based list.
+        doc: The parsed queue document (kept to write back unchanged but for ``done``).
+        persist_done: For findings-based lists, ``(frame, done) -> None`` (journalled edit).
+    """
+
+    items: list[ReviewItem]
+    path: Path | None = None
+    doc: Any = None
+    persist_done: Callable[[int, bool], None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_queue(cls, path: str | Path, lookup: FrameLookup) -> ReviewList:
+        """Read a queue file (``{"items": [...]}`` or a bare list of items).
+
+        Raises:
+            FileNotFoundError: No such file.
+            InputError: Not JSON, or no list of items in it.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Expected '--queue' to be an existing file, but {path} does not exist."
+            )
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise InputError(
+                f"Expected a JSON review queue, but parsing failed: {exc}", path
+            ) from None
+        raw = doc.get("items") if isinstance(doc, dict) else doc
+        if not isinstance(raw, list):
+            raise InputError(
+                f"Expected 'items' to be a list of frames to review, but got {type(raw).__name__}.",
+                path,
+            )
+        items = []
+        for rec in raw:
+            if not isinstance(rec, dict):
+                continue
+            score = rec.get("score")
+            items.append(
+                ReviewItem(
+                    frame=lookup.frame_of(rec),
+                    reason=str(rec.get("reason", "review")),
+                    score=float(score) if isinstance(score, int | float) else float("nan"),
+                    done=bool(rec.get("done", False)),
+                    record=rec,
+                )
+            )
+        return cls(items, path, doc)
+
+    @classmethod
+    def from_findings(
+        cls,
+        findings: Findings,
+        done: Callable[[int], bool],
+        persist_done: Callable[[int, bool], None],
+    ) -> ReviewList:
+        """One item per flagged frame, reason = its first flagging finding."""
+        items = []
+        for t in sorted(findings.by_frame):
+            if not findings.flagged[t]:
+                continue
+            recs = [r for r in findings.by_frame[t] if r.get("severity") in ("error", "warning")]
+            items.append(
+                ReviewItem(t, describe(recs[0]) if recs else "finding", float("nan"), done(t))
+            )
+        return cls(items, None, None, persist_done)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_done(self, i: int, done: bool = True) -> None:
+        """Mark item ``i`` done (or not) and persist it before returning."""
+        item = self.items[i]
+        item.done = bool(done)
+        if self.path is not None and item.record is not None:
+            item.record["done"] = item.done
+            atomic_write_text(
+                self.path,
+                orjson.dumps(
+                    self.doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                ).decode(),
+            )
+        elif self.persist_done is not None and item.frame is not None:
+            self.persist_done(item.frame, item.done)
+
+    def items_at(self, frame: int) -> list[int]:
+        """Indices of the items naming ``frame``."""
+        return [i for i, it in enumerate(self.items) if it.frame == frame]

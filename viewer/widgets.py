@@ -1,0 +1,322 @@
+"""The dock widget: the current frame's findings, stance, prediction, the review list, actions.
+
+Every control has an ``objectName`` so tests (and scripts) can ``findChild`` it.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer import keys
+from viewer.findings import describe
+
+NO_STANCE = "(no stance)"
+
+
+class ArnisDock(QWidget):
+    """Review panel for the dataset opened in ``napari_viewer``.
+
+    Opened from the plugin menu before a dataset, it shows an "Open dataset…" button.
+
+    Attributes:
+        viewer: The napari viewer.
+        app: The :class:`viewer.app.ArnisApp` it shows (None until a dataset is open).
+    """
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.app = None
+        self._updating = False
+        self._queue_rows: dict[int, list[int]] = {}
+        self._shown_findings: list[str] | None = None
+        self._shown_stances: list[str] | None = None
+        self.setObjectName("arnis_dock")
+        self.setMaximumWidth(420)  # the canvas keeps the room (the help table would widen it)
+        lay = QVBoxLayout(self)
+
+        self.open_button = QPushButton("Open dataset…")
+        self.open_button.setObjectName("open_button")
+        self.open_button.clicked.connect(self._open_dialog)
+        lay.addWidget(self.open_button)
+
+        self.frame_label = QLabel("")
+        self.frame_label.setObjectName("frame_label")
+        self.frame_label.setWordWrap(True)
+        lay.addWidget(self.frame_label)
+
+        nav = QHBoxLayout()
+        self.prev_flagged_button = self._button("◀ flagged", "prev_flagged_button", nav)
+        self.next_flagged_button = self._button("flagged ▶", "next_flagged_button", nav)
+        lay.addLayout(nav)
+
+        box = QGroupBox("Findings on this frame")
+        box.setObjectName("findings_box")
+        bl = QVBoxLayout(box)
+        self.findings_list = QListWidget()
+        self.findings_list.setObjectName("findings_list")
+        self.findings_list.setMaximumHeight(110)
+        bl.addWidget(self.findings_list)
+        lay.addWidget(box)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Stance"))
+        self.stance_combo = QComboBox()
+        self.stance_combo.setObjectName("stance_combo")
+        self.stance_combo.currentTextChanged.connect(self._stance_changed)
+        row.addWidget(self.stance_combo, 1)
+        lay.addLayout(row)
+        self.prediction_label = QLabel("")
+        self.prediction_label.setObjectName("prediction_label")
+        self.prediction_label.setWordWrap(True)
+        lay.addWidget(self.prediction_label)
+
+        toggles = QHBoxLayout()
+        self.unlock_check = QCheckBox("Unlock body (L)")
+        self.unlock_check.setObjectName("unlock_check")
+        self.unlock_check.toggled.connect(lambda on: self._toggle("unlocked", on))
+        self.rigid_check = QCheckBox("Rigid stick (K)")
+        self.rigid_check.setObjectName("rigid_check")
+        self.rigid_check.toggled.connect(lambda on: self._toggle("rigid", on))
+        toggles.addWidget(self.unlock_check)
+        toggles.addWidget(self.rigid_check)
+        lay.addLayout(toggles)
+
+        acts = QHBoxLayout()
+        self.accept_button = self._button("Accept (Enter)", "accept_button", acts)
+        self.revert_button = self._button("Revert stick (R)", "revert_button", acts)
+        self.missing_button = self._button("Missing (M)", "missing_button", acts)
+        lay.addLayout(acts)
+        edits = QHBoxLayout()
+        self.undo_button = self._button("Undo", "undo_button", edits)
+        self.redo_button = self._button("Redo", "redo_button", edits)
+        self.save_button = self._button("Save", "save_button", edits)
+        lay.addLayout(edits)
+        conflict = QHBoxLayout()
+        self.reload_button = self._button("Reload && merge", "reload_button", conflict)
+        self.overwrite_button = self._button("Overwrite anyway", "overwrite_button", conflict)
+        lay.addLayout(conflict)
+
+        qbox = QGroupBox("Review list")
+        qbox.setObjectName("queue_box")
+        ql = QVBoxLayout(qbox)
+        self.queue_list = QListWidget()
+        self.queue_list.setObjectName("queue_list")
+        self.queue_list.itemClicked.connect(self._queue_clicked)
+        self.queue_list.itemChanged.connect(self._queue_checked)
+        ql.addWidget(self.queue_list)
+        self.done_button = self._button("Mark done (D)", "done_button", ql)
+        lay.addWidget(qbox, 1)
+
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("status_label")
+        self.status_label.setWordWrap(True)
+        lay.addWidget(self.status_label)
+
+        self.help_box = QGroupBox("Keys")
+        self.help_box.setObjectName("help_box")
+        hl = QVBoxLayout(self.help_box)
+        self.help_text = QLabel(keys.help_html())
+        self.help_text.setObjectName("help_text")
+        self.help_text.setWordWrap(True)
+        self.help_text.setTextFormat(Qt.TextFormat.RichText)
+        hl.addWidget(self.help_text)
+        lay.addWidget(self.help_box)
+
+        from viewer.app import app_for
+
+        app = app_for(napari_viewer)
+        if app is not None:
+            self.attach(app)
+        else:
+            self._set_enabled(False)
+
+    def _button(self, text: str, name: str, layout) -> QPushButton:
+        b = QPushButton(text)
+        b.setObjectName(name)
+        b.clicked.connect(lambda: self._act(name))
+        layout.addWidget(b)
+        return b
+
+    # ------------------------------------------------------------------ wiring
+    def attach(self, app) -> None:
+        """Show ``app``'s dataset (called when the dataset is opened)."""
+        self.app = app
+        app.dock = self
+        if self.refresh not in app.listeners:
+            app.listeners.append(self.refresh)
+        self._set_enabled(True)
+        self._fill_queue()
+        self.refresh()
+
+    def _set_enabled(self, on: bool) -> None:
+        self.open_button.setVisible(not on)
+        for w in self.findChildren((QPushButton, QComboBox, QCheckBox, QListWidget)):
+            if w is not self.open_button:
+                w.setEnabled(on)
+
+    def _open_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open an Arnis dataset")
+        if path:
+            from viewer.app import open_dataset
+
+            open_dataset(self.viewer, path, dock=False)
+            from viewer.app import app_for
+
+            self.attach(app_for(self.viewer))
+
+    def _act(self, name: str) -> None:
+        app = self.app
+        if app is None:
+            return
+        actions = {
+            "prev_flagged_button": app.previous_flagged,
+            "next_flagged_button": app.next_flagged,
+            "accept_button": app.accept_correction,
+            "revert_button": app.revert_stick,
+            "missing_button": app.mark_missing,
+            "undo_button": app.undo,
+            "redo_button": app.redo,
+            "save_button": app.save,
+            "reload_button": app.reload,
+            "overwrite_button": lambda: app.save(force=True),
+            "done_button": app.toggle_done,
+        }
+        actions[name]()
+
+    def _toggle(self, attr: str, on: bool) -> None:
+        if self._updating or self.app is None or getattr(self.app, attr) == on:
+            return
+        (self.app.toggle_unlock if attr == "unlocked" else self.app.toggle_rigid)()
+
+    def _stance_changed(self, text: str) -> None:
+        if self._updating or self.app is None:
+            return
+        self.app.set_stance(None if text == NO_STANCE else text)
+
+    def _queue_clicked(self, item: QListWidgetItem) -> None:
+        if self.app is None:
+            return
+        i = item.data(Qt.ItemDataRole.UserRole)
+        frame = self.app.session.review.items[i].frame
+        if frame is not None:
+            self.app.goto(frame)
+
+    def _queue_checked(self, item: QListWidgetItem) -> None:
+        if self._updating or self.app is None:
+            return
+        i = item.data(Qt.ItemDataRole.UserRole)
+        done = item.checkState() == Qt.CheckState.Checked
+        if self.app.session.review.items[i].done != done:
+            self.app.set_done(i, done)
+
+    def toggle_help(self) -> None:
+        self.help_box.setVisible(not self.help_box.isVisible())
+
+    # ------------------------------------------------------------------ display
+    def _fill_queue(self) -> None:
+        review = self.app.session.review
+        s = self.app.session
+        self._updating = True
+        self._queue_rows: dict[int, list[int]] = {}
+        try:
+            self.queue_list.clear()
+            for i, it in enumerate(review.items):
+                name = s.frame_name(it.frame) if it.frame is not None else "?"
+                if it.frame is None and it.record is not None:
+                    name = str(it.record.get("file_name") or it.record.get("video"))
+                q = QListWidgetItem(it.label(name))
+                q.setData(Qt.ItemDataRole.UserRole, i)
+                flags = Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsSelectable
+                if it.frame is not None:
+                    flags |= Qt.ItemFlag.ItemIsEnabled
+                q.setFlags(flags)
+                q.setCheckState(Qt.CheckState.Checked if it.done else Qt.CheckState.Unchecked)
+                self.queue_list.addItem(q)
+                if it.frame is not None:
+                    self._queue_rows.setdefault(it.frame, []).append(i)
+        finally:
+            self._updating = False
+
+    def sync_done(self, i: int) -> None:
+        """Show item ``i``'s done state (after it changed)."""
+        it = self.app.session.review.items[i]
+        self._updating = True
+        try:
+            self.queue_list.item(i).setCheckState(
+                Qt.CheckState.Checked if it.done else Qt.CheckState.Unchecked
+            )
+        finally:
+            self._updating = False
+
+    def refresh(self) -> None:
+        """Update everything from the app (after a frame change or an edit)."""
+        app = self.app
+        if app is None or app.frame < 0:
+            return
+        s, t = app.session, app.frame
+        self._updating = True
+        try:
+            flagged = bool(s.flagged_frames()[t])
+            self.frame_label.setText(
+                f"<b>Frame {t + 1} / {s.n_frames}</b>: {s.frame_name(t)}"
+                + (" <span style='color:#ff5050'>FLAGGED</span>" if flagged else "")
+            )
+            lines = [describe(f) for f in s.frame_findings(t)]
+            if lines != self._shown_findings:  # Qt widgets redraw on every set: skip same
+                self.findings_list.clear()
+                self.findings_list.addItems(lines)
+                self._shown_findings = lines
+            names = [NO_STANCE, *s.stances]
+            cur = s.stance(t)
+            if cur is not None and cur not in names:
+                names.append(cur)
+            if self._shown_stances != names:
+                self.stance_combo.clear()
+                self.stance_combo.addItems(names)
+                self._shown_stances = names
+            if self.stance_combo.currentText() != (cur or NO_STANCE):
+                self.stance_combo.setCurrentText(cur if cur is not None else NO_STANCE)
+            preds = s.predictions(t)
+            text = "Model: " + "; ".join(preds) if preds else ""
+            if (
+                preds
+                and cur is not None
+                and not any(p.startswith(cur + " ") or p == cur for p in preds)
+            ):
+                text += " <span style='color:#ff9040'>(disagrees with the label)</span>"
+            if self.prediction_label.text() != text:
+                self.prediction_label.setText(text)
+            self.unlock_check.setChecked(app.unlocked)
+            self.rigid_check.setChecked(app.rigid)
+            rows = self._queue_rows.get(t)
+            if rows:
+                self.queue_list.setCurrentRow(rows[0])
+            elif self.queue_list.currentRow() >= 0:
+                self.queue_list.setCurrentRow(-1)
+            self.undo_button.setEnabled(s.can_undo)
+            self.redo_button.setEnabled(s.can_redo)
+            conflict = s.conflict is not None
+            self.reload_button.setVisible(conflict)
+            self.overwrite_button.setVisible(conflict)
+            color = "#ff5050" if conflict else "#c0c0c0"
+            status = f"<span style='color:{color}'>{app.message}</span>" + (
+                f" ({s.unsaved} unsaved)" if s.unsaved else ""
+            )
+            if self.status_label.text() != status:
+                self.status_label.setText(status)
+        finally:
+            self._updating = False
