@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: (selection, ranking) of the label check: the default, margin ranking, and the literal rule.
+VARIANTS = (("prune", "self_confidence"), ("prune", "margin"), ("rule", "margin"))
+
 
 def _sample_dataset(tmp: Path, per_class: int, seed: int = 1):
     from toolkit import synth
@@ -94,12 +97,12 @@ def label_errors(tmp: Path, per_class: int, epochs: int) -> dict:
         ("graph+rf_oof", [tmp / "run_graph", tmp / "run_rf"]),
     )
     for name, oof in sources:
-        for method in ("prune", "rule"):
+        for method, rank_by in VARIANTS:
             res = score_dataset(
                 tmp / "ds",
                 [tmp / "run_graph"],
                 tmp / f"q_{name}.json",
-                options=ScoreOptions(cl_method=method),
+                options=ScoreOptions(cl_method=method, cl_rank_by=rank_by),
                 oof=oof,
             )
             ld = sorted(
@@ -108,7 +111,7 @@ def label_errors(tmp: Path, per_class: int, epochs: int) -> dict:
             )
             hits = sum(it.file_name in flipped for it in ld[:k])
             flagged = {it.file_name for it in ld}
-            out[f"{name}_{method}"] = {
+            out[f"{name}_{method}_{rank_by}"] = {
                 "precision_at_k": round(hits / k, 3),
                 "hits": hits,
                 "label_items": len(ld),
@@ -249,7 +252,8 @@ def main(quick: bool = False) -> dict:
         f"{le['k_flipped']} labels flipped (5 %); fit 5 folds by subject"
     )
     print(
-        f"    {'label check from':24} {'OOF acc':>8} {'precision@k':>12} {'hits':>5} "
+        f"    {'label check from (selection, ranking)':40} {'OOF acc':>8} {'precision@k':>12} "
+        f"{'hits':>5} "
         f"{'recall(all)':>11}"
     )
     for name, acc in (
@@ -257,13 +261,14 @@ def main(quick: bool = False) -> dict:
         ("angles_rf_oof", le["rf_oof_accuracy"]),
         ("graph+rf_oof", float("nan")),
     ):
-        for method in ("prune", "rule"):
-            r = le[f"{name}_{method}"]
+        for method, rank_by in VARIANTS:
+            r = le[f"{name}_{method}_{rank_by}"]
+            label = f"{name} ({method}, {rank_by})"
             print(
-                f"    {name + ' (' + method + ')':24} {acc:>8.3f} {r['precision_at_k']:>12.3f} "
+                f"    {label:40} {acc:>8.3f} {r['precision_at_k']:>12.3f} "
                 f"{r['hits']:>5} {r['recall_all_items']:>11.3f}"
             )
-    print(f"    {'random k frames':24} {'':>8} {le['random_precision']:>12.3f}  (reference)")
+    print(f"    {'random k frames':40} {'':>8} {le['random_precision']:>12.3f}  (reference)")
     print(
         f"(b) active learning ({al['model']}, pool {al['n_pool']}, test {al['n_test']} "
         f"frames of s07+s08, +{al['step']} per round, {al['seeds']} seeds)"

@@ -154,6 +154,18 @@ def group_keys(ds) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(N,)`` object arrays ``group`` and ``stance`` (``""`` when unknown).
     """
+    g_codes, g_labels, st_codes, st_labels = group_codes(ds)
+    return g_labels[g_codes], st_labels[st_codes]
+
+
+def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_keys` as integer codes and their labels (no per-annotation strings).
+
+    Returns:
+        ``(group_codes (N,), group_labels (G,), stance_codes (N,), stance_labels (S,))`` with
+        ``group_labels[group_codes]`` and ``stance_labels[stance_codes]`` equal to
+        :func:`group_keys`; equal labels share one code.
+    """
     # Per image first (images <= annotations), then one gather to the annotation rows; labels
     # are built for the distinct (subject, video) pairs only.
     img = ds.images
@@ -166,11 +178,18 @@ def group_keys(ds) -> tuple[np.ndarray, np.ndarray]:
     s_names = np.array(["?", *[str(x) for x in s_uniq]], dtype=object)
     v_names = np.array(["", *[f"|v{int(x)}" for x in v_uniq]], dtype=object)
     labels = s_names[p_uniq // (len(v_uniq) + 1)] + v_names[p_uniq % (len(v_uniq) + 1)]
-    group = labels.astype(object)[p_codes][row_of]
+    lab_codes, lab_uniq = pd.factorize(labels.astype(object))
+    group = lab_codes[p_codes][row_of]
     st_codes, st_uniq = pd.factorize(img["stance"].to_numpy(dtype=object), use_na_sentinel=True)
     st_names = np.array(["", *[str(x) for x in st_uniq]], dtype=object)
-    stance = st_names[st_codes + 1][row_of]
-    return group, stance
+    name_codes, name_uniq = pd.factorize(st_names)
+    stance = name_codes[st_codes + 1][row_of]
+    return (
+        group,
+        np.asarray(lab_uniq, dtype=object),
+        stance,
+        np.asarray(name_uniq, dtype=object),
+    )
 
 
 def _group_chunks(codes: np.ndarray) -> list[np.ndarray]:
@@ -260,8 +279,11 @@ def subject_stick_length(
     quantile: float = 0.9,
     min_count: int = 5,
     band: float = 1.25,
+    coded: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``(N,)`` the stick length (torso sizes) per subject and video, robustly.
+
+    ``coded``: ``(codes, labels)`` of ``group`` when known (see :func:`group_codes`).
 
     1. Levels per video (``subject|vN`` groups) and per subject (all of the subject's frames)
        with :func:`robust_group_quantile`.
@@ -274,7 +296,10 @@ def subject_stick_length(
        never less than ``D / band``.
     """
     # Keys are factorised once; subjects are derived from the distinct groups only.
-    g_codes, g_uniq = pd.factorize(np.asarray(group, dtype=object))
+    if coded is None:
+        g_codes, g_uniq = pd.factorize(np.asarray(group, dtype=object))
+    else:
+        g_codes, g_uniq = coded
     s_of_g, s_uniq = pd.factorize(np.array([str(g).split("|v")[0] for g in g_uniq], dtype=object))
     s_codes = s_of_g[g_codes]
     g_level, _ = _robust_level(length, g_codes, usable, quantile, min_count)
@@ -298,7 +323,11 @@ def subject_stick_length(
 
 
 def circular_group_stats(
-    angles_deg: np.ndarray, keys: np.ndarray, usable: np.ndarray, min_count: int = 5
+    angles_deg: np.ndarray,
+    keys: np.ndarray,
+    usable: np.ndarray,
+    min_count: int = 5,
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: robust centre and spread (degrees) of an angle within its group.
 
@@ -306,11 +335,13 @@ def circular_group_stats(
     1.4826 * the median absolute residual. Rows of groups with fewer than ``min_count`` usable
     values get NaN.
 
+    ``codes``: integer codes of ``keys`` when known (equal keys, equal codes).
+
     Returns:
         ``(centre, spread, count)``, each ``(N,)``.
     """
     a = np.where(usable & np.isfinite(angles_deg), angles_deg, np.nan)
-    k = pd.factorize(keys)[0]
+    k = pd.factorize(keys)[0] if codes is None else np.asarray(codes)
     if not len(k):
         z = np.zeros(0)
         return z, z, z
@@ -396,10 +427,12 @@ def stick_stats(
     stance: np.ndarray,
     opts: CorrectOptions | None = None,
     scale: np.ndarray | None = None,
+    codes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> StickStats:
     """Compute :class:`StickStats` for ``kp`` (vectorised; ``scale`` = body scale if known).
 
-    ``kp`` may be a :class:`toolkit.geometry.Points` (its cached columns are reused).
+    ``kp`` may be a :class:`toolkit.geometry.Points` (its cached columns are reused);
+    ``codes``: :func:`group_codes` of the data set, to group without hashing strings again.
     """
     opts = opts or CorrectOptions()
     p = geo.as_points(kp)
@@ -421,14 +454,18 @@ def stick_stats(
     swapped = detect_swap(p, opts.grip_tolerance, scale)
     with np.errstate(invalid="ignore"):
         clean = (grip_dist <= opts.grip_tolerance) & ~swapped & np.isfinite(length)
-    subject_length = subject_stick_length(length, group, clean, opts.length_quantile)
+    subject_length = subject_stick_length(
+        length, group, clean, opts.length_quantile, coded=None if codes is None else codes[:2]
+    )
     rel = geo.angle_between_xy(fx, fy, tx - gx, ty - gy)
     with np.errstate(invalid="ignore"):
         usable = clean & (length <= subject_length * (1 + opts.too_long_tolerance))
         # Strongly foreshortened sticks have unreliable directions: keep them out of the angle
         # statistics.
         usable &= length >= 0.6 * subject_length
-    st_centre, st_spread, st_count = circular_group_stats(rel, stance, usable)
+    st_centre, st_spread, st_count = circular_group_stats(
+        rel, stance, usable, codes=None if codes is None else codes[2]
+    )
     fn = np.where(right, p.dist(layout.R_WRIST, layout.R_ELBOW), np.nan)
     fn = np.where(left, p.dist(layout.L_WRIST, layout.L_ELBOW), fn)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -909,6 +946,20 @@ def _forearm_ratio(ds, opts: CorrectOptions) -> CorrectionResult:
     )
 
 
+_RIGID_KEYPOINTS = (
+    layout.L_SHOULDER,
+    layout.R_SHOULDER,
+    layout.L_ELBOW,
+    layout.R_ELBOW,
+    layout.L_WRIST,
+    layout.R_WRIST,
+    layout.L_HIP,
+    layout.R_HIP,
+    layout.GRIP,
+    layout.TIP,
+)
+
+
 def _rigid(ds, opts: CorrectOptions) -> CorrectionResult:
     kp = ds.keypoints.copy()
     n = len(kp)
@@ -916,10 +967,12 @@ def _rigid(ds, opts: CorrectOptions) -> CorrectionResult:
     edit = _editable(ds.source)
     reasons = np.zeros(n, np.int64)
     flags = np.zeros(n, np.int64)
-    group, stance = group_keys(ds)
+    codes = group_codes(ds)
+    group, stance = codes[1][codes[0]], codes[3][codes[2]]
     video, frame = _video_frame(ds)
-    # Keypoint columns read once; the stick's columns are re-read after each edit below.
-    pts = geo.Points(kp)
+    # Keypoint columns read once (only those the rules use); the stick's columns are re-read
+    # after each edit below.
+    pts = geo.Points(kp, _RIGID_KEYPOINTS, keep_raw=False)
 
     # 1. swaps (only when a person has touched neither point)
     scale = geo.body_scale(pts)  # body points only: unchanged by the stick fixes below
@@ -932,7 +985,7 @@ def _rigid(ds, opts: CorrectOptions) -> CorrectionResult:
     pts.forget(layout.GRIP, layout.TIP)
 
     # 2. statistics on the swap-fixed points, then the grip at the weapon hand
-    st = stick_stats(pts, group, stance, opts, scale)
+    st = stick_stats(pts, group, stance, opts, scale, codes)
     u_fore = geo.unit(st.forearm)
     snap_to = st.wrist + st.grip_offset * st.scale[:, None] * np.nan_to_num(u_fore)
     with np.errstate(invalid="ignore"):

@@ -29,15 +29,21 @@ class Points:
 
     Attributes:
         kp: The keypoint array (not copied: call :meth:`forget` after editing a keypoint in it).
+        keys: The keypoints read in the first block-wise pass (all by default); others are read
+            one at a time when asked for.
+        keep_raw: Keep the unmasked ``x, y, v`` rows of that pass (:meth:`raw`); without them
+            the pass writes only the masked ``x``/``y`` columns (less memory).
 
     Shapes:
         ``kp``: ``(N, 19, 3)`` (or ``(N, 19, 2)`` without visibility); columns ``(N,)``.
     """
 
-    __slots__ = ("kp", "_cols", "_raw", "_dist")
+    __slots__ = ("kp", "keys", "keep_raw", "_cols", "_raw", "_dist")
 
-    def __init__(self, kp: np.ndarray):
+    def __init__(self, kp: np.ndarray, keys: list[int] | None = None, keep_raw: bool = True):
         self.kp = np.asarray(kp, dtype=np.float64)
+        self.keys = list(range(self.kp.shape[1])) if keys is None else [int(k) for k in keys]
+        self.keep_raw = keep_raw
         self._cols: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._raw: dict[int, np.ndarray] = {}
         self._dist: dict[tuple[int, int], np.ndarray] = {}
@@ -55,9 +61,9 @@ class Points:
         k = int(k)
         r = self._raw.get(k)
         if r is None:
-            if not self._raw and not self._cols:
-                t = _transpose_blocks(self.kp)  # (K, C, N)
-                self._raw = {j: t[j] for j in range(len(t))}
+            if not self._raw and not self._cols and k in self.keys:
+                t = _transpose_blocks(self.kp, self.keys)  # (K, C, N)
+                self._raw = {j: t[i] for i, j in enumerate(self.keys)}
                 r = self._raw[k]
             else:
                 r = np.ascontiguousarray(self.kp[:, k].T)
@@ -68,6 +74,11 @@ class Points:
         """``(x, y)`` columns of keypoint ``k``, NaN where the point is missing (``v <= 0``)."""
         k = int(k)
         c = self._cols.get(k)
+        first = not self._cols and not self._raw
+        if c is None and first and not self.keep_raw and k in self.keys and self.kp.shape[2] > 2:
+            x, y = _masked_blocks(self.kp, self.keys)
+            self._cols = {j: (x[i], y[i]) for i, j in enumerate(self.keys)}
+            c = self._cols[k]
         if c is None:
             r = self.raw(k)
             if len(r) > 2:
@@ -117,13 +128,33 @@ class Points:
                 del self._dist[key]
 
 
-def _transpose_blocks(kp: np.ndarray, block: int = 8192) -> np.ndarray:
-    """``(N, K, C)`` -> contiguous ``(K, C, N)``, copied ``block`` rows at a time."""
+def _transpose_blocks(kp: np.ndarray, keys: list[int], block: int = 8192) -> np.ndarray:
+    """``(N, K, C)`` -> contiguous ``(len(keys), C, N)`` of keypoints ``keys``, copied ``block``
+    rows at a time."""
     n = len(kp)
-    out = np.empty((kp.shape[1], kp.shape[2], n), dtype=np.float64)
+    out = np.empty((len(keys), kp.shape[2], n), dtype=np.float64)
+    every = list(keys) == list(range(kp.shape[1]))
     for start in range(0, n, block):  # blocks of rows: a few hundred per million
-        out[:, :, start : start + block] = kp[start : start + block].transpose(1, 2, 0)
+        part = kp[start : start + block]
+        part = part if every else part[:, keys]
+        out[:, :, start : start + block] = part.transpose(1, 2, 0)
     return out
+
+
+def _masked_blocks(
+    kp: np.ndarray, keys: list[int], block: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(len(keys), N)`` contiguous ``x`` and ``y`` of keypoints ``keys`` (NaN where ``v <= 0``),
+    written ``block`` rows at a time."""
+    n = len(kp)
+    x = np.empty((len(keys), n), dtype=np.float64)
+    y = np.empty((len(keys), n), dtype=np.float64)
+    for start in range(0, n, block):  # blocks of rows: a few hundred per million
+        part = kp[start : start + block][:, keys].transpose(1, 2, 0)  # (K, 3, B)
+        ok = part[:, 2] > 0
+        x[:, start : start + block] = np.where(ok, part[:, 0], np.nan)
+        y[:, start : start + block] = np.where(ok, part[:, 1], np.nan)
+    return x, y
 
 
 def as_points(kp: np.ndarray | Points) -> Points:

@@ -304,6 +304,16 @@ def _names_where(mask: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray
     return _names_of_bits(_pack_bits([mask[:, j] for j in range(mask.shape[1])]), cols)
 
 
+def _column_nanmedian(rows: list[np.ndarray], n: int) -> np.ndarray:
+    """``np.nanmedian(np.array(rows).T, 0)`` (NaN everywhere when no value is finite), computed
+    row by row on the contiguous rows where numpy would take the same 1-D path (n >= 600)."""
+    if not any(np.isfinite(r).any() for r in rows):
+        return np.full(len(rows), np.nan)
+    if n < 600:  # numpy's small-axis path
+        return np.nanmedian(np.array(rows).reshape(len(rows), n).T, 0)
+    return np.array([np.nanmedian(r) for r in rows])
+
+
 def _count(columns: list[np.ndarray], n: int) -> np.ndarray:
     """``(N,)`` int64 number of True values across ``K`` bool columns."""
     out = np.zeros(n, np.int64)
@@ -387,8 +397,10 @@ def check_structure(
         for k in range(n_kp):  # loops over keypoints, not annotations
             x, y = pts.raw(k)[:2]
             out_k = (x < -tol) | (y < -tol) | (x > w_tol) | (y > h_tol)
-            dist = np.maximum(np.maximum(-x, -y), np.maximum(x - w, y - h))
-            worst = np.maximum(worst, np.where(out_k, dist, -np.inf))
+            r = np.flatnonzero(out_k)  # the distance beyond the border, where outside only
+            xr, yr = x[r], y[r]
+            dist = np.maximum(np.maximum(-xr, -yr), np.maximum(xr - w[r], yr - h[r]))
+            worst[r] = np.maximum(worst[r], dist)
             outside.append(out_k)
     bits = _pack_bits(outside)
     c.rows(
@@ -442,17 +454,21 @@ def check_structure(
     if has_pose.any():
         # A random projection of the rounded coordinates is a collision-free key in practice
         # and far cheaper than hashing 38 columns.
-        # (N, 38) copy of the x, y columns (a gather of whole columns: no per-pair loop).
+        # Blocks of rows keep the (rows, 38) rounded copy small (no 300 MB temporary); the
+        # per-row products are the same as one big product.
         xy_cols = [kp.shape[2] * k + c for k in range(n_kp) for c in (0, 1)]
-        rounded = np.take(kp.reshape(len(kp), -1), xy_cols, axis=1)
-        if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
-            big = np.finfo(np.float64).max
-            rounded[np.isnan(rounded)] = -1.0
-            rounded[rounded == np.inf] = big
-            rounded[rounded == -np.inf] = -big
-        np.round(rounded, 1, out=rounded)
-        h_pose = rounded @ np.random.default_rng(0).uniform(1.0, 2.0, rounded.shape[1])
-        del rounded
+        weights = np.random.default_rng(0).uniform(1.0, 2.0, len(xy_cols))
+        flat = kp.reshape(len(kp), -1)
+        h_pose = np.empty(len(kp))
+        big = np.finfo(np.float64).max
+        for start in range(0, len(kp), 65536):  # blocks of rows, not annotations
+            rounded = np.take(flat[start : start + 65536], xy_cols, axis=1)
+            if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
+                rounded[np.isnan(rounded)] = -1.0
+                rounded[rounded == np.inf] = big
+                rounded[rounded == -np.inf] = -big
+            np.round(rounded, 1, out=rounded)
+            h_pose[start : start + 65536] = rounded @ weights
         img = ft["image_id"].to_numpy()
         # The first image of each distinct key (``groupby(h).transform("first")``): factorised
         # codes appear in order, so a code's first row is where the running maximum grows.
@@ -496,7 +512,8 @@ def check_structure(
                 value=min(ratio, 1e9),
                 threshold=o.balance_ratio,
             )
-    subj = ds.images.dropna(subset=["stance"])
+    subj = ds.images[["stance", "subject"]]  # only the two columns the check reads
+    subj = subj[subj["stance"].notna()]
     if len(subj) and subj["subject"].notna().any():
         per = subj.groupby("stance")["subject"].nunique()
         summary["subjects_per_stance"] = {str(k): int(v) for k, v in per.items()}
@@ -524,15 +541,13 @@ def check_anatomy(
     pts = geo.Points(kp) if pts is None else pts
     n = len(kp)
     edges = layout.COCO_SKELETON
-    # ``(E, N)``: one contiguous row per bone (``.T`` gives the ``(N, E)`` view).
-    bones = geo.bone_lengths_t(pts, edges)
+    # One contiguous (N,) row per bone, from the shared distance cache.
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = bones / scale
-    med = (
-        np.nanmedian(ratio.T, 0) if np.isfinite(ratio).any() else np.full(len(edges), np.nan)
-    )
+        ratio = [pts.dist(a, b) / scale for a, b in edges]
+    med = _column_nanmedian(ratio, n)
     with np.errstate(invalid="ignore"):
-        mad = np.nanmedian(np.abs(ratio - med[:, None]).T, 0) * 1.4826
+        mad = _column_nanmedian([np.abs(r - m) for r, m in zip(ratio, med, strict=True)], n)
+        mad = mad * 1.4826
     upper = med + o.bone_mads * np.maximum(mad, 0.05 * med)
     over_any = np.zeros(n, bool)
     with np.errstate(invalid="ignore"):
@@ -541,7 +556,7 @@ def check_anatomy(
     # For the flagged rows only: the bone furthest over its limit (the first on ties, as
     # ``nanargmax``); value, threshold and names are only read at those rows.
     idx = np.flatnonzero(over_any)
-    sub = ratio[:, idx]
+    sub = np.array([r[idx] for r in ratio]).reshape(len(edges), len(idx))
     with np.errstate(invalid="ignore", divide="ignore"):
         excess = np.where(sub > upper[:, None], sub / upper[:, None], -np.inf)
     worst = np.zeros(n, np.int64)
@@ -563,15 +578,13 @@ def check_anatomy(
     summary["bone_ratio_median"] = {
         f"{NAMES[a]}-{NAMES[b]}": _r(m) for (a, b), m in zip(layout.COCO_SKELETON, med, strict=True)
     }
+
     # Left/right symmetry.
     # In 2D one side can be foreshortened at will, so a large ratio alone proves nothing: it
     # counts only when the longer bone is also longer than usual for the data set.
-    edge_row = {frozenset(e): j for j, e in enumerate(edges)}
-
     def length(a: int, b: int) -> np.ndarray:
-        """Distance a-b: the bone's row when it is one (hypot ignores the sign: exact)."""
-        j = edge_row.get(frozenset((a, b)))
-        return bones[j] if j is not None else geo.point_distance(pts, a, b)
+        """Distance a-b (cached: the bones' distances are reused, hypot ignores the sign)."""
+        return pts.dist(a, b)
 
     for name, (la, lb), (ra, rb) in SYMMETRIC_BONES:  # four bone pairs
         lft = length(la, lb)
@@ -712,11 +725,12 @@ def check_stick(
         "stick_grip",
         "The tip is labelled but the grip is missing.",
     )
-    group, stance = corr.group_keys(ds)
+    codes = corr.group_codes(ds)
+    group, stance = codes[1][codes[0]], codes[3][codes[2]]
     co = corr.CorrectOptions(
         grip_tolerance=o.grip_tolerance, too_long_tolerance=o.too_long_tolerance
     )
-    st = corr.stick_stats(pts, group, stance, co, scale)
+    st = corr.stick_stats(pts, group, stance, co, scale, codes)
     c.rows(
         st.swapped,
         "stick.swap",
@@ -760,24 +774,26 @@ def check_stick(
         judged = ratio >= 0.45
         atypical = (dev > thr) & judged & ~st.swapped & ~far
     measures["stick.forearm_angle"] = (rel, None)
-    # Reported, not assumed: the typical angle per stance (stances in sorted order).
+    # Reported, not assumed: the typical angle per stance (stances in sorted order, as a
+    # groupby would list them).
     ok = st.clean & np.isfinite(rel)
-    by_stance = {}
+    by_stance = []
     if ok.any():
-        rel_ok = rel[ok]
-        codes, names = pd.factorize(np.asarray(stance, dtype=object)[ok], sort=True)
-        for chunk in corr._group_chunks(codes):  # loops over stances
-            by_stance[str(names[codes[chunk[0]]])] = {
-                "median_deg": _r(pd.Series(rel_ok[chunk]).median()),
-                "n": int(len(chunk)),
-            }
-    summary["stick_forearm_angle_by_stance"] = by_stance
+        rel_ok, st_ok = rel[ok], codes[2][ok]
+        for chunk in corr._group_chunks(st_ok):  # loops over stances
+            by_stance.append(
+                (
+                    str(codes[3][st_ok[chunk[0]]]),
+                    {"median_deg": _r(pd.Series(rel_ok[chunk]).median()), "n": int(len(chunk))},
+                )
+            )
+    summary["stick_forearm_angle_by_stance"] = dict(sorted(by_stance, key=lambda kv: kv[0]))
     # The subject's stick length is one value per group: its first row's.
-    codes, names = pd.factorize(np.asarray(group, dtype=object), sort=True)
-    summary["stick_length_by_group"] = {
-        str(names[codes[chunk[0]]]): _r(_first_valid(st.subject_length[chunk]))
-        for chunk in corr._group_chunks(codes)  # loops over groups
-    }
+    by_group = [
+        (str(codes[1][codes[0][chunk[0]]]), _r(_first_valid(st.subject_length[chunk])))
+        for chunk in corr._group_chunks(codes[0])  # loops over groups
+    ]
+    summary["stick_length_by_group"] = dict(sorted(by_group, key=lambda kv: kv[0]))
     return {
         "stats": st,
         "ratio": ratio,
@@ -1131,24 +1147,32 @@ def validate_dir(
 
 
 def _summarise(findings: pd.DataFrame, summary: dict) -> None:
+    # Codes and severities factorised once; counts by bincount (no per-group Python calls).
     summary["n_findings"] = int(len(findings))
-    summary["by_severity"] = {s: int((findings["severity"] == s).sum()) for s in SEVERITIES}
-    summary["by_code"] = {
-        str(k): int(v) for k, v in findings["code"].value_counts().sort_index().items()
-    }
-    per_code_sev = (
-        findings.groupby("code")["severity"].agg(
-            lambda s: SEVERITIES[int(s.map(SEVERITY_RANK).max())]
-        )
-        if len(findings)
-        else {}
-    )
-    summary["severity_by_code"] = {str(k): str(v) for k, v in dict(per_code_sev).items()}
-    frames = findings[findings["row"] >= 0]
-    summary["annotations_with_findings"] = int(frames["row"].nunique())
-    summary["annotations_with_errors"] = int(
-        frames.loc[frames["severity"] == "error", "row"].nunique()
-    )
+    sev = findings["severity"].to_numpy(dtype=object)
+    summary["by_severity"] = {s: int((sev == s).sum()) for s in SEVERITIES}
+    codes, names = pd.factorize(findings["code"].to_numpy(dtype=object))
+    counts = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(0, int)
+    order = sorted(range(len(names)), key=lambda j: names[j])  # by code, as sort_index()
+    summary["by_code"] = {str(names[j]): int(counts[j]) for j in order}
+    rank = pd.Index(SEVERITIES).get_indexer(sev)  # == SEVERITY_RANK[severity]
+    worst = np.full(len(names), -1, np.int64)
+    np.maximum.at(worst, codes, rank)
+    summary["severity_by_code"] = {str(names[j]): SEVERITIES[int(worst[j])] for j in order}
+    row = findings["row"].to_numpy()
+    frame = row >= 0
+    summary["annotations_with_findings"] = _n_distinct(row[frame])
+    summary["annotations_with_errors"] = _n_distinct(row[frame & (sev == "error")])
+
+
+def _n_distinct(rows: np.ndarray) -> int:
+    """Number of distinct non-negative row indices (a mark per row, no sort or hash)."""
+    if not len(rows):
+        return 0
+    rows = rows.astype(np.int64)
+    seen = np.zeros(int(rows.max()) + 1, bool)
+    seen[rows] = True
+    return int(seen.sum())
 
 
 def findings_records(findings: pd.DataFrame) -> list[dict]:

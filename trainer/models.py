@@ -73,7 +73,10 @@ class DenseGATv2(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, heads: int, edge_dim: int):
         super().__init__()
-        from torch_geometric.nn import GATv2Conv
+        with warnings.catch_warnings():
+            # PyG's import calls torch.jit.script, which warns (FutureWarning) on every run.
+            warnings.simplefilter("ignore", FutureWarning)
+            from torch_geometric.nn import GATv2Conv
 
         self.conv = GATv2Conv(in_dim, out_dim, heads=heads, edge_dim=edge_dim, add_self_loops=False)
         self.heads, self.out_dim = heads, out_dim

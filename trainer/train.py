@@ -145,6 +145,33 @@ class CropCache:
         self.views = max(1, cfg.aug_views)
         self.seed = cfg.seed
         self.seconds = 0.0
+        if self.weights_from == "random":
+            t0 = time.perf_counter()
+            self._calibrate_batchnorm(self.backbone, _MEAN, _STD, "cpu")
+            self.seconds += time.perf_counter() - t0
+
+    @torch.no_grad()
+    def _calibrate_batchnorm(self, net, mean, std, device) -> None:
+        """Set the BatchNorm running statistics of a randomly initialised backbone from the crops.
+
+        With torchvision's initial statistics (mean 0, variance 1) a random MobileNetV3 in eval
+        mode shrinks every crop to ~1e-9 features, identical for all crops, so the visual stream
+        would learn nothing. One pass in train mode over the crops (pixels only; labels are never
+        used) gives statistics that keep the features alive. Pretrained weights skip this.
+        """
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the pass
+        net.train()
+        gen = torch.Generator().manual_seed(self.seed)
+        for s in range(0, len(self.prep), 64):
+            x = self.crops(np.arange(s, min(len(self.prep), s + 64)))
+            # Noisy copies keep the statistics sane when the crops are near-uniform (tiny
+            # variances would blow up any other input, e.g. the export's parity check).
+            x = torch.cat([x, (x + torch.rand(x.shape, generator=gen)) / 2])
+            net((x.to(device) - mean) / std)
+        net.eval()
 
     def crops(self, rows: np.ndarray) -> torch.Tensor:
         """``(len(rows), 3, 128, 128)`` float crops in 0..1."""
@@ -181,7 +208,7 @@ class CropCache:
                     bar.update()
         self.backbone.to("cpu")
         self.feats = out
-        self.seconds = time.perf_counter() - t0
+        self.seconds += time.perf_counter() - t0
         return out
 
 

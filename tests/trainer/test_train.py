@@ -164,3 +164,15 @@ def test_angle_baseline_uses_the_same_folds(toy, tmp_path):
     folds = pd.read_csv(tmp_path / "rf" / "folds.csv")
     assert folds["fold"].nunique() == 2 and np.isfinite(res.oof).all()
     assert not (tmp_path / "rf" / "folds" / "fold_0" / "model.pt").exists()
+
+
+def test_random_backbone_features_are_alive(toy):
+    """A random MobileNetV3 in eval mode would map every crop to ~0; calibration prevents it."""
+    from trainer.train import CropCache
+
+    prep = prepare(toy, crops=True)
+    with pytest.warns(UserWarning, match="RANDOM"):
+        cache = CropCache(prep, TrainConfig(aug_views=1))
+    feats = cache.compute()
+    assert feats.shape == (1, len(prep), 576)
+    assert float(feats[0].std(0).mean()) > 1e-3

@@ -88,6 +88,12 @@ _READER_OPTIONS = (
     help="Import the rest when some items are bad; every skipped item is listed in "
     "the import report.",
 )
+@click.option(
+    "--taxonomy",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Stance taxonomy JSON (stance -> family, chamber). Default: a taxonomy.json beside SRC.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out dataset.")
 @cli_errors(example=IMPORT_EXAMPLE)
 def import_cmd(
@@ -102,6 +108,7 @@ def import_cmd(
     images: str | None,
     images_from: str | None,
     skip_bad: bool,
+    taxonomy: str | None,
     overwrite: bool,
 ) -> None:
     """Import SRC (YOLO pose, ultralytics predictions, COCO keypoints) as a new DATASET.
@@ -146,7 +153,9 @@ def import_cmd(
     for key in ("labels", "stick_labels", "video", "images", "images_from"):
         if key in given:
             given[key] = Path(given[key])
-    result = io.import_dataset(src, out, format=name, overwrite=overwrite, **given)
+    result = io.import_dataset(
+        src, out, format=name, overwrite=overwrite, taxonomy=taxonomy, **given
+    )
     ds = result.dataset
     stances = ds.images["stance"].dropna().nunique()
     subjects = ds.images["subject"].dropna().nunique()

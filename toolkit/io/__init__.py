@@ -125,8 +125,57 @@ def detect_format(src: str | Path) -> str:
     )
 
 
-def read(src: str | Path, format: str = "auto", **options: Any) -> ImportResult:
-    """Read ``src`` into an :class:`ImportResult` (see each format module for options)."""
+def read(
+    src: str | Path, format: str = "auto", *, taxonomy: str | Path | None = None, **options: Any
+) -> ImportResult:
+    """Read ``src`` into an :class:`ImportResult` (see each format module for options).
+
+    Args:
+        taxonomy: A stance taxonomy JSON (``schemas/taxonomy.schema.json``). When omitted, a
+            ``taxonomy.json`` beside the source (next to a ``data.yaml`` or COCO file, or inside a
+            source folder) is used. Every stance label must be one of its stances.
+    """
+    result = _read(src, format, **options)
+    _attach_taxonomy(result, Path(src), taxonomy)
+    return result
+
+
+def _attach_taxonomy(result: ImportResult, src: Path, explicit: str | Path | None) -> None:
+    import orjson
+
+    from toolkit.schema import validate
+
+    path = Path(explicit) if explicit is not None else None
+    if path is None:
+        candidate = (src if src.is_dir() else src.parent) / "taxonomy.json"
+        if not candidate.is_file():
+            return
+        path = candidate
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected '--taxonomy' to be a JSON file, but {path} does not exist."
+        )
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InputError(
+            f"Expected valid JSON, but parsing failed: {exc.msg}", path, exc.lineno
+        ) from None
+    validate(doc, "taxonomy", path)
+    names = [s["name"] for s in doc["stances"]]
+    labels = set(result.dataset.images["stance"].dropna().tolist())
+    unknown = sorted(labels - set(names))
+    if unknown:
+        raise InputError(
+            f"Expected every stance label to be one of the taxonomy's {len(names)} stances, "
+            f"but got {unknown[:5]}{' ...' if len(unknown) > 5 else ''}.",
+            path,
+        )
+    result.dataset.taxonomy = doc
+    result.notes.append(f"taxonomy: {len(names)} stances from {path}")
+
+
+def _read(src: str | Path, format: str = "auto", **options: Any) -> ImportResult:
     name = detect_format(src) if format == "auto" else format
     fmt = formats().get(name)
     if fmt is None or fmt.read is None:

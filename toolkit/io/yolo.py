@@ -1004,7 +1004,9 @@ def _image_size(path: str | Path) -> tuple[int, int]:
                 if im.format in ("JPEG", "MPO") and im.getexif().get(0x0112) in (6, 8):
                     w, h = h, w
             size = (w, h)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # Any decoder failure is bad input. Not just PIL's own errors: once ultralytics is
+        # imported it patches Image.open and raises ModuleNotFoundError('pi_heif') instead.
+        except Exception as exc:  # noqa: BLE001
             raise InputError(
                 f"Expected a readable image, but it could not be decoded ({exc}).", path
             ) from None
