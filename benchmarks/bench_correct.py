@@ -186,57 +186,11 @@ def accuracy(ds, clean: np.ndarray, kinds: np.ndarray, fs: np.ndarray) -> dict:
 
 # ---------------------------------------------------------------------- speed
 def synthetic_poses(n: int, seed: int = 0) -> np.ndarray:
-    """``(n, 19, 3)`` plausible standing poses holding a stick (for speed runs and tests)."""
-    rng = np.random.default_rng(seed)
-    kp = np.zeros((n, 19, 3))
-    kp[..., 2] = 2
-    c = np.stack([rng.uniform(150, 250, n), rng.uniform(220, 260, n)], 1)
-    t = 100.0 * rng.uniform(0.9, 1.1, n)
-    z = np.zeros(n)
+    """``(n, 19, 3)`` plausible standing poses holding a stick, 10% with a too-long stick."""
+    from toolkit.synth import stick_figures
 
-    def put(i: int, p: np.ndarray) -> None:
-        kp[:, i, :2] = p
-
-    put(layout.L_HIP, c + np.stack([0.22 * t, z], 1))
-    put(layout.R_HIP, c - np.stack([0.22 * t, z], 1))
-    sh = c - np.stack([z, t], 1)
-    put(layout.L_SHOULDER, sh + np.stack([0.35 * t, z], 1))
-    put(layout.R_SHOULDER, sh - np.stack([0.35 * t, z], 1))
-    put(layout.NOSE, sh - np.stack([z, 0.4 * t], 1))
-    for i, d in (
-        (layout.L_EYE, 0.06),
-        (layout.R_EYE, -0.06),
-        (layout.L_EAR, 0.12),
-        (layout.R_EAR, -0.12),
-    ):
-        put(i, sh + np.stack([d * t, -0.44 * t], 1))
-    for k, h, a, d in (
-        (layout.L_KNEE, layout.L_HIP, layout.L_ANKLE, 1),
-        (layout.R_KNEE, layout.R_HIP, layout.R_ANKLE, -1),
-    ):
-        put(k, kp[:, h, :2] + np.stack([0.05 * d * t, 0.9 * t], 1))
-        put(a, kp[:, k, :2] + np.stack([z, 0.85 * t], 1))
-    for s, (S, E, W) in enumerate(
-        (
-            (layout.L_SHOULDER, layout.L_ELBOW, layout.L_WRIST),
-            (layout.R_SHOULDER, layout.R_ELBOW, layout.R_WRIST),
-        )
-    ):
-        a1 = np.radians(rng.uniform(-150, -30, n) + 180 * s)
-        el = kp[:, S, :2] + 0.55 * t[:, None] * np.stack([np.cos(a1), np.sin(a1)], 1)
-        a2 = a1 + np.radians(rng.uniform(-60, 60, n))
-        put(E, el)
-        put(W, el + 0.5 * t[:, None] * np.stack([np.cos(a2), np.sin(a2)], 1))
-    wside = (rng.random(n) < 0.7).astype(int)  # 1 = right hand
-    rows = np.arange(n)
-    W = kp[rows, layout.L_WRIST + wside, :2]
-    E = kp[rows, layout.L_ELBOW + wside, :2]
-    u = (W - E) / np.linalg.norm(W - E, axis=1, keepdims=True)
-    grip = W + 0.08 * t[:, None] * u
-    ang = np.arctan2(u[:, 1], u[:, 0]) + np.radians(rng.normal(20, 10, n))
-    fore = np.where(rng.random(n) < 0.15, rng.uniform(0.35, 0.8, n), rng.uniform(0.93, 1.0, n))
-    put(layout.GRIP, grip)
-    put(layout.TIP, grip + (1.4 * t * fore)[:, None] * np.stack([np.cos(ang), np.sin(ang)], 1))
+    kp, _, _ = stick_figures(n, seed, n_stances=1, center=(200.0, 240.0), stance_angles=(20.0,))
+    rng = np.random.default_rng(seed + 1)
     kp[..., :2] += rng.normal(0, 0.7, (n, 19, 2))
     # 10% of frames get a stick error so every branch runs.
     bad = rng.random(n) < 0.1

@@ -5,9 +5,12 @@
 2. Training time of one GeoPose-Net fold with the frozen backbone's crop features cached vs
    recomputed every step (same epochs, no early stop).
 3. onnxruntime (2 threads) vs torch eager (2 threads): latency at batch 1 (median, p95) and
-   throughput at batch 64, for the exported single GeoPose-Net model.
+   throughput at batch 64, for the exported single GeoPose-Net model, plus onnxruntime for the
+   graph-only and visual-only variants (which stream the time goes to). Timings on 2 cores
+   scale with the machine's load: read them beside the load average printed with them.
 
-Run: ``python -m benchmarks.run trainer`` or ``python -m benchmarks.bench_trainer [--quick]``.
+Run: ``python -m benchmarks.run trainer`` or ``python -m benchmarks.bench_trainer [--quick]``
+(``--latency``: the inference part alone).
 """
 
 from __future__ import annotations
@@ -110,19 +113,19 @@ def _fold_time(quick: bool) -> dict:
     return res
 
 
-def _latency(quick: bool, tmp: Path) -> dict:
+def _export_untrained(variant: str, path: Path):
+    """An untrained GeoPose-Net ``variant`` exported as ``trainer export`` does; its module."""
     import torch
 
-    from trainer.export import ExportModule, example_inputs, ort_session
+    from trainer.export import OPSET, ExportModule, example_inputs
     from trainer.models import GeoPoseNet
 
     fam = np.repeat(np.arange(4), 3)
     ch = np.tile(np.arange(3), 4)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        model = GeoPoseNet(12, "geopose", fam, ch).eval()
+        model = GeoPoseNet(12, variant, fam, ch).eval()
         module = ExportModule([model]).eval()
-        path = tmp / "bench.onnx"
         dyn = {n: {0: "batch"} for n in module.input_names + module.output_names}
         torch.onnx.export(
             module,
@@ -132,47 +135,69 @@ def _latency(quick: bool, tmp: Path) -> dict:
             input_names=module.input_names,
             output_names=module.output_names,
             dynamic_axes=dyn,
-            opset_version=17,
+            opset_version=OPSET,
+            do_constant_folding=True,
         )
-    sess = ort_session(path, threads=2)
-    reps1, reps64 = (50, 10) if quick else (300, 40)
-    out = {}
-    x1, x64 = example_inputs(module, 1), example_inputs(module, 64)
+    return module
 
-    def timeit(fn, reps):
-        for _ in range(5):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return np.array(ts)
 
-    feed1 = {n: t.numpy() for n, t in zip(module.input_names, x1, strict=True)}
-    feed64 = {n: t.numpy() for n, t in zip(module.input_names, x64, strict=True)}
-    t1 = timeit(lambda: sess.run(None, feed1), reps1)
-    t64 = timeit(lambda: sess.run(None, feed64), reps64)
-    out["onnxruntime"] = {
+def _timeit(fn, reps: int) -> np.ndarray:
+    for _ in range(5):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return np.array(ts)
+
+
+def _summary(t1: np.ndarray, t64: np.ndarray) -> dict:
+    return {
         "b1_median_ms": 1e3 * np.median(t1),
         "b1_p95_ms": 1e3 * np.percentile(t1, 95),
         "b64_ms": 1e3 * np.median(t64),
         "b64_fps": 64 / np.median(t64),
     }
-    prev = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with torch.no_grad():
-            e1 = timeit(lambda: module(*x1), max(20, reps1 // 5))
-            e64 = timeit(lambda: module(*x64), max(5, reps64 // 4))
-    finally:
-        torch.set_num_threads(prev)
-    out["torch_eager"] = {
-        "b1_median_ms": 1e3 * np.median(e1),
-        "b1_p95_ms": 1e3 * np.percentile(e1, 95),
-        "b64_ms": 1e3 * np.median(e64),
-        "b64_fps": 64 / np.median(e64),
-    }
+
+
+def _latency(quick: bool, tmp: Path) -> dict:
+    """onnxruntime (``trainer.export.ort_session``: 2 intra-op threads, 1 inter-op, every graph
+    optimisation, no spinning; and the same with spinning threads) vs torch eager (2 threads),
+    for the full model, and onnxruntime for each stream alone."""
+    import torch
+
+    from trainer.export import example_inputs, ort_session
+
+    reps1, reps64 = (50, 10) if quick else (300, 40)
+    out = {}
+    for variant in ("geopose", "graph", "visual"):
+        module = _export_untrained(variant, tmp / f"bench_{variant}.onnx")
+        sess = ort_session(tmp / f"bench_{variant}.onnx", threads=2)
+        x1, x64 = example_inputs(module, 1), example_inputs(module, 64)
+        feed1 = {n: t.numpy() for n, t in zip(module.input_names, x1, strict=True)}
+        feed64 = {n: t.numpy() for n, t in zip(module.input_names, x64, strict=True)}
+        t1 = _timeit(lambda s=sess, f=feed1: s.run(None, f), reps1)
+        t64 = _timeit(lambda s=sess, f=feed64: s.run(None, f), reps64)
+        if variant != "geopose":
+            out[f"onnxruntime_{variant}_only"] = _summary(t1, t64)
+            continue
+        out["onnxruntime"] = _summary(t1, t64)
+        del sess  # one session (one thread pool) at a time
+        sess = ort_session(tmp / f"bench_{variant}.onnx", threads=2, spinning=True)
+        s1 = _timeit(lambda s=sess, f=feed1: s.run(None, f), reps1)
+        s64 = _timeit(lambda s=sess, f=feed64: s.run(None, f), reps64)
+        out["onnxruntime_spinning"] = _summary(s1, s64)
+        del sess
+        prev = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            with torch.no_grad():
+                e1 = _timeit(lambda m=module, x=x1: m(*x), max(20, reps1 // 5))
+                e64 = _timeit(lambda m=module, x=x64: m(*x), max(5, reps64 // 4))
+        finally:
+            torch.set_num_threads(prev)
+        out["torch_eager"] = _summary(e1, e64)
     return out
 
 
@@ -213,12 +238,19 @@ def main(quick: bool = False) -> dict:
         f"one frozen epoch {ft['frozen_epoch_seconds']:.1f} s, one fine-tuning epoch "
         f"{ft['finetune_epoch_seconds']:.1f} s"
     )
+    _print_latency(lat)
+    return {"load_average": load, "accuracy": acc, "fold_time": ft, "latency": lat, "quick": quick}
+
+
+def _print_latency(lat: dict) -> None:
     o, e = lat["onnxruntime"], lat["torch_eager"]
     print("\n== inference, GeoPose-Net (graph + MobileNetV3-Small 128x128), 2 threads")
-    print(f"{'':<14}{'b1 median ms':>13}{'b1 p95 ms':>11}{'b64 ms':>9}{'b64 frames/s':>14}")
-    for name, r in (("onnxruntime", o), ("torch eager", e)):
+    print(f"{'':<18}{'b1 median ms':>13}{'b1 p95 ms':>11}{'b64 ms':>9}{'b64 frames/s':>14}")
+    rows = [("onnxruntime", o), ("  spinning", lat["onnxruntime_spinning"]), ("torch eager", e)]
+    rows += [(f"  ort {k} only", lat[f"onnxruntime_{k}_only"]) for k in ("graph", "visual")]
+    for name, r in rows:
         print(
-            f"{name:<14}{r['b1_median_ms']:>13.2f}{r['b1_p95_ms']:>11.2f}{r['b64_ms']:>9.1f}"
+            f"{name:<18}{r['b1_median_ms']:>13.2f}{r['b1_p95_ms']:>11.2f}{r['b64_ms']:>9.1f}"
             f"{r['b64_fps']:>14.0f}"
         )
     print(
@@ -226,7 +258,6 @@ def main(quick: bool = False) -> dict:
         f"batch 64 {e['b64_ms'] / o['b64_ms']:.1f}x; targets <= 1 ms/frame at batch 1, "
         ">= 2500 frames/s at batch 64"
     )
-    return {"load_average": load, "accuracy": acc, "fold_time": ft, "latency": lat, "quick": quick}
 
 
 if __name__ == "__main__":
@@ -238,5 +269,9 @@ if __name__ == "__main__":
             print(run["sticks"])
             print(run["table"])
         Path(sys.argv[i + 2]).write_text(json.dumps(r, indent=1))
+    elif "--latency" in sys.argv:  # the inference part alone
+        print(f"machine load average at start: {os.getloadavg()[0]:.1f} (2 cores)")
+        with tempfile.TemporaryDirectory() as d:
+            _print_latency(_latency("--quick" in sys.argv, Path(d)))
     else:
         main(quick="--quick" in sys.argv)

@@ -46,16 +46,25 @@ class FrameGraph:
     Attributes:
         src: ``(B, E)`` source node of each edge slot.
         dst: ``(B, E)`` target node of each edge slot.
-        cell: ``(B, E, N*N)`` one-hot of ``dst * N + src`` (zeroed for dropped edges).
-        adj: ``(B, N, N)`` bool, ``adj[b, i, j]``: an edge j -> i exists.
+        src_rows: ``(B*E,)`` row of each slot's source in the flattened ``(B*N, C)`` node table.
+        dst_rows: ``(B*E,)`` row of each slot's target in that table.
+        cell_rows: ``(B*N*N,)`` for every cell ``(b, i, j)`` the row of its edge slot ``j -> i``
+            in the ``(1 + B*E, H)`` score table whose row 0 is ``-1e9`` (the row read when no
+            edge ``j -> i`` exists).
+        keep: ``(B, E)`` bool DropEdge mask, or None (every edge kept).
         edge_attr: ``(B, E, 4)``.
+        num_nodes: ``N`` as a Python int (a traced shape would put shape arithmetic in the
+            exported graph).
     """
 
     src: torch.Tensor
     dst: torch.Tensor
-    cell: torch.Tensor
-    adj: torch.Tensor
+    src_rows: torch.Tensor
+    dst_rows: torch.Tensor
+    cell_rows: torch.Tensor
+    keep: torch.Tensor | None
     edge_attr: torch.Tensor
+    num_nodes: int
 
 
 class DenseGATv2(nn.Module):
@@ -63,9 +72,11 @@ class DenseGATv2(nn.Module):
 
     The parameters are those of a real ``torch_geometric.nn.GATv2Conv`` (``self.conv``; its own
     sparse ``forward`` gives the same numbers, a test checks it). Scores are computed per edge
-    slot with gathers, then placed in a ``(B, N, N)`` block by a one-hot matrix product and
-    normalised by a masked softmax: a handful of batched tensor ops instead of scatter kernels,
-    faster on a CPU and exportable to ONNX with a symbolic batch size.
+    slot (row gathers from the flattened node table), laid out as a dense ``(B, H, N, N)``
+    block by one more row gather (every cell without an edge reads a constant ``-1e9`` row),
+    normalised by a softmax over the last axis and aggregated by one batched matrix product:
+    a handful of plain tensor ops instead of scatter kernels, fast on a CPU and exportable to
+    ONNX with a symbolic batch size.
 
     Shapes:
         x: ``(B, N, F)``; graph: a :class:`FrameGraph`. Returns ``(B, N, heads * out)``.
@@ -80,24 +91,33 @@ class DenseGATv2(nn.Module):
 
         self.conv = GATv2Conv(in_dim, out_dim, heads=heads, edge_dim=edge_dim, add_self_loops=False)
         self.heads, self.out_dim = heads, out_dim
+        # (H*D, H) block-diagonal selector: score = leaky(e) @ (att * eye) sums each head's D.
+        self.register_buffer(
+            "head_eye", torch.eye(heads).repeat_interleave(out_dim, 0), persistent=False
+        )
+        self.register_buffer("no_edge", torch.full((1, heads), -1e9), persistent=False)
 
     def forward(self, x: torch.Tensor, g: FrameGraph) -> torch.Tensor:
+        # Every reshape keeps the batch axis as -1: no shape arithmetic in the exported graph.
         c = self.conv
-        b, n, _ = x.shape
-        h, d = self.heads, self.out_dim
+        n, h, d = g.num_nodes, self.heads, self.out_dim
         x_l = c.lin_l(x)  # source side (x_j), (B, N, H*D)
         x_r = c.lin_r(x)  # target side (x_i)
-        e_slots = g.src.shape[1]
-        idx_s = g.src[..., None].expand(b, e_slots, h * d)
-        idx_d = g.dst[..., None].expand(b, e_slots, h * d)
-        e = torch.gather(x_l, 1, idx_s) + torch.gather(x_r, 1, idx_d) + c.lin_edge(g.edge_attr)
-        e = F.leaky_relu(e, c.negative_slope).view(b, e_slots, h, d)
-        score = (e * c.att.view(1, 1, h, d)).sum(-1)  # (B, E, H)
-        dense = (g.cell.transpose(1, 2) @ score).view(b, n, n, h)
-        dense = dense.masked_fill(~g.adj[..., None], -1e9)
-        alpha = dense.softmax(dim=2)  # over the sources j of each target i
-        out = torch.einsum("bijh,bjhd->bihd", alpha, x_l.view(b, n, h, d)).reshape(b, n, h * d)
-        return out + c.bias
+        e = (
+            x_l.reshape(-1, h * d).index_select(0, g.src_rows)
+            + x_r.reshape(-1, h * d).index_select(0, g.dst_rows)
+            + c.lin_edge(g.edge_attr.reshape(-1, c.edge_dim))
+        )  # (B*E, H*D)
+        att = c.att.reshape(h * d, 1) * self.head_eye  # (H*D, H): sums each head's D
+        score = F.leaky_relu(e, c.negative_slope) @ att  # (B*E, H)
+        if g.keep is not None:
+            score = score.masked_fill(~g.keep.reshape(-1, 1), -1e9)
+        # Row 0 of the score table stands for "no edge"; slot rows follow.
+        score = torch.cat([self.no_edge, score])
+        dense = score.index_select(0, g.cell_rows).view(-1, n, n, h)
+        alpha = dense.permute(0, 3, 1, 2).softmax(-1)  # (B, H, i, j): over the sources j
+        out = alpha @ x_l.view(-1, n, h, d).transpose(1, 2)  # (B, H, N, D)
+        return out.transpose(1, 2).reshape(-1, n, h * d) + c.bias
 
     def extra_repr(self) -> str:
         return (
@@ -159,7 +179,15 @@ class GraphStream(nn.Module):
         self.register_buffer(
             "body_edge", torch.as_tensor(spec.group == GROUPS.index("body")), persistent=False
         )
-        self.register_buffer("cells", torch.arange(spec.num_nodes**2), persistent=False)
+        # slot_of_cell[side, i * N + j]: 1 + the edge slot j -> i for that weapon side, else 0.
+        n, n_e = spec.num_nodes, spec.num_edges
+        slot_of_cell = torch.zeros((2, n * n), dtype=torch.long)
+        for side in (0, 1):
+            cells = (self.dst + side * self.w_dst) * n + self.src + side * self.w_src
+            if len(set(cells.tolist())) != n_e:
+                raise ValueError("Expected at most one directed edge per (source, target) pair.")
+            slot_of_cell[side, cells] = torch.arange(1, n_e + 1)
+        self.register_buffer("slot_of_cell", slot_of_cell, persistent=False)
 
     def endpoints(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-frame ``(B, E)`` source and target node of every edge slot (weapon side wired)."""
@@ -170,13 +198,22 @@ class GraphStream(nn.Module):
         self, nodes: torch.Tensor, edge_attr: torch.Tensor, keep: torch.Tensor | None = None
     ) -> FrameGraph:
         """The batch's :class:`FrameGraph` (``keep``: ``(B, E)`` DropEdge mask)."""
+        n, n_e = self.num_nodes, self.src.numel()
         src, dst = self.endpoints(nodes)
-        cell = ((dst * self.num_nodes + src)[..., None] == self.cells).to(edge_attr.dtype)
-        if keep is not None:
-            cell = cell * keep[..., None].to(edge_attr.dtype)
-        n = self.num_nodes
-        adj = (cell.sum(1) > 0).view(-1, n, n)
-        return FrameGraph(src, dst, cell, adj, edge_attr)
+        right = (nodes[:, layout.R_WRIST, WEAPON_FEATURE] > 0.5).long()  # (B,)
+        frame = torch.arange(nodes.shape[0], device=nodes.device)[:, None]  # (B, 1)
+        slot = self.slot_of_cell.index_select(0, right)  # (B, N*N), 0 = no edge
+        cell_rows = torch.where(slot > 0, slot + frame * n_e, 0)
+        return FrameGraph(
+            src,
+            dst,
+            (src + frame * n).reshape(-1),
+            (dst + frame * n).reshape(-1),
+            cell_rows.reshape(-1),
+            keep,
+            edge_attr,
+            n,
+        )
 
     def forward(self, nodes: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
         keep = None
@@ -284,11 +321,26 @@ class VisualStream(nn.Module):
         self.backbone = backbone
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # (x - mean) / std as one affine pass (a single BatchNormalization node in ONNX).
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        self.register_buffer("norm_scale", 1.0 / std, persistent=False)
+        self.register_buffer("norm_shift", -mean / std, persistent=False)
+        self.register_buffer("norm_zero", torch.zeros(3), persistent=False)
+        self.register_buffer("norm_one", torch.ones(3), persistent=False)
         self.head = nn.Sequential(nn.Linear(VISUAL_DIM, out_dim), nn.Hardswish(), nn.Dropout(0.2))
         self.out_dim = out_dim
 
     def features(self, crop: torch.Tensor) -> torch.Tensor:
-        return self.backbone((crop - self.mean) / self.std)
+        x = F.batch_norm(
+            crop,
+            self.norm_zero,
+            self.norm_one,
+            self.norm_scale,
+            self.norm_shift,
+            training=False,
+            eps=0.0,
+        )  # == (crop - mean) / std, in one pass instead of two
+        return self.backbone(x)
 
     def forward(
         self, crop: torch.Tensor | None = None, feat: torch.Tensor | None = None

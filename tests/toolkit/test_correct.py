@@ -10,6 +10,7 @@ from toolkit import correct as C
 from toolkit import geometry as geo
 from toolkit import layout
 from toolkit.dataset import Dataset
+from toolkit.synth import stick_figures
 
 STICK = 1.4  # stick length in torso sizes in the constructed poses
 
@@ -23,62 +24,9 @@ def make_poses(
     n_stances: int = 3,
 ):
     """Clean upright poses holding a stick (about 30% left-handed); returns kp, stance, short."""
-    rng = np.random.default_rng(seed)
-    kp = np.zeros((n, 19, 3))
-    kp[..., 2] = 2
-    c = np.stack([rng.uniform(330, 470, n), rng.uniform(440, 480, n)], 1)
-    t = torso * rng.uniform(0.9, 1.1, n)
-    z = np.zeros(n)
-
-    def put(i, p):
-        kp[:, i, :2] = p
-
-    put(layout.L_HIP, c + np.stack([0.22 * t, z], 1))
-    put(layout.R_HIP, c - np.stack([0.22 * t, z], 1))
-    sh = c - np.stack([z, t], 1)
-    put(layout.L_SHOULDER, sh + np.stack([0.35 * t, z], 1))
-    put(layout.R_SHOULDER, sh - np.stack([0.35 * t, z], 1))
-    put(layout.NOSE, sh - np.stack([z, 0.4 * t], 1))
-    for i, d in (
-        (layout.L_EYE, 0.06),
-        (layout.R_EYE, -0.06),
-        (layout.L_EAR, 0.12),
-        (layout.R_EAR, -0.12),
-    ):
-        put(i, sh + np.stack([d * t, -0.44 * t], 1))
-    for k, h, a, d in (
-        (layout.L_KNEE, layout.L_HIP, layout.L_ANKLE, 1),
-        (layout.R_KNEE, layout.R_HIP, layout.R_ANKLE, -1),
-    ):
-        put(k, kp[:, h, :2] + np.stack([0.05 * d * t, 0.9 * t], 1))
-        put(a, kp[:, k, :2] + np.stack([z, 0.85 * t], 1))
-    for s, (S, E, W) in enumerate(
-        (
-            (layout.L_SHOULDER, layout.L_ELBOW, layout.L_WRIST),
-            (layout.R_SHOULDER, layout.R_ELBOW, layout.R_WRIST),
-        )
-    ):
-        a1 = np.radians(rng.uniform(-150, -30, n) + 180 * s)
-        el = kp[:, S, :2] + 0.55 * t[:, None] * np.stack([np.cos(a1), np.sin(a1)], 1)
-        a2 = a1 + np.radians(rng.uniform(-60, 60, n))
-        put(E, el)
-        put(W, el + 0.5 * t[:, None] * np.stack([np.cos(a2), np.sin(a2)], 1))
-    stance = rng.integers(0, n_stances, n)
-    right = rng.random(n) < 0.7
-    rows = np.arange(n)
-    side = np.where(right, 1, 0)
-    W = kp[rows, layout.L_WRIST + side, :2]
-    E = kp[rows, layout.L_ELBOW + side, :2]
-    u = (W - E) / np.linalg.norm(W - E, axis=1, keepdims=True)
-    grip = W + 0.08 * t[:, None] * u
-    ang = np.arctan2(u[:, 1], u[:, 0]) + np.radians(
-        np.array([10.0, 60.0, -100.0])[stance] + rng.normal(0, 6, n)
+    return stick_figures(
+        n, seed, torso=torso, stick=stick, foreshortened=foreshortened, n_stances=n_stances
     )
-    short = rng.random(n) < foreshortened
-    f = np.where(short, rng.uniform(0.35, 0.8, n), rng.uniform(0.95, 1.0, n))
-    put(layout.GRIP, grip)
-    put(layout.TIP, grip + (stick * t * f)[:, None] * np.stack([np.cos(ang), np.sin(ang)], 1))
-    return kp, stance, short
 
 
 def make_dataset(kp, stance, subjects=None, video=None, media_root=".", width=800, height=800):

@@ -35,6 +35,12 @@ def test_export_single_and_ensemble_parity(graph_run, tmp_path):
     assert json.loads(meta["keypoint_names"])[17:] == ["stick_grip", "stick_tip"]
     assert json.loads(meta["taxonomy"])["families"] == ["open", "closed"]
     assert json.loads(meta["normalisation"])["crop"]["size"] == int(meta["crop_size"]) == 128
+    # the graph stream exports as plain row gathers and matmuls (fast on a CPU): no per-element
+    # gathers, scatters, einsums or index expansion
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(rep.path)).graph.node}
+    assert not ops & {"GatherElements", "ScatterElements", "ScatterND", "Einsum", "Expand"}
     # independent parity on real featurised frames, at batch 1 and 64 (dynamic batch)
     model, _ = load_checkpoint(run / "folds" / f"fold_{rep.folds[0]}" / "model.pt")
     sess = ort_session(rep.path)

@@ -103,6 +103,13 @@ def test_dense_gatv2_equals_pyg_sparse():
     sparse = stream.gat1.conv(x.reshape(-1, 128), ei, e.reshape(-1, 4)).view(8, 19, 128)
     torch.testing.assert_close(dense, sparse, atol=1e-5, rtol=1e-5)
     assert "GATv2Conv(128, 32, heads=4, edge_dim=4)" in repr(stream.gat1)
+    # DropEdge: a dropped slot is the same as an edge missing from PyG's edge list
+    keep = torch.rand(8, GRAPH.num_edges, generator=torch.Generator().manual_seed(0)) > 0.3
+    keep |= torch.as_tensor(GRAPH.src == GRAPH.dst)  # self loops stay
+    dropped = stream.gat1(x, stream.frame_graph(n, e, keep))
+    flat = keep.reshape(-1)
+    sparse = stream.gat1.conv(x.reshape(-1, 128), ei[:, flat], e.reshape(-1, 4)[flat])
+    torch.testing.assert_close(dropped, sparse.view(8, 19, 128), atol=1e-5, rtol=1e-5)
 
 
 def test_stream_and_head_shapes_and_reprs():
@@ -110,9 +117,13 @@ def test_stream_and_head_shapes_and_reprs():
     gs = GraphStream(out_dim=64)
     assert gs(torch.from_numpy(nodes), torch.from_numpy(edges)).shape == (3, 64)
     assert "edges/frame=75" in repr(gs) and "pool=mean+max" in repr(gs)
-    vs = VisualStream(out_dim=32, backbone=bare_backbone())
+    vs = VisualStream(out_dim=32, backbone=bare_backbone()).eval()
     crop = torch.rand(2, 3, 128, 128)
     assert vs.features(crop).shape == (2, 576)
+    # the one-pass normalisation is ImageNet's (crop - mean) / std
+    torch.testing.assert_close(
+        vs.features(crop), vs.backbone((crop - vs.mean) / vs.std), atol=1e-5, rtol=1e-5
+    )
     assert vs(crop).shape == (2, 32) and vs(feat=torch.randn(2, 576)).shape == (2, 32)
     assert "MobileNetV3-Small" in repr(vs) and "InvertedResidual" not in repr(vs)
     hh = HierarchicalHead(16, FAM, CH)

@@ -77,6 +77,22 @@ class Format:
     write: Callable[..., Path] | None = None
 
 
+def check_reader_args(kpt_values: str, **paths: str | Path | None) -> None:
+    """The argument checks every reader shares: ``kpt_values`` and that given paths exist.
+
+    Raises:
+        ValueError: ``kpt_values`` is not auto/flag/conf.
+        FileNotFoundError: Naming the option (``labels``, ``video`` …) whose path is missing.
+    """
+    from toolkit.errors import expected
+
+    if kpt_values not in ("auto", "flag", "conf"):
+        raise ValueError(expected("kpt_values", "'auto', 'flag' or 'conf'", kpt_values))
+    for what, p in paths.items():
+        if p is not None and not Path(p).exists():
+            raise FileNotFoundError(f"Expected '{what}' to exist, but {p} does not.")
+
+
 _REGISTRY: dict[str, Format] = {}
 _MODULES = ("toolkit.io.yolo", "toolkit.io.coco")
 

@@ -50,7 +50,7 @@ from toolkit import layout
 from toolkit.dataset import DATASET_FILE, Dataset, json_rows
 from toolkit.errors import InputError, expected
 from toolkit.fileio import atomic_write_bytes, safe_relpath
-from toolkit.io import ImportResult, SkippedItem, register_format
+from toolkit.io import ImportResult, SkippedItem, check_reader_args, register_format
 from toolkit.schema import field_path, locate_line
 
 _COCO17 = list(layout.COCO_KEYPOINTS)
@@ -162,16 +162,7 @@ def read_coco(
         FileNotFoundError: ``src``, ``labels``, ``images`` or ``images_from`` does not exist.
     """
     src = Path(src)
-    if kpt_values not in ("auto", "flag", "conf"):
-        raise ValueError(expected("kpt_values", "'auto', 'flag' or 'conf'", kpt_values))
-    for what, p in (
-        ("SRC", src),
-        ("labels", labels),
-        ("images", images),
-        ("images_from", images_from),
-    ):
-        if p is not None and not Path(p).exists():
-            raise FileNotFoundError(f"Expected '{what}' to exist, but {p} does not.")
+    check_reader_args(kpt_values, SRC=src, labels=labels, images=images, images_from=images_from)
     if src.is_dir():
         raise InputError("Expected a COCO .json file, but got a folder.", src)
     regex = None

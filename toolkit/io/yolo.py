@@ -57,7 +57,7 @@ from toolkit import layout
 from toolkit.dataset import Dataset, boxes_from_keypoints
 from toolkit.errors import InputError, expected
 from toolkit.fileio import safe_relpath, staged_dir
-from toolkit.io import ImportResult, SkippedItem, register_format
+from toolkit.io import ImportResult, SkippedItem, check_reader_args, register_format
 
 #: Image suffixes ultralytics reads.
 IMG_EXTS = frozenset(
@@ -1091,16 +1091,7 @@ def read_yolo(
         FileNotFoundError: ``src``, ``labels``, ``stick_labels`` or ``video`` does not exist.
     """
     src = Path(src)
-    if kpt_values not in ("auto", "flag", "conf"):
-        raise ValueError(expected("kpt_values", "'auto', 'flag' or 'conf'", kpt_values))
-    for what, p in (
-        ("SRC", src),
-        ("labels", labels),
-        ("stick_labels", stick_labels),
-        ("video", video),
-    ):
-        if p is not None and not Path(p).exists():
-            raise FileNotFoundError(f"Expected '{what}' to exist, but {p} does not.")
+    check_reader_args(kpt_values, SRC=src, labels=labels, stick_labels=stick_labels, video=video)
     regex = None
     if subject_regex:
         try:
