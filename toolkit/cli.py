@@ -34,8 +34,11 @@ class LazyGroup(click.Group):
         self.lazy = lazy
 
     def _available(self) -> list[str]:
-        return [n for n, target in self.lazy.items()
-                if importlib.util.find_spec(target.split(":")[0]) is not None]
+        return [
+            n
+            for n, target in self.lazy.items()
+            if importlib.util.find_spec(target.split(":")[0]) is not None
+        ]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._available()))
@@ -47,8 +50,11 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="arnis-suite")
 def main() -> None:
     """Import, correct, validate and export 19-keypoint Arnis pose data.

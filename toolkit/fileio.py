@@ -82,8 +82,9 @@ def staged_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     _fsync_dir(target.parent)
 
 
-def safe_relpath(name: str, what: str = "file_name", path: str | Path | None = None,
-                 line: int | None = None) -> str:
+def safe_relpath(
+    name: str, what: str = "file_name", path: str | Path | None = None, line: int | None = None
+) -> str:
     """Check that ``name`` is a relative POSIX path that stays inside its root.
 
     Returns:
@@ -93,13 +94,17 @@ def safe_relpath(name: str, what: str = "file_name", path: str | Path | None = N
         InputError: For absolute paths, ``..`` components, backslashes or empty names.
     """
     if not isinstance(name, str) or not name.strip():
-        raise InputError(f"Expected '{what}' to be a non-empty relative path, but got {name!r}.",
-                         path, line)
+        raise InputError(
+            f"Expected '{what}' to be a non-empty relative path, but got {name!r}.", path, line
+        )
     if "\\" in name or "\x00" in name:
         raise InputError(f"Expected '{what}' to use '/' separators, but got {name!r}.", path, line)
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts:
         raise InputError(
             f"Expected '{what}' to be a path inside the dataset, but got {name!r} "
-            "(absolute paths and '..' may not escape it).", path, line)
+            "(absolute paths and '..' may not escape it).",
+            path,
+            line,
+        )
     return str(PurePosixPath(*[part for part in p.parts if part != "."]))

@@ -139,15 +139,15 @@ def example_inputs(module: ExportModule, batch: int, seed: int = 0) -> list[torc
     return [feed[n] for n in module.input_names]
 
 
-def ort_session(path: str | Path, threads: int = 2, spinning: bool = False):
+def ort_session(path: str | Path, threads: int = 2, spinning: bool = True):
     """An onnxruntime CPU session: ``threads`` intra-op threads, one inter-op thread (the graph
-    runs sequentially), every graph optimisation on, and (unless ``spinning``) no busy-waiting.
+    runs sequentially), every graph optimisation on.
 
-    onnxruntime's pool threads spin between ops by default; on a 2-core machine that other
-    processes also use, the spinning threads compete with them and batch-64 throughput halves
-    (measured: 80 ms vs 44 ms per batch of 64 at load average 3.8). Without spinning they
-    sleep instead, which costs about 0.1 ms per call at batch 1: pass ``spinning=True`` for a
-    latency-bound caller on an otherwise idle machine.
+    ``spinning`` (onnxruntime's default) lets the pool threads busy-wait between ops: the lowest
+    latency on an otherwise idle machine. On a 2-core machine that other processes also use,
+    the spinning threads compete with them: pass ``spinning=False`` there (measured at load
+    average 2-4: batch 64 in ~43 ms instead of ~80 ms, batch-1 p95 ~1.4 ms instead of 5-9 ms;
+    idle, it costs ~0.35 ms per batch-1 call).
     """
     import onnxruntime as ort
 
