@@ -725,6 +725,14 @@ def sibling_classes(tax: Taxonomy) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------- toy data
+#: A standing person in a unit box (x right, y down), COCO order; test and tracing poses start here.
+STANDING_TEMPLATE = np.array(
+    [[0.5, 0.1], [0.48, 0.08], [0.52, 0.08], [0.45, 0.09], [0.55, 0.09], [0.4, 0.22],
+     [0.6, 0.22], [0.36, 0.36], [0.64, 0.36], [0.34, 0.48], [0.66, 0.48], [0.44, 0.52],
+     [0.56, 0.52], [0.43, 0.7], [0.57, 0.7], [0.42, 0.88], [0.58, 0.88]]
+)  # fmt: skip
+
+
 def toy_dataset(
     root: str | Path,
     *,
@@ -767,28 +775,7 @@ def toy_dataset(
             for c in ("high", "low")
         ],
     }
-    # A standing template in a unit box (x right, y down), COCO order.
-    tpl = np.array(
-        [
-            [0.5, 0.1],
-            [0.48, 0.08],
-            [0.52, 0.08],
-            [0.45, 0.09],
-            [0.55, 0.09],
-            [0.4, 0.22],
-            [0.6, 0.22],
-            [0.36, 0.36],
-            [0.64, 0.36],
-            [0.34, 0.48],
-            [0.66, 0.48],
-            [0.44, 0.52],
-            [0.56, 0.52],
-            [0.43, 0.7],
-            [0.57, 0.7],
-            [0.42, 0.88],
-            [0.58, 0.88],
-        ]
-    )
+    tpl = STANDING_TEMPLATE
     images, anns, kps = [], [], []
     for si in range(n_subjects):
         subject = f"s{si + 1:02d}"

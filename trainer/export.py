@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from toolkit import layout
-from trainer.data import CROP_SIZE, featurise, normalisation_spec
+from trainer.data import CROP_SIZE, STANDING_TEMPLATE, featurise, normalisation_spec
 from trainer.graph import GRAPH, GROUPS
 from trainer.models import GeoPoseNet
 
@@ -100,32 +100,8 @@ class ExportReport:
 def example_inputs(module: ExportModule, batch: int, seed: int = 0) -> list[torch.Tensor]:
     """Plausible inputs for tracing and parity: jittered standing poses, random crops."""
     rng = np.random.default_rng(seed)
-    tpl = (
-        np.array(
-            [
-                [0.5, 0.1],
-                [0.48, 0.08],
-                [0.52, 0.08],
-                [0.45, 0.09],
-                [0.55, 0.09],
-                [0.4, 0.22],
-                [0.6, 0.22],
-                [0.36, 0.36],
-                [0.64, 0.36],
-                [0.34, 0.48],
-                [0.66, 0.48],
-                [0.44, 0.52],
-                [0.56, 0.52],
-                [0.43, 0.7],
-                [0.57, 0.7],
-                [0.42, 0.88],
-                [0.58, 0.88],
-                [0.66, 0.5],
-                [0.9, 0.3],
-            ]
-        )
-        * 200
-    )
+    # The standing template holding a stick raised to the right (grip, tip), 200 px tall.
+    tpl = np.vstack([STANDING_TEMPLATE, [[0.66, 0.5], [0.9, 0.3]]]) * 200
     kp = tpl[None] + rng.normal(0, 12, (batch, 19, 2))
     kp = np.concatenate([kp, np.full((batch, 19, 1), 2.0)], -1)
     kp[rng.random((batch, 19)) < 0.05] = np.nan  # some missing points
