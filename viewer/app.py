@@ -132,6 +132,8 @@ class ArnisApp:
             opacity=1.0,
             border_width_is_relative=True,
         )
+        for layer in (self.skeleton_layer, self.stick_layer):
+            _reuse_color_shader(viewer, layer)
         self.points_layer.mode = "select"
         self.points_layer.mouse_drag_callbacks.append(self._follow_drag)
         self.points_layer.events.mode.connect(self._keep_drag_last)
@@ -141,6 +143,9 @@ class ArnisApp:
         if viewer.dims.ndim == 3:
             viewer.dims.axis_labels = ("frame", "y", "x")
         viewer.dims.events.current_step.connect(self._on_step)
+        # Also ahead of napari's own slicing (see _before_slice): each of our layers is then
+        # sliced and drawn once per frame step instead of twice.
+        _connect_first(viewer.dims.events.point, self._before_slice)
         keys.bind(
             self,
             [viewer, self.points_layer, self.image_layer, self.skeleton_layer, self.stick_layer],
@@ -204,8 +209,23 @@ class ArnisApp:
             self.frame = t
             self.render()
 
-    def render(self, keep_selection: bool = False) -> None:
-        """Redraw the current frame's points and lines from the dataset."""
+    def _before_slice(self, event=None) -> None:
+        """The slider moved and napari has not sliced the layers yet: only store the new
+        frame's content in our layers; napari's slicing right after draws them (once)."""
+        if self.viewer.dims.ndim != 3:
+            return
+        t = int(self.viewer.dims.current_step[0])
+        if t != self.frame:
+            self.frame = t
+            self.render(draw=False)
+
+    def render(self, keep_selection: bool = False, draw: bool = True) -> None:
+        """Redraw the current frame's points and lines from the dataset.
+
+        Args:
+            keep_selection: Keep the selected points selected.
+            draw: Refresh the layers; False when napari is about to slice them anyway.
+        """
         t = self.frame
         s = self.session
         rows = s.ann_rows(t)
@@ -220,20 +240,21 @@ class ArnisApp:
             with _quiet(layer):
                 layer.selected_data = set()
                 layer.data = fp.data
-                layer.features = fp.features
-                if len(fp.data):
-                    layer.face_color = fp.face_color
-                    layer.border_color = fp.border_color
-                    layer.border_width = fp.border_width
-                    layer.size = fp.size
+                _set_features(layer, fp.features)
+                if len(fp.data):  # a step to a frame drawn alike skips the style setters
+                    for name in ("face_color", "border_color", "border_width", "size"):
+                        value = getattr(fp, name)
+                        if not _same_array(getattr(layer, name), value):
+                            setattr(layer, name, value)
                 if selected and max(selected) < len(fp.data):
                     layer.selected_data = selected
-            layer.refresh(thumbnail=False)  # a layer-list icon per frame is not worth a redraw
+            if draw:  # a layer-list icon per frame is not worth a redraw
+                layer.refresh(thumbnail=False)
         self._rows = rows
-        self._draw_lines(self.ds.keypoints[rows][..., :2])
+        self._draw_lines(self.ds.keypoints[rows][..., :2], draw=draw)
         self._notify()
 
-    def _draw_lines(self, xy: np.ndarray) -> None:
+    def _draw_lines(self, xy: np.ndarray, draw: bool = True) -> None:
         t = self.frame
         bones = convert.segments_to_vectors(*convert.skeleton_segments(xy), t)
         a, b, colors = convert.stick_segments(xy)
@@ -247,7 +268,8 @@ class ArnisApp:
                     layer.data = data
                     if col is not None and len(data):
                         layer.edge_color = col
-                layer.refresh(thumbnail=False)
+                if draw:
+                    layer.refresh(thumbnail=False)
 
     def _layer_positions(self) -> np.ndarray:
         layer = self.points_layer
@@ -586,6 +608,92 @@ def _quiet(layer) -> Iterator[None]:
     block = getattr(layer, "_block_refresh", None)
     with layer.events.blocker_all(), block() if block else contextlib.nullcontext():
         yield
+
+
+def _same_array(a, b: np.ndarray) -> bool:
+    a = np.asarray(a)  # napari keeps colours as float32: equal within that precision
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=0.0, atol=1e-6))
+
+
+def _set_features(layer, features: pd.DataFrame) -> None:
+    """Set a Points layer's features table (its events blocked by the caller).
+
+    Stepping to a frame with the same points only changes values: those are written into the
+    layer's table in place, which skips napari's re-validation of the table and its defaults
+    (a third of our per-step work). Anything else goes through the setter.
+    """
+    cur = layer.features
+    if (
+        isinstance(cur, pd.DataFrame)
+        and len(cur) == len(features)
+        and list(cur.columns) == list(features.columns)
+        and (cur.dtypes == features.dtypes).all()
+    ):
+        for col in features.columns:
+            cur[col] = features[col].to_numpy()
+        layer.text.refresh(cur)
+    else:
+        layer.features = features
+
+
+def _connect_first(emitter, callback: Callable) -> None:
+    """Connect ``callback`` to a napari event emitter, ahead of napari's own callbacks.
+
+    napari always runs its own callbacks before any other; when its emitter internals are not
+    as expected the callback stays connected after them (still correct, only slower).
+    """
+    emitter.connect(callback)
+    lists = [getattr(emitter, n, None) for n in _EMITTER_LISTS]
+    if any(not isinstance(lst, list) for lst in lists) or len({len(x) for x in lists}) != 1:
+        return
+    i = next((j for j, cb in enumerate(lists[0]) if _same_callback(cb, callback)), -1)
+    if i <= 0:
+        return
+    for lst in lists:
+        lst.insert(0, lst.pop(i))
+
+
+_EMITTER_LISTS = ("_callbacks", "_callback_refs", "_callback_pass_event")
+
+
+def _same_callback(stored, callback) -> bool:
+    """Whether an emitter's stored callback is ``callback`` (bound methods are kept as
+    ``(weakref to the object, method name)``)."""
+    if isinstance(stored, tuple) and len(stored) == 2 and callable(stored[0]):
+        return stored[0]() is getattr(callback, "__self__", None) and stored[1] == getattr(
+            callback, "__name__", None
+        )
+    return stored == callback
+
+
+def _reuse_color_shader(viewer, layer) -> None:
+    """Stop a Vectors layer from recompiling its shader program on every data update.
+
+    vispy's Mesh visual (napari draws vectors with it) builds a new ``color_transform`` shader
+    function on every data update, which relinks the whole GL program: with two line layers
+    updated per frame that was about a fifth of a frame step under software OpenGL. For RGBA
+    colours the function is a stateless pass-through, so one instance per visual is reused
+    (vispy skips assigning the same object). Colormapped data still gets a fresh one.
+    Does nothing if napari or vispy no longer expose these internals.
+    """
+    try:
+        node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node
+    except (AttributeError, KeyError):
+        return
+    build = getattr(node, "_build_color_transform", None)
+    if build is None or getattr(build, "arnis_reuse", False):
+        return
+    cached: list = []
+
+    def build_once(colors):
+        if colors.ndim == 2 and colors.shape[1] == 1:  # values through a colormap
+            return build(colors)
+        if not cached:
+            cached.append(build(colors))
+        return cached[0]
+
+    build_once.arnis_reuse = True
+    object.__setattr__(node, "_build_color_transform", build_once)  # vispy nodes are frozen
 
 
 def _add_dock(viewer):
