@@ -258,29 +258,26 @@ def _first_per_key(keys: np.ndarray, values: np.ndarray) -> dict:
     return {str(a): float(values[i]) for a, i in zip(k, first, strict=True)}
 
 
+def synthetic_dataset(n: int, seed: int = 0) -> tuple:
+    """A dataset of ``n`` synthetic annotations (8 subjects, 12 stances) and its keypoints."""
+    from toolkit.dataset import Dataset
+
+    kp = synthetic_poses(n, seed=seed)
+    ids = np.arange(1, n + 1)
+    images = [
+        {"id": int(i), "file_name": f"f/{i}.jpg", "width": 400, "height": 640,
+         "subject": f"s{i % 8}", "stance": f"st{i % 12}"}
+        for i in ids
+    ]  # fmt: skip
+    anns = [{"id": int(i), "image_id": int(i)} for i in ids]
+    return Dataset.from_records(images, anns, kp, bboxes=np.zeros((n, 4))), kp
+
+
 def speed(n: int) -> dict:
     """Annotations per second: vectorised rigid geometry vs the per-annotation reference."""
     from toolkit import correct
-    from toolkit.dataset import Dataset
 
-    kp = synthetic_poses(n)
-    images = pd.DataFrame({"id": np.arange(1, n + 1)})
-    ds = Dataset.from_records(
-        [
-            {
-                "id": int(i),
-                "file_name": f"f/{i}.jpg",
-                "width": 400,
-                "height": 640,
-                "subject": f"s{i % 8}",
-                "stance": f"st{i % 12}",
-            }
-            for i in images["id"]
-        ],
-        [{"id": int(i), "image_id": int(i)} for i in images["id"]],
-        kp,
-        bboxes=np.zeros((n, 4)),
-    )
+    ds, kp = synthetic_dataset(n)
     t0 = time.perf_counter()
     res = correct.correct(ds, use_images=False, use_time=False)
     t_vec = time.perf_counter() - t0

@@ -32,7 +32,7 @@ from benchmarks.bench_correct import (
     _first_per_key,
     load_samples,
     sample_set,
-    synthetic_poses,
+    synthetic_dataset,
 )
 
 COCO_BONES = (
@@ -212,26 +212,8 @@ SYMMETRIC = (
 def speed(n: int) -> dict:
     """Annotations/s of the vectorised rule checks vs the per-annotation reference."""
     from toolkit import validate as V
-    from toolkit.dataset import Dataset
 
-    kp = synthetic_poses(n, seed=1)
-    ids = np.arange(1, n + 1)
-    ds = Dataset.from_records(
-        [
-            {
-                "id": int(i),
-                "file_name": f"f/{i}.jpg",
-                "width": 400,
-                "height": 640,
-                "subject": f"s{i % 8}",
-                "stance": f"st{i % 12}",
-            }
-            for i in ids
-        ],
-        [{"id": int(i), "image_id": int(i)} for i in ids],
-        kp,
-        bboxes=np.zeros((n, 4)),
-    )
+    ds, kp = synthetic_dataset(n, seed=1)
     t0 = time.perf_counter()
     rep = V.validate(ds, use_vae=False, use_images=False)
     t_vec = time.perf_counter() - t0
@@ -263,7 +245,7 @@ def speed(n: int) -> dict:
     stance_limits = {k: (centres[k], limits[k]) for k in centres}
     lengths = _first_per_key(group, st.subject_length)
     names = ds.images["file_name"].tolist()[:m]
-    args = (ids[:m].tolist(), names, 400, 640, upper, typical)
+    args = (ds.images["id"].to_numpy()[:m].tolist(), names, 400, 640, upper, typical)
     args2 = (group[:m].tolist(), lengths, stance[:m].tolist(), stance_limits, o.grip_tolerance)
     t0 = time.perf_counter()
     ref = reference_validate(kp[:m], *args, *args2, o.too_long_tolerance)

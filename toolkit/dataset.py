@@ -195,7 +195,6 @@ class Dataset:
     categories: list[dict] | None = None
     path: Path | None = None
     _stamp: tuple[int, int] | None = field(default=None, repr=False)
-    _journal_fh: Any = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -412,7 +411,7 @@ class Dataset:
 
     def close(self) -> None:
         """Kept for API compatibility: the journal is opened per append, nothing stays open."""
-        self._journal_fh = None
+        return None
 
     # ------------------------------------------------------------------ persistence
     def coco_records(

@@ -16,6 +16,7 @@ Library use::
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +78,16 @@ class Format:
     write: Callable[..., Path] | None = None
 
 
-def check_reader_args(kpt_values: str, **paths: str | Path | None) -> None:
-    """The argument checks every reader shares: ``kpt_values`` and that given paths exist.
+def check_reader_args(
+    kpt_values: str, subject_regex: str | None = None, **paths: str | Path | None
+) -> re.Pattern | None:
+    """The argument checks every reader shares: ``kpt_values``, the subject regex, given paths.
+
+    Returns:
+        The compiled ``subject_regex`` (None when not given).
 
     Raises:
-        ValueError: ``kpt_values`` is not auto/flag/conf.
+        ValueError: ``kpt_values`` is not auto/flag/conf, or the regex does not compile.
         FileNotFoundError: Naming the option (``labels``, ``video`` …) whose path is missing.
     """
     from toolkit.errors import expected
@@ -91,6 +97,14 @@ def check_reader_args(kpt_values: str, **paths: str | Path | None) -> None:
     for what, p in paths.items():
         if p is not None and not Path(p).exists():
             raise FileNotFoundError(f"Expected '{what}' to exist, but {p} does not.")
+    if not subject_regex:
+        return None
+    try:
+        return re.compile(subject_regex)
+    except re.error as exc:
+        raise ValueError(
+            expected("--subject-regex", "a valid regular expression", f"{subject_regex} ({exc})")
+        ) from None
 
 
 _REGISTRY: dict[str, Format] = {}

@@ -162,19 +162,11 @@ def read_coco(
         FileNotFoundError: ``src``, ``labels``, ``images`` or ``images_from`` does not exist.
     """
     src = Path(src)
-    check_reader_args(kpt_values, SRC=src, labels=labels, images=images, images_from=images_from)
+    regex = check_reader_args(
+        kpt_values, subject_regex, SRC=src, labels=labels, images=images, images_from=images_from
+    )
     if src.is_dir():
         raise InputError("Expected a COCO .json file, but got a folder.", src)
-    regex = None
-    if subject_regex:
-        try:
-            regex = re.compile(subject_regex)
-        except re.error as exc:
-            raise ValueError(
-                expected(
-                    "--subject-regex", "a valid regular expression", f"{subject_regex} ({exc})"
-                )
-            ) from None
     doc, raw = _load_json(src)
     if isinstance(doc, list):
         if images_from is None:

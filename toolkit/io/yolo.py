@@ -1091,17 +1091,9 @@ def read_yolo(
         FileNotFoundError: ``src``, ``labels``, ``stick_labels`` or ``video`` does not exist.
     """
     src = Path(src)
-    check_reader_args(kpt_values, SRC=src, labels=labels, stick_labels=stick_labels, video=video)
-    regex = None
-    if subject_regex:
-        try:
-            regex = re.compile(subject_regex)
-        except re.error as exc:
-            raise ValueError(
-                expected(
-                    "--subject-regex", "a valid regular expression", f"{subject_regex} ({exc})"
-                )
-            ) from None
+    regex = check_reader_args(
+        kpt_values, subject_regex, SRC=src, labels=labels, stick_labels=stick_labels, video=video
+    )
     csv_rows = read_labels_csv(Path(labels)) if labels is not None else None
 
     # 1. What to import.
