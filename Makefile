@@ -9,7 +9,7 @@ export YOLO_AUTOINSTALL := 0
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 export MPLBACKEND := Agg
 
-.PHONY: venv demo test bench lint clean apt
+.PHONY: venv demo test bench stress lint clean apt
 
 apt:
 	@if ! command -v Xvfb >/dev/null || ! dpkg -s libxcb-icccm4 libxcb-keysyms1 libgl1 >/dev/null 2>&1; then \
@@ -42,6 +42,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Long reliability runs (>= 200 SIGKILLs, a 60 s two-writer run, 10,000 fuzzed inputs); prints
+# the counts and writes benchmarks/results/stress.json. Sizes: STRESS_ARGS="--kills 20 ...".
+stress: $(STAMP)
+	$(BIN)/python -m benchmarks.stress $(STRESS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -64,7 +64,8 @@ def _flip(ds_dir: Path, frac: float, seed: int) -> np.ndarray:
 def label_errors(tmp: Path, per_class: int, epochs: int) -> dict:
     """(a): flip 5 %, fit, score, precision@k of the label_disagreement items."""
     from toolkit.dataset import Dataset
-    from trainer.data import Taxonomy, prepare
+    from toolkit.taxonomy import Taxonomy
+    from trainer.data import prepare
     from trainer.runs import run_experiment
     from trainer.score import ScoreOptions, score_dataset
     from trainer.train import TrainConfig
@@ -76,7 +77,9 @@ def label_errors(tmp: Path, per_class: int, epochs: int) -> dict:
     t0 = time.perf_counter()
     graph = run_experiment(
         prep,
-        TrainConfig(model="graph", epochs=epochs, lr=3e-3, patience=10),
+        # The default schedule (fixed, a calibrated 3-member seed ensemble per fold): the
+        # queue ranks by the calibrated out-of-fold probabilities.
+        TrainConfig(model="graph", epochs=epochs, lr=3e-3),
         tmp / "run_graph",
         n_folds=5,
     )
@@ -89,6 +92,9 @@ def label_errors(tmp: Path, per_class: int, epochs: int) -> dict:
         "graph_epochs": epochs,
         "graph_fit_seconds": round(t_graph, 1),
         "graph_oof_accuracy": round(graph.metrics["accuracy_mean"], 3),
+        "graph_members": graph.metrics["folds"][0].get("members", 1),
+        "graph_oof_ece": round(graph.metrics["pooled"]["ece"], 3),
+        "graph_oof_ece_uncalibrated": round(graph.metrics.get("ece_uncalibrated_mean", np.nan), 3),
         "rf_oof_accuracy": round(rf.metrics["accuracy_mean"], 3),
     }
     sources = (

@@ -185,7 +185,8 @@ def samples(quick: bool = False, root: Path = SAMPLES) -> dict:
     """Angle baselines on the synthetic samples, subject-grouped 5-fold."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from trainer.features import RIGHT, UNKNOWN, angle_features, weapon_side
+    from toolkit.geometry import weapon_side
+    from trainer.features import RIGHT, UNKNOWN, angle_features
 
     if not (root / "data.yaml").is_file() or not (root / "labels.csv").is_file():
         return {"skipped": f"{root} has no data.yaml/labels.csv yet"}

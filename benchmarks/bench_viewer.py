@@ -39,8 +39,12 @@ W, H, FPS = 160, 120, 30.0
 
 
 # ---------------------------------------------------------------------- data
-def make_video_dataset(root: Path, n: int) -> Path:
-    """Write ``root/clip.mp4`` (``n`` frames) and ``root/ds`` (one annotation per frame)."""
+def make_video_dataset(root: Path, n: int, width: int = W, height: int = H) -> Path:
+    """Write ``root/clip.mp4`` (``n`` frames of ``width x height``) and ``root/ds``.
+
+    The frames are a blurred-noise texture panning sideways with a moving box on it (footage-like
+    decoding cost, unlike a flat colour); one annotation per frame, a pose that sways.
+    """
     import cv2
     import orjson
 
@@ -49,11 +53,15 @@ def make_video_dataset(root: Path, n: int) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     video = root / "clip.mp4"
-    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
-    frame = np.zeros((H, W, 3), np.uint8)
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), max(1.0, width / 400))
+    sx, sy = width / W, height / H
     for i in range(n):
-        frame[:] = (40 + i % 150, 60, 90)
-        cv2.rectangle(frame, (10 + i % 100, 20), (40 + i % 100, 80), (200, 200, 200), -1)
+        frame = np.roll(texture, 2 * i, axis=1)
+        x0 = int((10 + i % 100) * sx)
+        cv2.rectangle(frame, (x0, int(20 * sy)), (x0 + int(30 * sx), int(80 * sy)), (200,) * 3, -1)
         vw.write(frame)
     vw.release()
     t = np.arange(n)
@@ -82,13 +90,14 @@ def make_video_dataset(root: Path, n: int) -> Path:
         float,
     )
     xy = base[None] + np.stack([3 * np.sin(t / 20), np.zeros(n)], 1)[:, None]
+    xy = xy * [sx, sy]
     kp = np.concatenate([xy, np.full((n, layout.NUM_KEYPOINTS, 1), 2.0)], axis=2)
     images = [
         {
             "id": i + 1,
             "file_name": f"clip/{i:06d}.jpg",
-            "width": W,
-            "height": H,
+            "width": width,
+            "height": height,
             "video_id": 1,
             "frame_index": i,
             "stance": "forward_high",
@@ -109,8 +118,8 @@ def make_video_dataset(root: Path, n: int) -> Path:
                 "file_name": "clip.mp4",
                 "fps": FPS,
                 "frame_count": n,
-                "width": W,
-                "height": H,
+                "width": width,
+                "height": height,
             }
         ],
     )
@@ -197,36 +206,52 @@ def child(ds_path: Path, variant: str, steps: int) -> dict:
     t3 = time.perf_counter()
     rng = np.random.default_rng(0)
     s0 = int(min(start, max(n - steps - 1, 0)))
-    seq, model, jump = [], [], []
-    for t in range(s0 + 1, min(s0 + 1 + steps, n)):
-        a = time.perf_counter()
-        viewer.dims.set_current_step(0, t)
-        QApplication.processEvents()
-        seq.append(time.perf_counter() - a)
-    for t in rng.integers(0, n, size=max(steps // 3, 10)):
+    seq, back, model, jump = [], [], [], []
+    prof = None
+    if os.environ.get("BENCH_VIEWER_PROFILE"):
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+
+    def step(t: int, out: list, paint: bool = True) -> None:
         a = time.perf_counter()
         viewer.dims.set_current_step(0, int(t))
-        QApplication.processEvents()
-        jump.append(time.perf_counter() - a)
+        if paint:
+            QApplication.processEvents()
+        out.append(time.perf_counter() - a)
+
+    last = min(s0 + steps, n - 1)
+    for t in range(s0 + 1, last + 1):  # scrub forward
+        step(t, seq)
+    for t in range(last - 1, max(last - 1 - steps // 2, -1), -1):  # then back
+        step(t, back)
+    for t in rng.integers(0, n, size=max(steps // 3, 10)):  # random jumps (seeks)
+        step(int(t), jump)
     QApplication.processEvents()
-    for t in range(s0 + 1, min(s0 + 1 + steps, n)):
-        a = time.perf_counter()
-        viewer.dims.set_current_step(0, t)
-        model.append(time.perf_counter() - a)
+    for t in range(s0 + 1, last + 1):
+        step(t, model, paint=False)
     QApplication.processEvents()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(os.environ["BENCH_VIEWER_PROFILE"] + f".{variant}")
     out = {
         "variant": variant,
         "frames": n,
+        "size": f"{viewer.layers['frames'].data.shape[2]}x{viewer.layers['frames'].data.shape[1]}",
         "viewer_start_s": round(t1 - t0, 3),
         "napari_init_s": round(t2 - t1, 3),
         "open_s": round(t3 - t2, 3),
         "step": _pct(seq[5:]),
+        "back": _pct(back[2:]),
         "jump": _pct(jump),
         "model": _pct(model[5:]),
         "rss_open_mb": round(_rss_mb(), 1),
         "rss_before_open_mb": round(rss_before, 1),
         "peak_rss_mb": round(_peak_mb(), 1),
     }
+    if variant == "ours":
+        out["frame_cache"] = {**app.frames.stats, "mb": round(app.frames.cache.nbytes / 2**20, 1)}
     viewer.close()
     return out
 
@@ -258,54 +283,89 @@ def _run_child(ds_path: Path, variant: str, steps: int) -> dict:
 
 
 # ---------------------------------------------------------------------- main
-def main(quick: bool = False) -> dict:
-    """Run the benchmark; prints a table and returns a JSON-able dict."""
-    lengths = (1_000, 3_000) if quick else (1_000, 10_000)
-    steps = 100 if quick else 300
+#: ``(width, height, (short, long) video lengths)`` per case; the long one shows memory growth.
+CASES = ((160, 120, (1_000, 10_000)), (1280, 720, (300, 600)), (1920, 1080, (150, 300)))
+QUICK_CASES = ((160, 120, (300, 600)), (1280, 720, (150, 300)))
+
+
+def main(quick: bool = False, cases=None) -> dict:
+    """Run the benchmark; prints a table and returns a JSON-able dict.
+
+    Args:
+        quick: Small sizes (a smoke test).
+        cases: ``(width, height, (n_short, n_long))`` tuples instead of :data:`CASES`.
+    """
+    cases = cases or (QUICK_CASES if quick else CASES)
+    steps = 60 if quick else 300
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_viewer_") as tmp:
-        for n in lengths:
-            t = time.perf_counter()
-            ds_path = make_video_dataset(Path(tmp) / f"v{n}", n)
-            gen_s = time.perf_counter() - t
-            for variant in ("ours", "reference"):
-                r = _run_child(ds_path, variant, steps)
-                r["generate_s"] = round(gen_s, 2)
-                rows.append(r)
+        for w, h, lengths in cases:
+            for n in lengths:
+                t = time.perf_counter()
+                ds_path = make_video_dataset(Path(tmp) / f"v{w}x{h}_{n}", n, w, h)
+                gen_s = time.perf_counter() - t
+                for variant in ("ours", "reference"):
+                    r = _run_child(ds_path, variant, min(steps, n - 2))
+                    r["generate_s"] = round(gen_s, 2)
+                    rows.append(r)
+                shutil.rmtree(ds_path.parent, ignore_errors=True)
+    load = os.getloadavg()
     print(
-        f"viewer: {W}x{H} mp4, one person per frame; step = one frame forward until painted "
-        "(Xvfb, software OpenGL); reference = whole video decoded into one array"
+        "viewer: mp4 (mp4v), one person per frame; step/back = one frame forward/backward until "
+        "painted, jump = a random frame (Xvfb, software OpenGL); reference = whole video decoded "
+        f"into one array, same run. Load average {load[0]:.2f}, {os.cpu_count()} CPUs."
     )
     print(
-        f"{'frames':>7} {'variant':10} {'open s':>7} {'step med':>9} {'step p95':>9} "
-        f"{'jump p95':>9} {'model p95':>9} {'peak RSS MB':>11}"
+        f"{'size':>9} {'frames':>6} {'variant':10} {'open s':>6} {'step med':>8} "
+        f"{'step p95':>8} {'back p95':>8} {'jump p95':>8} {'model p95':>9} {'peak RSS MB':>11}"
     )
     for r in rows:
         print(
-            f"{r['frames']:>7} {r['variant']:10} {r['open_s']:>7.2f} "
-            f"{r['step']['median_ms']:>9.1f} {r['step']['p95_ms']:>9.1f} "
-            f"{r['jump']['p95_ms']:>9.1f} {r['model']['p95_ms']:>9.1f} "
-            f"{r['peak_rss_mb']:>11.0f}"
+            f"{r['size']:>9} {r['frames']:>6} {r['variant']:10} {r['open_s']:>6.2f} "
+            f"{r['step']['median_ms']:>8.1f} {r['step']['p95_ms']:>8.1f} "
+            f"{r['back']['p95_ms']:>8.1f} {r['jump']['p95_ms']:>8.1f} "
+            f"{r['model']['p95_ms']:>9.1f} {r['peak_rss_mb']:>11.0f}"
         )
-    ours = {r["frames"]: r for r in rows if r["variant"] == "ours"}
-    ref = {r["frames"]: r for r in rows if r["variant"] == "reference"}
-    lo, hi = lengths
-    summary = {
-        "open_s_longest": ours[hi]["open_s"],
-        "open_ratio_reference_over_ours": round(ref[hi]["open_s"] / ours[hi]["open_s"], 1),
-        "step_p95_ms_longest": ours[hi]["step"]["p95_ms"],
-        "memory_growth_mb_ours": round(ours[hi]["peak_rss_mb"] - ours[lo]["peak_rss_mb"], 1),
-        "memory_growth_mb_reference": round(ref[hi]["peak_rss_mb"] - ref[lo]["peak_rss_mb"], 1),
-        "targets": {"open_s": 3.0, "step_p95_ms": 50.0},
+    summary = {}
+    for w, h, (lo, hi) in cases:
+        size = f"{w}x{h}"
+        pick = {(r["variant"], r["frames"]): r for r in rows if r["size"] == size}
+        ours, ref = pick[("ours", hi)], pick[("reference", hi)]
+        s = {
+            "step_p95_ms": ours["step"]["p95_ms"],
+            "step_p95_ms_reference": ref["step"]["p95_ms"],
+            "step_p95_over_reference_ms": round(ours["step"]["p95_ms"] - ref["step"]["p95_ms"], 1),
+            "back_p95_ms": ours["back"]["p95_ms"],
+            "jump_p95_ms": ours["jump"]["p95_ms"],
+            "jump_p95_ms_reference": ref["jump"]["p95_ms"],
+            "open_s": ours["open_s"],
+            "memory_growth_mb_ours": round(
+                ours["peak_rss_mb"] - pick[("ours", lo)]["peak_rss_mb"], 1
+            ),
+            "memory_growth_mb_reference": round(
+                ref["peak_rss_mb"] - pick[("reference", lo)]["peak_rss_mb"], 1
+            ),
+        }
+        summary[size] = s
+        print(
+            f"{size}, {hi} frames: step p95 {s['step_p95_ms']} ms (reference "
+            f"{s['step_p95_ms_reference']} ms, {s['step_p95_over_reference_ms']:+} ms), back p95 "
+            f"{s['back_p95_ms']} ms, jump p95 {s['jump_p95_ms']} ms (reference "
+            f"{s['jump_p95_ms_reference']} ms); peak RSS growth {lo}->{hi} frames: ours "
+            f"{s['memory_growth_mb_ours']} MB, reference {s['memory_growth_mb_reference']} MB"
+        )
+    return {
+        "cases": [list(c[:2]) + [list(c[2])] for c in cases],
+        "steps": steps,
+        "load_average": [round(x, 2) for x in load],
+        "rows": rows,
+        "summary": summary,
+        "targets": {
+            "step_p95_over_reference_ms": 5.0,
+            "jump_p95_ms_720p": 60.0,
+            "open_s": 3.0,
+        },
     }
-    print(
-        f"{hi} frames: open {summary['open_s_longest']} s (reference "
-        f"{summary['open_ratio_reference_over_ours']}x slower), step p95 "
-        f"{summary['step_p95_ms_longest']} ms; peak RSS growth {lo}->{hi} frames: ours "
-        f"{summary['memory_growth_mb_ours']} MB, reference "
-        f"{summary['memory_growth_mb_reference']} MB"
-    )
-    return {"lengths": list(lengths), "steps": steps, "rows": rows, "summary": summary}
 
 
 if __name__ == "__main__":
@@ -314,4 +374,6 @@ if __name__ == "__main__":
         res = child(Path(sys.argv[i + 1]), sys.argv[i + 2], int(sys.argv[i + 3]))
         print("RESULT " + json.dumps(res), flush=True)
     else:
-        main(quick="--quick" in sys.argv)
+        sizes = [a for a in sys.argv[1:] if "x" in a and a[0].isdigit()]
+        chosen = [c for c in CASES if f"{c[0]}x{c[1]}" in sizes] or None
+        main(quick="--quick" in sys.argv, cases=chosen)

@@ -37,11 +37,9 @@ def test_dataset_schema_mirrors_layout():
     assert tuple(cat["keypoints"]["const"]) == layout.KEYPOINT_NAMES
     src = schema["properties"]["annotations"]["items"]["properties"]["keypoint_source"]
     letter_form = src["oneOf"][0]
-    assert letter_form["pattern"] == "^[ichp]{19}$"
+    assert letter_form["pattern"] == f"^[{layout.SOURCE_LETTERS}]{{19}}$"
     assert src["oneOf"][1]["items"]["enum"] == list(layout.SOURCES)
-    from toolkit.dataset import SOURCE_LETTERS
-
-    assert [s[0] for s in layout.SOURCES] == list(SOURCE_LETTERS)
+    assert len(layout.SOURCE_LETTERS) == len(set(layout.SOURCE_LETTERS)) == len(layout.SOURCES)
 
 
 def _reference(doc) -> list[str]:

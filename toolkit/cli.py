@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "import": "toolkit.commands.io_cmd:import_cmd",
     "export": "toolkit.commands.io_cmd:export_cmd",
     "info": "toolkit.commands.io_cmd:info_cmd",
+    "label": "toolkit.commands.label_cmd:label_cmd",
+    "relink": "toolkit.commands.relink_cmd:relink_cmd",
     "samples": "toolkit.commands.samples_cmd:samples_cmd",
     "correct": "toolkit.commands.correct_cmd:correct_cmd",
     "validate": "toolkit.commands.validate_cmd:validate_cmd",

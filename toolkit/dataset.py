@@ -5,6 +5,21 @@ On disk a dataset is a directory::
     DATASET/
       dataset.json     COCO keypoints JSON (pycocotools loads it) + our documented extensions
       journal.jsonl    edits appended (and fsynced) before they are acknowledged; folded on save
+      .journal.lock    the advisory lock every append and save takes
+
+Nothing acknowledged is lost (see :meth:`Dataset.save` and ``docs/DEVNOTES.md``):
+
+* every journal line checks itself (``{"c": crc32, "n": length, "e": edit}``); a torn last line
+  is skipped with a warning and cut off before the next append; journals written before lines
+  had checksums still load;
+* a save compares ``dataset.json`` with the version this object loaded (compare-and-swap under
+  the lock) and, when another program saved or journalled meanwhile, merges instead of
+  overwriting: their file and every journalled edit, then this object's unjournalled changes;
+* ``dataset.json`` records its ``revision`` and which journal edits it holds, so a crash between
+  the save and the journal reset never applies an edit twice;
+* ``media_root`` must stay inside the allowed roots (:func:`media_root_problem`) and image and
+  video names inside ``media_root``; :meth:`Dataset.require_media` and ``toolkit relink`` handle
+  datasets that moved away from their media.
 
 In memory (:class:`Dataset`):
 
@@ -43,11 +58,15 @@ import contextlib
 import copy
 import fcntl
 import gc
+import math
 import os
+import re
 import time
+import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -55,13 +74,21 @@ import orjson
 import pandas as pd
 
 from toolkit import layout
-from toolkit.errors import InputError
-from toolkit.fileio import atomic_write_bytes, safe_relpath
+from toolkit.errors import InputError, MediaError, SaveConflictError
+from toolkit.fileio import (
+    atomic_write_bytes,
+    name_length_problem,
+    remove_stale,
+    safe_relpath,
+    staged_name,
+)
 
 FORMAT_VERSION = 1
 DATASET_FILE = "dataset.json"
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = ".journal.lock"
+#: Largest keypoint coordinate accepted (pixels): anything beyond is a broken file, not a photo.
+COORD_LIMIT = 1e6
 
 IMAGE_COLUMNS = (
     "id",
@@ -74,12 +101,42 @@ IMAGE_COLUMNS = (
     "frame_index",
 )
 ANNOTATION_COLUMNS = ("id", "image_id", "category_id", "score", "track_id")
-#: One letter per provenance code in the on-disk ``keypoint_source`` string.
-SOURCE_LETTERS = "ichp"
+SOURCE_LETTERS = layout.SOURCE_LETTERS  # kept importable from here for old callers
 # Keys we model explicitly; anything else on an image/annotation is kept in ``extra`` and
 # written back unchanged (so a COCO file round-trips exactly: ``segmentation``, ``coco_url`` …).
 # ``area`` and ``iscrowd`` are hidden annotation columns (NaN/NA: derive from the bbox / 0).
 _IMAGE_KEYS = set(IMAGE_COLUMNS)
+# Top-level keys of dataset.json that are modelled (everything else is kept in ``meta``).
+_DOCUMENT_KEYS = frozenset(
+    (
+        "images",
+        "annotations",
+        "categories",
+        "videos",
+        "media_root",
+        "taxonomy",
+        "version",
+        "revision",
+        "journal",
+    )
+)
+_MODELLED_TOP = _DOCUMENT_KEYS
+# What a save merges (see Dataset._merge) and what adopting a merged result copies.
+_STATE_FIELDS = (
+    "images",
+    "annotations",
+    "keypoints",
+    "keypoints_raw",
+    "scores",
+    "source",
+    "bboxes",
+    "videos",
+    "media_root",
+    "taxonomy",
+    "meta",
+    "skeleton",
+    "categories",
+)
 _ANN_KEYS = {
     "id",
     "image_id",
@@ -120,10 +177,10 @@ def json_rows(a: np.ndarray) -> list[orjson.Fragment]:
     """Each row of a 2-D float array as a pre-encoded JSON list (``orjson.Fragment``).
 
     Whole numbers are written as integers (``142`` not ``142.0``), other values in their
-    shortest round-trip form, NaN as ``null``. One vectorised ``orjson`` call encodes the whole
+    shortest round-trip form (of float32 for a float32 array), NaN as ``null``. One vectorised ``orjson`` call encodes the whole
     array; this is what makes saving 100k annotations fast.
     """
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float32 else np.float64)
     if not len(a):
         return []
     b = orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -178,6 +235,7 @@ class Dataset:
             ``source_keypoints``/``source_skeleton`` when they differ from COCO's). None means
             one ``person`` category with id 1.
         path: The dataset directory this was loaded from or saved to.
+        revision: How many times ``dataset.json`` was saved (increases by one per save).
     """
 
     images: pd.DataFrame
@@ -194,7 +252,16 @@ class Dataset:
     skeleton: layout.Skeleton = layout.ARNIS
     categories: list[dict] | None = None
     path: Path | None = None
-    _stamp: tuple[int, int] | None = field(default=None, repr=False)
+    revision: int = 0
+    _stamp: tuple[int, ...] | None = field(default=None, repr=False)
+    # Save bookkeeping (see ``save``): the state as loaded/last saved, this object's journalled
+    # edits since then, the journal (id, entries seen) and dataset.json's fold marker.
+    _base: Dataset | None = field(default=None, repr=False)
+    _ops: list[dict] = field(default_factory=list, repr=False)
+    _jid: str | None = field(default=None, repr=False)
+    _jpos: int = field(default=0, repr=False)
+    _marker: dict | None = field(default=None, repr=False)
+    _writer: str = field(default_factory=lambda: os.urandom(6).hex(), repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -319,6 +386,179 @@ class Dataset:
                 return self.media_path() / safe_relpath(v["file_name"], "videos[].file_name")
         raise KeyError(f"No video with id {video_id}.")
 
+    def check_media_root(self, *, allow_outside: bool = False) -> None:
+        """Refuse a media root outside the dataset's allowed roots (see :func:`media_root_problem`).
+
+        Args:
+            allow_outside: The explicit opt-out (also ``TOOLKIT_ALLOW_ANY_MEDIA_ROOT=1``).
+
+        Raises:
+            MediaError: Naming ``dataset.json`` and the resolved folder (exit 2 in the CLI).
+        """
+        if allow_outside or os.environ.get(ALLOW_ANY_MEDIA_ENV) == "1":
+            return
+        problem = media_root_problem(self.media_root, self.path)
+        if problem is not None:
+            where = self.path / DATASET_FILE if self.path is not None else None
+            raise MediaError(
+                f"Expected 'media_root' to be a media folder, but {self.media_root!r} {problem}. "
+                f"Point it at the folder that holds the images with `toolkit relink "
+                f"{self.path or 'DATASET'} --media DIR` (or set {ALLOW_ANY_MEDIA_ENV}=1 to "
+                "allow any folder).",
+                where,
+            )
+
+    def missing_media(self, limit: int | None = None) -> list[Path]:
+        """Media files (still images and videos) that do not exist under the media root.
+
+        Video frames are checked through their video. A file whose real path (after symlinks)
+        leaves the media root counts as missing unless ``TOOLKIT_ALLOW_ANY_MEDIA_ROOT=1``.
+
+        Args:
+            limit: Stop after this many (None: all).
+        """
+        root = self.media_path()
+        allow = os.environ.get(ALLOW_ANY_MEDIA_ENV) == "1"
+        real_root = os.path.realpath(root)
+        out: list[Path] = []
+        names = [
+            safe_relpath(v["file_name"], "videos[].file_name")
+            for v in self.videos
+            if isinstance(v, dict) and "file_name" in v
+        ]
+        still = self.images["video_id"].isna().to_numpy() if len(self.images) else []
+        names += [safe_relpath(n) for n in self.images["file_name"].to_numpy()[still]]
+        for name in names:
+            p = root / name
+            if not p.is_file():
+                out.append(p)
+            elif not allow:
+                real = os.path.realpath(p)
+                if os.path.commonpath([real, real_root]) != real_root:
+                    out.append(p)  # a symlink out of the media root: never followed
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def require_media(self, command: str = "this command") -> None:
+        """Fail clearly when the media a command needs is not where the dataset says.
+
+        Call it at the start of commands that read pixels (export to YOLO, correct with image
+        evidence, detect, the viewer). It checks the media root is allowed and every still image
+        and video exists (a moved or copied dataset loses its media).
+
+        Raises:
+            MediaError: Naming the missing files, the media root and the relink command.
+        """
+        self.check_media_root()
+        root = self.media_path()
+        missing = self.missing_media(limit=None)
+        if not missing:
+            return
+        where = self.path / DATASET_FILE if self.path is not None else None
+        total = len(self.videos) + int(self.images["video_id"].isna().sum())
+        what = "the media folder does not exist" if not root.is_dir() else "files are missing"
+        shown = ", ".join(str(p) for p in missing[:3])
+        raise MediaError(
+            f"Expected the dataset's media under {root}, but {what}: {len(missing)} of {total} "
+            f"(e.g. {shown}). {command[:1].upper() + command[1:]} needs them. If the dataset or "
+            f"its media moved, run `toolkit relink {self.path or 'DATASET'} --media DIR` with "
+            "the folder that holds them.",
+            where,
+        )
+
+    def media_candidates(self) -> list[Path]:
+        """Folders next to the dataset where a moved dataset's media may be (for relink)."""
+        if self.path is None:
+            return []
+        here = Path(os.path.abspath(self.path))
+        old = PurePosixPath(str(self.media_root).replace("\\", "/")).name
+        names = [n for n in (old, "images", "media") if n and n not in (".", "..")]
+        out: list[Path] = []
+        for base in (here, here.parent):
+            for cand in [base / n for n in names] + [base]:
+                if cand not in out and cand.is_dir():
+                    out.append(cand)
+        return out
+
+    def relink(
+        self,
+        media: str | Path | None = None,
+        *,
+        allow_outside: bool = False,
+        dry_run: bool = False,
+    ) -> Path:
+        """Point ``media_root`` at the folder that holds the media now, and save.
+
+        Every still image and video must exist under the new folder (else nothing changes).
+        The new root is stored relative to the dataset (like an import does) and written with
+        :meth:`save`, so journalled edits are kept and concurrent saves are merged.
+
+        Args:
+            media: The folder; None searches next to the dataset (:meth:`media_candidates`).
+            allow_outside: Accept a folder outside the allowed roots (see
+                :func:`media_root_problem`).
+            dry_run: Check only; do not save.
+
+        Returns:
+            The resolved media folder.
+
+        Raises:
+            MediaError: Files missing under ``media`` (the message names some), no candidate
+                holds them all, or the folder is outside the allowed roots.
+        """
+        if self.path is None:
+            raise ValueError("Expected a dataset loaded from a directory, but it has no path.")
+        candidates = [Path(media)] if media is not None else self.media_candidates()
+        if media is not None and not Path(media).is_dir():
+            raise MediaError(f"Expected '--media' to be a folder, but {media} is not one.")
+        old_root = self.media_root
+        here = Path(os.path.abspath(self.path))
+        best: tuple[int, Path, list[Path]] | None = None
+        for cand in candidates:
+            real = Path(os.path.realpath(cand))
+            try:
+                rel = os.path.relpath(real, os.path.realpath(here))
+            except ValueError:  # another drive (Windows)
+                rel = str(real)
+            self.media_root = rel
+            try:
+                if not allow_outside:
+                    self.check_media_root()
+                missing = self.missing_media()
+            except InputError:
+                self.media_root = old_root
+                if media is not None:
+                    raise
+                continue
+            if not missing:
+                if not dry_run:
+                    self.save()
+                else:
+                    self.media_root = old_root
+                return real
+            if best is None or len(missing) < best[0]:
+                best = (len(missing), real, missing)
+            self.media_root = old_root
+        self.media_root = old_root
+        total = len(self.videos) + int(self.images["video_id"].isna().sum())
+        if best is None:
+            looked = ", ".join(str(c) for c in candidates) or "(no folder next to the dataset)"
+            raise MediaError(
+                f"Expected the media next to the dataset, but none of these folders holds it: "
+                f"{looked}. Name the folder: toolkit relink {self.path} --media DIR",
+                self.path / DATASET_FILE,
+            )
+        n, where, missing = best
+        shown = ", ".join(
+            os.path.relpath(os.path.abspath(p), os.path.abspath(where)) for p in missing[:3]
+        )
+        raise MediaError(
+            f"Expected every media file under {where}, but {n} of {total} are missing "
+            f"(e.g. {shown}); media_root was not changed.",
+            self.path / DATASET_FILE,
+        )
+
     def coco_categories(self) -> list[dict]:
         """The categories as written to ``dataset.json`` (19-point names and skeleton)."""
         base = self.skeleton.coco_category()
@@ -345,6 +585,8 @@ class Dataset:
             kp_index: Keypoint indices (e.g. ``[17, 18]`` for grip and tip).
             xyv: ``(len(kp_index), 3)``; a NaN x/y or ``v == 0`` marks the point missing.
             source: Provenance name for the new points.
+            journal: False for a bulk (machine) edit: it reaches disk with :meth:`save`, which
+                merges it with what other programs saved meanwhile.
         """
         idx = np.atleast_1d(np.asarray(kp_index, dtype=int))
         vals = np.asarray(xyv, dtype=np.float64).reshape(len(idx), 3)
@@ -359,6 +601,9 @@ class Dataset:
             "xyv": [[None if not np.isfinite(v) else float(v) for v in r] for r in vals],
             "source": source,
         }
+        if (problem := _op_problem(op)) is not None:
+            raise ValueError(problem)
+        self.ann_row(op["ann"])  # unknown id: KeyError before anything is journalled
         if journal:
             self._journal(op)
         self._apply(op)
@@ -369,7 +614,10 @@ class Dataset:
             raise ValueError(
                 f"Expected 'name' to be 'stance', 'subject' or 'review*', but got {name!r}."
             )
+        if name in ("stance", "subject") and value is not None and not isinstance(value, str):
+            raise ValueError(f"Expected '{name}' to be a string or None, but got {value!r}.")
         op = {"op": "set_image", "image": int(image_id), "field": name, "value": value}
+        self.image_row(op["image"])
         if journal:
             self._journal(op)
         self._apply(op)
@@ -395,19 +643,38 @@ class Dataset:
         else:
             raise ValueError(f"Expected a journal 'op' of set_points/set_image, got {op['op']!r}.")
 
+    def _apply_all(self, ops: list[dict], jpath: Path | None = None) -> int:
+        """Apply journalled ops in order; ops naming an id this dataset lacks are skipped
+        (warned once). Returns how many were applied."""
+        unknown = 0
+        for op in ops:
+            try:
+                self._apply(op)
+            except KeyError:
+                unknown += 1
+        if unknown:
+            warnings.warn(
+                f"{jpath or JOURNAL_FILE}: {unknown} journalled edits name an annotation or "
+                "image this dataset does not have (it was replaced after they were made); "
+                "they were skipped.",
+                stacklevel=3,
+            )
+        return len(ops) - unknown
+
     def _journal(self, op: dict) -> None:
         """Append one edit to ``journal.jsonl`` and fsync before returning (the acknowledgement).
 
         The file is opened per append (not kept open): another process's :meth:`save` replaces
-        the journal by rename, and a cached handle would keep writing to the unlinked file.
+        the journal by rename, and a cached handle would keep writing to the unlinked file. Each
+        line carries its length and CRC-32; a torn last line (a crash mid-append) is cut off
+        before the new line is written, so it can never swallow the next edit.
         """
         if self.path is None:
             return
-        line = orjson.dumps({**op, "t": time.time()}) + b"\n"
-        with _journal_lock(self.path), open(self.path / JOURNAL_FILE, "ab") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        entry = {**op, "w": self._writer, "t": time.time()}
+        with _journal_lock(self.path):
+            append_journal(self.path / JOURNAL_FILE, [entry])
+        self._ops.append(entry)
 
     def close(self) -> None:
         """Kept for API compatibility: the journal is opened per append, nothing stays open."""
@@ -415,7 +682,7 @@ class Dataset:
 
     # ------------------------------------------------------------------ persistence
     def coco_records(
-        self, *, extensions: bool = True, num_keypoints: int = layout.NUM_KEYPOINTS
+        self, *, extensions: bool | str = True, num_keypoints: int = layout.NUM_KEYPOINTS
     ) -> tuple[list[dict], list[dict]]:
         """The ``images`` and ``annotations`` records as written to disk.
 
@@ -425,13 +692,17 @@ class Dataset:
         Args:
             extensions: Include the suite's extensions (``keypoints_raw``, ``keypoint_source``,
                 ``keypoint_scores``; ``stance``/``subject`` even when null). Plain COCO without.
+                ``"auto"``: ``keypoint_source`` and ``keypoint_scores`` only where they carry
+                information (a source other than imported, known scores), so a COCO export of
+                an untouched import stays plain COCO and a re-import keeps provenance and scores.
             num_keypoints: 19, or 17 to drop the stick (a plain COCO-17 file).
         """
         k = num_keypoints
         if k not in (layout.NUM_BODY, layout.NUM_KEYPOINTS):
             raise ValueError(f"Expected 'num_keypoints' to be 17 or 19, but got {k!r}.")
+        full = extensions is True
         images = _table_records(
-            self.images, IMAGE_COLUMNS, keep_null=("stance", "subject") if extensions else ()
+            self.images, IMAGE_COLUMNS, keep_null=("stance", "subject") if full else ()
         )
         n = len(self)
         if not n:
@@ -473,14 +744,21 @@ class Dataset:
             now = self.keypoints[:, :k]
             same = ((raw == now) | (np.isnan(raw) & np.isnan(now))).all((1, 2))
             raw_rows = [None] * n
-            for i, row in zip(
-                np.flatnonzero(~same).tolist(), json_rows(_kpts_to_disk(raw[~same])), strict=True
-            ):
-                raw_rows[i] = row
+            if full:
+                for i, row in zip(
+                    np.flatnonzero(~same).tolist(),
+                    json_rows(_kpts_to_disk(raw[~same])),
+                    strict=True,
+                ):
+                    raw_rows[i] = row
             letters = np.frombuffer(SOURCE_LETTERS.encode(), np.uint8)[self.source[:, :k]]
             flat = letters.tobytes().decode("ascii")
             src_str = [flat[i * k : (i + 1) * k] for i in range(n)]
-            sc = np.round(self.scores[:, :k].astype(np.float64), 4)
+            if not full:
+                plain = (self.source[:, :k] == layout.IMPORTED).all(1)
+                src_str = [None if p else s for p, s in zip(plain.tolist(), src_str, strict=True)]
+            # Scores are float32: written in float32's shortest form, so they come back exactly.
+            sc = np.ascontiguousarray(self.scores[:, :k], dtype=np.float32)
             has = np.isfinite(sc).any(1)
             sc_rows = [None] * n
             for i, row in zip(np.flatnonzero(has).tolist(), json_rows(sc[has]), strict=True):
@@ -502,7 +780,8 @@ class Dataset:
             if extensions:
                 if raw_rows[i] is not None:
                     rec["keypoints_raw"] = raw_rows[i]
-                rec["keypoint_source"] = src_str[i]
+                if src_str[i] is not None:
+                    rec["keypoint_source"] = src_str[i]
                 if sc_rows[i] is not None:
                     rec["keypoint_scores"] = sc_rows[i]
             if ann_score[i] is not None:
@@ -521,13 +800,16 @@ class Dataset:
         images, anns = self.coco_records()
         doc: dict[str, Any] = {
             "version": FORMAT_VERSION,
-            **{k: v for k, v in self.meta.items() if k != "version"},
+            "revision": int(self.revision),
+            **{k: v for k, v in self.meta.items() if k not in _MODELLED_TOP},
             "media_root": self.media_root,
             "categories": self.coco_categories(),
             "images": images,
             "annotations": anns,
             "videos": self.videos,
         }
+        if self._marker is not None:
+            doc["journal"] = self._marker
         if self.taxonomy:
             doc["taxonomy"] = self.taxonomy
         return doc
@@ -542,55 +824,198 @@ class Dataset:
         return orjson.loads(self.to_bytes())
 
     def save(self, path: str | Path | None = None, *, force: bool = False) -> Path:
-        """Write ``dataset.json`` atomically and fold (empty) the journal.
+        """Write ``dataset.json`` atomically, folding in every edit other programs made meanwhile.
+
+        Everything happens under the dataset's lock (``.journal.lock``):
+
+        1. compare-and-swap: is ``dataset.json`` still the file this object loaded or last saved
+           (inode, size, mtime)? Are there journalled edits by other programs?
+        2. if nothing happened elsewhere, write this object as it is; otherwise merge: start from
+           what is on disk plus every journalled edit (in acknowledgement order), then apply this
+           object's unjournalled changes (bulk edits: ``toolkit correct``, ``trainer score``)
+           cell by cell. Where another program changed the same cell, its (acknowledged) value
+           is kept and a warning counts the cells;
+        3. write atomically, recording the journal's id and how many of its edits are folded
+           (so a crash before the journal is reset never applies them twice), then start a new
+           journal. This object then holds the merged state.
 
         Args:
-            path: Dataset directory; defaults to where it was loaded from.
-            force: Overwrite even if ``dataset.json`` changed on disk since it was loaded.
+            path: Dataset directory; defaults to where it was loaded from. Another directory is
+                written as a copy (replacing any dataset there).
+            force: Overwrite what other programs saved (their journalled edits are still
+                folded in, after this object's state).
 
         Raises:
-            RuntimeError: The file on disk changed since load (someone else saved), unless
-                ``force``.
+            SaveConflictError: The two versions cannot be merged (one side added or removed
+                annotations or images). Journalled edits stay in the journal.
+            InputError: The first save of a new dataset would write something
+                :meth:`load` refuses (the importers' last line of defence).
         """
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("Expected a 'path' to save to, but the dataset has none.")
+        same = self.path is not None and _same_dir(target, self.path)
         target.mkdir(parents=True, exist_ok=True)
         ds_file = target / DATASET_FILE
-        if (
-            not force
-            and target == self.path
-            and self._stamp is not None
-            and ds_file.exists()
-            and _stamp(ds_file) != self._stamp
-        ):
-            raise RuntimeError(
-                f"{ds_file} changed on disk since it was loaded (another program saved it). "
-                "Your edits are safe in the journal; reload to merge them, or save with force."
-            )
+        jpath = target / JOURNAL_FILE
+        if not same:
+            data = self._checked_bytes(target, first=not ds_file.exists())
+            with _journal_lock(target):
+                atomic_write_bytes(ds_file, data)
+                new_id = reset_journal(jpath)
+                stamp = _stamp(ds_file)
+            self._after_save(target, new_id, stamp)
+            return target
         with _journal_lock(target):
-            if target == self.path:
-                # Fold what the journal holds *now*, in acknowledgement order: edits another
-                # process appended since we loaded are applied too instead of being truncated
-                # away. Every op sets absolute values, so re-applying our own is harmless.
-                self._replay()
-            atomic_write_bytes(ds_file, self.to_bytes())
-            # dataset.json now holds every edit, so empty the journal. A crash between the
-            # rename and this truncate only replays edits that are already applied.
-            jpath = target / JOURNAL_FILE
-            if jpath.exists():
-                atomic_write_bytes(jpath, b"")
-        self.path = target
-        self._stamp = _stamp(ds_file)
+            remove_stale(target, DATASET_FILE)
+            journal = read_journal(jpath)
+            changed = not ds_file.exists() or _stamp(ds_file) != self._stamp
+            if changed and not force and ds_file.exists():
+                fresh = Dataset.load(target, replay=False, allow_outside_media=True)
+                new_ops = journal.after(fresh._marker)
+                result = self._merge(fresh, new_ops, ds_file)
+                revision = max(self.revision, fresh.revision)
+            else:
+                new_ops = journal.after_position(self._jid, self._jpos)
+                foreign = [op for op in new_ops if op.get("w") != self._writer]
+                if force:
+                    self._apply_all(foreign, jpath)
+                    result = self
+                elif foreign:
+                    theirs = self._base._clone() if self._base is not None else self._clone()
+                    result = self._merge(theirs, new_ops, ds_file)
+                else:
+                    result = self
+                revision = self.revision
+            result.revision = revision + 1
+            result._marker = {"id": journal.id, "folded": len(journal.entries)}
+            atomic_write_bytes(ds_file, result.to_bytes())
+            new_id = reset_journal(jpath)
+            stamp = _stamp(ds_file)
+        if result is not self:
+            self._adopt(result)
+        self._after_save(target, new_id, stamp)
         return target
 
+    def _checked_bytes(self, target: Path, first: bool) -> bytes:
+        """The bytes to write; for a new dataset, validated exactly as :meth:`load` would."""
+        self.revision += 1
+        self._marker = None
+        data = self.to_bytes()
+        if not first:
+            return data
+        from toolkit.schema import validate_dataset
+
+        shown = staged_name(target / DATASET_FILE)
+        try:
+            validate_dataset(orjson.loads(data), shown, raw=data)
+            probe = copy.copy(self)
+            probe.path = target
+            probe.check_media_root()
+        except InputError as exc:
+            self.revision -= 1
+            raise InputError(
+                f"Refusing to write a dataset that would not load: {exc.reason}",
+                staged_name(exc.path) if exc.path is not None else shown,
+                exc.line,
+            ) from None
+        return data
+
+    def _after_save(self, target: Path, journal_id: str, stamp: tuple) -> None:
+        self.path = target
+        self._stamp = stamp
+        self._jid = journal_id
+        self._jpos = 0
+        self._ops = []
+        self._base = self._clone()
+
+    def _clone(self) -> Dataset:
+        """A copy of the editable state (arrays copied, tables copied, small fields deep)."""
+        return Dataset(
+            images=self.images.copy(deep=True),
+            annotations=self.annotations.copy(deep=True),
+            keypoints=self.keypoints.copy(),
+            keypoints_raw=self.keypoints_raw.copy(),
+            scores=self.scores.copy(),
+            source=self.source.copy(),
+            bboxes=self.bboxes.copy(),
+            videos=copy.deepcopy(self.videos),
+            media_root=self.media_root,
+            taxonomy=copy.deepcopy(self.taxonomy),
+            meta=copy.deepcopy(self.meta),
+            skeleton=self.skeleton,
+            categories=copy.deepcopy(self.categories),
+            revision=self.revision,
+        )
+
+    def _adopt(self, other: Dataset) -> None:
+        for name in _STATE_FIELDS + ("revision", "_marker"):
+            setattr(self, name, getattr(other, name))
+
+    def _merge(self, theirs: Dataset, new_ops: list[dict], ds_file: Path) -> Dataset:
+        """Three-way merge: ``theirs`` (disk) + journal, then this object's unjournalled changes.
+
+        ``base`` is the state this object loaded (or last saved); ``shadow`` is ``base`` plus
+        this object's own journalled edits, so ``self - shadow`` is exactly what this object
+        changed without journalling. Those cells go onto ``theirs`` unless another program
+        changed the same cell (then its acknowledged value stays).
+        """
+        theirs._apply_all(new_ops, ds_file.parent / JOURNAL_FILE)
+        base = self._base if self._base is not None else theirs._clone()
+        shadow = base._clone()
+        shadow._apply_all(self._ops)
+        if not _same_rows(self, shadow):
+            raise SaveConflictError(
+                f"{ds_file.name} changed on disk since it was loaded (another program saved it) "
+                "while this program added or removed annotations or images, so the two cannot "
+                "be merged. Journalled edits are safe in the journal: reload the dataset and "
+                "redo the change.",
+                ds_file,
+            )
+        if not _same_rows(theirs, shadow):
+            if _differs(self, shadow):
+                raise SaveConflictError(
+                    f"{ds_file.name} changed on disk since it was loaded: another program added "
+                    "or removed annotations or images, so this program's unjournalled changes "
+                    "cannot be placed. Journalled edits are safe in the journal: reload the "
+                    "dataset and redo the change.",
+                    ds_file,
+                )
+            return theirs
+        conflicts = _merge_into(theirs, self, shadow)
+        if conflicts:
+            warnings.warn(
+                f"{ds_file}: {conflicts} values changed here were also changed by another "
+                "program since this one loaded the dataset; the other program's (saved or "
+                "journalled) values were kept.",
+                stacklevel=3,
+            )
+        return theirs
+
     @classmethod
-    def load(cls, path: str | Path, *, replay: bool = True, validate: bool = True) -> Dataset:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        replay: bool = True,
+        validate: bool = True,
+        allow_outside_media: bool = False,
+    ) -> Dataset:
         """Load a dataset directory (or its ``dataset.json``), validating it and replaying edits.
+
+        Args:
+            path: The dataset directory or its ``dataset.json``.
+            replay: Apply journalled edits not yet folded into ``dataset.json``.
+            validate: Check the document against the schema (skip only for files we just
+                wrote).
+            allow_outside_media: Accept a ``media_root`` outside the allowed roots (see
+                :func:`media_root_problem`); ``TOOLKIT_ALLOW_ANY_MEDIA_ROOT=1`` does the same.
 
         Raises:
             FileNotFoundError: No ``dataset.json`` there.
-            InputError: The document breaks the schema (the message names the field and line).
+            InputError: The document breaks the schema (the message names the field and line),
+                or a journal line other than a torn last one is corrupt.
+            MediaError: ``media_root`` is outside the allowed roots.
         """
         path = Path(path)
         if path.is_file() and path.name == DATASET_FILE:
@@ -601,8 +1026,14 @@ class Dataset:
                 f"Expected a dataset directory with '{DATASET_FILE}', but {path} has none "
                 "(create one with `toolkit import SRC --out DATASET`)."
             )
-        stamp = _stamp(ds_file)
-        raw_bytes = ds_file.read_bytes()
+        # dataset.json and the journal are read as one consistent pair without taking the lock
+        # (read-only datasets load too): a save in between changes the file, so read again.
+        for _ in range(5):
+            stamp = _stamp(ds_file)
+            raw_bytes = ds_file.read_bytes()
+            journal = read_journal(path / JOURNAL_FILE, warn=False)
+            if _stamp(ds_file) == stamp:
+                break
         with _gc_paused():
             try:
                 doc = orjson.loads(raw_bytes)
@@ -621,8 +1052,19 @@ class Dataset:
             ds = cls.from_coco(doc, source_file=ds_file, arrays=arrays)
         ds.path = path
         ds._stamp = stamp
+        ds.revision = doc.get("revision", 0)
+        ds._marker = doc.get("journal")
+        if validate:
+            ds.check_media_root(allow_outside=allow_outside_media)
+        if replay and (journal.torn or journal.salvaged):
+            read_journal(path / JOURNAL_FILE)  # the same verdict, now with its warnings
+        ds._jid = journal.id
         if replay:
-            ds._replay()
+            ds._apply_all(journal.after(ds._marker), path / JOURNAL_FILE)
+            ds._jpos = len(journal.entries)
+        else:
+            ds._jpos = journal.folded_count(ds._marker)
+        ds._base = ds._clone()
         return ds
 
     @classmethod
@@ -651,20 +1093,7 @@ class Dataset:
         has_raw = arrays["has_raw"]
         if has_raw.any():
             raw[has_raw] = _kpts_from_disk(arrays["keypoints_raw"])
-        meta = {
-            key: v
-            for key, v in doc.items()
-            if key
-            not in (
-                "images",
-                "annotations",
-                "categories",
-                "videos",
-                "media_root",
-                "taxonomy",
-                "version",
-            )
-        }
+        meta = {key: v for key, v in doc.items() if key not in _DOCUMENT_KEYS}
         cats = doc.get("categories") or None
         if cats:
             cats = [
@@ -686,36 +1115,24 @@ class Dataset:
         )
 
     def _replay(self) -> int:
-        """Apply an unfolded journal (edits acknowledged but not yet saved). Returns the count."""
-        jpath = self.path / JOURNAL_FILE if self.path else None
-        if jpath is None or not jpath.exists():
+        """Apply journalled edits not yet folded (and not yet applied here). Returns the count."""
+        if self.path is None:
             return 0
-        lines = jpath.read_bytes().splitlines()
-        count = 0
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                op = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                # Only the last line can be torn (a crash mid-append, before the fsync returned,
-                # so it was never acknowledged): skip it; anything earlier is corruption.
-                if lineno == len(lines):
-                    break
-                raise InputError(
-                    "Expected a JSON edit on every journal line.", jpath, lineno
-                ) from None
-            self._apply(op)
-            count += 1
+        journal = read_journal(self.path / JOURNAL_FILE)
+        ops = journal.after_position(self._jid, self._jpos)
+        if self._jid != journal.id:
+            ops = journal.after(self._marker)
+        count = self._apply_all(ops, self.path / JOURNAL_FILE)
+        self._jid, self._jpos = journal.id, len(journal.entries)
         self._replayed = count
         return count
 
     def pending_edits(self) -> int:
         """Number of journalled edits not yet folded into ``dataset.json``."""
-        jpath = self.path / JOURNAL_FILE if self.path else None
-        if jpath is None or not jpath.exists():
+        if self.path is None:
             return 0
-        return sum(1 for line in jpath.read_bytes().splitlines() if line.strip())
+        journal = read_journal(self.path / JOURNAL_FILE, warn=False)
+        return len(journal.after(self._marker))
 
     def copy(self) -> Dataset:
         """A deep copy detached from its directory (no journal)."""
@@ -739,7 +1156,259 @@ class Dataset:
         return new
 
 
-# ---------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------- the journal
+_ENVELOPE = re.compile(rb'^\{"c":"([0-9a-f]{8})","n":(\d+),"e":')
+_SALVAGE_STARTS = (b'{"c":"', b'{"op"')
+JOURNAL_VERSION = 2
+
+
+def encode_entry(op: dict) -> bytes:
+    """One self-checking journal line: ``{"c": crc32, "n": length, "e": edit}``.
+
+    ``c`` and ``n`` cover the exact bytes of ``e`` as written, so a torn or damaged line is
+    detected without trusting the JSON parser. The line is still JSON (``jq`` reads it).
+    """
+    body = orjson.dumps(op)
+    return b'{"c":"%08x","n":%d,"e":' % (zlib.crc32(body), len(body)) + body + b"}\n"
+
+
+def _decode_line(line: bytes) -> dict | None:
+    """The edit on one journal line, or None when the line does not check out."""
+    line = line.rstrip(b"\r\t ")
+    m = _ENVELOPE.match(line)
+    if m:
+        n, end = int(m[2]), m.end()
+        body = line[end : end + n]
+        if len(body) != n or line[end + n :] != b"}" or zlib.crc32(body) != int(m[1], 16):
+            return None
+        try:
+            op = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        return op if isinstance(op, dict) else None
+    if line.startswith(b'{"c":'):
+        return None  # an envelope that does not check out
+    try:  # a journal written before lines carried checksums
+        op = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return op if isinstance(op, dict) and "op" in op else None
+
+
+def _salvage(line: bytes) -> dict | None:
+    """A complete edit glued after a torn fragment (old journals appended after a torn line)."""
+    starts = sorted(i for tag in _SALVAGE_STARTS for i in _find_all(line, tag) if i > 0)
+    for i in starts:
+        op = _decode_line(line[i:])
+        if op is not None:
+            return op
+    return None
+
+
+def _find_all(data: bytes, tag: bytes) -> Iterator[int]:
+    i = data.find(tag)
+    while i >= 0:
+        yield i
+        i = data.find(tag, i + 1)
+
+
+def _op_problem(op: Any) -> str | None:
+    """Why ``op`` is not a well-formed edit (None when it is)."""
+    if not isinstance(op, dict):
+        return "Expected a journal edit to be an object."
+    kind = op.get("op")
+    if kind == "set_points":
+        ann, idx, xyv, src = op.get("ann"), op.get("idx"), op.get("xyv"), op.get("source")
+        if type(ann) is not int:
+            return f"Expected 'ann' to be an annotation id, but got {ann!r}."
+        if (
+            type(idx) is not list
+            or not idx
+            or not all(type(i) is int and 0 <= i < layout.NUM_KEYPOINTS for i in idx)
+        ):
+            return f"Expected 'idx' to be keypoint indices 0..18, but got {idx!r}."
+        if (
+            type(xyv) is not list
+            or len(xyv) != len(idx)
+            or not all(
+                type(r) is list
+                and len(r) == 3
+                and all(v is None or (type(v) in (int, float) and math.isfinite(v)) for v in r)
+                for r in xyv
+            )
+        ):
+            return "Expected 'xyv' to hold one [x, y, v] (numbers or null) per index."
+        for r in xyv:
+            x, y, v = r
+            if v is not None and v > 0 and v not in (1, 2):
+                return f"Expected each visibility to be 0, 1 or 2, but got {v!r}."
+            if v and any(c is not None and abs(c) > COORD_LIMIT for c in (x, y)):
+                return f"Expected coordinates within +-{COORD_LIMIT:g} px, but got {r!r}."
+        if src not in layout.SOURCE_CODE:
+            return f"Expected 'source' to be one of {list(layout.SOURCES)}, but got {src!r}."
+        return None
+    if kind == "set_image":
+        image, name = op.get("image"), op.get("field")
+        if type(image) is not int:
+            return f"Expected 'image' to be an image id, but got {image!r}."
+        if type(name) is not str or not (
+            name in ("stance", "subject") or name.startswith("review")
+        ):
+            return f"Expected 'field' to be 'stance', 'subject' or 'review*', but got {name!r}."
+        value = op.get("value")
+        if name in ("stance", "subject") and value is not None and type(value) is not str:
+            return f"Expected '{name}' to be a string or null, but got {value!r}."
+        return None
+    return f"Expected a journal 'op' of set_points/set_image, but got {kind!r}."
+
+
+@dataclass
+class JournalState:
+    """What ``journal.jsonl`` holds.
+
+    Attributes:
+        id: The journal's id (from its first line; ``""`` for a journal without one).
+        entries: The edits, in acknowledgement order.
+        torn: Line numbers of a torn tail that was skipped.
+        salvaged: Lines whose torn prefix was dropped to keep the complete edit after it.
+    """
+
+    id: str = ""
+    entries: list[dict] = field(default_factory=list)
+    torn: list[int] = field(default_factory=list)
+    salvaged: list[int] = field(default_factory=list)
+
+    def folded_count(self, marker: dict | None) -> int:
+        """How many leading entries ``dataset.json``'s journal ``marker`` says are folded."""
+        if isinstance(marker, dict) and marker.get("id") == self.id:
+            folded = marker.get("folded")
+            if type(folded) is int and folded > 0:
+                return min(folded, len(self.entries))
+        return 0
+
+    def after(self, marker: dict | None) -> list[dict]:
+        """The entries not folded into a ``dataset.json`` carrying ``marker``."""
+        return self.entries[self.folded_count(marker) :]
+
+    def after_position(self, journal_id: str | None, position: int) -> list[dict]:
+        """The entries after ``position`` when the journal is still ``journal_id`` (else all)."""
+        if journal_id == self.id:
+            return self.entries[position:]
+        return list(self.entries)
+
+
+def read_journal(jpath: Path, *, warn: bool = True) -> JournalState:
+    """Parse ``journal.jsonl``: checked edits, a torn tail skipped (with a warning).
+
+    Raises:
+        InputError: A corrupt line followed by valid edits (not a torn tail), or a checked line
+            that is not a well-formed edit; the message names the line.
+    """
+    state = JournalState()
+    try:
+        data = jpath.read_bytes()
+    except FileNotFoundError:
+        return state
+    bad: list[int] = []
+    first = True
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        op = _decode_line(line)
+        if op is None and (op := _salvage(line)) is not None:
+            state.salvaged.append(lineno)
+        if op is None:
+            bad.append(lineno)
+            continue
+        if bad:
+            raise InputError(
+                f"Expected a journal edit on every line, but line {bad[0]} is corrupt and edits "
+                "follow it (this is not a torn last line). Move journal.jsonl aside to load "
+                "the dataset without its unsaved edits.",
+                jpath,
+                bad[0],
+            )
+        if op.get("op") == "begin":
+            if first:
+                state.id = str(op.get("id", ""))
+            first = False
+            continue
+        first = False
+        problem = _op_problem(op)
+        if problem is not None:
+            raise InputError(problem, jpath, lineno)
+        state.entries.append(op)
+    state.torn = bad
+    if warn and bad:
+        warnings.warn(
+            f"{jpath}:{bad[0]}: the last journal line is torn (a crash or a full disk while it "
+            "was written, so it was never acknowledged); it was skipped.",
+            stacklevel=3,
+        )
+    if warn and state.salvaged:
+        warnings.warn(
+            f"{jpath}:{state.salvaged[0]}: a torn fragment before an edit was skipped "
+            f"({len(state.salvaged)} lines); the edits after it were kept.",
+            stacklevel=3,
+        )
+    return state
+
+
+def _new_journal_id() -> str:
+    return os.urandom(8).hex()
+
+
+def reset_journal(jpath: Path) -> str:
+    """Replace the journal by an empty one with a new id (atomically). Returns the id."""
+    jid = _new_journal_id()
+    atomic_write_bytes(jpath, encode_entry({"op": "begin", "id": jid, "v": JOURNAL_VERSION}))
+    return jid
+
+
+def _tail_cut(fh: Any, size: int) -> int | None:
+    """Offset to cut a torn or damaged last line at (None: the tail is sound)."""
+    start = max(0, size - (1 << 16))
+    fh.seek(start)
+    tail = fh.read()
+    if not tail.endswith(b"\n"):
+        nl = tail.rfind(b"\n")
+        if nl < 0:
+            return 0 if start == 0 else None
+        return start + nl + 1
+    body = tail[:-1]
+    nl = body.rfind(b"\n")
+    if nl < 0 and start > 0:
+        return None  # a last line over 64 KiB: not ours to judge
+    last = body[nl + 1 :]
+    if not last.strip() or _decode_line(last) is not None or _salvage(last) is not None:
+        return None
+    return start + nl + 1
+
+
+def append_journal(jpath: Path, entries: list[dict]) -> None:
+    """Append edits to ``jpath`` and fsync (call under :func:`_journal_lock`).
+
+    A new journal starts with its id line. A torn last line is cut off first (with a warning),
+    so the new edit starts on a line of its own.
+    """
+    with open(jpath, "a+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        head = b""
+        cut = _tail_cut(fh, size) if size else 0
+        if cut is not None and cut < size:
+            fh.truncate(cut)
+            warnings.warn(
+                f"{jpath}: cut a torn last line ({size - cut} bytes, never acknowledged) before "
+                "appending.",
+                stacklevel=4,
+            )
+        if cut == 0:
+            head = encode_entry({"op": "begin", "id": _new_journal_id(), "v": JOURNAL_VERSION})
+        fh.write(head + b"".join(encode_entry(e) for e in entries))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 @contextlib.contextmanager
 def _journal_lock(directory: Path) -> Iterator[None]:
     """Serialise journal appends and saves across processes (an advisory ``flock``)."""
@@ -752,11 +1421,212 @@ def _journal_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What identifies one version of a file: an atomic replace changes the inode."""
     st = path.stat()
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
+
+
+# ---------------------------------------------------------------------- merging saves
+def _nan_eq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return (a == b) | (np.isnan(a) & np.isnan(b))
+    return a == b
+
+
+def _same_rows(a: Dataset, b: Dataset) -> bool:
+    return (
+        len(a) == len(b)
+        and np.array_equal(a.annotations["id"].to_numpy(), b.annotations["id"].to_numpy())
+        and np.array_equal(a.images["id"].to_numpy(), b.images["id"].to_numpy())
+    )
+
+
+def _point_diff(a: Dataset, b: Dataset) -> np.ndarray:
+    """``(N, 19)``: which points differ (position, visibility, provenance, score or raw)."""
+    d = ~_nan_eq(a.keypoints, b.keypoints).all(-1)
+    d |= ~_nan_eq(a.keypoints_raw, b.keypoints_raw).all(-1)
+    d |= a.source != b.source
+    d |= ~_nan_eq(a.scores, b.scores)
+    return d
+
+
+def _same_value(x: Any, y: Any) -> bool:
+    if x is y:
+        return True
+    try:
+        r = x == y
+    except Exception:  # noqa: BLE001 - objects that refuse to compare are different
+        return False
+    return r is True or (isinstance(r, np.bool_) and bool(r))
+
+
+def _cell_diff(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """Which cells of two aligned columns differ (missing equals missing)."""
+    na_a, na_b = a.isna().to_numpy(), b.isna().to_numpy()
+    if a.dtype != object and b.dtype != object:
+        with np.errstate(invalid="ignore"):
+            eq = a.to_numpy(dtype=float, na_value=np.nan) == b.to_numpy(
+                dtype=float, na_value=np.nan
+            )
+    else:
+        va, vb = a.to_numpy(dtype=object), b.to_numpy(dtype=object)
+        eq = np.fromiter(map(_same_value, va, vb), bool, len(va))
+    return ~(eq | (na_a & na_b))
+
+
+def _set_cells(df: pd.DataFrame, col: str, take: np.ndarray, src: pd.Series) -> None:
+    if df[col].dtype == object or src.dtype != df[col].dtype:
+        arr = df[col].to_numpy(dtype=object).copy()
+        arr[take] = src.to_numpy(dtype=object)[take]
+        df[col] = pd.Series(arr, index=df.index, dtype=object)
+    else:
+        arr = df[col].array.copy()
+        arr[take] = src.array[take]
+        df[col] = arr
+
+
+def _merge_into(theirs: Dataset, ours: Dataset, shadow: Dataset) -> int:
+    """Put ``ours - shadow`` onto ``theirs`` where ``theirs`` did not change. Returns clashes."""
+    clashes = 0
+    mine = _point_diff(ours, shadow)
+    if mine.any():
+        other = _point_diff(theirs, shadow)
+        clashes += int((mine & other & _point_diff(ours, theirs)).sum())
+        take = mine & ~other
+        for name in ("keypoints", "keypoints_raw", "scores", "source"):
+            getattr(theirs, name)[take] = getattr(ours, name)[take]
+    mine = ~_nan_eq(ours.bboxes, shadow.bboxes).all(1)
+    if mine.any():
+        other = ~_nan_eq(theirs.bboxes, shadow.bboxes).all(1)
+        clashes += int((mine & other & ~_nan_eq(ours.bboxes, theirs.bboxes).all(1)).sum())
+        theirs.bboxes[mine & ~other] = ours.bboxes[mine & ~other]
+    for table in ("images", "annotations"):
+        o, s, t = getattr(ours, table), getattr(shadow, table), getattr(theirs, table)
+        for col in o.columns:
+            if col not in s.columns or col not in t.columns:
+                continue
+            mine = _cell_diff(o[col], s[col])
+            if not mine.any():
+                continue
+            other = _cell_diff(t[col], s[col])
+            clashes += int((mine & other & _cell_diff(o[col], t[col])).sum())
+            if (mine & ~other).any():
+                _set_cells(t, col, mine & ~other, o[col])
+    for name in ("videos", "media_root", "taxonomy", "meta", "categories", "skeleton"):
+        mine_v, base_v, their_v = getattr(ours, name), getattr(shadow, name), getattr(theirs, name)
+        if _same_value(mine_v, base_v):
+            continue
+        if not _same_value(their_v, base_v) and not _same_value(their_v, mine_v):
+            clashes += 1
+        else:
+            setattr(theirs, name, copy.deepcopy(mine_v))
+    return clashes
+
+
+def _differs(a: Dataset, b: Dataset) -> bool:
+    """Whether ``a`` holds any change relative to ``b`` (same rows)."""
+    if _point_diff(a, b).any() or not _nan_eq(a.bboxes, b.bboxes).all():
+        return True
+    for t in ("images", "annotations"):
+        ta, tb = getattr(a, t), getattr(b, t)
+        if any(_cell_diff(ta[c], tb[c]).any() for c in ta.columns if c in tb.columns):
+            return True
+    return any(
+        not _same_value(getattr(a, n), getattr(b, n))
+        for n in ("videos", "media_root", "taxonomy", "meta", "categories")
+    )
+
+
+# ---------------------------------------------------------------------- media roots
+#: Set to ``1`` to accept any ``media_root`` (the explicit opt-out of the allowed-roots rule).
+ALLOW_ANY_MEDIA_ENV = "TOOLKIT_ALLOW_ANY_MEDIA_ROOT"
+_SYSTEM_DIRS = (
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr",
+    "/run",
+    "/var/lib",
+    "/var/log",
+    "/var/run",
+    "/var/spool",
+    "/var/mail",
+    "/var/cache",
+    "/var/backups",
+    "/snap",
+    "/private/etc",
+    "/private/var/db",
+    "/System",
+    "/Library",
+)
+
+
+def _home() -> Path | None:
+    try:
+        return Path(os.path.realpath(Path.home()))
+    except (RuntimeError, KeyError, OSError):
+        return None
+
+
+def media_root_problem(media_root: Any, dataset_dir: str | Path | None) -> str | None:
+    """Why ``media_root`` is outside a dataset's allowed roots (None when it is allowed).
+
+    Allowed: the dataset directory and anything inside it, and any ordinary folder the user
+    chose at import or relink. Never allowed (without the explicit opt-out): the file-system
+    root, ``/home``, the home directory itself and its hidden folders (``~/.ssh`` …), and
+    system folders (``/etc``, ``/proc``, ``/usr`` …). The check resolves symlinks, so a link
+    to ``/etc`` is refused too.
+    """
+    if not isinstance(media_root, str) or not media_root.strip() or "\x00" in media_root:
+        return "is not a folder name"
+    if (problem := name_length_problem(media_root)) is not None:
+        return f"is not a usable path (expected {problem})"
+    root = Path(media_root)
+    if not root.is_absolute():
+        root = (Path(dataset_dir) if dataset_dir is not None else Path.cwd()) / root
+    try:
+        real = Path(os.path.realpath(root))
+    except (OSError, ValueError):
+        return "cannot be resolved to a folder"
+    if dataset_dir is not None:
+        inside = Path(os.path.realpath(dataset_dir))
+        if real == inside or inside in real.parents:
+            return None
+    if real == Path(real.anchor):
+        return f"resolves to the file-system root {real}"
+    if str(real) in ("/home", "/Users"):
+        return f"resolves to {real}, the folder of every user's home"
+    home = _home()
+    if home is not None and real == home:
+        return f"resolves to the home directory {real} itself (name a folder inside it)"
+    for d in _SYSTEM_DIRS:
+        p = Path(d)
+        if real == p or p in real.parents:
+            return f"resolves to {real}, inside the system folder {d}"
+    if home is not None and home in real.parents:
+        first = real.relative_to(home).parts[0]
+        if first.startswith("."):
+            return f"resolves to {real}, inside the hidden folder {home / first}"
+    return None
+
+
+# ---------------------------------------------------------------------- helpers
 def _clean_kpts(keypoints: np.ndarray) -> np.ndarray:
     """``(N, 19, 3)`` float64 copy with missing points (``v <= 0`` or non-finite) as NaN, v 0."""
     kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, layout.NUM_KEYPOINTS, 3).copy()

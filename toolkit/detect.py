@@ -3,7 +3,12 @@
 The frames stream through the model (a video is decoded frame by frame with
 :class:`toolkit.io.video.VideoReader`; never the whole video in memory). Every point written has
 provenance ``predicted`` (:data:`toolkit.layout.PREDICTED`) and the model's per-keypoint
-confidence in ``ds.scores``; the annotation ``score`` is the person box confidence.
+confidence in ``ds.scores``; the annotation ``score`` is the person box confidence. A point no
+model gave (the tip when no stick was found: a 17-keypoint model alone, or no stick matched to
+the person) is missing with provenance ``imported``: nothing predicted it, and "predicted" on an
+absent point would count it as model output in ``toolkit info`` and let a review queue treat it
+as a prediction to check. The grip guessed at the weapon wrist is placed by the detector
+pipeline, so it stays ``predicted`` (with ``v = 1`` and the ``grip_from_wrist`` flag).
 
 Three kinds of model give the stick (keypoints 17 and 18):
 
@@ -22,7 +27,8 @@ Three kinds of model give the stick (keypoints 17 and 18):
 A point whose confidence is below ``kpt_conf`` keeps its coordinates with ``v = 1`` (uncertain);
 confident points get ``v = 2``. Video frames are referenced by ``video_id`` + ``frame_index`` with
 the virtual ``file_name`` ``<stem>/<frame:06d>.jpg``; images by their path relative to the source
-folder, which becomes the dataset's ``media_root``.
+folder, which becomes the dataset's ``media_root``, in natural order (``frame_2`` before
+``frame_10``: a folder of extracted frames plays in time order).
 """
 
 from __future__ import annotations
@@ -183,16 +189,23 @@ def open_source(source: str | Path, every: int = 1) -> Source:
             f"but {src} does not exist."
         )
     if src.is_dir():
+        from toolkit.io import natural_key
+
         files = sorted(
-            p.relative_to(src).as_posix()
-            for p in src.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(src).parts)
+            (
+                p.relative_to(src).as_posix()
+                for p in src.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(src).parts)
+            ),
+            key=natural_key,
         )
         if not files:
             raise InputError(
-                f"Expected a folder with images ({', '.join(IMAGE_SUFFIXES)}), but found none.", src
+                f"Expected a folder with images ({', '.join(IMAGE_SUFFIXES)}) in {src.absolute()} "
+                "or its subfolders, but found none.",
+                src,
             )
         return Source(root=src.absolute(), kind="images", files=files)
     if src.suffix.lower() in IMAGE_SUFFIXES:
@@ -747,7 +760,8 @@ class _Accumulator:
             anns,
             kp,
             scores=scores,
-            source=layout.PREDICTED,
+            # Absent points (v = 0) were not predicted: they stay missing, as imported.
+            source=np.where(kp[..., 2] > 0, layout.PREDICTED, layout.IMPORTED).astype(np.uint8),
             bboxes=xywh,
             videos=videos,
             media_root=str(src.root),

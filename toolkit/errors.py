@@ -26,6 +26,21 @@ class InputError(ValueError):
         super().__init__(f"{where}{reason}")
 
 
+class SaveConflictError(InputError, RuntimeError):
+    """A save that cannot be merged with what another program saved meanwhile.
+
+    Raised by :meth:`toolkit.dataset.Dataset.save` only when the two versions cannot be folded
+    together (e.g. one of them added or removed annotations). Every journalled edit is still in
+    ``journal.jsonl``: reload the dataset and redo the unjournalled (bulk) change. It is an
+    :class:`InputError` (the CLI prints it and exits 2) and a ``RuntimeError`` (what callers
+    caught before saves merged).
+    """
+
+
+class MediaError(InputError):
+    """Media files (images, videos) that are missing or outside the dataset's allowed roots."""
+
+
 def expected(what: str, expected_: str, actual: object) -> str:
     """The one message shape: "Expected '<what>' to be <expected>, but got <actual>."."""
     return f"Expected '{what}' to be {expected_}, but got {actual!r}."

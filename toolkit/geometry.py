@@ -220,23 +220,54 @@ def point_distance(kp: np.ndarray | Points, a: int, b: int) -> np.ndarray:
     return as_points(kp).dist(a, b).copy()
 
 
-def weapon_side(kp: np.ndarray | Points) -> np.ndarray:
+def weapon_side(kp: np.ndarray | Points, groups: np.ndarray | None = None) -> np.ndarray:
     """``(N,)`` side of the weapon hand: :data:`LEFT`, :data:`RIGHT` or :data:`UNKNOWN`.
 
-    The weapon hand is the wrist nearest the grip. When the grip is missing, the wrist nearest
-    the tip stands in; with neither stick point (or neither wrist) the side is unknown.
+    The one rule every package uses (correct, validate, viewer, trainer, generator):
+
+    1. the wrist nearest the grip, when a grip and a wrist are labelled;
+    2. otherwise the usual hand of the row's group (``groups``: a subject or track id per row),
+       i.e. the majority of rule 1 over that group's rows;
+    3. otherwise unknown. There is never a silent right-hand default.
+
+    Args:
+        kp: ``(N, 19, 2|3)`` keypoints or their :class:`Points`.
+        groups: Optional ``(N,)`` group label per row (any hashable dtype; NaN/None = no group).
     """
     p = as_points(kp)
-    gx, gy = p.xy(layout.GRIP)
-    has_grip = np.isfinite(gx) & np.isfinite(gy)
-    d = []
-    for w in (layout.L_WRIST, layout.R_WRIST):
-        # Distance to the grip, or to the tip where the grip is missing.
-        dw = np.where(has_grip, p.dist(w, layout.GRIP), p.dist(w, layout.TIP))
-        d.append(np.where(np.isfinite(dw), dw, np.inf))
+    d = [p.dist(w, layout.GRIP) for w in (layout.L_WRIST, layout.R_WRIST)]
+    d = [np.where(np.isfinite(x), x, np.inf) for x in d]
     side = (d[1] < d[0]).astype(np.int64)  # argmin: the first (left) on ties
     side[~np.isfinite(np.minimum(d[0], d[1]))] = UNKNOWN
+    if groups is not None and (side == UNKNOWN).any():
+        side = _fill_side_by_group(side, np.asarray(groups))
     return side
+
+
+def _fill_side_by_group(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Unknown sides take their group's majority side (ties and empty groups stay unknown)."""
+    codes, uniq = _group_codes(groups)
+    if codes is None:
+        return side
+    known = (side >= 0) & (codes >= 0)
+    g = len(uniq)
+    right = np.bincount(codes[known], weights=(side[known] == RIGHT), minlength=g)
+    total = np.bincount(codes[known], minlength=g)
+    usual = np.full(g, UNKNOWN, np.int64)
+    usual[(total > 0) & (2 * right > total)] = RIGHT
+    usual[(total > 0) & (2 * right < total)] = LEFT
+    fill = (side == UNKNOWN) & (codes >= 0)
+    out = side.copy()
+    out[fill] = usual[codes[fill]]
+    return out
+
+
+def _group_codes(groups: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Integer codes per row for a group column (-1 where the group is missing)."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pd.Series(groups, dtype=object), use_na_sentinel=True)
+    return np.asarray(codes, np.int64), np.asarray(uniq)
 
 
 def weapon_wrist_index(kp: np.ndarray | Points) -> np.ndarray:

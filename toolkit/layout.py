@@ -73,9 +73,13 @@ SKELETON: tuple[tuple[int, int], ...] = COCO_SKELETON + STICK_SKELETON
 FLIP_IDX: tuple[int, ...] = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 17, 18)
 
 #: Keypoint provenance codes, stored as ``uint8`` in memory and as names on disk.
-SOURCES: tuple[str, ...] = ("imported", "corrected", "human", "predicted")
+#: ``interpolated``: placed between two keyframes a person set (viewer), until accepted.
+SOURCES: tuple[str, ...] = ("imported", "corrected", "human", "predicted", "interpolated")
 SOURCE_CODE: dict[str, int] = {name: i for i, name in enumerate(SOURCES)}
-IMPORTED, CORRECTED, HUMAN, PREDICTED = range(len(SOURCES))
+IMPORTED, CORRECTED, HUMAN, PREDICTED, INTERPOLATED = range(len(SOURCES))
+#: One letter per provenance code in the on-disk ``keypoint_source`` string (``n`` for
+#: interpolated: ``i`` is taken by imported).
+SOURCE_LETTERS = "ichpn"
 
 #: Per-keypoint COCO OKS sigmas: the 17 official ones, then grip and tip, both 0.089 (the ankle's
 #: value). The grip sits inside a closed fist, so it is less sharply defined than the wrist

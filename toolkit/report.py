@@ -232,7 +232,7 @@ def _thumbnails(report: Report, ds, n: int = 12, size: int = 256) -> list[dict]:
     """The worst frames (most severe, then largest value) with the pose drawn on them."""
     import cv2
 
-    from toolkit.correct import _frames
+    from toolkit.stick.image import iter_frames as _frames
 
     f = report.findings
     f = f[f["row"] >= 0]

@@ -28,6 +28,8 @@ import numpy as np
 from toolkit.errors import InputError
 
 _MISSING = object()
+#: Largest coordinate accepted (pixels); mirrors ``definitions.coordinate`` in the schema.
+COORD_LIMIT = 1e6
 #: Annotation fields checked as numpy arrays by :func:`annotation_arrays`.
 _ARRAY_FIELDS = ("keypoints", "keypoints_raw", "keypoint_scores", "keypoint_source", "bbox")
 
@@ -165,7 +167,7 @@ def locate_line(raw: bytes | str | None, parts: list[str | int] | tuple) -> int 
                         return None
                     pos = ws.match(text, pos + 1).end()
         return text.count("\n", 0, pos) + 1
-    except (ValueError, IndexError, TypeError, AttributeError):
+    except (ValueError, IndexError, TypeError, AttributeError, RecursionError):
         return None
 
 
@@ -244,8 +246,126 @@ def validate_dataset(
     _screen_items(anns or [], "annotations", file, raw, ann_cols)
     arrays = annotation_arrays(anns or [], file, raw=raw, cols=ann_cols)
     _cross_refs(doc, file, raw, img_cols, ann_cols)
+    _file_names(doc, file, raw, img_cols)
+    _nesting(doc, file, raw, img_cols, ann_cols)
     arrays["image_columns"] = img_cols
     return arrays
+
+
+#: Deepest nesting accepted inside one field (``orjson`` cannot write beyond ~250 levels; no real
+#: annotation tool nests anywhere near this).
+MAX_DEPTH = 64
+_SCALARS = frozenset((int, float, str, bool, type(None)))
+_FLAT_IMAGE_KEYS = frozenset(
+    ("id", "file_name", "width", "height", "stance", "subject", "video_id", "frame_index")
+)
+_FLAT_ANN_KEYS = frozenset(
+    ("id", "image_id", "category_id", "score", "track_id", "area", "iscrowd", "num_keypoints")
+    + _ARRAY_FIELDS
+)
+
+
+def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists/objects in ``value`` nest more than ``limit`` levels (iterative, no
+    recursion; whole lists of scalars are checked at C speed)."""
+    level = [value]
+    depth = 0
+    while level:
+        nxt: list = []
+        for x in level:
+            t = type(x)
+            items = x if t is list else x.values() if t is dict else None
+            if items is None:
+                continue
+            if t is list and _SCALARS.issuperset(map(type, x)):
+                continue
+            nxt.extend(y for y in items if type(y) in (list, dict))
+        if nxt:
+            depth += 1
+            if depth >= limit:
+                return True
+        level = nxt
+    return False
+
+
+def check_depth(
+    value: Any, parts: list, file: str | Path | None = None, raw: bytes | None = None
+) -> None:
+    """Raise :class:`InputError` when ``value`` (at ``parts``) nests deeper than
+    :data:`MAX_DEPTH` levels."""
+    if type(value) in (list, dict) and depth_exceeds([value], MAX_DEPTH + 1):
+        raise InputError(
+            f"Expected '{field_path(parts)}' to be nested at most {MAX_DEPTH} levels deep, but "
+            "it is deeper.",
+            file,
+            locate_line(raw, parts),
+        )
+
+
+def _nesting(
+    doc: dict, file: str | Path | None, raw: bytes | None, img_cols: Columns, ann_cols: Columns
+) -> None:
+    for key, value in doc.items():
+        if key not in ("images", "annotations"):
+            check_depth(value, [key], file, raw)
+    for section, cols, flat in (
+        ("images", img_cols, _FLAT_IMAGE_KEYS),
+        ("annotations", ann_cols, _FLAT_ANN_KEYS),
+    ):
+        recs = cols.records
+        if not recs:
+            continue
+        keys = set().union(*map(dict.keys, recs)) - flat
+        for key in keys:
+            vals, mask = cols.present(key)
+            if not depth_exceeds(vals, MAX_DEPTH + 1):
+                continue
+            rows = np.arange(len(recs)) if mask is None else np.flatnonzero(mask)
+            for i, v in zip(rows.tolist(), vals, strict=True):
+                check_depth(v, [section, i, key], file, raw)
+
+
+def _file_names(doc: dict, file: str | Path | None, raw: bytes | None, img_cols: Columns) -> None:
+    """Image and video file names the file system can hold (each part <= 255 bytes)."""
+    from toolkit.fileio import name_length_problem
+
+    names = img_cols.present("file_name")[0]
+    vids = doc.get("videos") or []
+    sections = [("images", names)]
+    if vids:
+        sections.append(("videos", [v.get("file_name", "") for v in vids]))
+    for section, vals in sections:
+        if not vals or (max(map(len, vals)) <= 255 and "".join(vals).isascii()):
+            continue
+        for i, name in enumerate(vals):
+            problem = name_length_problem(name)
+            if problem is not None:
+                parts = [section, i, "file_name"]
+                raise InputError(
+                    f"Expected '{field_path(parts)}' to be {problem}.",
+                    file,
+                    locate_line(raw, parts),
+                )
+
+
+def check_record(section: str, item: Any, parts: list) -> str | None:
+    """The dataset schema's verdict on one ``images``/``annotations``/``videos`` item.
+
+    Importers call it on the source's records so that an import refuses exactly what
+    :meth:`toolkit.dataset.Dataset.load` would refuse.
+
+    Returns:
+        The message (naming ``parts``) when the item breaks the schema, else None.
+    """
+    try:
+        _item_validator(section)(item)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        where = field_path(parts + _parts(exc.name))
+        return (
+            f"Expected '{where}' to satisfy the dataset schema, but {exc.message}"
+            f" (got {_short(exc.value)})."
+        )
+    return None
 
 
 def _fail(
@@ -290,6 +410,7 @@ _SCREENED = {
     "maximum",
     "exclusiveMinimum",
     "minLength",
+    "maxLength",
     "not",
     "enum",
     "description",
@@ -332,6 +453,8 @@ def _suspicious(vals: list, sub: dict) -> np.ndarray | None:
     strs = types == {str}
     if "minLength" in sub and not (strs and min(map(len, vals)) >= sub["minLength"]):
         add(np.fromiter((type(v) is str and len(v) < sub["minLength"] for v in vals), bool, n))
+    if "maxLength" in sub and not (strs and max(map(len, vals)) <= sub["maxLength"]):
+        add(np.fromiter((type(v) is str and len(v) > sub["maxLength"] for v in vals), bool, n))
     if "not" in sub:
         pat = re.compile(sub["not"]["pattern"], re.MULTILINE)
         # One search over all names joined by newlines (^/$ then match at every name), unless a
@@ -376,9 +499,13 @@ def _screen_items(
         _, mask = cols.present(key)
         if mask is not None:
             suspect |= ~mask
+    definitions = load_schema("dataset").get("definitions", {})
     for key, sub in schema.get("properties", {}).items():
         if section == "annotations" and key in _ARRAY_FIELDS:
             continue
+        ref = sub.get("$ref", "")
+        if ref.startswith("#/definitions/") and ref[14:] in definitions:
+            sub = {**definitions[ref[14:]], **{k: v for k, v in sub.items() if k != "$ref"}}
         pv, idx = cols.present(key)
         if not pv:
             continue
@@ -424,6 +551,7 @@ def annotation_arrays(
         nullable: bool = False,
         lo: float | None = None,
         hi: float | None = None,
+        points: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(values of the annotations that have ``key`` as ``(m, width)``, their row indices)."""
         n = len(anns)
@@ -473,6 +601,14 @@ def annotation_arrays(
                 fail_at((arr < lo).any(1), f"numbers >= {lo}")
             if hi is not None and (arr > hi).any():
                 fail_at((arr > hi).any(1), f"numbers <= {hi}")
+        if points:
+            v = arr[:, 2::3]
+            badv = ~((v == 0) | (v == 1) | (v == 2))
+            if badv.any():
+                fail_at(badv.any(1), "x, y, v triples with v in 0, 1, 2")
+            far = np.abs(np.delete(arr, np.s_[2::3], axis=1)) > COORD_LIMIT
+            if far.any():
+                fail_at(far.any(1), f"coordinates within +-{COORD_LIMIT:g} px")
         return arr, idx
 
     def full(arr: np.ndarray, idx: np.ndarray, width: int, dtype: type) -> np.ndarray:
@@ -483,12 +619,12 @@ def annotation_arrays(
         return out
 
     n = len(anns)
-    kp, _ = matrix("keypoints", 3 * k, required=True)
-    raw_kp, raw_idx = matrix("keypoints_raw", 3 * k)
+    kp, _ = matrix("keypoints", 3 * k, required=True, points=True)
+    raw_kp, raw_idx = matrix("keypoints_raw", 3 * k, points=True)
     has_raw = np.zeros(n, bool)
     has_raw[raw_idx] = True
     scores, sc_idx = matrix("keypoint_scores", k, nullable=True, lo=0.0, hi=1.0)
-    bbox, bb_idx = matrix("bbox", 4)
+    bbox, bb_idx = matrix("bbox", 4, lo=-COORD_LIMIT, hi=COORD_LIMIT)
     return {
         "keypoints": kp.reshape(n, 3 * k),
         "keypoints_raw": raw_kp,
@@ -505,7 +641,7 @@ def _source_codes(
 ) -> np.ndarray:
     """``keypoint_source`` (19-letter string or list of names) -> ``(N, 19)`` uint8 codes."""
     from toolkit import layout
-    from toolkit.dataset import SOURCE_LETTERS
+    from toolkit.layout import SOURCE_LETTERS
 
     k = layout.NUM_KEYPOINTS
     n = len(anns)
@@ -605,5 +741,8 @@ def _cross_refs(
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= limit else text[: limit - 3] + "..."

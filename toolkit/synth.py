@@ -28,8 +28,9 @@ Library use::
 API:
 
 * :func:`generate` ``(out, per_class=3, subjects=8, videos=4, frames_per_video=120, seed=0,
-  image_size=320) -> Path``: write a sample set into ``out`` (created; existing files in it are
-  overwritten). Deterministic given the arguments.
+  image_size=320, randomise=False) -> Path``: write a sample set into ``out`` (created; existing
+  files in it are overwritten). Deterministic given the arguments. ``randomise=True`` is the
+  domain-randomised mode below (``toolkit samples --randomise``).
 * :func:`load_truth` ``(sample_root) -> DataFrame``: ``truth.csv``; :func:`truth_array` turns it
   into ``(N, 19, 3)``.
 * :func:`truth_keypoints` ``(ds, sample_root, strict=True) -> (keypoints, error_kind)``: the clean
@@ -37,9 +38,14 @@ API:
   ``(N,)`` error kinds, aligned to the annotation rows of a dataset imported from the samples.
   Images match on ``file_name`` (relative to ``images/``); video frames on the virtual
   ``<stem>/<frame_index:06d>.jpg`` (or on the video's stem + ``frame_index``).
+* :func:`truth_index` ``(ds, sample_root, strict=True) -> (N,)``: the ``truth.csv`` row of each
+  annotation row, to read any other truth column per annotation (``error_magnitude``,
+  ``stick_ratio``, ``foreshortened``, ``body_noise``, ...).
 * Lower level, for tests and experiments: :func:`make_subjects`, :func:`stance_params`,
   :func:`pose_3d` (3D keypoints), :func:`sample_image` (a :class:`Scene`: 3D pose, camera, clean
-  and labelled 2D points), :func:`apply_error`, :func:`render`, :func:`taxonomy`.
+  and labelled 2D points), :func:`apply_error`, :func:`render`, :func:`taxonomy`; for the
+  randomised mode :func:`random_style`, :func:`random_background`, :func:`random_colours` and
+  :func:`detector_noise`.
 
 Layout written (``samples/arnis`` is such a set)::
 
@@ -53,6 +59,9 @@ Layout written (``samples/arnis`` is such a set)::
     videos/<stem>_stances.csv                  file,stance,subject; file = <stem>/<frame:06d>.jpg
     truth.csv                  file_name, video, frame_index, stance, subject, handedness,
                                error_kind, foreshortened, x0, y0, v0, ..., x18, y18, v18
+                               [, error_magnitude, randomised, body_noise, stick_ratio]
+                               (the last four only in randomised mode; :func:`load_truth`
+                               adds them to any set: NaN, 0, NaN, NaN)
 
 ``error_kind`` is one of :data:`ERROR_KINDS` (``none`` for clean labels); video frames with no
 detection (no label file) have ``no_detection``. ``foreshortened`` is 1 when the clean projected
@@ -73,6 +82,45 @@ parameters, fixed camera). Its errors persist: drift episodes of 5-20 frames (``
 threshold) and isolated one-frame spikes (``swap``, ``tip_missing``, ``wrong_angle``,
 ``too_long``); a few frames have no detection. Label confidences drop in error frames, but not to
 zero, as a real detector's do.
+
+Domain-randomised mode (``generate(..., randomise=True)``, ``toolkit samples --randomise``), so
+that QA methods cannot fit this one renderer. Every image (every clip, in video) draws from its
+own random stream:
+
+* background (:func:`random_background`): a two-colour gradient, vertical or diagonal, colours
+  from the full range; noise at three scales (blobs, mottling, texture), sometimes stripes;
+  3-17 clutter shapes: filled or outlined rectangles and circles, and lines of random colour and
+  thickness, about a third of them dark and thin like a stick, a quarter light;
+* clothing, shoes and skin from the full range (:func:`random_colours`; dark clothing too, so
+  the stick is not always the darkest thing);
+* the stick (:func:`random_style`): colour from :data:`STICK_COLOURS` (dark wood, light wood,
+  metallic grey, black) with N(0, 12) jitter per channel, 1-10 px thick in the written image
+  (:data:`RANDOM_STICK_PX`, whatever the image size); drawn in depth order in four pieces, so
+  the body hides the parts behind it, and the weapon fist is drawn over its grip end;
+* sensor grain (sigma 1-9 grey levels), Gaussian blur (sigma 0-2 px) and, for stills, JPEG
+  quality 40-95;
+* image size from :data:`RANDOM_IMAGE_SIZES` (square; ``image_size`` is ignored), videos only
+  up to :data:`RANDOM_VIDEO_MAX_SIZE`; camera yaw 0-80 deg to either side, pitch -10..35 deg,
+  roll N(0, 4 deg); framing fill 0.4-0.9; subjects 1.45-1.95 m with every proportion within
+  +-12 % (:data:`RANDOM_PROPORTION_SPREAD`), the stick 2.3-3.4 forearm lengths;
+* detector-like noise on the 17 body points of the labels (:func:`detector_noise`): per image
+  (per clip) a wrist sigma ``body_noise = U(0, 1) ** 1.5 * 0.15`` torso sizes (torso size = the
+  subject's 3D torso length in pixels), elbows 0.7 of it, knees and ankles about 0.4, shoulders
+  and hips 0.2, face 0.12; wrists and elbows also jump 0.3-0.6 torso sizes with probability
+  ``body_noise``. Every label file (stills too) writes confidences as the third value, falling
+  with each point's displacement (the YOLO reader keeps them as scores; ``v = 1`` under 0.5).
+  The stick points get only the jitter (1.5 px per 320 px of image) and their errors;
+* stick errors at :data:`RANDOM_ERROR_RATES` (38 % of the stills, exact quota) with sizes from
+  :data:`RANDOM_ERROR_RANGES`: ``too_short`` x0.45-0.85, ``too_long`` x1.2-1.9,
+  ``wrong_angle`` 12-70 deg, ``grip_off`` 0.3-1.5 forearm lengths, plus ``swap`` and
+  ``tip_missing``. Videos: drift episodes as above but from the mild end of those ranges
+  (x0.85, x1.2, 12 deg, 0.3 forearms) to a peak inside them, and spikes of any size in them.
+
+Its ``truth.csv`` adds, after today's columns: ``error_magnitude`` (the injected size: factor,
+degrees or forearm lengths; empty/NaN for ``none``, ``swap``, ``tip_missing``,
+``no_detection``), ``randomised`` (1), ``body_noise`` (the wrist noise sigma in torso sizes)
+and ``stick_ratio`` (clean projected stick length / its real length at the camera scale:
+1 = parallel to the image; ``foreshortened`` is ``stick_ratio < 0.6``).
 """
 
 from __future__ import annotations
@@ -80,13 +128,13 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from toolkit import layout
+from toolkit import geometry, layout
 
 FAMILIES: tuple[str, ...] = ("forward", "back", "horse", "cat")
 CHAMBERS: tuple[str, ...] = ("high", "middle", "low")
@@ -111,6 +159,54 @@ FORESHORTENED_RATIO = 0.6
 VIDEO_FPS = 15
 LEFT_HANDED: frozenset[int] = frozenset({2, 6})  # s03 and s07
 _VIDEO_SUBJECT_ORDER = (0, 2, 5, 6, 1, 3, 4, 7)
+
+# Domain-randomised mode (``generate(..., randomise=True)``, ``toolkit samples --randomise``).
+#: Randomised mode: per-kind label error rates (sum 0.38, an exact quota over the images).
+RANDOM_ERROR_RATES: dict[str, float] = {
+    "too_short": 0.07,
+    "too_long": 0.07,
+    "wrong_angle": 0.07,
+    "grip_off": 0.07,
+    "swap": 0.05,
+    "tip_missing": 0.05,
+}
+#: Randomised mode: error size ranges, uniform: length factor (too_short, too_long), degrees
+#: (wrong_angle), forearm lengths (grip_off). Video drift episodes stay inside them too.
+RANDOM_ERROR_RANGES: dict[str, tuple[float, float]] = {
+    "too_short": (0.45, 0.85),
+    "too_long": (1.2, 1.9),
+    "wrong_angle": (12.0, 70.0),
+    "grip_off": (0.3, 1.5),
+}
+#: Randomised mode: image sizes (square); videos use those up to :data:`RANDOM_VIDEO_MAX_SIZE`.
+RANDOM_IMAGE_SIZES: tuple[int, ...] = (320, 480, 640, 960, 1280)
+RANDOM_VIDEO_MAX_SIZE = 640
+#: Randomised mode: base stick colours (BGR), each jittered by N(0, 12) per channel.
+STICK_COLOURS: dict[str, tuple[int, int, int]] = {
+    "dark_wood": (28, 48, 78),
+    "light_wood": (120, 175, 215),
+    "metallic_grey": (160, 160, 155),
+    "black": (18, 18, 18),
+}
+#: Randomised mode: stick thickness range in pixels of the written image.
+RANDOM_STICK_PX: tuple[int, int] = (1, 10)
+#: Randomised mode: relative spread of every body proportion (+-12 %).
+RANDOM_PROPORTION_SPREAD = 0.12
+#: Randomised mode: the largest wrist noise sigma, in torso sizes (see :func:`detector_noise`).
+RANDOM_BODY_NOISE = 0.15
+#: Randomised mode: body keypoint noise relative to the wrists' (wrists and elbows worst).
+BODY_NOISE_WEIGHT: np.ndarray = np.array(
+    [0.12, 0.12, 0.12, 0.12, 0.12,  # face
+     0.2, 0.2, 0.7, 0.7, 1.0, 1.0,  # shoulders, elbows, wrists
+     0.2, 0.2, 0.4, 0.4, 0.45, 0.45]  # hips, knees, ankles
+)  # fmt: skip
+#: Columns ``truth.csv`` gets after :data:`TRUTH_COLUMNS` in randomised mode.
+RANDOM_TRUTH_COLUMNS: tuple[str, ...] = (
+    "error_magnitude",
+    "randomised",
+    "body_noise",
+    "stick_ratio",
+)
 
 _FAMILY_TEXT = {
     "forward": "long front stance, front knee bent, rear leg straight",
@@ -174,12 +270,19 @@ _PANTS = ((170, 140, 120), (140, 150, 165), (165, 165, 165), (160, 130, 175), (1
 _SKINS = ((150, 180, 220), (120, 160, 205), (100, 135, 180), (160, 195, 235))
 
 
-def make_subjects(n: int = 8, seed: int = 0) -> list[Subject]:
+def make_subjects(n: int = 8, seed: int = 0, randomise: bool = False) -> list[Subject]:
     """``n`` subjects of varied height and limb ratios; indices in :data:`LEFT_HANDED` are
-    left-handed (at least two when ``n >= 7``; for smaller sets the last one is left-handed)."""
+    left-handed (at least two when ``n >= 7``; for smaller sets the last one is left-handed).
+
+    With ``randomise`` (its own random stream): heights 1.45-1.95 m, every proportion within
+    :data:`RANDOM_PROPORTION_SPREAD` (+-12 %), the stick 2.3-3.4 forearm lengths, and clothing
+    and skin colours drawn from the full range (see :func:`random_colours`).
+    """
     if n < 1:
         raise ValueError(f"Expected 'subjects' to be at least 1, but got {n}.")
     left = {i for i in LEFT_HANDED if i < n} or ({n - 1} if n > 1 else set())
+    if randomise:
+        return [_random_subject(i, seed, i in left) for i in range(n)]
     heights = np.linspace(1.56, 1.88, n) if n > 1 else np.array([1.72])
     out = []
     for i in range(n):
@@ -199,6 +302,38 @@ def make_subjects(n: int = 8, seed: int = 0) -> list[Subject]:
             skin=_SKINS[(i * 7) % len(_SKINS)],
         ))  # fmt: skip
     return out
+
+
+def _random_subject(i: int, seed: int, left: bool) -> Subject:
+    """One subject of :func:`make_subjects` ``(randomise=True)``."""
+    rng = np.random.default_rng([seed, 10, i])
+    h = float(rng.uniform(1.45, 1.95))
+    spread = RANDOM_PROPORTION_SPREAD
+
+    def r(x: float) -> float:
+        return float(x * h * rng.uniform(1 - spread, 1 + spread))
+
+    forearm = float(np.clip(r(0.150), STICK_LENGTH / 3.4, STICK_LENGTH / 2.3))
+    shirt, pants, skin = random_colours(rng)
+    return Subject(
+        name=f"s{i + 1:02d}", handedness="left" if left else "right", height=h,
+        upper_arm=r(0.172), forearm=forearm, hand=r(0.042), thigh=r(0.245), shin=r(0.246),
+        torso=r(0.29), shoulder_width=r(0.225), hip_width=r(0.105), stick_length=STICK_LENGTH,
+        shirt=shirt, pants=pants, skin=skin,
+    )  # fmt: skip
+
+
+def random_colours(
+    rng: np.random.Generator,
+) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
+    """Shirt, trousers and skin (BGR) from the full range: clothing uniform in 0..255 per
+    channel (dark clothing too, so the stick is not always the darkest thing), skin anywhere
+    from very dark to very light brown with a little hue jitter."""
+    shirt, pants = (tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2))
+    t = rng.uniform(0, 1)
+    base = np.array([40.0, 55.0, 80.0]) * (1 - t) + np.array([185.0, 210.0, 240.0]) * t
+    skin = tuple(int(v) for v in np.clip(base + rng.normal(0, 10, 3), 0, 255))
+    return shirt, pants, skin  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------- stances
@@ -412,8 +547,18 @@ class Camera:
         return metric * self.scale + np.array([self.tx, self.ty])
 
 
-def random_camera(rng: np.random.Generator) -> Camera:
-    """Yaw = +-30 deg (random side) + U(-40, 40) deg; pitch U(3, 20) deg; roll N(0, 2) deg."""
+def random_camera(rng: np.random.Generator, wide: bool = False) -> Camera:
+    """Yaw = +-30 deg (random side) + U(-40, 40) deg; pitch U(3, 20) deg; roll N(0, 2) deg.
+
+    With ``wide`` (randomised mode): yaw U(0, 80) deg to either side, pitch U(-10, 35) deg
+    (negative looks up), roll N(0, 4) deg.
+    """
+    if wide:
+        return Camera(
+            yaw=float(rng.choice([-1.0, 1.0])) * math.radians(rng.uniform(0, 80)),
+            pitch=math.radians(rng.uniform(-10, 35)),
+            roll=math.radians(rng.normal(0, 4)),
+        )
     yaw = rng.choice([-1.0, 1.0]) * math.radians(30) + math.radians(rng.uniform(-40, 40))
     return Camera(
         yaw=yaw, pitch=math.radians(rng.uniform(3, 20)), roll=math.radians(rng.normal(0, 2))
@@ -479,7 +624,7 @@ def apply_error(
     elif kind == "wrong_angle":
         out[layout.TIP] = g + _rotate2(t - g, sign * math.radians(magnitude))
     elif kind == "grip_off":
-        wrist = xy[_weapon_wrist(xy)]
+        wrist = xy[int(geometry.weapon_wrist_index(xy[None])[0])]
         u = g - wrist
         if np.linalg.norm(u) < 1e-9:
             u = t - g
@@ -493,27 +638,31 @@ def apply_error(
     return out
 
 
-def _weapon_wrist(xy: np.ndarray) -> int:
-    g = xy[layout.GRIP]
-    d = [np.linalg.norm(xy[w] - g) for w in (layout.L_WRIST, layout.R_WRIST)]
-    return layout.L_WRIST if d[0] <= d[1] else layout.R_WRIST
-
-
-def _draw_error(kind: str, rng: np.random.Generator) -> tuple[float, float, float]:
-    """(magnitude, sign, spread) for an image error."""
-    mag = {
-        "too_short": rng.uniform(0.35, 0.65),
-        "too_long": rng.uniform(1.4, 1.9),
-        "wrong_angle": rng.uniform(30, 70),
-        "grip_off": rng.uniform(0.6, 1.2),
-    }.get(kind, 0.0)
+def _draw_error(
+    kind: str, rng: np.random.Generator, randomise: bool = False
+) -> tuple[float, float, float]:
+    """(magnitude, sign, spread) for an image error (:data:`RANDOM_ERROR_RANGES` if
+    ``randomise``)."""
+    if randomise:
+        mag = {k: rng.uniform(*r) for k, r in RANDOM_ERROR_RANGES.items()}.get(kind, 0.0)
+    else:
+        mag = {
+            "too_short": rng.uniform(0.35, 0.65),
+            "too_long": rng.uniform(1.4, 1.9),
+            "wrong_angle": rng.uniform(30, 70),
+            "grip_off": rng.uniform(0.6, 1.2),
+        }.get(kind, 0.0)
     return float(mag), float(rng.choice([-1.0, 1.0])), float(rng.uniform(0, math.radians(60)))
 
 
-def error_quota(n: int, seed: int) -> np.ndarray:
-    """Error kinds for ``n`` images: round(rate * n) of each kind (largest remainder), shuffled."""
-    kinds = list(ERROR_RATES)
-    raw = np.array([ERROR_RATES[k] * n for k in kinds])
+def error_quota(n: int, seed: int, rates: dict[str, float] | None = None) -> np.ndarray:
+    """Error kinds for ``n`` images: round(rate * n) of each kind (largest remainder), shuffled.
+
+    ``rates`` defaults to :data:`ERROR_RATES` (:data:`RANDOM_ERROR_RATES` in randomised mode).
+    """
+    rates = ERROR_RATES if rates is None else rates
+    kinds = list(rates)
+    raw = np.array([rates[k] * n for k in kinds])
     counts = np.floor(raw).astype(int)
     rest = round(sum(raw)) - counts.sum()
     counts[np.argsort(-(raw - counts), kind="stable")[:rest]] += 1
@@ -534,15 +683,139 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return img.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Style:
+    """The look of one randomised image or video clip (see :func:`random_style`).
+
+    Attributes:
+        stick_kind: Key of :data:`STICK_COLOURS`.
+        stick_color: BGR, the base colour with jitter.
+        stick_px: Stick thickness in pixels (:data:`RANDOM_STICK_PX`).
+        shoes: BGR colour of the feet.
+        grain: Sigma of the per-pixel sensor noise (grey levels).
+        blur_sigma: Gaussian blur over the whole image, in pixels (0 = none).
+        jpeg_quality: JPEG quality of a still image (videos are mp4v only).
+        body_noise: Wrist noise sigma of the labels in torso sizes (:func:`detector_noise`).
+    """
+
+    stick_kind: str
+    stick_color: tuple[int, int, int]
+    stick_px: int
+    shoes: tuple[int, int, int]
+    grain: float
+    blur_sigma: float
+    jpeg_quality: int
+    body_noise: float
+
+
+def random_style(rng: np.random.Generator) -> Style:
+    """Stick colour and thickness, blur (sigma U(0, 2)), JPEG quality (40-95), sensor grain and
+    the label noise level (wrist sigma ``U(0, 1) ** 1.5 *`` :data:`RANDOM_BODY_NOISE`)."""
+    kind = str(rng.choice(list(STICK_COLOURS)))
+    colour = np.clip(np.asarray(STICK_COLOURS[kind], float) + rng.normal(0, 12, 3), 0, 255)
+    return Style(
+        stick_kind=kind,
+        stick_color=tuple(int(v) for v in colour),  # type: ignore[arg-type]
+        stick_px=int(rng.integers(RANDOM_STICK_PX[0], RANDOM_STICK_PX[1] + 1)),
+        shoes=tuple(int(v) for v in rng.integers(0, 256, 3)),  # type: ignore[arg-type]
+        grain=float(rng.uniform(1, 9)),
+        blur_sigma=float(rng.uniform(0, 2)),
+        jpeg_quality=int(rng.integers(40, 96)),
+        body_noise=float(rng.uniform(0, 1) ** 1.5 * RANDOM_BODY_NOISE),
+    )
+
+
+def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A cluttered ``(size, size, 3)`` ``uint8`` background for the randomised mode.
+
+    A two-colour gradient (vertical or at a random diagonal; colours from the full range),
+    multi-scale noise (coarse blobs to fine texture, grey or coloured), sometimes stripes, then
+    3-17 clutter shapes: filled or outlined rectangles and circles, and lines of random colour
+    and thickness, about a third of them dark and thin like a stick, some light.
+    """
+    import cv2
+
+    # The smooth layers are built at (at most) 320 px and scaled up once: cheap at 1280 px.
+    base = min(size, 320)
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    angle = math.pi / 2 if rng.random() < 0.4 else rng.uniform(0, math.pi)
+    yy, xx = np.mgrid[0:base, 0:base].astype(np.float32) / np.float32(base - 1)
+    ramp = xx * math.cos(angle) + yy * math.sin(angle)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    img = (c0 * (1 - ramp[..., None]) + c1 * ramp[..., None]).astype(np.float32)
+    for cells in (4, 16, 64):  # multi-scale noise: blobs, mottling, texture
+        amp = np.float32(rng.uniform(0, 30))
+        chans = 3 if rng.random() < 0.5 else 1
+        field = rng.standard_normal((cells, cells, chans)).astype(np.float32)
+        up = cv2.resize(field, (base, base), interpolation=cv2.INTER_CUBIC)
+        img += amp * up.reshape(base, base, -1)
+    if rng.random() < 0.3:  # stripes / woven texture, 6-48 periods across the image
+        a = rng.uniform(0, math.pi)
+        cycles = rng.uniform(6, 48)
+        wave = np.sin(2 * math.pi * cycles * (xx * math.cos(a) + yy * math.sin(a)))
+        img += np.float32(rng.uniform(4, 20)) * wave[..., None]
+    if base != size:
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    img = np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
+    for _ in range(int(rng.integers(3, 18))):
+        what = rng.choice(["line", "line", "rect", "circle"])
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        p = rng.uniform(-0.1, 1.1, 2) * size
+        if what == "line":
+            kind = rng.random()
+            if kind < 0.35:  # dark and thin, like a stick
+                colour = tuple(int(v) for v in rng.integers(0, 70, 3))
+                width = int(rng.integers(1, 7))
+            elif kind < 0.6:  # light
+                colour = tuple(int(v) for v in rng.integers(170, 256, 3))
+                width = int(rng.integers(1, 12))
+            else:
+                width = int(rng.integers(1, 16))
+            q = p + rng.uniform(0.1, 0.7) * size * np.array(
+                [math.cos(t := rng.uniform(0, 2 * math.pi)), math.sin(t)]
+            )
+            cv2.line(img, _ipt(p), _ipt(q), colour, width, cv2.LINE_AA)
+        elif what == "rect":
+            q = p + rng.uniform(0.03, 0.4, 2) * size
+            width = -1 if rng.random() < 0.6 else int(rng.integers(1, 8))
+            cv2.rectangle(img, _ipt(p), _ipt(q), colour, width, cv2.LINE_AA)
+        else:
+            width = -1 if rng.random() < 0.6 else int(rng.integers(1, 8))
+            radius = int(rng.uniform(0.02, 0.2) * size)
+            cv2.circle(img, _ipt(p), radius, colour, width, cv2.LINE_AA)
+    return img
+
+
+def _ipt(p: np.ndarray) -> tuple[int, int]:
+    return int(round(float(p[0]))), int(round(float(p[1])))
+
+
 _NOISE_PAD = 48
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)
 def _noise_bank(size: int) -> np.ndarray:
     """A few fields of Gaussian sensor noise (sigma 4); each render takes a shifted window."""
     rng = np.random.default_rng(20240601)
     shape = (4, size + _NOISE_PAD, size + _NOISE_PAD, 3)
     return rng.standard_normal(shape, dtype=np.float32) * 4.0
+
+
+@functools.lru_cache(maxsize=1)
+def _grain_bank() -> np.ndarray:
+    """One unit Gaussian field big enough for any randomised image (about 20 MB, built once)."""
+    n = max(RANDOM_IMAGE_SIZES) + _NOISE_PAD
+    return np.random.default_rng(20261202).standard_normal((n, n, 3), dtype=np.float32)
+
+
+def _grain(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random ``(size, size, 3)`` window of :func:`_grain_bank`, randomly flipped."""
+    bank = _grain_bank()
+    oy, ox = rng.integers(0, bank.shape[0] - size + 1, 2)
+    win = bank[oy : oy + size, ox : ox + size]
+    if rng.random() < 0.5:
+        win = win[::-1]
+    return win if rng.random() < 0.5 else win[:, ::-1]
 
 
 def _noise(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -561,6 +834,7 @@ def render(
     background: np.ndarray,
     rng: np.random.Generator,
     stick_color: tuple[int, int, int] = (28, 48, 78),
+    style: Style | None = None,
 ) -> np.ndarray:
     """Draw a stick figure with its stick; returns a ``uint8`` BGR image.
 
@@ -569,10 +843,17 @@ def render(
         extra, extra_depth: Head centre and toes (pixels, depth) from :func:`pose_3d`.
         scale: Pixels per metre (sets limb thickness).
         background: ``(H, W, 3)`` float background (a noise layer is added here).
+        style: Randomised mode (:func:`random_style`): the stick takes the style's colour and
+            thickness and is drawn in depth order in four pieces (so the body hides the parts
+            behind it) with the fist over its grip end; then sensor grain and blur. ``None``:
+            the stick is drawn last, on top of everything, in ``stick_color``.
     """
     import cv2
 
-    img = np.clip(background + _noise(rng, background.shape[0]), 0, 255).astype(np.uint8)
+    if style is None:
+        img = np.clip(background + _noise(rng, background.shape[0]), 0, 255).astype(np.uint8)
+    else:
+        img = np.ascontiguousarray(np.clip(background, 0, 255).astype(np.uint8))
     sh = 16  # fixed-point shift for sub-pixel drawing
     f = float(1 << sh)
 
@@ -607,7 +888,12 @@ def render(
             (
                 float(depth[ankle] + extra_depth[toe]) / 2 - 1e-3,
                 "line",
-                (pts[ankle], extra[toe], col((120, 130, 140), far), max(3, limb - 1)),
+                (
+                    pts[ankle],
+                    extra[toe],
+                    col((120, 130, 140) if style is None else style.shoes, far),
+                    max(3, limb - 1),
+                ),
             )
         )
     torso = pts[[k.L_SHOULDER, k.R_SHOULDER, k.R_HIP, k.L_HIP]]
@@ -624,6 +910,13 @@ def render(
     # The weapon hand is a fist closed round the grip.
     fist_depth = float(depth[weapon] + depth[k.GRIP]) / 2 + 2e-3
     items.append((fist_depth, "line", (pts[weapon], pts[k.GRIP], subject.skin, int(arm * 1.3))))
+    if style is not None:
+        g, t, dg, dt = pts[k.GRIP], pts[k.TIP], float(depth[k.GRIP]), float(depth[k.TIP])
+        for j in range(4):
+            key = dg + (dt - dg) * (j + 0.5) / 4
+            if j == 0:  # the fist closes over the grip end
+                key = min(key, fist_depth - 1e-4)
+            items.append((key, "stick", (g + (t - g) * j / 4, g + (t - g) * (j + 1) / 4)))
     items.sort(key=lambda it: it[0])
     for _, what, a in items:
         if what == "line":
@@ -634,12 +927,20 @@ def render(
             cv2.fillPoly(img, [np.round(a[0] * f).astype(np.int32)], a[1], cv2.LINE_AA, sh)
         elif what == "circle":
             cv2.circle(img, ip(a[0]), int(a[1] * f), a[2], -1, cv2.LINE_AA, sh)
+        elif what == "stick":
+            cv2.line(img, ip(a[0]), ip(a[1]), style.stick_color, style.stick_px, cv2.LINE_AA, sh)
         else:  # head with a hint of a face toward the nose
             cv2.circle(img, ip(a[0]), int(a[1] * f), subject.skin, -1, cv2.LINE_AA, sh)
             face = tuple(int(v * 0.85) for v in subject.skin)
             for e in (k.L_EYE, k.R_EYE):
                 if depth[e] > depth[k.NOSE] - 0.2:
                     cv2.circle(img, ip(pts[e]), int(1.5 * f), face, -1, cv2.LINE_AA, sh)
+    if style is not None:
+        noisy = img.astype(np.float32)
+        noisy += _grain(rng, img.shape[0]) * np.float32(style.grain)
+        if style.blur_sigma > 0.1:
+            noisy = cv2.GaussianBlur(noisy, (0, 0), style.blur_sigma)
+        return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
     # The stick last: it is what the suite is about, and a line detector must find it.
     stick_w = max(2, int(round(0.022 * scale)))
     cv2.line(img, ip(pts[k.GRIP]), ip(pts[k.TIP]), stick_color, stick_w, cv2.LINE_AA, sh)
@@ -660,6 +961,9 @@ class Scene:
         foreshortened: Whether the clean projected stick is foreshortened.
         depth: ``(19,)`` camera depth (metres, larger = nearer).
         extra_px, extra_depth: Drawing helpers (head centre, toes).
+        error_magnitude: The injected error's size (factor, degrees or forearm lengths, as
+            :func:`apply_error` takes it); NaN for none, swap and tip_missing.
+        stick_ratio: Clean projected stick length / (real length * ``camera.scale``).
     """
 
     kp3d: np.ndarray
@@ -671,6 +975,8 @@ class Scene:
     depth: np.ndarray
     extra_px: np.ndarray
     extra_depth: np.ndarray
+    error_magnitude: float = math.nan
+    stick_ratio: float = math.nan
 
 
 def _visibility(depth: np.ndarray, head_depth: float) -> np.ndarray:
@@ -689,23 +995,36 @@ def is_foreshortened(truth_xy: np.ndarray, subject: Subject, scale: float) -> bo
 
 
 def sample_image(
-    subject: Subject, stance: str, error_kind: str, rng: np.random.Generator, size: int = 320
+    subject: Subject,
+    stance: str,
+    error_kind: str,
+    rng: np.random.Generator,
+    size: int = 320,
+    randomise: bool = False,
 ) -> Scene:
-    """Pose, camera, error and jitter for one still image (not yet rendered)."""
+    """Pose, camera, error and jitter for one still image (not yet rendered).
+
+    With ``randomise``: the wide camera (:func:`random_camera`), framing fill 0.4-0.9, error
+    sizes from :data:`RANDOM_ERROR_RANGES` and jitter scaled to the image size (the detector-like
+    body noise is added later, by :func:`detector_noise`).
+    """
     params = stance_params(stance) + rng.normal(0, 1, stance_params(stance).shape) * _noise_sigma()
     kp3d, extra3d = pose_3d(subject, params)
-    cam = random_camera(rng)
+    cam = random_camera(rng, wide=randomise)
     metric, depth = cam.project_metric(kp3d)
     extra_m, extra_depth = cam.project_metric(extra3d)
     # The drawn head is a disc around its centre: keep it in frame too.
     r = 0.105 * subject.height / 1.75
     fit_pts = np.concatenate([metric, extra_m, extra_m[HEAD] + [[r, r], [-r, -r]]])
-    cam = fit_camera(cam, fit_pts, rng, size)
+    if randomise:
+        cam = fit_camera(cam, fit_pts, rng, size, fill=(0.4, 0.9), margin=size * 0.04)
+    else:
+        cam = fit_camera(cam, fit_pts, rng, size)
     # Framing follows the clean figure only (so it says nothing about the error); an error
     # whose points would leave the frame is redrawn, and only if that keeps failing is the
     # figure re-framed around the erroneous points too.
     for _ in range(25):
-        mag, sign, spread = _draw_error(error_kind, rng)
+        mag, sign, spread = _draw_error(error_kind, rng, randomise)
         label_m = apply_error(metric, error_kind, mag, subject.forearm, sign, spread)
         px = cam.to_pixels(label_m[np.isfinite(label_m).all(1)])
         if np.all((px >= 1) & (px <= size - 2)):
@@ -713,18 +1032,42 @@ def sample_image(
     else:
         fit_pts = np.concatenate([fit_pts, label_m[np.isfinite(label_m).all(1)]])
         cam = fit_camera(cam, fit_pts, rng, size, margin=2.0, keep_scale=True)
-    return _finish_scene(
-        kp3d, metric, depth, extra_m, extra_depth, label_m, cam, error_kind, subject, rng, size
+    scene = _finish_scene(
+        kp3d,
+        metric,
+        depth,
+        extra_m,
+        extra_depth,
+        label_m,
+        cam,
+        error_kind,
+        subject,
+        rng,
+        size,
+        jitter=LABEL_JITTER_PX * size / 320 if randomise else LABEL_JITTER_PX,
     )
+    scene.error_magnitude = mag if error_kind in RANDOM_ERROR_RANGES else math.nan
+    return scene
 
 
 def _finish_scene(
-    kp3d, metric, depth, extra_m, extra_depth, label_m, cam, error_kind, subject, rng, size
+    kp3d,
+    metric,
+    depth,
+    extra_m,
+    extra_depth,
+    label_m,
+    cam,
+    error_kind,
+    subject,
+    rng,
+    size,
+    jitter: float = LABEL_JITTER_PX,
 ) -> Scene:
     truth_xy = cam.to_pixels(metric)
     vis = _visibility(depth, float(extra_depth[HEAD]))
     truth = np.concatenate([truth_xy, vis[:, None]], 1)
-    lab_xy = cam.to_pixels(label_m) + rng.normal(0, LABEL_JITTER_PX, metric.shape)
+    lab_xy = cam.to_pixels(label_m) + rng.normal(0, jitter, metric.shape)
     lab_xy = np.clip(lab_xy, 0, size - 1)
     label = np.concatenate([lab_xy, vis[:, None]], 1)
     missing = ~np.isfinite(label[:, :2]).all(1)
@@ -739,7 +1082,63 @@ def _finish_scene(
         depth,
         cam.to_pixels(extra_m),
         extra_depth,
+        stick_ratio=float(
+            np.linalg.norm(truth_xy[layout.TIP] - truth_xy[layout.GRIP])
+            / (subject.stick_length * cam.scale)
+        ),
     )
+
+
+def detector_noise(
+    label: np.ndarray,
+    level: float,
+    torso_px: float,
+    error_kind: str,
+    rng: np.random.Generator,
+    size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Detector-like noise on the body points of a label, and confidences for all 19 points.
+
+    Each body keypoint moves by a Gaussian of sigma ``level * BODY_NOISE_WEIGHT[k] * torso_px``
+    (``level`` is the wrist sigma in torso sizes; elbows get 0.7 of it, the rest less); each
+    wrist and elbow also jumps 0.3-0.6 torso sizes with probability ``level``. A body point's
+    confidence falls with its actual displacement ``d``: ``0.97 - 2.2 d / torso_px`` + N(0,
+    0.03), clipped to 0.02-0.99 (under 0.5 the YOLO reader makes it ``v = 1``); hidden ears
+    get 0.6 of theirs. The stick points keep their position; their confidences drop (not to
+    zero) when they carry an error, as a detector's do.
+
+    Args:
+        label: ``(19, 3)`` labelled pixels (NaN where missing).
+        level: Wrist noise sigma in torso sizes (0 .. :data:`RANDOM_BODY_NOISE`).
+        torso_px: Torso size in pixels (the subject's 3D torso length times the camera scale).
+        error_kind: The label's stick error (lowers the stick confidences).
+        rng: Random source.
+        size: Image size (points are clipped into it).
+
+    Returns:
+        ``(label, conf)``: the noisy ``(19, 3)`` label and ``(19,)`` confidences.
+    """
+    out = label.copy()
+    nb = layout.NUM_BODY
+    sigma = level * BODY_NOISE_WEIGHT * torso_px
+    d = rng.normal(0, 1, (nb, 2)) * sigma[:, None]
+    jump = rng.random(nb) < level
+    jump &= np.isin(np.arange(nb), [layout.L_WRIST, layout.R_WRIST, layout.L_ELBOW, layout.R_ELBOW])
+    theta = rng.uniform(0, 2 * math.pi, nb)
+    far = rng.uniform(0.3, 0.6, nb) * torso_px
+    d[jump] += np.stack([np.cos(theta), np.sin(theta)], 1)[jump] * far[jump, None]
+    out[:nb, :2] = np.clip(out[:nb, :2] + d, 0, size - 1)
+    moved = np.linalg.norm(out[:nb, :2] - label[:nb, :2], axis=1)
+    conf = np.empty(layout.NUM_KEYPOINTS)
+    conf[:nb] = 0.97 - 2.2 * moved / max(torso_px, 1e-6) + rng.normal(0, 0.03, nb)
+    conf[nb:] = np.array([0.88, 0.82]) + rng.normal(0, 0.035, 2)
+    if error_kind in ("wrong_angle", "too_short", "too_long", "swap"):
+        conf[layout.TIP] = rng.uniform(0.35, 0.8)
+    if error_kind in ("grip_off", "swap"):
+        conf[layout.GRIP] = rng.uniform(0.35, 0.8)
+    conf = np.clip(conf, 0.02, 0.99)
+    conf[label[:, 2] == 1] *= 0.6
+    return out, conf
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -769,7 +1168,10 @@ def _truth_row(
     scene_truth: np.ndarray,
     error_kind: str,
     foreshortened: bool,
+    extra: list | None = None,
 ) -> list:
+    """One ``truth.csv`` row; ``extra`` (randomised mode) holds the
+    :data:`RANDOM_TRUTH_COLUMNS` values, appended at the end."""
     row = [
         file_name,
         video,
@@ -780,7 +1182,7 @@ def _truth_row(
         error_kind,
         int(foreshortened),
     ]
-    return row + np.round(scene_truth, 3).ravel().tolist()
+    return row + np.round(scene_truth, 3).ravel().tolist() + (extra or [])
 
 
 TRUTH_COLUMNS: tuple[str, ...] = (
@@ -850,6 +1252,7 @@ def generate(
     frames_per_video: int = 120,
     seed: int = 0,
     image_size: int = 320,
+    randomise: bool = False,
 ) -> Path:
     """Write a synthetic sample set into ``out`` (see the module docstring for the layout).
 
@@ -861,7 +1264,12 @@ def generate(
         videos: Number of video clips.
         frames_per_video: Frames per clip (at :data:`VIDEO_FPS`).
         seed: Everything is deterministic given the arguments.
-        image_size: Width = height of images and videos, in pixels.
+        image_size: Width = height of images and videos, in pixels (ignored with
+            ``randomise``: each image draws its size from :data:`RANDOM_IMAGE_SIZES`).
+        randomise: Domain-randomised mode (see the module docstring): backgrounds, clothing,
+            stick look, image size, camera, proportions, detector-like body noise and the wider
+            error ranges all vary per image (per clip in video); ``truth.csv`` gets the
+            :data:`RANDOM_TRUTH_COLUMNS`. ``False`` writes exactly what it always has.
 
     Returns:
         ``out``.
@@ -879,7 +1287,7 @@ def generate(
             raise ValueError(f"Expected '{name}' to be at least {lo}, but got {val}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    subs = make_subjects(subjects, seed)
+    subs = make_subjects(subjects, seed, randomise=randomise)
     (out / "taxonomy.json").write_text(json.dumps(taxonomy(), indent=2) + "\n", "utf-8")
     (out / "data.yaml").write_text(data_yaml(), "utf-8")
 
@@ -891,12 +1299,18 @@ def generate(
         for si in range(subjects)
         for n in range(per_class)
     ]
-    kinds = error_quota(len(jobs), seed)
+    kinds = error_quota(len(jobs), seed, RANDOM_ERROR_RATES if randomise else None)
     for stance in STANCES:
         (out / "images" / stance).mkdir(parents=True, exist_ok=True)
         (out / "labels" / stance).mkdir(parents=True, exist_ok=True)
     for (si, ti, n), kind in zip(jobs, kinds, strict=True):
         sj, stance = subs[si], STANCES[ti]
+        if randomise:
+            rel = f"{stance}/{sj.name}_{n:03d}"
+            row = _write_random_image(out, rel, sj, stance, str(kind), seed, (si, ti, n))
+            csv_rows.append(f"{rel}.jpg,{stance},{sj.name}")
+            truth_rows.append(row)
+            continue
         rng = np.random.default_rng([seed, 1, si, ti, n])
         scene = sample_image(sj, stance, kind, rng, image_size)
         img = render(
@@ -923,11 +1337,47 @@ def generate(
     for vi in range(videos):
         order = [i for i in _VIDEO_SUBJECT_ORDER if i < subjects] + list(range(8, subjects))
         sj = subs[order[vi % len(order)]]
-        truth_rows += _write_video(out / "videos", vi, sj, frames_per_video, seed, image_size, cv2)
+        truth_rows += _write_video(
+            out / "videos", vi, sj, frames_per_video, seed, image_size, cv2, randomise
+        )
 
-    truth = pd.DataFrame(truth_rows, columns=list(TRUTH_COLUMNS))
+    columns = list(TRUTH_COLUMNS) + (list(RANDOM_TRUTH_COLUMNS) if randomise else [])
+    truth = pd.DataFrame(truth_rows, columns=columns)
     truth.to_csv(out / "truth.csv", index=False, float_format="%.3f")
     return out
+
+
+def _write_random_image(
+    out: Path, rel: str, sj: Subject, stance: str, kind: str, seed: int, key: tuple[int, ...]
+) -> list:
+    """Render and write one randomised still image and its label; returns its truth row."""
+    rng = np.random.default_rng([seed, 11, *key])
+    size = int(rng.choice(RANDOM_IMAGE_SIZES))
+    shirt, pants, skin = random_colours(rng)
+    sj = replace(sj, shirt=shirt, pants=pants, skin=skin)
+    style = random_style(rng)
+    scene = sample_image(sj, stance, kind, rng, size, randomise=True)
+    background = random_background(rng, size)
+    img = render(
+        scene.truth[:, :2],
+        scene.depth,
+        scene.extra_px,
+        scene.extra_depth,
+        sj,
+        scene.camera.scale,
+        background,
+        rng,
+        style=style,
+    )
+    label, conf = detector_noise(
+        scene.label, style.body_noise, sj.torso * scene.camera.scale, kind, rng, size
+    )
+    (out / "images" / f"{rel}.jpg").write_bytes(_encode_jpg(img, style.jpeg_quality))
+    (out / "labels" / f"{rel}.txt").write_text(_yolo_line(label, size, conf) + "\n")
+    extra = [scene.error_magnitude, 1, style.body_noise, scene.stick_ratio]
+    return _truth_row(
+        f"{rel}.jpg", "", "", stance, sj, scene.truth, kind, scene.foreshortened, extra
+    )
 
 
 # ---------------------------------------------------------------------------------- videos
@@ -1005,16 +1455,37 @@ def _video_errors(
     return kind, env, nodet
 
 
-def _drift_magnitude(kind: str, env: float, peak: float) -> float:
-    """Error size for a drift frame: just past the threshold at the ends, ``peak`` mid-way."""
-    start = {"wrong_angle": 30.0, "too_short": 0.65, "too_long": 1.4, "grip_off": 0.6}[kind]
+def _drift_magnitude(kind: str, env: float, peak: float, randomise: bool = False) -> float:
+    """Error size for a drift frame: just past the threshold at the ends, ``peak`` mid-way.
+
+    In randomised mode the ends start at the mild end of :data:`RANDOM_ERROR_RANGES`.
+    """
+    if randomise:
+        start = {"wrong_angle": 12.0, "too_short": 0.85, "too_long": 1.2, "grip_off": 0.3}[kind]
+    else:
+        start = {"wrong_angle": 30.0, "too_short": 0.65, "too_long": 1.4, "grip_off": 0.6}[kind]
     return start + (peak - start) * env
 
 
 def _write_video(
-    vdir: Path, vi: int, sj: Subject, frames: int, seed: int, size: int, cv2
+    vdir: Path,
+    vi: int,
+    sj: Subject,
+    frames: int,
+    seed: int,
+    size: int,
+    cv2,
+    randomise: bool = False,
 ) -> list[list]:
-    rng = np.random.default_rng([seed, 2, vi])
+    style: Style | None = None
+    if randomise:
+        rng = np.random.default_rng([seed, 12, vi])
+        size = int(rng.choice([s for s in RANDOM_IMAGE_SIZES if s <= RANDOM_VIDEO_MAX_SIZE]))
+        shirt, pants, skin = random_colours(rng)
+        sj = replace(sj, shirt=shirt, pants=pants, skin=skin)
+        style = random_style(rng)
+    else:
+        rng = np.random.default_rng([seed, 2, vi])
     stem = f"{sj.name}_drill"
     stances, seg, blend = video_schedule(frames, rng)
     sigma = _noise_sigma()
@@ -1036,14 +1507,17 @@ def _write_video(
     poses = [pose_3d(sj, p) for p in params]
     kp3d = np.stack([p[0] for p in poses])
     extra3d = np.stack([p[1] for p in poses])
-    cam = random_camera(rng)
+    cam = random_camera(rng, wide=randomise)
     metric, depth = cam.project_metric(kp3d)
     extra_m, extra_depth = cam.project_metric(extra3d)
     r = 0.105 * sj.height / 1.75
     fit = np.concatenate(
         [metric.reshape(-1, 2), extra_m.reshape(-1, 2), extra_m[:, HEAD] + r, extra_m[:, HEAD] - r]
     )
-    cam = fit_camera(cam, fit, rng, size, fill=(0.6, 0.8), margin=14.0)
+    if randomise:
+        cam = fit_camera(cam, fit, rng, size, fill=(0.5, 0.85), margin=size * 0.045)
+    else:
+        cam = fit_camera(cam, fit, rng, size, fill=(0.6, 0.8), margin=14.0)
     kind, env, nodet = _video_errors(frames, rng)
     # Each drift episode has its own peak, direction and spread.
     peaks = np.zeros(frames)
@@ -1056,17 +1530,27 @@ def _write_video(
         while e < frames and kind[e] == kind[s]:
             e += 1
         k = kind[s]
-        peaks[s:e] = {
-            "wrong_angle": rng.uniform(45, 75),
-            "too_short": rng.uniform(0.3, 0.45),
-            "too_long": rng.uniform(1.6, 2.0),
-            "grip_off": rng.uniform(0.9, 1.4),
-            "swap": 0,
-            "tip_missing": 0,
-        }[k]
+        if randomise and k in RANDOM_ERROR_RANGES and e - s == 1:  # a spike: any size
+            peaks[s:e] = rng.uniform(*RANDOM_ERROR_RANGES[k])
+        elif randomise:  # a drift episode: peaks from moderate to the range's far end
+            peaks[s:e] = {
+                "wrong_angle": rng.uniform(25, 70),
+                "too_short": rng.uniform(0.45, 0.7),
+                "too_long": rng.uniform(1.4, 1.9),
+                "grip_off": rng.uniform(0.6, 1.5),
+            }.get(k, 0.0)
+        else:
+            peaks[s:e] = {
+                "wrong_angle": rng.uniform(45, 75),
+                "too_short": rng.uniform(0.3, 0.45),
+                "too_long": rng.uniform(1.6, 2.0),
+                "grip_off": rng.uniform(0.9, 1.4),
+                "swap": 0,
+                "tip_missing": 0,
+            }[k]
         signs[s:e] = rng.choice([-1.0, 1.0])
         spreads[s:e] = rng.uniform(0, math.radians(60))
-    background = _background(rng, size)
+    background = random_background(rng, size) if randomise else _background(rng, size)
     writer = cv2.VideoWriter(
         str(vdir / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (size, size)
     )
@@ -1081,11 +1565,18 @@ def _write_video(
         for f in range(frames):
             k = str(kind[f])
             drift = env[f] > 0
-            mag = (
-                _drift_magnitude(k, env[f], peaks[f])
-                if drift
-                else {"wrong_angle": 40.0, "too_long": 1.6}.get(k, 0.0)
-            )
+            if randomise:
+                mag = (
+                    _drift_magnitude(k, env[f], peaks[f], True)
+                    if drift
+                    else float(peaks[f])  # spikes: their own size (0 for swap/tip_missing)
+                )
+            else:
+                mag = (
+                    _drift_magnitude(k, env[f], peaks[f])
+                    if drift
+                    else {"wrong_angle": 40.0, "too_long": 1.6}.get(k, 0.0)
+                )
             label_m = apply_error(metric[f], k, mag, sj.forearm, signs[f], spreads[f])
             scene = _finish_scene(
                 kp3d[f],
@@ -1099,6 +1590,7 @@ def _write_video(
                 sj,
                 rng,
                 size,
+                jitter=LABEL_JITTER_PX * size / 320 if randomise else LABEL_JITTER_PX,
             )
             img = render(
                 scene.truth[:, :2],
@@ -1109,11 +1601,16 @@ def _write_video(
                 cam.scale,
                 background,
                 rng,
+                style=style,
             )
             writer.write(img)
             label_stance = stances[seg[f] + (1 if blend[f] >= 0.5 else 0)]
             virtual = f"{stem}/{f:06d}.jpg"
             stance_rows.append(f"{virtual},{label_stance},{sj.name}")
+            extra = None
+            if style is not None:
+                sized = k in RANDOM_ERROR_RANGES and not nodet[f]
+                extra = [mag if sized else math.nan, 1, style.body_noise, scene.stick_ratio]
             rows.append(
                 _truth_row(
                     virtual,
@@ -1124,9 +1621,16 @@ def _write_video(
                     scene.truth,
                     "no_detection" if nodet[f] else k,
                     scene.foreshortened,
+                    extra,
                 )
             )
             if nodet[f]:
+                continue
+            if style is not None:
+                label, conf = detector_noise(
+                    scene.label, style.body_noise, sj.torso * cam.scale, k, rng, size
+                )
+                (ldir / f"{stem}_{f + 1}.txt").write_text(_yolo_line(label, size, conf) + "\n")
                 continue
             conf = np.clip(conf_base + rng.normal(0, 0.035, layout.NUM_KEYPOINTS), 0.3, 0.99)
             conf[scene.truth[:, 2] < 2] *= 0.6
@@ -1166,6 +1670,15 @@ def load_truth(sample_root: str | Path) -> pd.DataFrame:
     )
     df["frame_index"] = df["frame_index"].astype("Int64")
     df["foreshortened"] = df["foreshortened"].astype(int)
+    # Sets written without --randomise have no randomised-mode columns: give them the
+    # "unknown / not randomised" values so every set reads the same way.
+    for col in RANDOM_TRUTH_COLUMNS:
+        if col not in df:
+            df[col] = 0 if col == "randomised" else np.nan
+        if col == "randomised":
+            df[col] = df[col].astype(int)
+        else:
+            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
     return df
 
 
@@ -1193,7 +1706,33 @@ def truth_keypoints(
         ``(N,)`` object array of :data:`ERROR_KINDS` values, row ``i`` ↔ ``ds.keypoints[i]``.
     """
     truth = load_truth(sample_root)
-    kp_all = truth_array(truth)
+    rows = truth_index(ds, sample_root, strict, truth=truth)
+    kp = np.full((len(rows), layout.NUM_KEYPOINTS, 3), np.nan)
+    kp[..., 2] = 0
+    kinds = np.array(["unknown"] * len(rows), dtype=object)
+    ok = rows >= 0
+    kp[ok] = truth_array(truth)[rows[ok]]
+    kinds[ok] = truth["error_kind"].to_numpy(object)[rows[ok]]
+    return kp, kinds
+
+
+def truth_index(
+    ds, sample_root: str | Path, strict: bool = True, truth: pd.DataFrame | None = None
+) -> np.ndarray:
+    """``(N,)`` row of ``truth.csv`` for each annotation row of ``ds`` (-1 where none).
+
+    Use it to read any truth column per annotation, e.g. ``error_magnitude``, ``stick_ratio``
+    or ``foreshortened``: ``load_truth(root)["stick_ratio"].to_numpy()[truth_index(ds, root)]``
+    (mind the -1 rows with ``strict=False``). Matching as in :func:`truth_keypoints`.
+
+    Args:
+        ds: A :class:`~toolkit.dataset.Dataset` imported from a sample set.
+        sample_root: The sample set directory (holding ``truth.csv``).
+        strict: Raise ``ValueError`` when a row has no truth.
+        truth: The :func:`load_truth` table, if already loaded.
+    """
+    if truth is None:
+        truth = load_truth(sample_root)
     index = {name: i for i, name in enumerate(truth["file_name"].tolist())}
     table = ds.frame_table()
     stems = {v["id"]: Path(v["file_name"]).stem for v in ds.videos}
@@ -1219,13 +1758,7 @@ def truth_keypoints(
             f"Expected every dataset row to have truth in {sample_root}/truth.csv, "
             f"but {len(bad)} do not (first: {names[bad[0]]!r})."
         )
-    kp = np.full((len(table), layout.NUM_KEYPOINTS, 3), np.nan)
-    kp[..., 2] = 0
-    kinds = np.array(["unknown"] * len(table), dtype=object)
-    ok = rows >= 0
-    kp[ok] = kp_all[rows[ok]]
-    kinds[ok] = truth["error_kind"].to_numpy(object)[rows[ok]]
-    return kp, kinds
+    return rows
 
 
 def _lookup(index: dict[str, int], name) -> int:

@@ -61,6 +61,7 @@ def prepare() -> Path:
         tmp = font.with_name(f".Arial.{os.getpid()}.tmp")
         shutil.copyfile(src, tmp)
         os.replace(tmp, font)  # atomic: parallel test workers may race here
+    _quiet_settings_banner()
     if "ultralytics" in sys.modules:
         # Imported before us (e.g. by a user script): its settings dir is already fixed, so the
         # font must also sit where it looks.
@@ -71,6 +72,31 @@ def prepare() -> Path:
             shutil.copyfile(font, other)
     _prepared = config
     return config
+
+
+class _SettingsBannerFilter:
+    """Drops ultralytics' "Creating new Ultralytics Settings ... file" message.
+
+    ultralytics logs it (with how to edit its settings) the first time it is imported on a
+    machine, i.e. in the middle of a user's first ``toolkit detect``; it is about ultralytics'
+    own CLI, not ours. Everything else it logs passes.
+    """
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("Creating new Ultralytics Settings")
+
+
+def _quiet_settings_banner() -> None:
+    """Attach :class:`_SettingsBannerFilter` to the ``ultralytics`` logger (once).
+
+    ``logging.getLogger`` returns the same logger object ultralytics configures later on
+    import, so a filter attached before the import is in place when the banner is logged.
+    """
+    import logging
+
+    log = logging.getLogger("ultralytics")
+    if not any(isinstance(f, _SettingsBannerFilter) for f in log.filters):
+        log.addFilter(_SettingsBannerFilter())
 
 
 def _shipped_path(name: str) -> Path | None:

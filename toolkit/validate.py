@@ -55,6 +55,7 @@ FINDING_COLUMNS = (
     "value",
     "threshold",
     "message",
+    "proposal",
 )
 
 #: Bones with a left and a right twin (checked for symmetry).
@@ -81,6 +82,7 @@ class ValidateOptions:
     Attributes:
         min_body_points: Fewer labelled body points than this is ``structure.few_keypoints``.
         low_confidence: Keypoint scores below this are ``structure.low_confidence``.
+        low_confidence_anatomy: Anatomy checks ignore points scored below this.
         out_of_image_px: Tolerance outside the image border (pixels).
         balance_ratio: Largest/smallest stance count above this is ``structure.class_balance``.
         min_subjects: Fewer subjects per stance than this is ``structure.subjects_per_class``.
@@ -88,17 +90,9 @@ class ValidateOptions:
         symmetry_ratio: Left/right bone length ratio above this is ``anatomy.symmetry`` ...
         symmetry_long: ... when the longer bone is also this many times its data-set median.
         min_joint_angle: Interior elbow/knee angle below this (degrees) is ``anatomy.joint_angle``.
-        stick_missing_fraction: Above this fraction of annotations without any stick point, the
-            data set has no stick: one ``stick.missing`` finding and no per-frame stick checks.
-        grip_tolerance: Grip-weapon-wrist distance (torso sizes) for ``stick.grip_far``.
-        too_long_tolerance: Fraction over the subject's stick length for ``stick.too_long``.
-        angle_sigmas: ``stick.forearm_angle``: robust SDs from the stance's centre.
-        angle_min_deg: Floor on that threshold (degrees).
-        image_gain: ``stick.image_mismatch``: best segment support / labelled segment support.
-        image_move: ... and the best tip at least this many stick lengths from the labelled one.
+        use_time: Judge the stick's course over time in videos.
         jump_sigmas: ``temporal.jump``: spike size in robust SDs of the video's motion.
         jump_min: ... and at least this many torso sizes.
-        drift_min_frames: Consecutive temporal outliers that make a ``temporal.drift``.
         use_images: Read image files for ``stick.image_mismatch``.
         use_vae: Train/score the plausibility VAE (needs torch).
         vae_mads: ``plausibility.vae``: error above median + this many robust SDs.
@@ -108,6 +102,7 @@ class ValidateOptions:
 
     min_body_points: int = 5
     low_confidence: float = 0.3
+    low_confidence_anatomy: float = 0.5
     out_of_image_px: float = 2.0
     balance_ratio: float = 3.0
     min_subjects: int = 2
@@ -115,17 +110,10 @@ class ValidateOptions:
     symmetry_ratio: float = 2.5
     symmetry_long: float = 1.4
     min_joint_angle: float = 12.0
-    stick_missing_fraction: float = 0.95
-    grip_tolerance: float = 0.3
-    too_long_tolerance: float = 0.12
-    angle_sigmas: float = 4.0
-    angle_min_deg: float = 35.0
-    image_gain: float = 1.6
-    image_move: float = 0.12
     jump_sigmas: float = 6.0
     jump_min: float = 0.25
-    drift_min_frames: int = 3
     use_images: bool = True
+    use_time: bool = True
     use_vae: bool = True
     vae_mads: float = 6.0
     vae_epochs: int = 60
@@ -214,8 +202,10 @@ class _Collector:
         threshold: Any,
         keypoints: Any,
         message: str,
+        proposal: np.ndarray | None = None,
     ) -> int:
-        """Add one finding per True row of ``mask``; ``value``/``keypoints`` may be per row."""
+        """Add one finding per True row of ``mask``; ``value``/``keypoints`` may be per row;
+        ``proposal``: ``(N,)`` object array of proposed fixes (dict or None)."""
         idx = np.flatnonzero(mask)
         if not len(idx):
             return 0
@@ -256,6 +246,9 @@ class _Collector:
                     "value": val,
                     "threshold": thr,
                     "message": message,
+                    "proposal": (
+                        proposal[idx] if proposal is not None else np.full(len(idx), None)
+                    ),
                 }
             )
         )
@@ -287,6 +280,7 @@ class _Collector:
                     "value": [np.nan if value is None else float(value)],
                     "threshold": [np.nan if threshold is None else float(threshold)],
                     "message": [message],
+                    "proposal": [None],
                 }
             )
         )
@@ -541,6 +535,13 @@ def check_anatomy(
     pts = geo.Points(kp) if pts is None else pts
     n = len(kp)
     edges = layout.COCO_SKELETON
+    # Uncertain points (a detector's low confidence) count as uncertain: no anatomy finding
+    # rests on them.
+    sc = getattr(ds, "scores", None)
+    certain = {}
+    for k in range(layout.NUM_BODY):
+        s_k = np.asarray(sc[:, k], np.float64) if sc is not None and len(sc) else np.full(n, np.nan)
+        certain[k] = ~(s_k < o.low_confidence_anatomy)
     # One contiguous (N,) row per bone, from the shared distance cache.
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = [pts.dist(a, b) / scale for a, b in edges]
@@ -551,8 +552,8 @@ def check_anatomy(
     upper = med + o.bone_mads * np.maximum(mad, 0.05 * med)
     over_any = np.zeros(n, bool)
     with np.errstate(invalid="ignore"):
-        for j in range(len(edges)):  # loops over bones, not annotations
-            over_any |= ratio[j] > upper[j]
+        for j, (a, b) in enumerate(edges):  # loops over bones, not annotations
+            over_any |= (ratio[j] > upper[j]) & certain[a] & certain[b]
     # For the flagged rows only: the bone furthest over its limit (the first on ties, as
     # ``nanargmax``); value, threshold and names are only read at those rows.
     idx = np.flatnonzero(over_any)
@@ -593,7 +594,12 @@ def check_anatomy(
             r = np.maximum(lft, rgt) / np.minimum(lft, rgt)
             longer = np.maximum(lft, rgt) / scale
             typical = np.nanmedian(np.r_[lft / scale, rgt / scale]) if len(kp) else np.nan
-            big = (r > o.symmetry_ratio) & (longer > o.symmetry_long * typical)
+            both = np.r_[lft / scale, rgt / scale]
+            spread = 1.4826 * np.nanmedian(np.abs(both - typical)) if len(kp) else np.nan
+            # Longer than usual by the data set's own spread too, not only by a fixed factor.
+            big = (r > o.symmetry_ratio) & (longer > max(o.symmetry_long * typical,
+                                                        typical + 4 * spread))  # fmt: skip
+            big &= certain[la] & certain[lb] & certain[ra] & certain[rb]
         measures[f"anatomy.symmetry.{name}"] = (r, o.symmetry_ratio)
         c.rows(
             big,
@@ -607,8 +613,18 @@ def check_anatomy(
     for name, a, b, cc in JOINTS:
         ang = geo.joint_angle(pts, a, b, cc)
         measures[f"anatomy.joint_angle.{name}"] = (ang, o.min_joint_angle)
+        # In 2D a folded joint is impossible only when both bones lie in the image plane: a bone
+        # tilted toward the camera can make any 2D angle. Judge the joint only where both bones
+        # show at least 90 % of their full length (the data set's 90th percentile) and their
+        # points are confident.
+        seen = certain[a] & certain[b] & certain[cc]
+        for u, v in ((a, b), (b, cc)):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r_uv = pts.dist(u, v) / scale
+                full = np.nanquantile(r_uv, 0.9) if np.isfinite(r_uv).any() else np.nan
+                seen &= r_uv >= 0.9 * full
         with np.errstate(invalid="ignore"):
-            bad = ang < o.min_joint_angle
+            bad = (ang < o.min_joint_angle) & seen
         c.rows(
             bad,
             "anatomy.joint_angle",
@@ -662,152 +678,65 @@ def check_stick(
     o: ValidateOptions,
     summary: dict,
     measures: dict,
-    pts: geo.Points | None = None,
-    scale: np.ndarray | None = None,
-) -> dict | None:
-    """Stick checks; returns the stick statistics (or None when the data has no stick)."""
-    from toolkit import correct as corr
+) -> object:
+    """Stick checks from the one stick judgement (:func:`toolkit.stick.assess`).
 
-    kp = ds.keypoints
-    pts = geo.Points(kp) if pts is None else pts
-    n = len(kp)
-    g_ok, t_ok = (np.isfinite(pts.xy(k)).all(0) for k in (layout.GRIP, layout.TIP))
-    none = ~g_ok & ~t_ok
-    frac = float(none.mean()) if n else 1.0
-    summary["stick_missing_fraction"] = _r(frac)
-    if n == 0 or frac > o.stick_missing_fraction:
-        c.dataset(
-            "stick.missing",
-            "warning",
-            f"{none.sum()} of {n} annotations have no stick keypoints (17-keypoint data?): "
-            "stick checks skipped.",
-            value=frac,
-            threshold=o.stick_missing_fraction,
-            keypoints="stick_grip,stick_tip",
-        )
-        return None
-    tip_frac = float((~t_ok).mean())
-    if tip_frac > o.stick_missing_fraction:
-        # e.g. a 17-keypoint detector's output: grip guessed at the wrist, tip never known.
-        c.dataset(
-            "stick.tip_missing",
-            "warning",
-            f"{int((~t_ok).sum())} of {n} annotations have no stick tip: stick checks skipped.",
-            value=tip_frac,
-            threshold=o.stick_missing_fraction,
-            keypoints="stick_tip",
-        )
-        return None
-    c.rows(
-        none,
-        "stick.missing",
-        "warning",
-        1,
-        0,
-        "stick_grip,stick_tip",
-        "Neither stick keypoint is labelled.",
-    )
-    c.rows(
-        g_ok & ~t_ok,
-        "stick.tip_missing",
-        "error",
-        1,
-        0,
-        "stick_tip",
-        "The grip is labelled but the tip is missing.",
-    )
-    c.rows(
-        ~g_ok & t_ok,
-        "stick.grip_missing",
-        "error",
-        1,
-        0,
-        "stick_grip",
-        "The tip is labelled but the grip is missing.",
-    )
-    codes = corr.group_codes(ds)
-    group, stance = codes[1][codes[0]], codes[3][codes[2]]
-    co = corr.CorrectOptions(
-        grip_tolerance=o.grip_tolerance, too_long_tolerance=o.too_long_tolerance
-    )
-    st = corr.stick_stats(pts, group, stance, co, scale, codes)
-    c.rows(
-        st.swapped,
-        "stick.swap",
-        "error",
-        st.grip_dist,
-        o.grip_tolerance,
-        "stick_grip,stick_tip",
-        "The tip sits at the hand and the grip away from it: swapped.",
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        far = (st.grip_dist > o.grip_tolerance) & ~st.swapped
-        ratio = st.length / st.subject_length
-        too_long = ratio > 1 + o.too_long_tolerance
-    right = (st.side != 0).astype(np.int64)
-    wrist_name = np.array(["left_wrist", "right_wrist"], dtype=object)[right]
-    measures["stick.grip_far"] = (st.grip_dist, o.grip_tolerance)
-    c.rows(
-        far,
-        "stick.grip_far",
-        "error",
-        st.grip_dist,
-        o.grip_tolerance,
-        np.array(["stick_grip,left_wrist", "stick_grip,right_wrist"], dtype=object)[right],
-        "The grip is far from the weapon wrist (value: torso sizes).",
-    )
-    measures["stick.length_ratio"] = (ratio, 1 + o.too_long_tolerance)
-    c.rows(
-        too_long & ~st.swapped,
-        "stick.too_long",
-        "error",
-        ratio,
-        1 + o.too_long_tolerance,
-        "stick_grip,stick_tip",
-        "The stick is longer than the subject's stick (value: length / estimated stick length).",
-    )
-    rel = st.rel_angle
-    dev = np.abs(geo.wrap_degrees(rel - st.stance_angle))
-    thr = np.maximum(o.angle_sigmas * st.stance_spread, o.angle_min_deg)
-    with np.errstate(invalid="ignore"):
-        # A strongly foreshortened stick has an unreliable direction: not judged.
-        judged = ratio >= 0.45
-        atypical = (dev > thr) & judged & ~st.swapped & ~far
-    measures["stick.forearm_angle"] = (rel, None)
-    # Reported, not assumed: the typical angle per stance (stances in sorted order, as a
-    # groupby would list them).
-    ok = st.clean & np.isfinite(rel)
-    by_stance = []
-    if ok.any():
-        rel_ok, st_ok = rel[ok], codes[2][ok]
-        for chunk in corr._group_chunks(st_ok):  # loops over stances
-            by_stance.append(
-                (
-                    str(codes[3][st_ok[chunk[0]]]),
-                    {"median_deg": _r(pd.Series(rel_ok[chunk]).median()), "n": int(len(chunk))},
-                )
+    Returns:
+        The :class:`toolkit.stick.StickAssessment` (``has_stick`` False when the data set
+        carries no stick: then one data-set-level finding and nothing per frame).
+    """
+    from toolkit.stick import AssessOptions, assess
+    from toolkit.stick.assessment import reason_names
+    from toolkit.stick.stats import _group_chunks, group_codes
+
+    a = assess(ds, AssessOptions(use_images=o.use_images, use_time=o.use_time))
+    for f in a.dataset_findings:
+        c.dataset(f["code"], f["severity"], f["message"], f["value"], f["threshold"],
+                  f["keypoints"])  # fmt: skip
+    summary["notes"].extend(a.notes)
+    summary["stick_missing_fraction"] = _r(1 - a.summary.get("stick_tip_fraction", 0.0))
+    summary["stick_calibration"] = {
+        k: v for k, v in a.summary.items() if k not in ("stick_tip_fraction",)
+    }
+    if not a.has_stick:
+        return a
+    # Proposals ride with the findings of their rows.
+    has_p = a.proposal_reason > 0
+    methods = reason_names(a.proposal_reason)
+    proposals = np.full(len(ds), None, dtype=object)
+    for i in np.flatnonzero(has_p):  # serialisation of the proposed rows only
+        kps = [
+            [k, round(float(a.proposal[i, j, 0]), 2), round(float(a.proposal[i, j, 1]), 2)]
+            for j, k in enumerate((layout.GRIP, layout.TIP))
+            if np.isfinite(a.proposal[i, j]).all()
+        ]
+        if kps:
+            proposals[i] = {
+                "keypoints": kps,
+                "method": str(methods[i]),
+                "confidence": round(float(a.proposal_confidence[i]), 3),
+                "decisive": bool(a.decisive[i].any()),
+            }
+    for chk in a.checks:
+        for sev in SEVERITIES:
+            m = chk.mask & (np.asarray(chk.severity) == sev)
+            c.rows(m, chk.code, sev, chk.value, chk.threshold, chk.keypoints, chk.message,
+                   proposal=proposals)  # fmt: skip
+    for name in ("stick.too_long", "stick.grip_far"):
+        chk = a.check(name)
+        if chk is not None:
+            thr = np.asarray(chk.threshold, dtype=np.float64)
+            measures[name] = (
+                np.asarray(chk.value, dtype=np.float64),
+                float(np.nanmedian(thr)) if thr.ndim else float(thr),
             )
-    summary["stick_forearm_angle_by_stance"] = dict(sorted(by_stance, key=lambda kv: kv[0]))
-    # The subject's stick length is one value per group: its first row's.
+    codes = group_codes(ds)
     by_group = [
-        (str(codes[1][codes[0][chunk[0]]]), _r(_first_valid(st.subject_length[chunk])))
-        for chunk in corr._group_chunks(codes[0])  # loops over groups
+        (str(codes[1][codes[0][chunk[0]]]), _r(_first_valid(a.subject_length[chunk])))
+        for chunk in _group_chunks(codes[0])  # loops over groups
     ]
     summary["stick_length_by_group"] = dict(sorted(by_group, key=lambda kv: kv[0]))
-    return {
-        "stats": st,
-        "ratio": ratio,
-        "group": group,
-        "stance": stance,
-        "flagged": st.swapped | far | too_long,
-        "atypical": atypical,
-        "angle_dev": dev,
-        "angle_thr": thr,
-        "wrist_name": wrist_name,
-        "tip_wrist_names": np.array(["stick_tip,left_wrist", "stick_tip,right_wrist"], object)[
-            right
-        ],
-    }
+    return a
 
 
 def _first_valid(x: np.ndarray) -> float:
@@ -816,93 +745,10 @@ def _first_valid(x: np.ndarray) -> float:
     return float(x[ok[0]]) if len(ok) else np.nan
 
 
-def report_forearm_angle(c: _Collector, stick: dict, confirmed: np.ndarray | None) -> None:
-    """``stick.forearm_angle``: a warning, or only information where the image confirms the
-    labelled stick (the stance statistics describe typical sticks; the image shows this one)."""
-    atyp = stick["atypical"] & ~stick["flagged"]
-    conf = np.zeros(len(atyp), bool) if confirmed is None else confirmed
-    msg = (
-        "The stick's angle to the forearm is unusual for this stance (value: degrees from "
-        "the stance's typical angle)."
-    )
-    kps = stick["tip_wrist_names"]
-    c.rows(
-        atyp & ~conf,
-        "stick.forearm_angle",
-        "warning",
-        stick["angle_dev"],
-        stick["angle_thr"],
-        kps,
-        msg,
-    )
-    c.rows(
-        atyp & conf,
-        "stick.forearm_angle",
-        "info",
-        stick["angle_dev"],
-        stick["angle_thr"],
-        kps,
-        msg + " The image confirms the labelled stick.",
-    )
 
-
-def check_image(ds, c: _Collector, o: ValidateOptions, stick: dict, summary: dict) -> np.ndarray:
-    """``stick.image_mismatch``: the image (or video frame) shows a better-supported stick.
-
-    Returns:
-        ``(N,)`` bool: rows where the image showed a clear line that agrees with the label.
-    """
-    from toolkit import correct as corr
-
-    st = stick["stats"]
-    kp = ds.keypoints
-    n = len(kp)
-    rows = np.flatnonzero(np.isfinite(kp[:, layout.GRIP, :2]).all(1) & (kp[:, layout.GRIP, 2] > 0))
-    L_px = st.subject_length * st.scale
-    prior = geo.angle(st.forearm) + st.stance_angle
-    ev, n_read = corr.image_evidence(ds, kp, rows, 1.3 * L_px, prior)
-    summary["images_read"] = n_read
-    if n_read == 0:
-        summary["notes"].append(
-            "stick.image_mismatch: no image or video frame could be read "
-            "(media missing?): image evidence skipped."
-        )
-        return np.zeros(n, bool)
-    xy = geo._xy(kp)
-    _, use, judged = corr.decide_image_tip(
-        xy[:, layout.TIP], xy[:, layout.GRIP], ev, L_px, o.image_gain, o.image_move
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gain = ev["best_score"] / np.maximum(ev["label_score"], 1e-3)
-        move = geo.distance(ev["best_tip"], xy[:, layout.TIP]) / L_px
-    has_tip = np.isfinite(xy[:, layout.TIP]).all(1)
-    c.rows(
-        use & has_tip & ~stick["flagged"],
-        "stick.image_mismatch",
-        "warning",
-        move,
-        o.image_move,
-        "stick_grip,stick_tip",
-        "The image shows the stick elsewhere: the best-supported segment from the grip ends "
-        "away from the labelled tip (value: distance in stick lengths).",
-    )
-    summary["image_support_gain_median"] = (
-        _r(np.nanmedian(gain)) if np.isfinite(gain).any() else None
-    )
-    return judged & ~use & has_tip
-
-
-def check_temporal(
-    ds,
-    c: _Collector,
-    o: ValidateOptions,
-    scale: np.ndarray,
-    stick: dict | None,
-    confirmed: np.ndarray | None = None,
-) -> None:
-    """Video checks: one-frame spikes of any keypoint, and stick drift episodes."""
-    from toolkit import correct as corr
-
+def check_temporal(ds, c: _Collector, o: ValidateOptions, scale: np.ndarray) -> None:
+    """Video checks on the body: one-frame spikes of any keypoint (the stick's course over
+    time is judged by :func:`check_stick`)."""
     video = c.video_id
     frame = c.frame
     isv = np.isfinite(video) & np.isfinite(frame)
@@ -930,6 +776,13 @@ def check_temporal(
     thr = np.maximum(med + o.jump_sigmas * mad, o.jump_min)
     with np.errstate(invalid="ignore"):
         spike = inner[:, None] & (np.minimum(d_prev, d_next) > thr) & (d_skip < 0.5 * thr)
+    # Body points only (the stick's course is judged by the stick checks), and not the points
+    # a detector itself called uncertain.
+    spike[:, layout.NUM_BODY :] = False
+    sc = getattr(ds, "scores", None)
+    if sc is not None and len(sc):
+        with np.errstate(invalid="ignore"):
+            spike &= ~(np.asarray(sc, np.float64)[order] < o.low_confidence_anatomy)
     worst = np.nanmax(np.where(spike, np.minimum(d_prev, d_next), -np.inf), 1)
     mask = np.zeros(len(kp), bool)
     mask[order] = spike.any(1)
@@ -947,72 +800,6 @@ def check_temporal(
         thr_row,
         names,
         "A keypoint jumps away for one frame and back (value: torso sizes).",
-    )
-    if stick is None:
-        return
-    # Drift: runs of stick angle/length outliers (Hampel) of several frames.
-    g = xy[:, layout.GRIP]
-    t = xy[:, layout.TIP]
-    vec = t - g
-    out = np.zeros(len(order), bool)
-    ratio = np.zeros(len(order))
-    co = corr.CorrectOptions()
-    for vid in pd.unique(v):  # loops over videos
-        r = np.flatnonzero(v == vid)
-        if len(r) < 5:
-            continue
-        a = geo.angle(vec[r])
-        okr = np.isfinite(a)
-        if okr.sum() < 5:
-            continue
-        a[okr] = np.degrees(np.unwrap(np.radians(a[okr])))
-        ln = geo.norm(vec[r])
-        ml = np.nanmedian(ln)
-        oa, ma = corr.hampel(a, co.hampel_window, co.hampel_sigmas, min_scale=3.0)
-        ol, mlen = corr.hampel(ln, co.hampel_window, co.hampel_sigmas, min_scale=0.04 * ml)
-        out[r] = oa | ol
-        # How far past the threshold, in units of it (angle or length, whichever is worse).
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ra = np.abs(geo.wrap_degrees(a - ma)) / 3.0 / co.hampel_sigmas
-            rl = np.abs(ln - mlen) / (0.04 * ml) / co.hampel_sigmas
-        ratio[r] = np.fmax(ra, rl)
-    # Run lengths of consecutive outliers within a video.
-    brk = np.r_[True, (v[1:] != v[:-1]) | ~out[1:] | ~out[:-1]]
-    run_id = np.cumsum(brk)
-    run_len = pd.Series(out.astype(int)).groupby(run_id).transform("sum").to_numpy()
-    if confirmed is not None:
-        # The image shows the labelled stick where it is: its time series may look odd (a
-        # fast swing), but the label is right.
-        out &= ~confirmed[order]
-    drift = out & (run_len >= o.drift_min_frames)
-    single = out & (run_len < o.drift_min_frames)
-    m = np.zeros(len(kp), bool)
-    m[order] = drift
-    rl = np.zeros(len(kp))
-    rl[order] = run_len
-    c.rows(
-        m & ~stick["flagged"],
-        "temporal.drift",
-        "warning",
-        rl,
-        o.drift_min_frames,
-        "stick_grip,stick_tip",
-        "The stick's angle or length drifts away from its course for several frames "
-        "(value: frames in the episode).",
-    )
-    m1 = np.zeros(len(kp), bool)
-    m1[order] = single
-    rr = np.full(len(kp), np.nan)
-    rr[order] = ratio
-    c.rows(
-        m1 & ~stick["flagged"] & ~mask,
-        "temporal.jump",
-        "warning",
-        rr,
-        1.0,
-        "stick_grip,stick_tip",
-        "The stick's angle or length jumps for a frame or two (Hampel outlier; value: the "
-        "deviation from the rolling median in units of the threshold).",
     )
 
 
@@ -1073,14 +860,9 @@ def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
     measures["anatomy.torso_px"] = (scale, None)
     check_structure(ds, c, o, summary, measures, pts)
     check_anatomy(ds, c, o, summary, measures, scale, pts)
-    stick = check_stick(ds, c, o, summary, measures, pts, scale)
     del pts
-    confirmed = None
-    if stick is not None and o.use_images:
-        confirmed = check_image(ds, c, o, stick, summary)
-    if stick is not None:
-        report_forearm_angle(c, stick, confirmed)
-    check_temporal(ds, c, o, scale, stick, confirmed)
+    check_stick(ds, c, o, summary, measures)
+    check_temporal(ds, c, o, scale)
     if o.use_vae:
         check_plausibility(ds, c, o, summary, measures)
     else:
@@ -1181,7 +963,7 @@ def findings_records(findings: pd.DataFrame) -> list[dict]:
         return []
     df = findings.copy()
     out = []
-    cols = {c: df[c].to_numpy(dtype=object) for c in FINDING_COLUMNS}
+    cols = {c: df[c].to_numpy(dtype=object) for c in FINDING_COLUMNS if c in df}
     for i in range(len(df)):  # serialisation only
         rec = {}
         for k in ("code", "category", "severity", "message"):
@@ -1200,6 +982,9 @@ def findings_records(findings: pd.DataFrame) -> list[dict]:
         for k in ("value", "threshold"):
             v = cols[k][i]
             rec[k] = None if v is None or not np.isfinite(v) else _r(v)
+        prop = cols["proposal"][i] if "proposal" in cols else None
+        if isinstance(prop, dict):
+            rec["proposal"] = prop
         out.append(rec)
     return out
 

@@ -1,4 +1,4 @@
-"""Dataset -> tensors: taxonomy targets, normalised graph inputs, grip crops, augmentation.
+"""Dataset -> tensors: normalised graph inputs, coordinate features, grip crops, augmentation.
 
 Everything here is plain numpy over all frames (or one batch) at once; the model and the ONNX
 scorer consume exactly what :func:`featurise` and :func:`read_crops` return, so a scorer only has
@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from toolkit import layout
 from toolkit.errors import InputError, expected
-from trainer.graph import GRAPH, GROUPS, GraphSpec, edge_sources, weapon_side
+from toolkit.geometry import UNKNOWN
+from toolkit.geometry import weapon_side as _weapon_side_rule
+from toolkit.taxonomy import Taxonomy
+from trainer.graph import GRAPH, GROUPS, GraphSpec, edge_sources
 
 NODE_FEATURES: tuple[str, ...] = ("x", "y", "confidence", "visibility", "weapon")
 VISIBILITY_FEATURE = NODE_FEATURES.index("visibility")
@@ -41,108 +43,6 @@ WEAPON_FEATURE = NODE_FEATURES.index("weapon")
 CROP_SIZE = 128
 CROP_SIDE_TORSO = 1.5
 CROP_MIN_SIDE = 32.0
-
-
-# ---------------------------------------------------------------------- taxonomy
-@dataclass
-class Taxonomy:
-    """Stance classes and their hierarchy (family = footwork, chamber = weapon position).
-
-    Attributes:
-        classes: Stance names in class-index order.
-        families: Family names (empty for a flat taxonomy).
-        chambers: Chamber names (empty for a flat taxonomy).
-        family_of: ``(C,)`` family index of each stance (-1 when flat).
-        chamber_of: ``(C,)`` chamber index of each stance (-1 when flat).
-    """
-
-    classes: list[str]
-    families: list[str] = field(default_factory=list)
-    chambers: list[str] = field(default_factory=list)
-    family_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    chamber_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    @property
-    def hierarchical(self) -> bool:
-        return bool(self.families) and bool(self.chambers)
-
-    def __repr__(self) -> str:
-        return (
-            f"Taxonomy(classes={len(self.classes)}, families={len(self.families)}, "
-            f"chambers={len(self.chambers)})"
-        )
-
-    @classmethod
-    def from_dict(cls, doc: dict, file: str | Path | None = None) -> Taxonomy:
-        """Validate a taxonomy document (``schemas/taxonomy.schema.json``) and index it.
-
-        Raises:
-            InputError: Schema violations, duplicate stance names, or family/chamber given for
-                some stances but not others.
-        """
-        from toolkit.schema import validate
-
-        validate(doc, "taxonomy", file)
-        names = [s["name"] for s in doc["stances"]]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise InputError(
-                expected("taxonomy stances[].name", "unique", dup[0])
-                + " (it appears more than once)",
-                file,
-            )
-        has_f = [("family" in s) and ("chamber" in s) for s in doc["stances"]]
-        if any(has_f) and not all(has_f):
-            bad = names[has_f.index(False)]
-            raise InputError(
-                f"Expected every stance to have both 'family' and 'chamber' (or none, for a flat "
-                f"taxonomy), but stance {bad!r} lacks one.",
-                file,
-            )
-        if not all(has_f):
-            return cls(classes=names)
-        families = list(doc.get("families") or dict.fromkeys(s["family"] for s in doc["stances"]))
-        chambers = list(doc.get("chambers") or dict.fromkeys(s["chamber"] for s in doc["stances"]))
-        for key, known in (("family", families), ("chamber", chambers)):
-            for s in doc["stances"]:
-                if s[key] not in known:
-                    raise InputError(
-                        expected(f"stance {s['name']!r} {key}", f"one of {known}", s[key]), file
-                    )
-        return cls(
-            classes=names,
-            families=families,
-            chambers=chambers,
-            family_of=np.array([families.index(s["family"]) for s in doc["stances"]], np.int64),
-            chamber_of=np.array([chambers.index(s["chamber"]) for s in doc["stances"]], np.int64),
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> Taxonomy:
-        """Read and validate a taxonomy JSON file."""
-        import json
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"Expected a taxonomy file, but {path} does not exist.")
-        try:
-            doc = json.loads(path.read_text("utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"Expected valid JSON, but parsing failed: {exc}", path) from None
-        return cls.from_dict(doc, path)
-
-    def to_dict(self) -> dict:
-        """The taxonomy document (round-trips through :meth:`from_dict`)."""
-        if not self.hierarchical:
-            return {"stances": [{"name": n} for n in self.classes]}
-        return {
-            "families": self.families,
-            "chambers": self.chambers,
-            "stances": [
-                {"name": n, "family": self.families[f], "chamber": self.chambers[c]}
-                for n, f, c in zip(self.classes, self.family_of, self.chamber_of, strict=True)
-            ],
-        }
 
 
 # ---------------------------------------------------------------------- normalisation
@@ -225,14 +125,37 @@ def canonical(kp: np.ndarray, conf: np.ndarray | None = None):
     return kp, conf
 
 
+def canonical_side(kp: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """The weapon side of each frame after :func:`canonical` (0 left, 1 right, -1 unknown).
+
+    The side is decided on the keypoints as given by the one rule,
+    :func:`toolkit.geometry.weapon_side` (wrist nearest the grip, else the usual hand of the
+    row's group, e.g. its subject), then swapped for the frames :func:`canonical` mirrors (a
+    mirror swaps left and right).
+
+    Shapes:
+        kp: ``(N, 19, 3)``; groups: ``(N,)`` or None. Returns ``(N,)`` int64.
+    """
+    kp = np.asarray(kp, np.float64)
+    side = _weapon_side_rule(kp, groups)
+    flip = facing_left(kp)
+    return np.where(flip & (side != UNKNOWN), 1 - side, side).astype(np.int64)
+
+
 def featurise(
-    kp: np.ndarray, conf: np.ndarray | None = None, spec: GraphSpec = GRAPH
+    kp: np.ndarray,
+    conf: np.ndarray | None = None,
+    spec: GraphSpec = GRAPH,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node features and edge attributes for the 19-node graph.
 
     Args:
         kp: Keypoints in pixels (NaN or ``v == 0`` where missing).
         conf: Per-point confidence (default: 1 present / 0 missing).
+        spec: The graph topology.
+        groups: Optional subject (or track) per row: a frame whose weapon hand cannot be seen
+            takes its group's usual hand (:func:`toolkit.geometry.weapon_side`).
 
     Shapes:
         kp: ``(N, 19, 3)``; conf: ``(N, 19)``.
@@ -243,16 +166,18 @@ def featurise(
     present = np.isfinite(kp[..., :2]).all(-1) & (kp[..., 2] > 0)
     if conf is None:
         conf = present.astype(np.float64)
+    side_all = canonical_side(np.where(present[..., None], kp, np.nan), groups)
     kp, conf = canonical(kp, conf)
     present = np.isfinite(kp[..., :2]).all(-1) & (kp[..., 2] > 0)
     centre, scale = body_frame(np.where(present[..., None], kp, np.nan))
     xy = (kp[..., :2] - centre[:, None]) / scale[:, None, None]
     xy = np.where(present[..., None], xy, 0.0)
-    side = weapon_side(np.where(present[..., None], kp, np.nan))
+    known = side_all != UNKNOWN
+    side = np.maximum(side_all, 0)  # unknown: slots wired to the left points, no weapon flag
     weapon = np.zeros((n, layout.NUM_KEYPOINTS))
     rows = np.arange(n)
-    weapon[rows, layout.L_WRIST + side] = 1.0
-    weapon[rows, layout.L_ELBOW + side] = 1.0
+    weapon[rows[known], layout.L_WRIST + side[known]] = 1.0
+    weapon[rows[known], layout.L_ELBOW + side[known]] = 1.0
     nodes = np.concatenate(
         [
             xy,
@@ -275,7 +200,9 @@ def featurise(
     return nodes.astype(np.float32), edge.astype(np.float32)
 
 
-def geometry_targets(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def geometry_targets(
+    kp: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Stick-geometry regression targets and their validity mask.
 
     ``grip_dx, grip_dy``: grip minus weapon wrist; ``stick_length``: grip-to-tip length (all in
@@ -285,12 +212,14 @@ def geometry_targets(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Shapes:
         kp: ``(N, 19, 3)``. Returns ``targets (N, 4)`` float32 and ``mask (N, 4)`` bool.
     """
+    kp = np.asarray(kp, np.float64)
+    side_all = canonical_side(kp, groups)
     kp, _ = canonical(kp)
     present = np.isfinite(kp[..., :2]).all(-1) & (kp[..., 2] > 0)
     xyn = np.where(present[..., None], kp[..., :2], np.nan)
     centre, scale = body_frame(xyn)
     xy = (xyn - centre[:, None]) / scale[:, None, None]
-    side = weapon_side(xyn)
+    side = np.maximum(side_all, 0)
     rows = np.arange(len(kp))
     wrist = xy[rows, layout.L_WRIST + side]
     elbow = xy[rows, layout.L_ELBOW + side]
@@ -302,6 +231,7 @@ def geometry_targets(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ang = (ang + np.pi) % (2 * np.pi) - np.pi
     t = np.stack([d[:, 0], d[:, 1], np.hypot(*stick.T), ang / np.pi], -1)
     mask = np.isfinite(t)
+    mask[side_all == UNKNOWN] = False
     return np.nan_to_num(t).astype(np.float32), mask
 
 
@@ -313,8 +243,10 @@ def normalisation_spec() -> dict:
         "node_features": list(NODE_FEATURES),
         "edge_features": list(EDGE_FEATURES),
         "missing_point": "x = y = confidence = visibility = 0",
-        "weapon_side": "wrist nearest the grip (tip when grip missing); weapon=1 on that wrist "
-        "and elbow",
+        "weapon_side": "toolkit.geometry.weapon_side on the keypoints as given: the wrist nearest "
+        "the grip, else the majority side of the row's subject/track, else unknown; weapon=1 on "
+        "that wrist and elbow (after the facing mirror, which swaps the side); unknown: no weapon "
+        "flag and the weapon slots wired to the left points",
         "crop": {
             "size": CROP_SIZE,
             "side": f"{CROP_SIDE_TORSO} x torso, min {CROP_MIN_SIDE} px",
@@ -334,22 +266,23 @@ def normalisation_spec() -> dict:
 
 
 # ---------------------------------------------------------------------- crops
-def crop_windows(kp: np.ndarray) -> np.ndarray:
+def crop_windows(kp: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """Square crop windows around the grip (weapon wrist when missing), in pixels.
 
     Shapes:
-        kp: ``(N, 19, 3)``. Returns ``(N, 3)``: centre x, centre y, side.
+        kp: ``(N, 19, 3)``; groups: ``(N,)`` or None. Returns ``(N, 3)``: centre x, centre y,
+        side.
     """
     kp = np.asarray(kp, np.float64)
     present = np.isfinite(kp[..., :2]).all(-1) & (kp[..., 2] > 0)
     xyn = np.where(present[..., None], kp[..., :2], np.nan)
     centre, scale = body_frame(xyn)
-    side = weapon_side(xyn)
+    side_all = _weapon_side_rule(np.where(present[..., None], kp, np.nan), groups)
+    side = np.maximum(side_all, 0)
     rows = np.arange(len(kp))
-    wrist = xyn[rows, layout.L_WRIST + side]
-    other = xyn[rows, layout.R_WRIST - side]
+    wrist = np.where((side_all != UNKNOWN)[:, None], xyn[rows, layout.L_WRIST + side], np.nan)
     c = xyn[:, layout.GRIP]
-    for fallback in (wrist, other, centre):
+    for fallback in (wrist, centre):
         c = np.where(np.isfinite(c).all(-1, keepdims=True), c, fallback)
     c = np.nan_to_num(c)
     return np.column_stack([c, np.maximum(CROP_SIDE_TORSO * scale, CROP_MIN_SIDE)])
@@ -372,44 +305,17 @@ def _crop(img: np.ndarray, window: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def _video_frames(path: Path, frames: np.ndarray):
-    """Yield ``(frame_index, RGB image)`` for sorted ``frames`` of one video."""
-    try:
-        from toolkit.io.video import VideoReader
-    except ImportError:
-        VideoReader = None  # noqa: N806
-    if VideoReader is not None:
-        reader = VideoReader(path)
-        for f in frames:
-            yield int(f), np.asarray(reader[int(f)])
-        return
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"Expected a readable video, but {path} could not be opened.")
-    pos = 0
-    try:
-        for f in frames:
-            if f != pos:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, int(f))
-            ok, bgr = cap.read()
-            if not ok:
-                raise InputError(expected("frame_index", "< the video's frame count", int(f)), path)
-            pos = int(f) + 1
-            yield int(f), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
-
-
 def read_crops(
     ds,
     rows: np.ndarray | None = None,
     kp: np.ndarray | None = None,
     size: int = CROP_SIZE,
     progress: bool = False,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Grip crops for annotations of a dataset, reading each image or video once.
+    """Grip crops for annotations of a dataset, reading each image or video frame once.
+
+    The pixels come from :func:`toolkit.media.iter_pixels` (image files and video frames).
 
     Args:
         ds: A :class:`toolkit.dataset.Dataset`.
@@ -417,6 +323,7 @@ def read_crops(
         kp: Keypoints that place the windows (default ``ds.keypoints[rows]``).
         size: Output side in pixels.
         progress: Show a tqdm bar on stderr.
+        groups: Optional subject per row (weapon hand of frames without a grip).
 
     Shapes:
         Returns ``(len(rows), size, size, 3)`` uint8 RGB.
@@ -424,55 +331,16 @@ def read_crops(
     Raises:
         FileNotFoundError: An image or video is missing (the visual stream needs the pixels).
     """
-    import cv2
-    from tqdm.auto import tqdm
+    from toolkit.media import iter_pixels
 
     rows = np.arange(len(ds)) if rows is None else np.asarray(rows)
     kp = ds.keypoints[rows] if kp is None else np.asarray(kp)
-    windows = crop_windows(kp)
-    table = ds.frame_table().iloc[rows]
+    windows = crop_windows(kp, groups)
     out = np.zeros((len(rows), size, size, 3), np.uint8)
-    vid = table["video_id"].to_numpy(dtype=float, na_value=np.nan)
-    fidx = table["frame_index"].to_numpy(dtype=float, na_value=np.nan)
-    is_video = np.isfinite(vid) & np.isfinite(fidx)
-    names = table["file_name"].to_numpy(dtype=object)
-    bar = tqdm(total=len(rows), desc="crops", unit="frame", disable=not progress, leave=False)
-    img_pos = np.flatnonzero(~is_video)
-    order = img_pos[np.argsort(names[img_pos], kind="stable")]
-    start = 0
-    while start < len(order):
-        name = names[order[start]]
-        stop = start
-        while stop < len(order) and names[order[stop]] == name:
-            stop += 1
-        path = ds.image_path(name)
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(
-                f"Expected the image {path} to exist and be readable (the visual stream needs "
-                "the pixels; train --model graph to do without them)."
-            )
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        for i in order[start:stop]:
+    hint = "the visual stream needs the pixels; train --model graph to do without them"
+    for pos, rgb in iter_pixels(ds, rows, progress=progress, hint=hint):
+        for i in pos:
             out[i] = _crop(rgb, windows[i], size)
-        bar.update(stop - start)
-        start = stop
-    for v in np.unique(vid[is_video]).astype(int):
-        pos = np.flatnonzero(is_video & (vid == v))
-        pos = pos[np.argsort(fidx[pos], kind="stable")]
-        frames = fidx[pos].astype(int)
-        path = ds.video_path(v)
-        if not Path(path).exists():
-            raise FileNotFoundError(
-                f"Expected the video {path} to exist (the visual stream "
-                "needs the pixels; train --model graph to do without them)."
-            )
-        uniq = np.unique(frames)
-        got = dict(_video_frames(path, uniq))
-        for i, f in zip(pos, frames, strict=True):
-            out[i] = _crop(got[f], windows[i], size)
-        bar.update(len(pos))
-    bar.close()
     flip = facing_left(kp)
     out[flip] = out[flip, :, ::-1]
     return out
@@ -499,6 +367,11 @@ class Prepared:
             from a CSV).
         group_by: ``"subject"``, ``"video"`` or ``"none"``.
         notes: Remarks for the terminal and config (skipped rows ...).
+        subject: ``(N,)`` subject per row (the weapon hand of frames without a grip), or None.
+        video: ``(N,)`` video id per row (-1 for still images), or None.
+        frame: ``(N,)`` frame index per row (-1 for still images), or None.
+        visual: ``(N, D)`` pretrained visual features (:mod:`trainer.visual`), or None.
+        coords: ``(N, 38)`` normalised coordinates of the ``coords-*`` baselines (on first use).
     """
 
     taxonomy: Taxonomy
@@ -516,6 +389,11 @@ class Prepared:
     angles: np.ndarray | None = None
     group_by: str = "subject"
     notes: list[str] = field(default_factory=list)
+    subject: np.ndarray | None = None
+    video: np.ndarray | None = None
+    frame: np.ndarray | None = None
+    visual: np.ndarray | None = None
+    coords: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -572,7 +450,7 @@ def prepare(
     rows = np.flatnonzero(labelled)
     names = stance[rows].astype(str)
     index = {c: i for i, c in enumerate(taxonomy.classes)}
-    unknown = sorted(set(names) - set(index))
+    unknown = sorted(set(names.tolist()) - set(index))
     if unknown:
         counts = {u: int((names == u).sum()) for u in unknown[:5]}
         raise InputError(
@@ -602,6 +480,12 @@ def prepare(
                 src,
             )
         groups = np.array([str(v) for v in vals], dtype=object)
+    subj = table["subject"].to_numpy(dtype=object)[rows]
+    subj_ok = ~pd.isna(pd.Series(subj, dtype=object)).to_numpy()
+    subject = np.where(subj_ok, subj, None) if subj_ok.any() else None
+    vid = table["video_id"].to_numpy(dtype=float, na_value=np.nan)[rows]
+    fidx = table["frame_index"].to_numpy(dtype=float, na_value=np.nan)[rows]
+    seq = np.isfinite(vid) & np.isfinite(fidx)
     kp_all = ds.keypoints_raw if raw else ds.keypoints
     kp = np.array(kp_all[rows], np.float64)
     conf = confidence(kp, ds.scores[rows])
@@ -621,9 +505,12 @@ def prepare(
         rows=rows,
         group_by=group,
         notes=notes,
+        subject=subject,
+        video=np.where(seq, vid, -1).astype(np.int64),
+        frame=np.where(seq, fidx, -1).astype(np.int64),
     )
     if crops:
-        prep.crops = read_crops(ds, rows, kp, progress=progress)
+        prep.crops = read_crops(ds, rows, kp, progress=progress, groups=subject)
     return prep
 
 
@@ -632,12 +519,27 @@ def prepare(
 class KeypointAugment:
     """Training-time keypoint augmentation (pixel space, before :func:`featurise`).
 
-    Node dropout (never the stick nodes), coordinate noise that perturbs every edge length, stick
-    jitter (rotation about the grip, length scale), and hard negatives: the stick direction of a
-    sibling stance (same family, other chamber) with the label kept, so the model cannot lean on
-    the stick points alone.
+    What differs between people and cameras (so a model trained on 3-4 subjects meets new ones):
+
+    * body proportions: each bone class (torso, upper arm, forearm, thigh, shin) scaled by its
+      own factor, the children moving with their parents along the kinematic chain (the stick
+      moves with the weapon wrist);
+    * viewpoint: a yaw-like horizontal scaling about the hips (a person turned away from the
+      camera looks narrower) and a small in-plane rotation;
+    * handedness: left and right points swap places (:data:`toolkit.layout.FLIP_IDX`): the
+      mirror image turned half way round, which keeps the facing that :func:`canonical` would
+      otherwise undo, so a right-handed subject looks left-handed.
+
+    Then node dropout (never the stick nodes), coordinate noise that perturbs every edge length,
+    stick jitter (rotation about the grip, length scale), and hard negatives: the stick direction
+    of a sibling stance (same family, other chamber) with the label kept, so the model cannot
+    lean on the stick points alone.
 
     Attributes:
+        bone_scale: Maximum relative change of each bone class's length.
+        yaw_min: Smallest horizontal scale (1 = none); drawn in ``[yaw_min, 1]``.
+        rotate_deg: Maximum in-plane rotation about the hips (degrees).
+        mirror: Probability a frame's left and right points swap (handedness).
         node_dropout: Probability of dropping each body point.
         length_noise: Std of the coordinate noise, in torso units.
         stick_jitter_deg: Maximum stick rotation (degrees).
@@ -646,6 +548,10 @@ class KeypointAugment:
         hard_negative: Probability a frame gets a sibling's stick direction.
     """
 
+    bone_scale: float = 0.15
+    yaw_min: float = 0.7
+    rotate_deg: float = 10.0
+    mirror: float = 0.0
     node_dropout: float = 0.05
     length_noise: float = 0.03
     stick_jitter_deg: float = 10.0
@@ -677,6 +583,7 @@ class KeypointAugment:
         """
         kp = np.array(kp, np.float64, copy=True)
         b = len(kp)
+        kp = self.body(kp, rng)
         _, scale = body_frame(kp)
         body = np.zeros(layout.NUM_KEYPOINTS, bool)
         body[: layout.NUM_BODY] = True
@@ -713,6 +620,81 @@ class KeypointAugment:
         kp[bad, 2] = 0
         return kp
 
+    def body(self, kp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Bone lengths, yaw, rotation and handedness (see the class docstring).
+
+        Shapes:
+            kp: ``(B, 19, 3)`` pixels, NaN where missing. Returns a new ``(B, 19, 3)``.
+        """
+        kp = np.array(kp, np.float64, copy=True)
+        b = len(kp)
+        if not b:
+            return kp
+        xy = np.where((kp[..., 2:3] > 0), kp[..., :2], np.nan)
+        if self.mirror > 0:
+            swap = rng.random(b) < self.mirror
+            perm = np.asarray(layout.FLIP_IDX)
+            kp[swap] = kp[swap][:, perm]
+            xy[swap] = xy[swap][:, perm]
+        if self.bone_scale > 0:
+            xy = _scale_bones(xy, 1 + rng.uniform(-self.bone_scale, self.bone_scale, (b, 5)))
+        centre, _ = body_frame(xy)
+        rel = xy - centre[:, None]
+        sx = rng.uniform(min(self.yaw_min, 1.0), 1.0, b) if self.yaw_min < 1 else np.ones(b)
+        rel[..., 0] *= sx[:, None]
+        ang = np.deg2rad(rng.uniform(-self.rotate_deg, self.rotate_deg, b))
+        c, s = np.cos(ang)[:, None], np.sin(ang)[:, None]
+        rot = np.stack([c * rel[..., 0] - s * rel[..., 1], s * rel[..., 0] + c * rel[..., 1]], -1)
+        out = centre[:, None] + rot
+        ok = np.isfinite(out).all(-1) & (kp[..., 2] > 0)
+        kp[..., :2] = np.where(ok[..., None], out, np.nan)
+        kp[~ok, 2] = 0
+        return kp
+
+
+#: (child, parent, bone class) along the kinematic chain, parents first. Bone classes: 0 torso,
+#: 1 upper arm, 2 forearm, 3 thigh, 4 shin. Shoulders hang from the hips (torso).
+_BONES: tuple[tuple[int, int, int], ...] = (
+    (layout.L_SHOULDER, layout.L_HIP, 0),
+    (layout.R_SHOULDER, layout.R_HIP, 0),
+    (layout.L_ELBOW, layout.L_SHOULDER, 1),
+    (layout.R_ELBOW, layout.R_SHOULDER, 1),
+    (layout.L_WRIST, layout.L_ELBOW, 2),
+    (layout.R_WRIST, layout.R_ELBOW, 2),
+    (layout.L_KNEE, layout.L_HIP, 3),
+    (layout.R_KNEE, layout.R_HIP, 3),
+    (layout.L_ANKLE, layout.L_KNEE, 4),
+    (layout.R_ANKLE, layout.R_KNEE, 4),
+)
+
+
+def _scale_bones(xy: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Scale bone lengths along the kinematic chain; the head follows the shoulders' midpoint
+    and the stick follows the weapon wrist.
+
+    Shapes:
+        xy: ``(B, 19, 2)`` NaN where missing; factor: ``(B, 5)`` per bone class.
+        Returns ``(B, 19, 2)`` (a point whose parent is missing keeps its place).
+    """
+    old = xy
+    new = xy.copy()
+    for child, parent, k in _BONES:
+        moved = new[:, parent] + factor[:, k, None] * (old[:, child] - old[:, parent])
+        new[:, child] = np.where(np.isfinite(moved).all(-1, keepdims=True), moved, old[:, child])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sh_old = np.nanmean(old[:, [layout.L_SHOULDER, layout.R_SHOULDER]], 1)
+        sh_new = np.nanmean(new[:, [layout.L_SHOULDER, layout.R_SHOULDER]], 1)
+    shift = np.nan_to_num(sh_new - sh_old)
+    new[:, : layout.L_SHOULDER] = old[:, : layout.L_SHOULDER] + shift[:, None]
+    side = _weapon_side_rule(np.concatenate([old, np.ones(old.shape[:2] + (1,))], -1))
+    w = layout.L_WRIST + np.maximum(side, 0)
+    rows = np.arange(len(xy))
+    wshift = np.nan_to_num(new[rows, w] - old[rows, w])
+    wshift[side == UNKNOWN] = 0.0
+    new[:, [layout.GRIP, layout.TIP]] = old[:, [layout.GRIP, layout.TIP]] + wshift[:, None]
+    return new
+
 
 def sibling_classes(tax: Taxonomy) -> list[np.ndarray]:
     """Per class, the classes of the same family with another chamber (empty when flat)."""
@@ -724,98 +706,23 @@ def sibling_classes(tax: Taxonomy) -> list[np.ndarray]:
     ]
 
 
-# ---------------------------------------------------------------------- toy data
-#: A standing person in a unit box (x right, y down), COCO order; test and tracing poses start here.
-STANDING_TEMPLATE = np.array(
-    [[0.5, 0.1], [0.48, 0.08], [0.52, 0.08], [0.45, 0.09], [0.55, 0.09], [0.4, 0.22],
-     [0.6, 0.22], [0.36, 0.36], [0.64, 0.36], [0.34, 0.48], [0.66, 0.48], [0.44, 0.52],
-     [0.56, 0.52], [0.43, 0.7], [0.57, 0.7], [0.42, 0.88], [0.58, 0.88]]
-)  # fmt: skip
+# ---------------------------------------------------------------------- coordinate features
+def coordinate_features(kp: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Hip-centred, torso-scaled coordinates of the 19 points, everyone facing right.
 
+    The input of the ``coords-*`` baselines: :func:`canonical` (mirror people facing image-left)
+    then :func:`body_frame` (centre on the hips, divide by the torso length). Missing points are
+    NaN (the baselines impute them and add missingness indicators).
 
-def toy_dataset(
-    root: str | Path,
-    *,
-    n_subjects: int = 4,
-    per_class: int = 3,
-    image_size: int = 96,
-    with_stick: bool = True,
-    seed: int = 0,
-):
-    """A tiny labelled dataset with images, for tests and smoke runs (not a benchmark).
-
-    Four stances (2 families x 2 chambers): the family sets the foot spread, the chamber the
-    stick direction; subjects differ in size and position. Images are grey squares with the
-    stick drawn, written under ``root/images``.
-
-    Args:
-        root: Directory for the images (becomes the dataset's ``media_root``).
-        n_subjects: Subjects ``s01``...
-        per_class: Frames per subject and stance.
-        image_size: Image side in pixels.
-        with_stick: False leaves grip and tip missing (17-keypoint data).
-        seed: Random seed.
-
-    Returns:
-        A :class:`toolkit.dataset.Dataset` (not saved).
+    Shapes:
+        kp: ``(N, 19, 3)`` pixels. Returns ``X (N, 38)`` float64 and the 38 column names
+        (``<keypoint>_x``, ``<keypoint>_y``).
     """
-    import cv2
-
-    from toolkit.dataset import Dataset
-
-    rng = np.random.default_rng(seed)
-    root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    taxonomy = {
-        "families": ["open", "closed"],
-        "chambers": ["high", "low"],
-        "stances": [
-            {"name": f"{f}_{c}", "family": f, "chamber": c}
-            for f in ("open", "closed")
-            for c in ("high", "low")
-        ],
-    }
-    tpl = STANDING_TEMPLATE
-    images, anns, kps = [], [], []
-    for si in range(n_subjects):
-        subject = f"s{si + 1:02d}"
-        size = image_size * rng.uniform(0.7, 0.9)
-        for ci, st in enumerate(taxonomy["stances"]):
-            fam, cham = ci // 2, ci % 2
-            for k in range(per_class):
-                body = tpl.copy()
-                spread = 0.12 if fam == 0 else 0.02
-                body[[13, 15], 0] -= spread
-                body[[14, 16], 0] += spread
-                body += rng.normal(0, 0.01, body.shape)
-                pts = body * size + rng.uniform(0, image_size - size, 2)
-                grip = pts[10] + rng.normal(0, 1.0, 2)
-                ang = np.deg2rad((-60 if cham == 0 else 40) + rng.normal(0, 8))
-                tip = grip + 0.35 * size * np.array([np.cos(ang), np.sin(ang)])
-                xy = np.vstack([pts, grip, tip])
-                v = np.full((19, 1), 2.0)
-                if not with_stick:
-                    xy[17:] = np.nan
-                    v[17:] = 0
-                iid = len(images) + 1
-                name = f"images/{subject}_{st['name']}_{k:02d}.png"
-                img = np.full((image_size, image_size, 3), 90, np.uint8)
-                cv2.line(
-                    img, tuple(int(c) for c in grip), tuple(int(c) for c in tip), (200, 140, 60), 2
-                )
-                cv2.imwrite(str(root / name), img)
-                images.append(
-                    {
-                        "id": iid,
-                        "file_name": name,
-                        "width": image_size,
-                        "height": image_size,
-                        "stance": st["name"],
-                        "subject": subject,
-                    }
-                )
-                anns.append({"id": iid, "image_id": iid})
-                kps.append(np.hstack([xy, v]))
-    return Dataset.from_records(
-        images, anns, np.array(kps), media_root=str(root.resolve()), taxonomy=taxonomy
-    )
+    kp = np.asarray(kp, np.float64)
+    kp, _ = canonical(kp)
+    present = np.isfinite(kp[..., :2]).all(-1) & (kp[..., 2] > 0)
+    xyn = np.where(present[..., None], kp[..., :2], np.nan)
+    centre, scale = body_frame(xyn)
+    xy = (xyn - centre[:, None]) / scale[:, None, None]
+    names = [f"{k}_{a}" for k in layout.KEYPOINT_NAMES for a in ("x", "y")]
+    return xy.reshape(len(kp), -1), names

@@ -4,8 +4,9 @@ The graph takes the arrays :func:`trainer.data.featurise` and :func:`trainer.dat
 produce (``nodes (B, 19, 5)``, ``edge_attr (B, E, 4)``, ``crop (B, 3, 128, 128)`` float 0..1;
 a variant without a stream has no input for it) and returns ``stance_prob (B, C)`` (plus
 ``family_prob``/``chamber_prob`` for hierarchical models and ``geometry (B, 4)`` with the aux head).
-The batch axis is dynamic. ``--ensemble`` averages the probabilities of every fold model inside
-the one graph.
+The batch axis is dynamic. A fold's model is its seed ensemble (every member, each with its
+calibrated temperature dividing the stance logits, probabilities averaged); ``--ensemble``
+averages every fold's members inside the one graph.
 
 The file carries its own documentation in ``metadata_props``: class names, taxonomy, keypoint
 layout and graph edges, the normalisation a consumer must reproduce, the crop size, the inputs
@@ -26,12 +27,19 @@ import torch
 from torch import nn
 
 from toolkit import layout
-from trainer.data import CROP_SIZE, STANDING_TEMPLATE, featurise, normalisation_spec
+from trainer.data import CROP_SIZE, featurise, normalisation_spec
 from trainer.graph import GRAPH, GROUPS
 from trainer.models import GeoPoseNet
 
 PARITY_TOL = 1e-4
 OPSET = 17
+
+#: A standing person in a unit box (x right, y down), COCO order: tracing and parity poses.
+STANDING_TEMPLATE = np.array(
+    [[0.5, 0.1], [0.48, 0.08], [0.52, 0.08], [0.45, 0.09], [0.55, 0.09], [0.4, 0.22],
+     [0.6, 0.22], [0.36, 0.36], [0.64, 0.36], [0.34, 0.48], [0.66, 0.48], [0.44, 0.52],
+     [0.56, 0.52], [0.43, 0.7], [0.57, 0.7], [0.42, 0.88], [0.58, 0.88]]
+)  # fmt: skip
 
 
 class ExportModule(nn.Module):
@@ -46,6 +54,12 @@ class ExportModule(nn.Module):
         super().__init__()
         self.models = nn.ModuleList(m.eval() for m in models)
         m0 = models[0]
+        if m0.visual_source == "yolo":
+            raise ValueError(
+                "Expected a model without the yolo visual stream: it needs a full-frame "
+                "yolo11n-pose pass per frame (tens of ms on a CPU, far over the 1 ms budget) "
+                "and is not exported; train with --visual none (the default) to export."
+            )
         self.input_names = [
             *(["nodes", "edge_attr"] if m0.uses_graph else []),
             *(["crop"] if m0.uses_visual else []),
@@ -61,7 +75,8 @@ class ExportModule(nn.Module):
         acc: list[torch.Tensor] | None = None
         for m in self.models:
             o = m(**kw)
-            outs = [o["stance"].softmax(-1)]
+            # The member's calibrated temperature (1 when never calibrated).
+            outs = [(o["stance"] / m.temperature).softmax(-1)]
             if "family" in o:
                 outs += [o["family"].softmax(-1), o["chamber"].softmax(-1)]
             if "geometry" in o:
@@ -179,7 +194,7 @@ def export_run(
         FileExistsError: ``out`` exists and not ``overwrite``.
         RuntimeError: Parity worse than 1e-4 (the file is not written).
     """
-    from trainer.runs import load_checkpoint
+    from trainer.runs import load_members
 
     run, out = Path(run), Path(out)
     if not (run / "metrics.json").exists():
@@ -196,7 +211,7 @@ def export_run(
             f"model {metrics.get('model')!r} is not a neural network (only geopose, graph, "
             "visual, flat and no-aux runs export)."
         )
-    loaded = [load_checkpoint(d / "model.pt") for d in dirs]
+    loaded = [load_members(d / "model.pt") for d in dirs]
     if ensemble:
         chosen = loaded
     else:
@@ -208,7 +223,7 @@ def export_run(
                 raise ValueError(f"Expected '--fold' to be one of {ks}, but got {fold}.")
             k = ks.index(fold)
         chosen = [loaded[k]]
-    module = ExportModule([m for m, _ in chosen]).eval()
+    module = ExportModule([m for ms, _ in chosen for m in ms]).eval()
     ckpt0 = chosen[0][1]
     names = module.input_names
     dyn = {n: {0: "batch"} for n in names + module.output_names}
@@ -289,6 +304,9 @@ def _write_metadata(
         "outputs": json.dumps(module.output_names),
         "folds": json.dumps([int(c["fold"]) for c in ckpts]),
         "ensemble": json.dumps(bool(ensemble)),
+        "members": json.dumps(len(module.models)),
+        "temperatures": json.dumps([round(float(m.temperature), 4) for m in module.models]),
+        "calibrated": json.dumps(any(float(m.temperature) != 1.0 for m in module.models)),
         "run": str(run.resolve()),
         "parity_max_abs_diff": json.dumps({str(k): v for k, v in parity.items()}),
     }

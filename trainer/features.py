@@ -10,9 +10,11 @@ Conventions:
 * Image coordinates, ``y`` pointing DOWN ("up" is ``(0, -1)``). Angles are in degrees.
 * Missing points (NaN ``x``/``y``, or visibility ``v == 0``) make every feature that uses them NaN;
   the baselines impute. Zero-length segments also give NaN.
-* The **weapon side** is the wrist nearest the stick's grip (COCO ``9`` is the LEFT wrist); no side
-  is ever assumed. Without a grip (17-keypoint data) the weapon side is unknown and the
-  weapon-relative features are NaN, unless the caller passes ``weapon_side``.
+* The **weapon side** is the one rule, :func:`toolkit.geometry.weapon_side`: the wrist nearest
+  the stick's grip (COCO ``9`` is the LEFT wrist), else the usual hand of the row's ``groups``
+  entry (its subject), else unknown; no side is ever assumed. Without a grip (17-keypoint data)
+  and without groups the weapon side is unknown and the weapon-relative features are NaN, unless
+  the caller passes ``weapon_side``.
 * Every limb feature comes twice: absolute (``*_left`` / ``*_right``) and relative to the weapon
   side (``*_weapon`` / ``*_off``). Unsigned angles and ratios are unchanged by a horizontal flip
   (with the flip's left/right swap, the weapon-relative ones stay put and the absolute left and
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from toolkit.geometry import LEFT, RIGHT, UNKNOWN  # weapon side codes
 from toolkit.layout import (
     GRIP,
     L_ANKLE,
@@ -45,8 +48,7 @@ from toolkit.layout import (
     TIP,
 )
 
-#: Weapon side codes returned by :func:`weapon_side`.
-LEFT, RIGHT, UNKNOWN = 0, 1, -1
+__all__ = ["LEFT", "RIGHT", "UNKNOWN", "FEATURE_NAMES", "angle_features", "mediapipe33_to_coco17"]
 
 #: MediaPipe Pose (33 landmarks) indices of the 17 COCO body keypoints, in COCO order.
 MEDIAPIPE_TO_COCO: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -188,33 +190,18 @@ def _pick(cond_left: np.ndarray, left: np.ndarray, right: np.ndarray, known: np.
     return out
 
 
-def weapon_side(keypoints: np.ndarray) -> np.ndarray:
-    """The weapon hand per frame: the wrist nearest the stick's grip.
+def _side(xy: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """The one weapon-hand rule (:func:`toolkit.geometry.weapon_side`) on ``(N, 19, 2)`` xy."""
+    from toolkit.geometry import weapon_side
 
-    Args:
-        keypoints: ``(N, 19, 3)`` (or ``(N, 17, 3)``, then every side is unknown).
-
-    Returns:
-        ``(N,)`` int8: :data:`LEFT` (0), :data:`RIGHT` (1) or :data:`UNKNOWN` (-1) when the grip
-        is missing, both wrists are missing, or the two wrists are equally far.
-    """
-    return _weapon_side_xy(_as_xy(keypoints))
-
-
-def _weapon_side_xy(xy: np.ndarray) -> np.ndarray:
-    d_left = _norm(xy[:, GRIP] - xy[:, L_WRIST])
-    d_right = _norm(xy[:, GRIP] - xy[:, R_WRIST])
-    # A missing wrist is "infinitely far": the one visible wrist holds the grip.
-    d_left = np.where(np.isnan(d_left), np.inf, d_left)
-    d_right = np.where(np.isnan(d_right), np.inf, d_right)
-    side = np.full(xy.shape[0], UNKNOWN, dtype=np.int8)
-    side[d_left < d_right] = LEFT
-    side[d_right < d_left] = RIGHT
-    return side
+    return weapon_side(xy, groups).astype(np.int8)
 
 
 def angle_features(
-    keypoints: np.ndarray, *, weapon_side: np.ndarray | None = None
+    keypoints: np.ndarray,
+    *,
+    weapon_side: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Angle features per frame (the users' current approach), fully vectorised.
 
@@ -223,7 +210,10 @@ def angle_features(
             missing = NaN ``x``/``y`` or ``v == 0``. ``(N, 17, 3)`` COCO data works too (stick
             features NaN).
         weapon_side: Optional ``(N,)`` override (0 left, 1 right, -1 unknown), e.g. known
-            handedness for 17-keypoint data. Default: the wrist nearest the grip.
+            handedness for 17-keypoint data. Default: the one rule,
+            :func:`toolkit.geometry.weapon_side` (the wrist nearest the grip, else the usual
+            hand of the row's group).
+        groups: Optional ``(N,)`` subject (or track) per row for that rule.
 
     Returns:
         ``(X, names)``: ``X`` float64 ``(N, F)`` with NaN where a feature's points are missing, and
@@ -235,7 +225,7 @@ def angle_features(
     xy = _as_xy(keypoints)
     n = xy.shape[0]
     if weapon_side is None:
-        side = _weapon_side_xy(xy)
+        side = _side(xy, groups)
     else:
         side = np.asarray(weapon_side).astype(np.int8).reshape(-1)
         if side.shape != (n,) or not np.isin(side, (LEFT, RIGHT, UNKNOWN)).all():

@@ -3,7 +3,7 @@
 Every frame uses the same edge *slots*, so a batch is one constant topology repeated (what makes
 the ONNX graph batch-dynamic). Only two slots change their source node per frame: the weapon
 attachment edges run from the **weapon** wrist and elbow to the grip, where the weapon side is the
-wrist nearest the grip in that frame (:func:`weapon_side`). The model reads that choice from a node
+wrist nearest the grip in that frame (the one rule, :func:`toolkit.geometry.weapon_side`). The model reads that choice from a node
 feature (``weapon`` flag on the weapon wrist and elbow), so the decision is made once, here.
 
 Edge groups (undirected; each is used in both directions):
@@ -94,26 +94,20 @@ def build_graph() -> GraphSpec:
 GRAPH = build_graph()
 
 
-def weapon_side(kp: np.ndarray) -> np.ndarray:
-    """Which hand holds the stick: 1 = right, 0 = left (the wrist nearest the grip).
+def weapon_side(kp: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Which hand holds the stick, as the graph wires it: 1 = right, 0 = left or unknown.
 
-    Falls back to the wrist nearest the tip when the grip is missing, and to the right hand (the
-    usual Arnis weapon hand) when neither stick point nor the wrists can decide.
+    The decision is :func:`toolkit.geometry.weapon_side` (the wrist nearest the grip, else the
+    usual hand of the row's ``groups`` entry, e.g. its subject); an unknown side (-1) wires the
+    weapon slots to the left points, and :func:`trainer.data.featurise` then sets no weapon flag,
+    so the model can tell "unknown" from "left".
 
     Shapes:
-        kp: ``(N, 19, 2+)`` pixels, NaN where missing. Returns ``(N,)`` int64.
+        kp: ``(N, 19, 2+)`` pixels, NaN where missing. Returns ``(N,)`` int64 in {0, 1}.
     """
-    xy = np.asarray(kp, dtype=np.float64)[..., :2]
-    ref = np.where(
-        np.isfinite(xy[:, layout.GRIP]).all(-1, keepdims=True),
-        xy[:, layout.GRIP],
-        xy[:, layout.TIP],
-    )
-    d_l = np.linalg.norm(xy[:, layout.L_WRIST] - ref, axis=-1)
-    d_r = np.linalg.norm(xy[:, layout.R_WRIST] - ref, axis=-1)
-    d_l = np.where(np.isfinite(d_l), d_l, np.inf)
-    d_r = np.where(np.isfinite(d_r), d_r, np.inf)
-    return (d_r <= d_l).astype(np.int64)
+    from toolkit.geometry import weapon_side as rule
+
+    return np.maximum(rule(kp, groups), 0).astype(np.int64)
 
 
 def edge_sources(side: np.ndarray, spec: GraphSpec = GRAPH) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,8 @@ from trainer.data import EDGE_FEATURES, NODE_FEATURES, WEAPON_FEATURE
 from trainer.graph import GRAPH, GROUPS, GraphSpec
 
 VARIANTS: tuple[str, ...] = ("geopose", "graph", "visual", "flat", "no-aux")
+#: Visual streams (``--visual``): none, pretrained YOLO point features, MobileNetV3 grip crop.
+VISUAL_SOURCES: tuple[str, ...] = ("none", "yolo", "mobilenet")
 VISUAL_DIM = 576  # MobileNetV3-Small feature width after global pooling
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -375,6 +377,26 @@ class VisualStream(nn.Module):
         return f"VisualStream(\n  {self.extra_repr()}\n  (head): {head}\n)"
 
 
+class FeatureStream(nn.Module):
+    """Precomputed pretrained visual features (:mod:`trainer.visual`) -> an embedding.
+
+    Shapes:
+        feat: ``(B, D)``. Returns ``(B, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 128, dropout: float = 0.3):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.head = nn.Sequential(nn.Linear(in_dim, out_dim), nn.Hardswish(), nn.Dropout(dropout))
+        self.in_dim, self.out_dim = in_dim, out_dim
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(feat))
+
+    def extra_repr(self) -> str:
+        return f"pretrained point features {self.in_dim} -> {self.out_dim}"
+
+
 class HierarchicalHead(nn.Module):
     """Family and chamber heads, and a stance head conditioned on both.
 
@@ -497,10 +519,18 @@ class GeoPoseNet(nn.Module):
         seed: Seed of the backbone's random initialisation (the same for every fold, so frozen
             crop features can be cached once per run).
         dim: Width of each stream's embedding.
+        backbone: A MobileNetV3 feature extractor to use (``visual="mobilenet"``).
+        visual: The visual stream: ``"none"``, ``"yolo"`` (precomputed pretrained point
+            features of width ``visual_dim``) or ``"mobilenet"`` (the grip crop).
+        visual_dim: Width of the ``"yolo"`` features.
+
+    The ``temperature`` buffer (1 until calibrated, saved with the weights) divides the stance
+    logits in :func:`trainer.export` and scoring; ``forward`` returns the raw logits.
 
     Shapes:
         nodes: ``(B, 19, 5)``; edge_attr: ``(B, E, 4)``; crop: ``(B, 3, 128, 128)`` in 0..1;
-        crop_feat: ``(B, 576)`` cached backbone features (instead of ``crop``).
+        crop_feat: ``(B, 576)`` cached backbone features (instead of ``crop``);
+        visual_feat: ``(B, visual_dim)`` pretrained point features.
         Returns a dict: ``stance (B, C)`` logits, ``family (B, F)``/``chamber (B, K)`` (when
         hierarchical), ``geometry (B, 4)`` (with the aux head), ``embedding (B, 128)``.
     """
@@ -515,22 +545,39 @@ class GeoPoseNet(nn.Module):
         seed: int = 0,
         dim: int = 128,
         backbone: nn.Module | None = None,
+        visual: str = "mobilenet",
+        visual_dim: int | None = None,
     ):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(
                 f"Expected 'variant' to be one of {list(VARIANTS)}, but got {variant!r}."
             )
+        if visual not in VISUAL_SOURCES:
+            raise ValueError(
+                f"Expected 'visual' to be one of {list(VISUAL_SOURCES)}, but got {visual!r}."
+            )
+        if variant == "graph":
+            visual = "none"
+        if variant == "visual" and visual == "none":
+            raise ValueError("Expected a visual stream ('yolo' or 'mobilenet') for 'visual'.")
         self.variant = variant
+        self.visual_source = visual
         self.n_classes = n_classes
         self.uses_graph = variant != "visual"
-        self.uses_visual = variant != "graph"
+        self.uses_visual = visual != "none"
         self.graph = GraphStream(out_dim=dim) if self.uses_graph else None
-        self.visual = (
-            VisualStream(out_dim=dim, weights=visual_weights, seed=seed, backbone=backbone)
-            if self.uses_visual
-            else None
-        )
+        if visual == "mobilenet":
+            self.visual = VisualStream(
+                out_dim=dim, weights=visual_weights, seed=seed, backbone=backbone
+            )
+        elif visual == "yolo":
+            if not visual_dim:
+                raise ValueError("Expected 'visual_dim' for the 'yolo' visual stream.")
+            self.visual = FeatureStream(int(visual_dim), dim)
+        else:
+            self.visual = None
+        self.register_buffer("temperature", torch.tensor(1.0))
         width = dim * (int(self.uses_graph) + int(self.uses_visual))
         self.trunk = nn.Sequential(nn.Linear(width, 256), nn.ReLU(), nn.Dropout(0.2))
         self.hierarchical = (
@@ -553,11 +600,14 @@ class GeoPoseNet(nn.Module):
         edge_attr: torch.Tensor | None = None,
         crop: torch.Tensor | None = None,
         crop_feat: torch.Tensor | None = None,
+        visual_feat: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         parts = []
         if self.graph is not None:
             parts.append(self.graph(nodes, edge_attr))
-        if self.visual is not None:
+        if self.visual_source == "yolo":
+            parts.append(self.visual(visual_feat))
+        elif self.visual is not None:
             parts.append(self.visual(crop, crop_feat))
         z = self.trunk(torch.cat(parts, -1) if len(parts) > 1 else parts[0])
         out = self.head(z)
@@ -568,7 +618,7 @@ class GeoPoseNet(nn.Module):
     def extra_repr(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return (
-            f"variant={self.variant!r}, classes={self.n_classes}, "
+            f"variant={self.variant!r}, visual={self.visual_source!r}, classes={self.n_classes}, "
             f"hierarchical={bool(self.hierarchical)}, params={n / 1e6:.2f}M"
         )
 
@@ -577,6 +627,8 @@ def build_model(config: dict, backbone: nn.Module | None = None) -> GeoPoseNet:
     """A :class:`GeoPoseNet` from a checkpoint's ``model_config`` (plain types only)."""
     fam = config.get("family_of")
     ch = config.get("chamber_of")
+    # Checkpoints from before --visual always had the MobileNetV3 stream (except 'graph').
+    visual = config.get("visual", "none" if config["variant"] == "graph" else "mobilenet")
     return GeoPoseNet(
         n_classes=int(config["n_classes"]),
         variant=config["variant"],
@@ -585,7 +637,7 @@ def build_model(config: dict, backbone: nn.Module | None = None) -> GeoPoseNet:
         visual_weights=None,
         seed=int(config.get("seed", 0)),
         dim=int(config.get("dim", 128)),
-        backbone=backbone
-        if backbone is not None or config["variant"] == "graph"
-        else bare_backbone(),
+        backbone=backbone if backbone is not None or visual != "mobilenet" else bare_backbone(),
+        visual=visual,
+        visual_dim=config.get("visual_dim"),
     )

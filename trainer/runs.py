@@ -35,9 +35,35 @@ import pandas as pd
 from toolkit.fileio import atomic_write_text
 from trainer.cv import Fold, classification_metrics, confusion, make_folds
 from trainer.data import Prepared
-from trainer.train import BASELINES, CropCache, FoldOutput, TrainConfig, train_fold
+from trainer.train import CropCache, FoldOutput, TrainConfig, train_fold
 
-METRIC_KEYS = ("accuracy", "macro_f1", "kappa", "family_accuracy", "chamber_accuracy")
+METRIC_KEYS = ("accuracy", "macro_f1", "kappa", "family_accuracy", "chamber_accuracy", "ece")
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 15) -> float:
+    """ECE: the mean |accuracy - confidence| over equal-width confidence bins, weighted by size.
+
+    Shapes:
+        y: ``(n,)`` class indices; proba: ``(n, C)``. Returns a float in 0..1 (NaN when empty).
+    """
+    proba = np.asarray(proba, np.float64)
+    if not len(proba):
+        return float("nan")
+    conf = proba.max(1)
+    hit = proba.argmax(1) == np.asarray(y)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    cnt = np.bincount(idx, minlength=bins)
+    acc = np.bincount(idx, weights=hit, minlength=bins)
+    cf = np.bincount(idx, weights=conf, minlength=bins)
+    ok = cnt > 0
+    return float(np.sum(np.abs(acc[ok] - cf[ok])) / len(proba))
+
+
+def split_model_name(name: str) -> tuple[str, str | None]:
+    """``"geopose+yolo"`` -> ``("geopose", "yolo")``; a plain name -> ``(name, None)``."""
+    model, _, visual = name.partition("+")
+    return model, (visual or None)
 
 
 @dataclass
@@ -159,8 +185,13 @@ def run_experiment(
             )
     atomic_write_text(folds_csv, table.to_csv(index=False))
     _write_config(work, prep, cfg, n_folds=len(folds), extra=extra_config)
-    if cfg.neural and cfg.model != "graph" and cache is None:
+    if cfg.visual_source == "mobilenet" and cache is None:
         cache = CropCache(prep, cfg, progress=progress)
+    if cfg.visual_source == "yolo" and prep.visual is None:
+        raise ValueError(
+            "Expected pretrained visual features for --visual yolo: prepare the data with "
+            "trainer.visual.attach_visual_features (trainer fit does it)."
+        )
     n_classes = len(prep.taxonomy.classes)
     oof = np.full((len(prep), n_classes), np.nan)
     fold_rows, outputs, histories = [], [], {}
@@ -210,9 +241,18 @@ def _save_fold(fdir: Path, prep: Prepared, fo: FoldOutput, cfg: TrainConfig) -> 
         tax.family_of if tax.hierarchical else None,
         tax.chamber_of if tax.hierarchical else None,
     )
+    y_test = prep.y[fo.fold.test]
+    m["ece"] = expected_calibration_error(y_test, fo.proba)
     res = {
         "fold": fo.fold.index,
         **m,
+        "ece_uncalibrated": (
+            expected_calibration_error(y_test, fo.proba_raw)
+            if fo.proba_raw is not None
+            else m["ece"]
+        ),
+        "temperatures": list(fo.temperatures),
+        "members": len(fo.members) if fo.members else 0,
         "n_test": len(fo.fold.test),
         "test_groups": list(fo.fold.test_groups),
         "n_fit": fo.n_fit,
@@ -234,6 +274,7 @@ def _save_fold(fdir: Path, prep: Prepared, fo: FoldOutput, cfg: TrainConfig) -> 
             "fold": fo.fold.index,
             "best_val_loss": fo.best_val_loss,
             "train_config": json.dumps(_plain(cfg)),
+            "members": fo.members[1:],  # the first member is state_dict
         }
         tmp = fdir / ".model.pt.tmp"
         torch.save(ckpt, tmp)
@@ -254,9 +295,33 @@ def load_checkpoint(path: str | Path):
     from trainer.models import build_model
 
     ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    model = build_model(ckpt["model_config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
+    return _load_state(build_model(ckpt["model_config"]), ckpt["state_dict"]), ckpt
+
+
+def _load_state(model, state: dict):
+    """Load a state dict; checkpoints from before calibration lack ``temperature`` (= 1)."""
+    import torch
+
+    state = dict(state)
+    state.setdefault("temperature", torch.tensor(1.0))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def load_members(path: str | Path):
+    """Every ensemble member of a fold's ``model.pt`` (one model for older checkpoints).
+
+    Returns:
+        ``(models, checkpoint dict)``; models in eval mode on the CPU, calibrated temperatures
+        in their ``temperature`` buffers.
+    """
+    import torch
+
+    from trainer.models import build_model
+
+    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    states = [ckpt["state_dict"], *ckpt.get("members", [])]
+    return [_load_state(build_model(ckpt["model_config"]), s) for s in states], ckpt
 
 
 def _summarise(
@@ -282,12 +347,14 @@ def _summarise(
                     "seconds",
                     "epochs_run",
                 )
+                if k in r
             }
+            | {k: r[k] for k in ("ece_uncalibrated", "temperatures", "members") if k in r}
             for r in rows
         ],
     }
     for k in METRIC_KEYS:
-        v = np.array([r[k] for r in rows], float)
+        v = np.array([r.get(k, np.nan) for r in rows], float)
         doc[f"{k}_mean"] = float(np.mean(v)) if np.isfinite(v).any() else float("nan")
         doc[f"{k}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else 0.0
     ok = np.isfinite(oof).all(1)
@@ -298,7 +365,15 @@ def _summarise(
         tax.family_of if tax.hierarchical else None,
         tax.chamber_of if tax.hierarchical else None,
     )
+    pooled["ece"] = expected_calibration_error(prep.y[ok], oof[ok])
     doc["pooled"] = pooled
+    acc = np.array([r["accuracy"] for r in rows], float)
+    doc["accuracy_worst"] = float(acc.min()) if len(acc) else float("nan")
+    doc["worst_fold"] = int(rows[int(np.argmin(acc))]["fold"]) if len(acc) else -1
+    doc["accuracy_worst_gap"] = float(acc.mean() - acc.min()) if len(acc) else float("nan")
+    unc = [r.get("ece_uncalibrated") for r in rows if r.get("ece_uncalibrated") is not None]
+    if unc:
+        doc["ece_uncalibrated_mean"] = float(np.mean(unc))
     doc["seconds_per_fold_mean"] = float(np.mean([r["seconds"] for r in rows]))
     return doc
 
@@ -311,7 +386,7 @@ def _write_results(
     rows = [
         {
             "fold": r["fold"],
-            **{k: r[k] for k in METRIC_KEYS},
+            **{k: r.get(k, float("nan")) for k in METRIC_KEYS},
             "n_test": r["n_test"],
             "test_groups": " ".join(r["test_groups"]),
         }
@@ -455,16 +530,29 @@ def _json_default(o):
 
 # ---------------------------------------------------------------------- terminal output
 def summary_table(results: list[dict], baseline: str | None = "angles-rf") -> str:
-    """A plain-text table: one row per model with mean ± std over folds.
+    """A plain-text table: one row per model with mean ± std over folds and the worst fold.
+
+    Family/chamber columns appear only when some model has them (a flat taxonomy, e.g. an
+    angle CSV without one, has none). ``Δ`` columns: accuracy points relative to ``baseline``
+    and to the best of the baselines in ``results`` (:data:`trainer.baselines.BASELINES`).
 
     Args:
         results: ``metrics.json`` documents.
-        baseline: Model whose accuracy the ``Δ`` column is relative to (if present).
+        baseline: Model whose accuracy the first ``Δ`` column is relative to (if present).
     """
+    from trainer.baselines import BASELINES as _BASE  # noqa: N811
+
     base = next((r for r in results if r["model"] == baseline), None)
+    bases = [r for r in results if r["model"] in _BASE]
+    best = max(bases, key=lambda r: r["accuracy_mean"]) if bases else None
+    hier = any(np.isfinite(r.get("family_accuracy_mean", float("nan"))) for r in results)
+    width = max([11, *(len(r.get("label", r["model"])) for r in results)])
     head = (
-        f"{'model':<11} {'accuracy':>15} {'macro-F1':>15} {'kappa':>15} {'family':>7} "
-        f"{'chamber':>7} {'s/fold':>7}" + (f" {'Δ vs ' + baseline:>13}" if base else "")
+        f"{'model':<{width}} {'accuracy':>15} {'worst':>6} {'macro-F1':>15} {'kappa':>15}"
+        + (f" {'family':>7} {'chamber':>7}" if hier else "")
+        + f" {'ECE':>6} {'s/fold':>7}"
+        + (f" {'Δ vs ' + baseline:>13}" if base else "")
+        + (f" {'Δ vs best baseline':>19}" if best else "")
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -472,14 +560,23 @@ def summary_table(results: list[dict], baseline: str | None = "angles-rf") -> st
         def ms(k, r=r):
             return f"{r[k + '_mean']:.3f} ± {r[k + '_std']:.3f}"
 
-        fam = r.get("family_accuracy_mean", float("nan"))
-        cha = r.get("chamber_accuracy_mean", float("nan"))
         line = (
-            f"{r['model']:<11} {ms('accuracy'):>15} {ms('macro_f1'):>15} {ms('kappa'):>15} "
-            f"{fam:>7.3f} {cha:>7.3f} {r.get('seconds_per_fold_mean', float('nan')):>7.1f}"
+            f"{r.get('label', r['model']):<{width}} {ms('accuracy'):>15} "
+            f"{r.get('accuracy_worst', float('nan')):>6.3f} {ms('macro_f1'):>15} {ms('kappa'):>15}"
+        )
+        if hier:
+            fam = r.get("family_accuracy_mean", float("nan"))
+            cha = r.get("chamber_accuracy_mean", float("nan"))
+            line += f" {fam:>7.3f} {cha:>7.3f}"
+        line += (
+            f" {r.get('ece_mean', float('nan')):>6.3f}"
+            f" {r.get('seconds_per_fold_mean', float('nan')):>7.1f}"
         )
         if base:
             line += f" {100 * (r['accuracy_mean'] - base['accuracy_mean']):>+12.1f}pt"
+        if best:
+            line += f" {100 * (r['accuracy_mean'] - best['accuracy_mean']):>+16.1f}pt"
+            line += f" ({best.get('label', best['model'])})" if r is results[0] else ""
         lines.append(line)
     return "\n".join(lines)
 
@@ -507,8 +604,20 @@ def run_ablation(
     progress: bool = False,
     extra_config: dict | None = None,
     echo=None,
+    folds: list[Fold] | None = None,
 ) -> tuple[list[dict], str]:
     """Cross-validate several models on the same folds; ``out/<model>/`` is each one's run.
+
+    A model name may carry a visual stream: ``geopose+yolo`` is ``geopose`` with
+    ``visual="yolo"`` (the plain name uses ``cfg.visual``).
+
+    Args:
+        prep: The labelled data (with ``prep.visual`` when a ``+yolo`` model is listed).
+        models: Model names (:data:`trainer.train.MODELS`, optionally ``+<visual>``).
+        cfg: Shared training settings.
+        out: The ablation folder.
+        n_folds: Outer folds (ignored when ``folds`` is given).
+        folds: Precomputed folds (e.g. a few-subject regime).
 
     Returns:
         The ``metrics.json`` documents and the summary table (also written to
@@ -523,12 +632,15 @@ def run_ablation(
             "to continue it, or choose another --out."
         )
     out.mkdir(parents=True, exist_ok=True)
-    folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
+    if folds is None:
+        folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
     cache = None
     results = []
     for name in models:
-        mcfg = replace(cfg, model=name)
-        if mcfg.neural and name != "graph" and cache is None:
+        model, visual = split_model_name(name)
+        mcfg = replace(cfg, model=model, visual=visual or cfg.visual)
+        mcfg.check()
+        if mcfg.visual_source == "mobilenet" and cache is None:
             cache = CropCache(prep, mcfg, progress=progress)
         if echo:
             echo(f"== {name}")
@@ -540,22 +652,27 @@ def run_ablation(
             resume=resume,
             progress=progress,
             folds=folds,
-            cache=cache if name not in BASELINES else None,
+            cache=cache if mcfg.visual_source == "mobilenet" else None,
             extra_config=extra_config,
             echo=echo,
         )
+        res.metrics["label"] = name
         results.append(res.metrics)
     table = summary_table(results)
     keep = (
+        "label",
         "model",
         "accuracy_mean",
         "accuracy_std",
+        "accuracy_worst",
         "macro_f1_mean",
         "macro_f1_std",
         "kappa_mean",
         "kappa_std",
         "family_accuracy_mean",
         "chamber_accuracy_mean",
+        "ece_mean",
+        "ece_uncalibrated_mean",
         "seconds_per_fold_mean",
     )
     atomic_write_text(

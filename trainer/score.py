@@ -259,14 +259,22 @@ class OnnxScorer:
     def needs_crops(self) -> bool:
         return "crop" in self.inputs
 
-    def feed(self, ds, rows: np.ndarray, kp: np.ndarray, conf: np.ndarray) -> dict:
-        """The input arrays for annotation ``rows`` (see :mod:`trainer.data`)."""
+    def feed(
+        self,
+        ds,
+        rows: np.ndarray,
+        kp: np.ndarray,
+        conf: np.ndarray,
+        groups: np.ndarray | None = None,
+    ) -> dict:
+        """The input arrays for annotation ``rows`` (see :mod:`trainer.data`); ``groups`` (the
+        rows' subjects) give the weapon hand of frames without a grip."""
         from trainer.data import featurise, read_crops
 
-        nodes, edges = featurise(kp, conf)
+        nodes, edges = featurise(kp, conf, groups=groups)
         feed = {"nodes": nodes, "edge_attr": edges}
         if self.needs_crops:
-            crops = read_crops(ds, rows, kp)
+            crops = read_crops(ds, rows, kp, groups=groups)
             feed["crop"] = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) / 255.0
         return {k: v for k, v in feed.items() if k in self.inputs}
 
@@ -296,13 +304,15 @@ def predict_all(
     order = np.lexsort((fidx, np.nan_to_num(vid, nan=-1.0)))
     kp_all = ds.keypoints[rows]
     conf_all = confidence(kp_all, ds.scores[rows])
+    subj = table["subject"].to_numpy(dtype=object)
+    subj = np.where(pd.isna(pd.Series(subj, dtype=object)).to_numpy(), None, subj)
     out: dict[str, np.ndarray] = {}
     with tqdm(
         total=len(rows), desc="scoring", unit="frame", disable=not progress, leave=False
     ) as bar:
         for s in range(0, len(rows), batch):
             sel = order[s : s + batch]
-            feed = scorer.feed(ds, rows[sel], kp_all[sel], conf_all[sel])
+            feed = scorer.feed(ds, rows[sel], kp_all[sel], conf_all[sel], subj[sel])
             res = scorer.run(feed)
             for name in scorer.outputs:
                 arr = np.stack([r[name] for r in res])

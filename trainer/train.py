@@ -1,8 +1,20 @@
 """Training one cross-validation fold of GeoPose-Net (or a baseline).
 
-Per fold: the training groups are split again (by group) into fit and validation rows; the model
-trains with AdamW (3e-4, weight decay 0.01), a cosine schedule, batch 16, gradient clipping and
-early stopping (patience 15) on the validation loss, in two phases:
+Per fold, ``members`` models are trained (a seed ensemble); each member holds out a different
+subset of the fold's training groups as its validation rows, so every training subject is
+trained on by most members and no single odd validation subject decides anything. A member trains
+with AdamW (3e-4, weight decay 0.01), a cosine schedule, batch 16 and gradient clipping, and stops
+by ``stop``:
+
+* ``fixed`` (default): the whole schedule, keeping the last weights (no decision hinges on the
+  validation subject; the schedule length is the ``--epochs`` option);
+* ``smoothed``: the best epoch by an exponential moving average of the validation loss (after a
+  third of the epochs), stopping after ``patience`` epochs without a better smoothed loss;
+* ``patience``: the raw validation loss with patience (the old behaviour).
+
+Each member's temperature is then fitted on its validation rows (temperature scaling: one scalar
+that divides the stance logits, minimising the validation NLL), and the fold's probabilities are
+the mean of the members' calibrated probabilities. Training runs in two phases:
 
 1. **frozen backbone**: the MobileNetV3-Small crop features are computed once per run (for the
    plain crop and ``aug_views - 1`` augmented copies) and cached; only the graph stream, the
@@ -25,12 +37,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainer.baselines import BASELINES
 from trainer.cv import Fold, inner_split
 from trainer.data import KeypointAugment, Prepared, featurise, geometry_targets, sibling_classes
-from trainer.models import VARIANTS, ArcMargin, GeoPoseNet, mobilenet_backbone
+from trainer.models import VARIANTS, VISUAL_SOURCES, ArcMargin, GeoPoseNet, mobilenet_backbone
 
-BASELINES: tuple[str, ...] = ("angles-rf", "angles-gbm")
 MODELS: tuple[str, ...] = VARIANTS + BASELINES
+#: Early-stopping criteria (``--stop``).
+STOPS: tuple[str, ...] = ("fixed", "smoothed", "patience")
 
 
 @dataclass
@@ -44,7 +58,15 @@ class TrainConfig:
         batch_size: Minibatch size.
         lr: AdamW learning rate (the backbone gets ``lr / 10`` when unfrozen).
         weight_decay: AdamW weight decay.
-        patience: Early-stopping patience in epochs (on the validation loss).
+        patience: Early-stopping patience in epochs (``stop`` = smoothed or patience).
+        stop: ``fixed``, ``smoothed`` or ``patience`` (see the module docstring).
+        members: Models per fold (seed ensemble, each with other validation groups).
+        calibrate: Fit a temperature per member on its validation rows.
+        visual: Visual stream of ``geopose``/``visual``/``flat``/``no-aux``: ``none``, ``yolo``
+            (COCO-pretrained yolo11n-pose features sampled at the hand and stick, see
+            :mod:`trainer.visual`) or ``mobilenet`` (a grip crop through MobileNetV3-Small;
+            ImageNet weights from ``visual_weights`` or the torch hub cache, else random with a
+            warning).
         clip: Gradient-norm clip.
         label_smoothing: Stance (and family/chamber) cross-entropy smoothing.
         w_family, w_chamber, w_geometry: Auxiliary loss weights.
@@ -72,6 +94,10 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     patience: int = 15
+    stop: str = "fixed"
+    members: int = 3
+    calibrate: bool = True
+    visual: str = "none"
     clip: float = 1.0
     label_smoothing: float = 0.1
     w_family: float = 0.3
@@ -97,6 +123,32 @@ class TrainConfig:
     def neural(self) -> bool:
         return self.model in VARIANTS
 
+    @property
+    def visual_source(self) -> str:
+        """The visual stream this model uses (``none`` for ``graph`` and baselines)."""
+        if self.model == "graph" or not self.neural:
+            return "none"
+        if self.model == "visual" and self.visual == "none":
+            return "yolo"
+        return self.visual
+
+    def check(self) -> None:
+        """Refuse settings that cannot train (named like the CLI options)."""
+        if self.model not in MODELS:
+            raise ValueError(
+                f"Expected '--model' to be one of {list(MODELS)}, but got {self.model!r}."
+            )
+        if self.stop not in STOPS:
+            raise ValueError(
+                f"Expected '--stop' to be one of {list(STOPS)}, but got {self.stop!r}."
+            )
+        if self.visual not in VISUAL_SOURCES:
+            raise ValueError(
+                f"Expected '--visual' to be one of {list(VISUAL_SOURCES)}, but got {self.visual!r}."
+            )
+        if self.members < 1:
+            raise ValueError(f"Expected '--members' to be at least 1, but got {self.members}.")
+
 
 @dataclass
 class FoldOutput:
@@ -104,13 +156,19 @@ class FoldOutput:
 
     Attributes:
         fold: The outer fold.
-        proba: ``(n_test, C)`` class probabilities on the fold's test rows.
-        history: One dict per epoch (phase, losses, validation accuracy, lr, seconds).
-        state: The best model's ``state_dict`` (None for baselines).
+        proba: ``(n_test, C)`` class probabilities on the fold's test rows (calibrated members'
+            mean for neural models).
+        history: One dict per member and epoch (member, phase, losses, validation accuracy, lr,
+            seconds).
+        state: The first member's ``state_dict`` (None for baselines).
         model_config: Plain-typed arguments to rebuild the model (None for baselines).
-        best_val_loss: Validation loss of the kept weights (NaN for baselines).
+        best_val_loss: Mean validation NLL of the kept members (after calibration; NaN for
+            baselines).
         seconds: Wall time of the fold.
-        n_fit, n_val: Rows used for fitting and for early stopping.
+        n_fit, n_val: Rows used for fitting and for validation (per member, the first member's).
+        members: Every member's ``state_dict`` (neural models; ``members[0] is state``).
+        proba_raw: ``(n_test, C)`` members' mean before temperature scaling (or None).
+        temperatures: Fitted temperature per member.
     """
 
     fold: Fold
@@ -122,6 +180,9 @@ class FoldOutput:
     seconds: float
     n_fit: int
     n_val: int
+    members: list[dict] = field(default_factory=list)
+    proba_raw: np.ndarray | None = None
+    temperatures: list[float] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- visual feature cache
@@ -249,6 +310,7 @@ def augment_crops(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.
 # ---------------------------------------------------------------------- batches
 def _model_config(prep: Prepared, cfg: TrainConfig) -> dict:
     tax = prep.taxonomy
+    src = cfg.visual_source
     return {
         "variant": cfg.model,
         "n_classes": len(tax.classes),
@@ -256,6 +318,8 @@ def _model_config(prep: Prepared, cfg: TrainConfig) -> dict:
         "chamber_of": tax.chamber_of.tolist() if tax.hierarchical else None,
         "seed": cfg.seed,
         "dim": cfg.dim,
+        "visual": src,
+        "visual_dim": int(prep.visual.shape[1]) if src == "yolo" else None,
     }
 
 
@@ -274,8 +338,10 @@ class _Batches:
         self.pool = prep.keypoints[fit_rows]
         self.pool_y = prep.y[fit_rows]
         self.siblings = sibling_classes(prep.taxonomy)
-        self.geo, self.geo_mask = geometry_targets(prep.keypoints)
-        self.nodes, self.edges = featurise(prep.keypoints, prep.conf)
+        self.subject = prep.subject
+        self.geo, self.geo_mask = geometry_targets(prep.keypoints, prep.subject)
+        self.nodes, self.edges = featurise(prep.keypoints, prep.conf, groups=prep.subject)
+        self.source = cfg.visual_source
 
     def inputs(
         self,
@@ -294,12 +360,15 @@ class _Batches:
                 kp = self.cfg.keypoint_augment(
                     p.keypoints[rows], p.y[rows], rng, self.pool, self.pool_y, self.siblings
                 )
-                nodes, edges = featurise(kp, p.conf[rows])
+                groups = None if self.subject is None else self.subject[rows]
+                nodes, edges = featurise(kp, p.conf[rows], groups=groups)
             else:
                 nodes, edges = self.nodes[rows], self.edges[rows]
             out["nodes"] = torch.from_numpy(nodes).to(dev)
             out["edge_attr"] = torch.from_numpy(edges).to(dev)
-        if model != "graph":
+        if self.source == "yolo":
+            out["visual_feat"] = torch.from_numpy(p.visual[rows]).float().to(dev)
+        elif self.source == "mobilenet":
             if crops or not self.cfg.cache_features:
                 x = self.cache.crops(rows)
                 if rng is not None and self.cfg.augment:
@@ -359,21 +428,104 @@ def compute_loss(
 
 
 @torch.no_grad()
+def predict_logits(
+    model: GeoPoseNet, batches: _Batches, rows: np.ndarray, crops: bool = False, chunk: int = 256
+) -> np.ndarray:
+    """Stance logits for ``rows`` (before temperature scaling).
+
+    Shapes:
+        Returns ``(len(rows), C)`` float64.
+    """
+    model.eval()
+    out = []
+    for s in range(0, len(rows), chunk):
+        r = rows[s : s + chunk]
+        out.append(model(**batches.inputs(r, None, crops=crops))["stance"].double().cpu().numpy())
+    if not out:
+        return np.zeros((0, model.n_classes))
+    return np.concatenate(out)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _nll(logits: np.ndarray, y: np.ndarray, t: float = 1.0) -> float:
+    if not len(y):
+        return float("nan")
+    z = logits / t
+    z = z - z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature scaling: the ``T`` in ``[0.05, 20]`` minimising the NLL of ``logits / T``.
+
+    A 1-D search on a log grid, then refined around the best point (deterministic, no
+    optimiser state). Returns 1.0 without validation rows.
+
+    Shapes:
+        logits: ``(n, C)``; y: ``(n,)``.
+    """
+    if len(y) < 2:
+        return 1.0
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 61))
+    losses = [_nll(logits, y, t) for t in grid]
+    k = int(np.argmin(losses))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    fine = np.exp(np.linspace(np.log(lo), np.log(hi), 41))
+    return float(fine[int(np.argmin([_nll(logits, y, t) for t in fine]))])
+
+
+@torch.no_grad()
 def predict(
     model: GeoPoseNet, batches: _Batches, rows: np.ndarray, crops: bool = False, chunk: int = 256
 ) -> tuple[np.ndarray, float]:
-    """Class probabilities for ``rows`` and the mean stance NLL against their labels."""
-    model.eval()
-    probs, nll = [], 0.0
-    for s in range(0, len(rows), chunk):
-        r = rows[s : s + chunk]
-        out = model(**batches.inputs(r, None, crops=crops))
-        logits = out["stance"]
-        nll += float(F.cross_entropy(logits, batches.targets(r)["y"], reduction="sum"))
-        probs.append(logits.softmax(-1).cpu().numpy())
-    if not probs:
-        return np.zeros((0, model.n_classes)), float("nan")
-    return np.concatenate(probs).astype(np.float64), nll / max(1, len(rows))
+    """Class probabilities for ``rows`` (the model's temperature applied) and their mean NLL."""
+    logits = predict_logits(model, batches, rows, crops, chunk)
+    t = float(model.temperature)
+    if not len(rows):
+        return logits, float("nan")
+    return _softmax(logits / t), _nll(logits, batches.prep.y[rows], t)
+
+
+def member_splits(
+    y: np.ndarray,
+    groups: np.ndarray,
+    rows: np.ndarray,
+    members: int,
+    seed: int = 0,
+    fraction: float = 0.2,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fit/validation rows of each ensemble member; members hold out different groups.
+
+    The training groups are shuffled once and member ``m`` validates on the ``m``-th block of
+    about ``fraction`` of them (cycling when there are more members than blocks), so with 4
+    training subjects and 3 members, three different subjects validate and every subject is
+    trained on by at least two members. With a single group, rows are split at random.
+
+    Returns:
+        ``[(fit_rows, val_rows)]`` per member, subsets of ``rows``.
+    """
+    g = np.asarray(groups).astype(str)[rows]
+    uniq = np.unique(g)
+    if len(uniq) < 2:
+        return [
+            inner_split(y, groups, rows, seed=seed + m, fraction=fraction) for m in range(members)
+        ]
+    rng = np.random.default_rng(seed)
+    order = uniq[rng.permutation(len(uniq))]
+    n_val = int(min(max(1, round(fraction * len(uniq))), len(uniq) - 1))
+    out = []
+    for m in range(members):
+        start = (m * n_val) % len(uniq)
+        val_groups = np.take(order, np.arange(start, start + n_val), mode="wrap")
+        is_val = np.isin(g, val_groups)
+        out.append((rows[~is_val], rows[is_val]))
+    return out
 
 
 # ---------------------------------------------------------------------- one fold
@@ -397,37 +549,103 @@ def _train_fold(
     prep: Prepared, fold: Fold, cfg: TrainConfig, cache: CropCache | None, progress: bool
 ) -> FoldOutput:
     t0 = time.perf_counter()
+    cfg.check()
     if cfg.model in BASELINES:
         proba = _baseline_fold(prep, fold, cfg)
         return FoldOutput(
             fold, proba, [], None, None, float("nan"), time.perf_counter() - t0, len(fold.train), 0
         )
-    if cfg.model not in VARIANTS:
-        raise ValueError(f"Expected '--model' to be one of {list(MODELS)}, but got {cfg.model!r}.")
-    fit_rows, val_rows = inner_split(
-        prep.y, prep.groups, fold.train, seed=cfg.seed + fold.index, fraction=cfg.val_fraction
+    source = cfg.visual_source
+    if source == "mobilenet":
+        if cache is None:
+            raise ValueError("Expected a CropCache for a visual model.")
+        if cfg.cache_features:
+            cache.compute(cfg.device)
+    if source == "yolo" and prep.visual is None:
+        raise ValueError(
+            "Expected pretrained visual features (trainer.visual.attach_visual_features) for "
+            "--visual yolo."
+        )
+    splits = member_splits(
+        prep.y,
+        prep.groups,
+        fold.train,
+        cfg.members,
+        seed=cfg.seed * 1000 + fold.index,
+        fraction=cfg.val_fraction,
     )
+    history: list[dict] = []
+    states, temps, raws, cals, losses = [], [], [], [], []
+    mc = _model_config(prep, cfg)
+    finetuned = False
+    best_epochs = []
+    for m, (fit_rows, val_rows) in enumerate(splits):
+        res = _train_member(prep, fold, cfg, cache, fit_rows, val_rows, m, mc, progress)
+        model, batches, hist, crops_used, best_epoch = res
+        for h in hist:
+            h["member"] = m
+        history += hist
+        finetuned = finetuned or crops_used
+        best_epochs.append(best_epoch)
+        val_logits = predict_logits(model, batches, val_rows, crops=crops_used)
+        t = fit_temperature(val_logits, prep.y[val_rows]) if cfg.calibrate else 1.0
+        model.temperature.fill_(t)
+        losses.append(_nll(val_logits, prep.y[val_rows], t))
+        test_logits = predict_logits(model, batches, fold.test, crops=crops_used)
+        raws.append(_softmax(test_logits))
+        cals.append(_softmax(test_logits / t))
+        temps.append(t)
+        states.append({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    mc["finetuned"] = finetuned
+    mc["best_epoch"] = best_epochs[0]
+    mc["members"] = len(states)
+    return FoldOutput(
+        fold,
+        np.mean(cals, 0),
+        history,
+        states[0],
+        mc,
+        float(np.nanmean(losses)) if np.isfinite(losses).any() else float("nan"),
+        time.perf_counter() - t0,
+        len(splits[0][0]),
+        len(splits[0][1]),
+        members=states,
+        proba_raw=np.mean(raws, 0),
+        temperatures=temps,
+    )
+
+
+def _train_member(
+    prep: Prepared,
+    fold: Fold,
+    cfg: TrainConfig,
+    cache: CropCache | None,
+    fit_rows: np.ndarray,
+    val_rows: np.ndarray,
+    member: int,
+    mc: dict,
+    progress: bool,
+):
+    """Train one ensemble member; returns ``(model, batches, history, finetuned, best_epoch)``."""
     from tqdm.auto import tqdm
 
     device = torch.device(cfg.device)
-    torch.manual_seed(cfg.seed * 1000 + fold.index)
-    rng = np.random.default_rng(cfg.seed * 1000 + fold.index)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + fold.index)
-    uses_visual = cfg.model != "graph"
-    if uses_visual and cache is None:
-        raise ValueError("Expected a CropCache for a visual model.")
-    if uses_visual and cfg.cache_features:
-        cache.compute(cfg.device)
-    mc = _model_config(prep, cfg)
+    seed = cfg.seed * 1000 + fold.index + 7919 * member
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    uses_mobilenet = cfg.visual_source == "mobilenet"
     model = GeoPoseNet(
         n_classes=mc["n_classes"],
         variant=cfg.model,
         family_of=None if mc["family_of"] is None else np.asarray(mc["family_of"]),
         chamber_of=None if mc["chamber_of"] is None else np.asarray(mc["chamber_of"]),
         dim=cfg.dim,
-        backbone=copy.deepcopy(cache.backbone) if uses_visual else None,
+        backbone=copy.deepcopy(cache.backbone) if uses_mobilenet else None,
+        visual=mc["visual"],
+        visual_dim=mc["visual_dim"],
     ).to(device)
-    if uses_visual:
+    if uses_mobilenet:
         model.visual.set_frozen(True)
     arc = (
         ArcMargin(model.head.classifier.in_features, mc["n_classes"]).to(device)
@@ -438,12 +656,12 @@ def _train_fold(
     history: list[dict] = []
     best = {"loss": math.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
     phases = [("frozen", cfg.epochs, False)]
-    if uses_visual and cfg.finetune_epochs > 0:
+    if uses_mobilenet and cfg.finetune_epochs > 0:
         phases.append(("finetune", cfg.finetune_epochs, True))
     total_epochs = sum(p[1] for p in phases)
     bar = tqdm(
         total=total_epochs,
-        desc=f"fold {fold.index + 1} {cfg.model}",
+        desc=f"fold {fold.index + 1} {cfg.model} member {member + 1}/{cfg.members}",
         unit="epoch",
         disable=not progress,
         leave=False,
@@ -455,7 +673,9 @@ def _train_fold(
         if with_crops:
             model.load_state_dict(best["state"])
             model.visual.set_frozen(False)
-        backbone_ids = {id(p) for p in model.visual.backbone.parameters()} if uses_visual else set()
+        backbone_ids = (
+            {id(p) for p in model.visual.backbone.parameters()} if uses_mobilenet else set()
+        )
         head_params = [
             p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids
         ]
@@ -468,6 +688,7 @@ def _train_fold(
         steps_per_epoch = max(1, math.ceil(len(fit_rows) / cfg.batch_size))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * steps_per_epoch)
         stale = 0
+        smooth = None
         for phase_epoch in range(n_epochs):
             te = time.perf_counter()
             model.train()
@@ -487,8 +708,15 @@ def _train_fold(
                 sched.step()
                 tot += loss.item() * len(r)
                 cnt += len(r)
-            proba_val, val_loss = predict(model, batches, val_rows, crops=with_crops)
-            val_acc = float(np.mean(proba_val.argmax(1) == prep.y[val_rows]))
+            last = phase_epoch == n_epochs - 1
+            # The fixed schedule never looks at the validation rows while training (only its
+            # curve is logged, every 5 epochs and at the end, to keep the CPU cost down).
+            watch = cfg.stop != "fixed" or phase_epoch % 5 == 4 or last
+            if watch and len(val_rows):
+                proba_val, val_loss = predict(model, batches, val_rows, crops=with_crops)
+                val_acc = float(np.mean(proba_val.argmax(1) == prep.y[val_rows]))
+            else:
+                val_loss, val_acc = float("nan"), float("nan")
             history.append(
                 {
                     "epoch": epoch,
@@ -503,43 +731,42 @@ def _train_fold(
             bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}", val=f"{val_acc:.3f}")
             bar.update()
             epoch += 1
-            if val_loss < best["loss"] - 1e-4:
+            if cfg.stop == "fixed" or not len(val_rows):
+                if last:
+                    best = {
+                        "loss": val_loss,
+                        "state": copy.deepcopy(model.state_dict()),
+                        "epoch": epoch - 1,
+                        "phase": phase,
+                    }
+                continue
+            if cfg.stop == "smoothed":
+                smooth = val_loss if smooth is None else 0.7 * smooth + 0.3 * val_loss
+                crit = smooth if phase_epoch >= n_epochs // 3 else math.inf
+            else:
+                crit = val_loss
+            if crit < best["loss"] - 1e-4:
                 best = {
-                    "loss": val_loss,
+                    "loss": crit,
                     "state": copy.deepcopy(model.state_dict()),
                     "epoch": epoch - 1,
                     "phase": phase,
                 }
                 stale = 0
-            else:
+            elif math.isfinite(crit) or cfg.stop == "patience":
                 stale += 1
                 if stale >= cfg.patience:
                     bar.update(n_epochs - phase_epoch - 1)  # early stop: the bar jumps ahead
                     break
     bar.close()
     model.load_state_dict(best["state"])
-    finetuned = best.get("phase") == "finetune"
-    proba, _ = predict(model, batches, fold.test, crops=finetuned)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    mc["finetuned"] = finetuned
-    mc["best_epoch"] = best["epoch"]
-    return FoldOutput(
-        fold,
-        proba,
-        history,
-        state,
-        mc,
-        float(best["loss"]),
-        time.perf_counter() - t0,
-        len(fit_rows),
-        len(val_rows),
-    )
+    return model, batches, history, best.get("phase") == "finetune", best["epoch"]
 
 
 def _baseline_fold(prep: Prepared, fold: Fold, cfg: TrainConfig) -> np.ndarray:
-    from trainer.baselines import fit_predict_baseline
+    from trainer.baselines import baseline_features, fit_predict_baseline
 
-    X = angle_matrix(prep)
+    X = baseline_features(cfg.model, prep)
     return fit_predict_baseline(
         cfg.model,
         X[fold.train],
@@ -552,8 +779,6 @@ def _baseline_fold(prep: Prepared, fold: Fold, cfg: TrainConfig) -> np.ndarray:
 
 def angle_matrix(prep: Prepared) -> np.ndarray:
     """Joint-angle features of every row (cached on the :class:`Prepared`)."""
-    if prep.angles is None:
-        from trainer.features import angle_features
+    from trainer.baselines import baseline_features
 
-        prep.angles, _ = angle_features(prep.keypoints)
-    return prep.angles
+    return baseline_features("angles-rf", prep)

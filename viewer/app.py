@@ -27,6 +27,7 @@ import pandas as pd
 from toolkit import layout
 from viewer import convert, keys
 from viewer.frames import FrameSource
+from viewer.review import FILTER_PROPOSAL
 from viewer.session import EditSession, rigid_adjust
 
 #: Autosave period in seconds (0 turns autosave off).
@@ -83,6 +84,7 @@ class ArnisApp:
         self.frame = -1
         self.unlocked = False
         self.rigid = False
+        self.queue_filter = "all"
         self.message = ""
         self.listeners: list[Callable[[], None]] = []
         self._sync = 0
@@ -134,6 +136,8 @@ class ArnisApp:
         )
         for layer in (self.skeleton_layer, self.stick_layer):
             _reuse_color_shader(viewer, layer)
+        for layer in (self.skeleton_layer, self.stick_layer, self.points_layer):
+            _freeze_thumbnail(layer)
         self.points_layer.mode = "select"
         self.points_layer.mouse_drag_callbacks.append(self._follow_drag)
         self.points_layer.events.mode.connect(self._keep_drag_last)
@@ -257,7 +261,9 @@ class ArnisApp:
     def _draw_lines(self, xy: np.ndarray, draw: bool = True) -> None:
         t = self.frame
         bones = convert.segments_to_vectors(*convert.skeleton_segments(xy), t)
-        a, b, colors = convert.stick_segments(xy)
+        rows = self._rows
+        interp = (self.ds.source[rows][:, convert.STICK_POINTS] == layout.INTERPOLATED).any(1)
+        a, b, colors = convert.stick_segments(xy, self.session.track[rows], interp)
         stick = convert.segments_to_vectors(a, b, t)
         with self._syncing():
             for layer, data, col in (
@@ -291,6 +297,9 @@ class ArnisApp:
         modes = [m for m, on in (("body unlocked", self.unlocked), ("rigid", self.rigid)) if on]
         if modes:
             state.append("[" + ", ".join(modes) + "]")
+        if self.session.pending_key:
+            keys_at = sorted(f + 1 for f, _ in self.session.pending_key.values())
+            state.append("keyframe @" + ",".join(map(str, keys_at)) + " (I: fill to here)")
         if s.unsaved:
             state.append(f"{s.unsaved} unsaved")
         overlay = self.viewer.canvas.overlays.text
@@ -420,13 +429,83 @@ class ArnisApp:
 
     def _after_edit(self, edit, nothing: str) -> None:
         self.render(keep_selection=True)
+        if edit is not None and self.dock is not None and self.queue_filter == FILTER_PROPOSAL:
+            self.dock.apply_filter()  # accepted frames leave the "with a proposed fix" list
         self._notify(edit.label if edit is not None else nothing)
 
     def accept_correction(self) -> None:
+        """Accept this frame's proposed fixes: corrected / interpolated points and validate
+        proposals become human."""
         self._after_edit(
             self.session.accept_correction(self.frame),
-            "No automatic correction to accept on this frame.",
+            "No proposed fix to accept on this frame.",
         )
+
+    def accept_range(self) -> None:
+        """Accept the proposed fixes of the run of frames around this one (e.g. an
+        interpolation), as one undoable step."""
+        self._after_edit(
+            self.session.accept_range(self.frame),
+            "No proposed fix to accept on or next to this frame.",
+        )
+
+    def accept_in_filter(self) -> None:
+        """Accept the proposed fixes on every frame the review list shows (its filter)."""
+        frames = self.filter_frames()
+        edit = self.session.accept_frames(frames, self.frame, "accepted the listed frames")
+        self._after_edit(edit, f"No proposed fix to accept on the {len(frames)} listed frames.")
+
+    def set_keyframe(self) -> None:
+        """Make this frame's stick a keyframe; the second keyframe fills the frames between."""
+        row = self._target_row()
+        if row is None:
+            self._notify("No person in this frame.")
+            return
+        _edit, message = self.session.set_keyframe(self.frame, row)
+        self.render(keep_selection=True)
+        self._notify(message)
+
+    def copy_previous_stick(self) -> None:
+        """The previous frame's stick, carried by the weapon wrist onto this frame."""
+        row = self._target_row()
+        if row is None:
+            self._notify("No person in this frame.")
+            return
+        _edit, message = self.session.copy_previous_stick(self.frame, row)
+        self.render(keep_selection=True)
+        self._notify(message)
+
+    def _target_row(self) -> int | None:
+        """The person a stick action is for: the selected point's, else the only one, else the
+        one nearest the mouse."""
+        rows = self._rows
+        if not len(rows):
+            return None
+        layer = self.points_layer
+        sel = sorted(layer.selected_data)
+        if sel and sel[0] < len(layer.features):
+            return int(layer.features["ann_row"].iat[sel[0]])
+        if len(rows) == 1:
+            return int(rows[0])
+        xy = self.ds.keypoints[rows][..., :2]
+        d = np.linalg.norm(xy - self._cursor_xy(), axis=-1)
+        d = np.where(np.isfinite(d), d, np.inf).min(1)
+        return int(rows[int(np.argmin(d))])
+
+    # ------------------------------------------------------------------ review-list filter
+    def set_queue_filter(self, name: str) -> None:
+        """Show only the review items matching ``name`` (see :meth:`ReviewList.filters`)."""
+        self.queue_filter = name
+        if self.dock is not None:
+            self.dock.apply_filter()
+        n = len(self.filter_frames())
+        self._notify(f"review list: {name} ({n} frames)")
+
+    def filter_frames(self) -> list[int]:
+        """The frames of the review items the filter shows."""
+        review = self.session.review
+        items = review.matching(self.queue_filter, self.session)
+        return sorted({review.items[i].frame for i in items if review.items[i].frame is not None})
 
     def revert_stick(self) -> None:
         self._after_edit(self.session.revert_stick(self.frame), "The stick already is as imported.")
@@ -629,11 +708,41 @@ def _set_features(layer, features: pd.DataFrame) -> None:
         and list(cur.columns) == list(features.columns)
         and (cur.dtypes == features.dtypes).all()
     ):
+        changed = []
         for col in features.columns:
-            cur[col] = features[col].to_numpy()
-        layer.text.refresh(cur)
+            new = features[col].to_numpy()
+            old = cur[col].to_numpy()
+            if not (new.dtype == old.dtype and _same_values(old, new)):
+                cur[col] = new
+                changed.append(col)
+        if "label" in changed:  # the text drawn beside grip and tip
+            layer.text.refresh(cur)
     else:
         layer.features = features
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal columns (NaN equals NaN in float columns)."""
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool((a == b).all())
+
+
+def _freeze_thumbnail(layer) -> None:
+    """Stop napari from recomputing ``layer``'s layer-list icon on every frame step.
+
+    napari redraws each layer's thumbnail (and repaints the layer list) whenever the layer is
+    sliced; for our overlays, redrawn per frame, that was a tenth of a frame step and shows
+    nothing useful. The icon drawn when the layer was added stays.
+    """
+    if hasattr(layer, "_update_thumbnail"):
+        layer._update_thumbnail = _no_thumbnail
+
+
+def _no_thumbnail(*_args, **_kwargs) -> None:
+    return None
 
 
 def _connect_first(emitter, callback: Callable) -> None:

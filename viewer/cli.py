@@ -1,4 +1,4 @@
-"""``viewer DATASET [--queue FILE] [--screenshot OUT.png [--frame N]]``: the napari viewer."""
+"""``viewer DATASET [--queue FILE] [--screenshot OUT.png [--frame N] [--window]]``: the viewer."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def _require_display() -> None:
     help="Frame for --screenshot (0-based slider position; default: first flagged).",
 )
 @click.option(
+    "--window",
+    is_flag=True,
+    help="With --screenshot: capture the whole window (canvas, review dock and list), for "
+    "docs and bug reports; default: the canvas alone, as wide as the window.",
+)
+@click.option(
     "--autosave",
     type=float,
     default=60.0,
@@ -52,24 +58,38 @@ def _require_display() -> None:
 )
 @cli_errors(example=EXAMPLE)
 def main(
-    dataset: Path, queue: Path | None, screenshot: Path | None, frame: int | None, autosave: float
+    dataset: Path,
+    queue: Path | None,
+    screenshot: Path | None,
+    frame: int | None,
+    window: bool,
+    autosave: float,
 ) -> None:
     """Review and fix a DATASET in napari: drag grip and tip, set stance labels, walk the
-    flagged frames or a review queue.
+    flagged frames or a review queue, fix a drifting stick with two keyframes.
 
-    Every edit is journalled (fsynced) before it shows, with provenance "human"; Ctrl-S (and
-    autosave) folds the journal into dataset.json. Press H in the viewer for the keys.
+    Every edit is journalled (fsynced) before it shows, with provenance "human" (or
+    "interpolated" between keyframes, until accepted); Ctrl-Z undoes; Ctrl-S (and autosave)
+    folds the journal into dataset.json. Press H in the viewer for the keys. A stick that
+    drifts for some frames: I on a good frame before, I on a good frame after, check, A.
 
     \b
     Examples:
-      viewer ds/
-      viewer ds/ --queue ds/queue.json
+      viewer ds/                                    review the flagged frames
+      viewer ds/ --queue ds/queue.json              walk a review queue (trainer score)
+      viewer ds/ --autosave 0                       save only on Ctrl-S
       xvfb-run -a viewer ds/ --screenshot frame.png --frame 12
+      xvfb-run -a viewer ds/ --screenshot bug.png --window      (canvas, dock and list)
     """
     if frame is not None and screenshot is None:
         raise UsageError(
             "Expected '--frame' only together with '--screenshot'.\n  Example: "
             "viewer ds/ --screenshot out.png --frame 12"
+        )
+    if window and screenshot is None:
+        raise UsageError(
+            "Expected '--window' only together with '--screenshot'.\n  Example: "
+            "viewer ds/ --screenshot out.png --window"
         )
     _require_display()
     import napari
@@ -77,7 +97,7 @@ def main(
     from viewer.app import open_dataset
 
     if screenshot is not None:
-        write_screenshot(dataset, screenshot, frame=frame, queue=queue)
+        write_screenshot(dataset, screenshot, frame=frame, queue=queue, window=window)
         click.echo(str(screenshot))
         return
     viewer = napari.Viewer(title=f"Arnis review: {dataset}")
@@ -90,9 +110,24 @@ def main(
 
 
 def write_screenshot(
-    dataset: Path, out: Path, frame: int | None = None, queue: Path | None = None
+    dataset: Path,
+    out: Path,
+    frame: int | None = None,
+    queue: Path | None = None,
+    window: bool = False,
+    size: tuple[int, int] = (1280, 900),
 ) -> Path:
     """Render ``frame`` (default: the first flagged one) of ``dataset`` to the PNG ``out``.
+
+    Args:
+        dataset: The dataset directory.
+        out: The PNG to write.
+        frame: The frame (0-based slider position).
+        queue: A review queue to show in the dock.
+        window: Capture the whole window (canvas, dock, review list); otherwise the canvas
+            alone, with the side panels hidden so it fills the window's width and the caption
+            fits.
+        size: The window size in pixels.
 
     Raises:
         ValueError: ``frame`` is outside the dataset.
@@ -109,13 +144,22 @@ def write_screenshot(
         t = app.session.first_flagged() if frame is None else frame
         if not 0 <= t < max(n, 1):
             raise ValueError(f"Expected '--frame' to be in 0..{n - 1}, but got {frame}.")
-        viewer.window.resize(1280, 900)  # a canvas wide enough beside the dock
+        if not window:  # the canvas gets the whole width: no layer list, controls or dock
+            qt = viewer.window._qt_viewer
+            for dock in (qt.dockLayerList, qt.dockLayerControls, app.dock.parent()):
+                if dock is not None and hasattr(dock, "hide"):
+                    dock.hide()
+        viewer.window.resize(*size)
         app.goto(t)
+        overlay = viewer.canvas.overlays.text  # the caption says which frame this is
+        overlay.text = "  ".join(
+            x for x in (f"{app.session.frame_name(t)} ({t + 1}/{n})", overlay.text) if x
+        )
         QApplication.processEvents()
         viewer.reset_view()
         QApplication.processEvents()
         out.parent.mkdir(parents=True, exist_ok=True)
-        viewer.screenshot(path=str(out), canvas_only=True, flash=False)
+        viewer.screenshot(path=str(out), canvas_only=not window, flash=False)
         app.close()
     finally:
         viewer.close()

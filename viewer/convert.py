@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from toolkit import layout
+from toolkit import geometry, layout
 
 # ---------------------------------------------------------------------- colours
 #: Face colour per keypoint (RGBA 0..1): left side cool, right side warm, the grip cyan and the
@@ -42,14 +42,19 @@ KEYPOINT_COLORS = np.array([
 KEYPOINT_COLORS = np.concatenate([KEYPOINT_COLORS, np.ones((layout.NUM_KEYPOINTS, 1))], axis=1)
 #: The stick (grip -> tip) line: saturated yellow, unlike any keypoint.
 STICK_COLOR = np.array([1.0, 0.85, 0.0, 1.0])
+#: The stick line while it is interpolated between keyframes (until accepted): violet.
+STICK_INTERPOLATED_COLOR = np.array([0.75, 0.45, 1.0, 1.0])
 #: The weapon hand's wrist -> grip line.
 HAND_COLOR = np.array([1.0, 0.55, 0.0, 1.0])
 SKELETON_COLOR = np.array([0.80, 0.90, 1.0, 1.0])
+#: Grip and tip indices.
+STICK_POINTS = np.array([layout.GRIP, layout.TIP])
 #: Point border by state: flagged by a finding, awaiting review of an automatic correction,
 #: set by a person, anything else.
 BORDER_FLAGGED = np.array([1.0, 0.10, 0.10, 1.0])
 BORDER_CORRECTED = np.array([1.0, 0.60, 0.0, 1.0])
 BORDER_HUMAN = np.array([0.10, 1.0, 0.40, 1.0])
+BORDER_INTERPOLATED = np.array([0.75, 0.45, 1.0, 1.0])
 BORDER_PLAIN = np.array([0.0, 0.0, 0.0, 1.0])
 
 
@@ -156,8 +161,10 @@ def frame_points(
     border = np.tile(BORDER_PLAIN, (len(k_idx), 1))
     border[src == layout.HUMAN] = BORDER_HUMAN
     border[src == layout.CORRECTED] = BORDER_CORRECTED
+    border[src == layout.INTERPOLATED] = BORDER_INTERPOLATED
     border[flagged] = BORDER_FLAGGED
     width = np.where(flagged, 0.35, np.where(src == layout.IMPORTED, 0.1, 0.25))
+    width = np.where(src == layout.INTERPOLATED, 0.4, width)  # stands out until accepted
     c = np.where(np.isfinite(conf), np.clip(conf, 0.0, 1.0), 1.0)
     size = base_size * (0.55 + 0.45 * c)  # confidence 0 -> 55 % of the full size
     return FramePoints(
@@ -198,21 +205,33 @@ def skeleton_segments(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[ok], b[ok]
 
 
-def stick_segments(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stick_segments(
+    xy: np.ndarray, groups: np.ndarray | None = None, interpolated: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stick lines of ``(A, 19, 2)`` positions: weapon wrist -> grip and grip -> tip.
 
-    The weapon hand is the wrist nearer the grip (only its line is drawn).
+    The weapon hand is :func:`toolkit.geometry.weapon_side` (the wrist nearest the grip; only
+    its line is drawn; none when the side is unknown).
+
+    Args:
+        xy: ``(A, 19, 2)`` positions.
+        groups: ``(A,)`` person (subject or track) per row, for the usual-hand rule.
+        interpolated: ``(A,)`` bool, sticks interpolated between keyframes (drawn violet).
 
     Returns:
         ``a``, ``b`` ``(E, 2)`` endpoints and ``(E, 4)`` colours.
     """
     grip, tip = xy[:, layout.GRIP], xy[:, layout.TIP]
-    wrists = xy[:, [layout.L_WRIST, layout.R_WRIST]]
-    d = np.linalg.norm(wrists - grip[:, None], axis=-1)
-    d = np.where(np.isfinite(d), d, np.inf)
-    hand = wrists[np.arange(len(xy)), np.argmin(d, axis=1)] if len(xy) else np.zeros((0, 2))
+    n = len(xy)
+    side = geometry.weapon_side(xy, groups=groups) if n else np.zeros(0, np.int64)
+    wrist = np.where(side >= 0, layout.L_WRIST + side, layout.L_WRIST)
+    hand = xy[np.arange(n), wrist] if n else np.zeros((0, 2))
+    hand = np.where((side >= 0)[:, None], hand, np.nan)
     a = np.concatenate([hand, grip])
     b = np.concatenate([grip, tip])
-    col = np.concatenate([np.tile(HAND_COLOR, (len(xy), 1)), np.tile(STICK_COLOR, (len(xy), 1))])
+    stick_col = np.tile(STICK_COLOR, (n, 1))
+    if interpolated is not None and n:
+        stick_col[np.asarray(interpolated, bool)] = STICK_INTERPOLATED_COLOR
+    col = np.concatenate([np.tile(HAND_COLOR, (n, 1)), stick_col])
     ok = np.isfinite(a).all(1) & np.isfinite(b).all(1)
     return a[ok], b[ok], col[ok]

@@ -1,18 +1,35 @@
 """The frames of a dataset as one lazy ``(T, H, W, 3)`` array napari can slice.
 
 napari needs an array-like (``shape``, ``dtype``, ``ndim``, ``__getitem__``) to draw a frame
-slider; :class:`FrameSource` is one that decodes a frame only when napari asks for it. Video
-frames come from :class:`toolkit.io.video.VideoReader` (decoded on demand, small LRU cache),
-image files from OpenCV with a small LRU cache of their own. Nothing ever holds the whole video.
+slider; :class:`FrameSource` is one that decodes a frame only when napari asks for it, with a
+background thread that decodes ahead so a frame step rarely waits for the decoder:
 
-Frame ``t`` is row ``t`` of ``ds.images`` (the dataset's order). Frames of different sizes are
-padded at the right and bottom to the largest one, so pixel coordinates never move.
+* **A bounded cache.** Decoded frames live in one LRU cache bounded in bytes
+  (:data:`DEFAULT_CACHE_MB`), never in the video's length: a 10-minute 1080p clip holds as much
+  memory as a 10-second one.
+* **Decode ahead in the direction of travel.** Each request tells the thread where the viewer is
+  and which way it moves; the thread fills the next :data:`AHEAD` frames that way. Forward it
+  reads on (one cheap sequential decode per frame); backward it decodes short chunks in file order
+  (a seek to the keyframe before the chunk, then forward), nearest chunk first, because a video
+  can only be decoded forward from a keyframe.
+* **Jumps.** A frame not in the cache is decoded at once on the caller's thread (OpenCV seeks to
+  the keyframe before it and decodes forward; a short jump forward decodes through instead), and
+  the thread then fills the frames after it. A request for the frame the thread is decoding at
+  that moment waits for it instead of decoding it twice.
+* **The format napari uploads fastest.** Frames are C-contiguous ``uint8`` RGB arrays of exactly
+  ``(H, W, 3)``: napari hands them to the GPU texture as they are (no cast, no copy).
+
+Video frames come from :class:`toolkit.io.video.VideoReader` (one decoder for the caller, one for
+the thread), image files from OpenCV. Frame ``t`` is row ``t`` of ``ds.images`` (the dataset's
+order). Frames of different sizes are padded at the right and bottom to the largest one, so pixel
+coordinates never move.
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -20,6 +37,68 @@ import numpy as np
 
 #: Most frames one ``__getitem__`` may decode (napari asks for one; this guards accidents).
 MAX_FRAMES_PER_READ = 64
+#: Default bound of the decoded-frame cache in MiB (about 70 frames of 720p, 30 of 1080p).
+DEFAULT_CACHE_MB = 192.0
+#: Frames decoded ahead of the viewer in the direction of travel (fewer when the cache is small).
+AHEAD = 24
+#: Backward decoding happens in chunks of this many frames (each: one seek, then forward).
+BACK_CHUNK = 12
+#: How long a request waits for a frame the background thread is decoding right now (seconds).
+INFLIGHT_WAIT_S = 0.25
+
+
+class _Unreadable(Exception):
+    """The background thread could not decode a frame (the caller will say so)."""
+
+
+class FrameCache:
+    """A thread-safe LRU cache of frames, bounded in bytes.
+
+    Args:
+        max_bytes: The bound; the least recently used frames are dropped beyond it (the newest
+            frame is always kept, even alone over the bound).
+
+    Attributes:
+        max_bytes: The bound.
+        nbytes: Bytes held now.
+    """
+
+    def __init__(self, max_bytes: float):
+        self.max_bytes = int(max(1, max_bytes))
+        self.nbytes = 0
+        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, t: int) -> bool:
+        return t in self._items
+
+    def get(self, t: int) -> np.ndarray | None:
+        """Frame ``t`` (marked most recently used), or None."""
+        with self._lock:
+            hit = self._items.get(t)
+            if hit is not None:
+                self._items.move_to_end(t)
+            return hit
+
+    def put(self, t: int, frame: np.ndarray) -> None:
+        """Store frame ``t`` and drop the least recently used frames beyond the bound."""
+        with self._lock:
+            old = self._items.pop(t, None)
+            if old is not None:
+                self.nbytes -= old.nbytes
+            self._items[t] = frame
+            self.nbytes += frame.nbytes
+            while self.nbytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self.nbytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.nbytes = 0
 
 
 class FrameSource:
@@ -27,12 +106,18 @@ class FrameSource:
 
     Args:
         ds: The dataset (frame ``t`` = ``ds.images`` row ``t``).
-        cache_size: Decoded frames kept per video reader and for image files.
+        cache_mb: Bound of the decoded-frame cache in MiB.
+        prefetch: Decode ahead in a background thread (off: decode only what is asked for).
+        ahead: Frames to decode ahead in the direction of travel.
 
     Attributes:
         shape: ``(T, H, W, 3)``.
         dtype: ``uint8``.
         ndim: 4.
+        cache: The decoded frames (:class:`FrameCache`).
+        ahead: Frames decoded ahead (capped at half the cache).
+        stats: Counters: ``hits`` (served from the cache), ``decoded`` (decoded on request),
+            ``waited`` (waited for the background thread), ``prefetched`` (decoded ahead).
 
     Shapes:
         ``source[t]``: ``(H, W, 3)``; ``source[a:b]``: ``(b - a, H, W, 3)``.
@@ -41,9 +126,14 @@ class FrameSource:
     dtype = np.dtype(np.uint8)
     ndim = 4
 
-    def __init__(self, ds, cache_size: int = 32):
+    def __init__(
+        self,
+        ds,
+        cache_mb: float = DEFAULT_CACHE_MB,
+        prefetch: bool = True,
+        ahead: int = AHEAD,
+    ):
         self._ds = ds
-        self._cache_size = max(1, int(cache_size))
         images = ds.images
         self._files = images["file_name"].to_numpy(dtype=object)
         self._video = images["video_id"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -54,15 +144,37 @@ class FrameSource:
         for t in np.flatnonzero(~np.isfinite(widths) & np.isfinite(self._video)):
             v = vids.get(int(self._video[t]), {})
             widths[t], heights[t] = v.get("width", np.nan), v.get("height", np.nan)
+        self._readers: dict[int, object] = {}  # the caller's decoders
+        self._bg_readers: dict[int, object] = {}  # the background thread's decoders
+        self._warned: set = set()
+        self._warn_lock = threading.Lock()
+        self.cache = FrameCache(cache_mb * 2**20)
+        self.stats = {"hits": 0, "decoded": 0, "waited": 0, "prefetched": 0}
         w = int(np.nanmax(widths)) if np.isfinite(widths).any() else 0
         h = int(np.nanmax(heights)) if np.isfinite(heights).any() else 0
+        self.shape = (len(images), 1, 1, 3)
         if (w == 0 or h == 0) and len(images):
-            h, w = self._decode(0).shape[:2]
+            h, w = self._read(0, self._readers).shape[:2]
         self.shape = (len(images), max(h, 1), max(w, 1), 3)
-        self._readers: dict[int, object] = {}
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self._warned: set = set()
+        frame_bytes = self.shape[1] * self.shape[2] * 3
+        self.ahead = int(max(0, min(ahead, self.cache.max_bytes // frame_bytes // 2)))
+        self._cond = threading.Condition()
+        self._hint: tuple[int, int] | None = None  # (frame, direction) for the thread
+        self._last = -1
+        self._direction = 1
+        self._inflight = -1
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if prefetch and self.ahead > 0 and len(images) > 1:
+            # The thread holds the source only weakly between waits: a viewer closed without
+            # close() still frees its frames, and the thread then ends by itself.
+            self._thread = threading.Thread(
+                target=_prefetch_main,
+                args=(weakref.ref(self),),
+                name="arnis-frame-prefetch",
+                daemon=True,
+            )
+            self._thread.start()
 
     @property
     def size(self) -> int:
@@ -72,7 +184,10 @@ class FrameSource:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"FrameSource(frames={self.shape[0]}, size={self.shape[2]}x{self.shape[1]})"
+        return (
+            f"FrameSource(frames={self.shape[0]}, size={self.shape[2]}x{self.shape[1]}, "
+            f"cache={self.cache.nbytes / 2**20:.0f}/{self.cache.max_bytes / 2**20:.0f} MiB)"
+        )
 
     # ------------------------------------------------------------------ napari's access
     def __getitem__(self, key) -> np.ndarray:
@@ -100,69 +215,193 @@ class FrameSource:
         return stack[(slice(None), *rest)]
 
     def frame(self, t: int) -> np.ndarray:
-        """Frame ``t`` padded to ``(H, W, 3)`` (grey where the file cannot be read)."""
+        """Frame ``t`` as a read-only, C-contiguous ``(H, W, 3)`` uint8 RGB array (grey where
+        the file cannot be read)."""
         if t < 0:
             t += self.shape[0]
         if not 0 <= t < self.shape[0]:
             raise IndexError(f"Expected a frame in 0..{self.shape[0] - 1}, but got {t}.")
-        img = self._decode(t)
-        h, w = self.shape[1:3]
-        if img.shape[:2] == (h, w):
-            return img
-        out = np.zeros((h, w, 3), np.uint8)
-        hh, ww = min(h, img.shape[0]), min(w, img.shape[1])
-        out[:hh, :ww] = img[:hh, :ww]
-        return out
+        img = self.cache.get(t)
+        if img is not None:
+            self.stats["hits"] += 1
+        else:
+            img = self._wait_inflight(t)
+        if img is None:
+            img = self._read(t, self._readers)
+            self.cache.put(t, img)
+            self.stats["decoded"] += 1
+        self._tell(t)
+        return img
 
     # ------------------------------------------------------------------ decoding
-    def _decode(self, t: int) -> np.ndarray:
+    def _read(self, t: int, readers: dict) -> np.ndarray:
+        """Decode frame ``t`` with ``readers`` (the caller's or the thread's), padded.
+
+        An unreadable frame is grey (with one warning) for the caller; the background thread
+        gets :class:`_Unreadable` instead and leaves it to the caller.
+        """
+        img = self._decode(t, readers)
+        h, w = self.shape[1:3]
+        if img.shape[:2] != (h, w) and (h, w) != (1, 1):
+            out = np.zeros((h, w, 3), np.uint8)
+            hh, ww = min(h, img.shape[0]), min(w, img.shape[1])
+            out[:hh, :ww] = img[:hh, :ww]
+            img = out
+        if not img.flags.c_contiguous:
+            img = np.ascontiguousarray(img)
+        img.flags.writeable = False
+        return img
+
+    def _decode(self, t: int, readers: dict) -> np.ndarray:
         try:
             if np.isfinite(self._video[t]):
-                return self._reader(int(self._video[t]))[int(self._findex[t])]
+                return self._reader(int(self._video[t]), readers)[int(self._findex[t])]
             return self._image(t)
         except (OSError, ValueError, IndexError, KeyError) as exc:
+            if readers is self._bg_readers:
+                raise _Unreadable(t) from exc
             self._warn_once(t, exc)
-            h, w = self.shape[1:3] if hasattr(self, "shape") else (64, 64)
+            h, w = self.shape[1:3] if self.shape[1] > 1 else (64, 64)
             return np.full((h, w, 3), 64, np.uint8)
 
-    def _reader(self, video_id: int):
-        reader = self._readers.get(video_id)
+    def _reader(self, video_id: int, readers: dict):
+        reader = readers.get(video_id)
         if reader is None:
             from toolkit.io.video import VideoReader
 
-            reader = VideoReader(self._ds.video_path(video_id), cache_size=self._cache_size)
-            self._readers[video_id] = reader
+            # The reader's own cache is not needed: ours holds the decoded frames.
+            reader = VideoReader(self._ds.video_path(video_id), cache_size=1)
+            readers[video_id] = reader
         return reader
 
     def _image(self, t: int) -> np.ndarray:
-        with self._lock:
-            hit = self._cache.get(t)
-            if hit is not None:
-                self._cache.move_to_end(t)
-                return hit
         import cv2
 
         path = self._ds.image_path(str(self._files[t]))
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise FileNotFoundError(f"{path}: not found or not an image OpenCV can read.")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        rgb.flags.writeable = False
-        with self._lock:
-            self._cache[t] = rgb
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return rgb
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def _warn_once(self, t: int, exc: Exception) -> None:
         key = self._video[t] if np.isfinite(self._video[t]) else Path(str(self._files[t]))
-        if key not in self._warned:
+        with self._warn_lock:
+            if key in self._warned:
+                return
             self._warned.add(key)
-            warnings.warn(f"Frame {t}: cannot read its pixels ({exc}); showing grey.", stacklevel=3)
+        warnings.warn(f"Frame {t}: cannot read its pixels ({exc}); showing grey.", stacklevel=4)
 
+    # ------------------------------------------------------------------ decoding ahead
+    def _tell(self, t: int) -> None:
+        """Record the viewer's position and direction, and wake the thread."""
+        if self._thread is None:
+            return
+        step = t - self._last
+        if 0 < abs(step) <= self.ahead:
+            self._direction = 1 if step > 0 else -1
+        elif step != 0:
+            self._direction = 1  # after a jump: read on
+        self._last = t
+        with self._cond:
+            self._hint = (t, self._direction)
+            self._cond.notify_all()
+
+    def _wait_inflight(self, t: int) -> np.ndarray | None:
+        """Frame ``t`` if the thread is decoding it right now (waiting for it), else None."""
+        if self._thread is None:
+            return None
+        with self._cond:
+            if self._inflight != t:
+                return None
+            self._cond.wait_for(lambda: self._inflight != t, timeout=INFLIGHT_WAIT_S)
+        img = self.cache.get(t)
+        if img is not None:
+            self.stats["waited"] += 1
+        return img
+
+    def _plan(self, t: int, direction: int) -> list[list[int]]:
+        """Chunks of frames to decode, nearest first; each chunk in file order.
+
+        Only frames of the same video as ``t`` (or image files) are planned; a chunk never mixes
+        videos, so its frames decode with one seek at most.
+        """
+        n = self.shape[0]
+        if direction > 0:
+            frames = [f for f in range(t + 1, min(t + 1 + self.ahead, n)) if f not in self.cache]
+            return [frames] if frames else []
+        chunks = []
+        hi = t - 1
+        lo_limit = max(t - self.ahead, 0)
+        while hi >= lo_limit:
+            lo = max(hi - BACK_CHUNK + 1, lo_limit)
+            missing = [f for f in range(lo, hi + 1) if f not in self.cache]
+            if missing:  # decode from the first missing frame up (forward only)
+                chunks.append(list(range(missing[0], missing[-1] + 1)))
+            hi = lo - 1
+        return chunks
+
+    def _next_hint(self, timeout: float) -> tuple[int, int] | None:
+        """Wait up to ``timeout`` s for a request to decode ahead of; None when there was none
+        (or the source is closed)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._hint is not None or self._closed, timeout=timeout)
+            if self._closed or self._hint is None:
+                return None
+            hint, self._hint = self._hint, None
+            return hint
+
+    def _fill(self, t: int, direction: int) -> None:
+        """Decode the plan for ``(t, direction)``; re-plan when the viewer moved away."""
+        same_video = self._video[t]
+        for chunk in self._plan(t, direction):
+            for f in chunk:
+                if self._closed:
+                    return
+                hint = self._hint
+                if hint is not None and (
+                    hint[1] != direction or abs(hint[0] - t) > max(self.ahead // 2, 1)
+                ):
+                    return  # moved on: the loop re-plans from the new position
+                if not np.array_equal(self._video[f], same_video, equal_nan=True):
+                    break
+                if f in self.cache:  # the reader decodes through it without converting it
+                    continue
+                with self._cond:
+                    self._inflight = f
+                try:
+                    img = self._read(f, self._bg_readers)
+                    self.cache.put(f, img)
+                    self.stats["prefetched"] += 1
+                except _Unreadable:
+                    continue  # the caller shows it grey and warns
+                finally:
+                    with self._cond:
+                        self._inflight = -1
+                        self._cond.notify_all()
+
+    # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Release the video decoders."""
-        for r in self._readers.values():
-            r.close()
-        self._readers.clear()
-        self._cache.clear()
+        """Stop the background thread and release the video decoders."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        self._thread = None
+        for readers in (self._readers, self._bg_readers):
+            for r in readers.values():
+                r.close()
+            readers.clear()
+        self.cache.clear()
+
+
+def _prefetch_main(ref: weakref.ref) -> None:
+    """The decode-ahead thread: waits for requests, fills the frames ahead of them."""
+    while True:
+        src = ref()
+        if src is None or src._closed:
+            return
+        hint = src._next_hint(timeout=1.0)
+        if hint is not None:
+            src._fill(*hint)
+        del src

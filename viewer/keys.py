@@ -31,7 +31,21 @@ KEYMAP: tuple[Key, ...] = (
     Key(("Left",), "previous_frame", "previous frame"),
     Key(("N",), "next_flagged", "next flagged frame"),
     Key(("Shift-N",), "previous_flagged", "previous flagged frame"),
-    Key(("Enter",), "accept_correction", "accept the automatic correction (corrected -> human)"),
+    Key(
+        ("Enter",),
+        "accept_correction",
+        "accept this frame's proposed fix (corrected / interpolated points and validate "
+        "proposals -> human)",
+    ),
+    Key(
+        ("I",),
+        "set_keyframe",
+        "keyframe: this stick is right; on a second frame of the same person it fills the "
+        "frames between (interpolated, violet)",
+    ),
+    Key(("A",), "accept_range", "accept the whole range of proposed fixes around this frame"),
+    Key(("Shift-A",), "accept_in_filter", "accept the proposed fixes of every listed frame"),
+    Key(("C",), "copy_previous_stick", "copy the stick from the previous frame (follows the hand)"),
     Key(("R",), "revert_stick", "revert grip and tip to the raw import"),
     Key(
         ("M", "Delete", "Backspace"),
@@ -77,6 +91,7 @@ def help_html() -> str:
     )
     extra = (
         "<p>Drag grip and tip with the mouse (select mode). Point size shows confidence; "
-        "border: red flagged, orange corrected, green human.</p>"
+        "border: red flagged, orange corrected, violet interpolated, green human. A drifting "
+        "stick: I on a good frame before it, I on a good frame after it, check, A.</p>"
     )
     return f"<table cellspacing='2'>{rows}</table>{extra}"

@@ -22,6 +22,11 @@ from toolkit.errors import InputError
 from toolkit.fileio import atomic_write_text
 from viewer.findings import Findings, FrameLookup, describe
 
+#: Review-list filters besides one per item code.
+FILTER_ALL = "all"
+FILTER_OPEN = "not done"
+FILTER_PROPOSAL = "with a proposed fix"
+
 
 @dataclass
 class ReviewItem:
@@ -33,6 +38,7 @@ class ReviewItem:
         score: Priority (higher first), NaN when unknown.
         done: Whether the reviewer marked it done.
         record: The raw item dict from the queue file (None for findings-based items).
+        code: What kind of item it is (a finding code or the queue's reason), for the filter.
     """
 
     frame: int | None
@@ -40,6 +46,11 @@ class ReviewItem:
     score: float
     done: bool
     record: dict | None = None
+    code: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            self.code = self.reason.split(" ", 1)[0] if self.reason else "review"
 
     def label(self, name: str) -> str:
         score = "" if self.score != self.score else f" ({self.score:.2f})"
@@ -118,7 +129,13 @@ class ReviewList:
                 continue
             recs = [r for r in findings.by_frame[t] if r.get("severity") in ("error", "warning")]
             items.append(
-                ReviewItem(t, describe(recs[0]) if recs else "finding", float("nan"), done(t))
+                ReviewItem(
+                    t,
+                    describe(recs[0]) if recs else "finding",
+                    float("nan"),
+                    done(t),
+                    code=str(recs[0].get("code", "finding")) if recs else "finding",
+                )
             )
         return cls(items, None, None, persist_done)
 
@@ -139,6 +156,35 @@ class ReviewList:
             )
         elif self.persist_done is not None and item.frame is not None:
             self.persist_done(item.frame, item.done)
+
+    def filters(self) -> list[str]:
+        """The filter names for this list: :data:`FILTER_ALL`, :data:`FILTER_OPEN`,
+        :data:`FILTER_PROPOSAL`, then one per item code (sorted)."""
+        codes = sorted({it.code for it in self.items})
+        return [FILTER_ALL, FILTER_OPEN, FILTER_PROPOSAL, *codes]
+
+    def matching(self, name: str, session=None) -> list[int]:
+        """Indices of the items a filter shows.
+
+        Args:
+            name: A name from :meth:`filters` (an unknown name shows nothing).
+            session: The :class:`viewer.session.EditSession`, needed by
+                :data:`FILTER_PROPOSAL` (frames with something to accept).
+        """
+        if name == FILTER_ALL:
+            return list(range(len(self.items)))
+        if name == FILTER_OPEN:
+            return [i for i, it in enumerate(self.items) if not it.done]
+        if name == FILTER_PROPOSAL:
+            if session is None:
+                return []
+            pending = session.pending_frames()
+            return [
+                i
+                for i, it in enumerate(self.items)
+                if it.frame is not None and bool(pending[it.frame])
+            ]
+        return [i for i, it in enumerate(self.items) if it.code == name]
 
     def items_at(self, frame: int) -> list[int]:
         """Indices of the items naming ``frame``."""

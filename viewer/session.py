@@ -16,13 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from toolkit import layout
+from toolkit import geometry, layout
 from toolkit.dataset import Dataset
-from viewer.findings import Findings, FrameLookup
+from viewer.findings import Findings, FrameLookup, Proposal
+from viewer.interpolate import carry_stick, interpolate_stick
 from viewer.review import ReviewList
 
 STICK = np.array([layout.GRIP, layout.TIP])
+#: Provenance of points waiting for a person to accept them (Enter, A, Shift-A).
+PENDING_SOURCES = (layout.CORRECTED, layout.INTERPOLATED)
+#: Provenance a validate proposal never overwrites (a person's work).
+PERSON_SOURCES = (layout.HUMAN, layout.INTERPOLATED)
+#: "Copy the previous stick" looks back at most this many frames for one of the same person.
+COPY_LOOKBACK = 10
+#: Stick length between keyframes: interpolated, or the subject's estimate.
+LENGTH_MODES = ("interpolate", "subject")
 
 
 @dataclass
@@ -113,6 +123,12 @@ class EditSession:
         self.unsaved = ds.pending_edits()
         self.conflict: str | None = None
         self.stances = list(ds.stances)  # computed once: sorting all labels per frame is slow
+        self.track, self.frame_time = _tracks(ds, self.lookup)
+        #: track code -> (frame, row) of the keyframe waiting for its partner (key I).
+        self.pending_key: dict[int, tuple[int, int]] = {}
+        #: (track code, first time, last time) of each interpolation made (for A).
+        self.interp_spans: list[tuple[int, float, float]] = []
+        self.length_mode = "interpolate"
 
     @classmethod
     def open(cls, path: str | Path, queue: str | Path | None = None) -> EditSession:
@@ -135,11 +151,35 @@ class EditSession:
         return None if v is None or v != v else str(v)
 
     def corrected_frames(self) -> np.ndarray:
-        """``(T,)`` bool: frames with an automatic correction not yet accepted or edited."""
+        """``(T,)`` bool: frames with an automatic correction or an interpolated stick not yet
+        accepted or edited."""
         out = np.zeros(self.n_frames, bool)
-        pending = (self.ds.source == layout.CORRECTED).any(1)
+        pending = np.isin(self.ds.source, PENDING_SOURCES).any(1)
         frames = self.lookup.ann_frame[pending]
         out[frames[frames >= 0]] = True
+        return out
+
+    def proposal_frames(self) -> np.ndarray:
+        """``(T,)`` bool: frames with a validate proposal that can still be applied."""
+        out = np.zeros(self.n_frames, bool)
+        for t in self.findings.proposals:
+            out[t] = bool(self._open_proposals(t))
+        return out
+
+    def pending_frames(self) -> np.ndarray:
+        """``(T,)`` bool: frames with anything an accept would change."""
+        return self.corrected_frames() | self.proposal_frames()
+
+    def _open_proposals(self, t: int) -> list[Proposal]:
+        """Frame ``t``'s proposals whose points no person has set since (see
+        :meth:`accept_frames`)."""
+        out = []
+        for p in self.findings.proposals.get(t, []):
+            if (
+                p.row < len(self.ds.source)
+                and not np.isin(self.ds.source[p.row, p.idx], PERSON_SOURCES).all()
+            ):
+                out.append(p)
         return out
 
     def flagged_frames(self) -> np.ndarray:
@@ -154,17 +194,32 @@ class EditSession:
         """The frame's findings, plus a line per annotation with a pending correction."""
         out = list(self.findings.by_frame.get(t, []))
         for row in self.ann_rows(t):
-            pts = np.flatnonzero(self.ds.source[row] == layout.CORRECTED)
-            if len(pts):
-                out.append(
-                    {
-                        "code": "corrected",
-                        "severity": "info",
-                        "message": "automatic correction to review: Enter accepts it",
-                        "keypoints": [layout.KEYPOINT_NAMES[k] for k in pts],
-                        "_row": int(row),
-                    }
-                )
+            for code, name, what in (
+                (layout.CORRECTED, "corrected", "automatic correction to review"),
+                (layout.INTERPOLATED, "interpolated", "stick interpolated between keyframes"),
+            ):
+                pts = np.flatnonzero(self.ds.source[row] == code)
+                if len(pts):
+                    out.append(
+                        {
+                            "code": name,
+                            "severity": "info",
+                            "message": f"{what}: Enter accepts it, A the whole range",
+                            "keypoints": [layout.KEYPOINT_NAMES[k] for k in pts],
+                            "_row": int(row),
+                        }
+                    )
+        for p in self._open_proposals(t):
+            out.append(
+                {
+                    "code": "proposal",
+                    "severity": "info",
+                    "message": f"{p.code}: fix proposed by {p.method}; Enter applies it",
+                    "keypoints": [layout.KEYPOINT_NAMES[k] for k in p.idx],
+                    "value": p.confidence if np.isfinite(p.confidence) else None,
+                    "_row": p.row,
+                }
+            )
         return out
 
     def next_flagged(self, t: int, step: int = 1) -> int | None:
@@ -199,12 +254,20 @@ class EditSession:
         return self.apply_points(t, label, [(row, idx, xyv)], source)
 
     def apply_points(
-        self, t: int, label: str, parts: list[tuple[int, Any, np.ndarray]], source: str = "human"
+        self, t: int, label: str, parts: list[tuple], source: str = "human"
     ) -> Edit | None:
-        """Several point changes as one undoable step; unchanged points are skipped."""
+        """Several point changes as one undoable step; unchanged points are skipped.
+
+        Args:
+            t: The frame the step belongs to (undo goes back there).
+            label: What it did.
+            parts: ``(row, idx, xyv)`` or ``(row, idx, xyv, source)`` per annotation.
+            source: Provenance of parts that name none.
+        """
         edit = Edit(t, label)
-        code = layout.SOURCE_CODE[source]
-        for row, idx, xyv in parts:
+        for part in parts:
+            row, idx, xyv = part[:3]
+            code = layout.SOURCE_CODE[part[3] if len(part) > 3 else source]
             idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
             after = np.asarray(xyv, dtype=np.float64).reshape(len(idx), 3).copy()
             missing = (after[:, 2] <= 0) | ~np.isfinite(after[:, :2]).all(1)
@@ -224,7 +287,7 @@ class EditSession:
                 before_src[~same],
             )
             self._reopen_journal()
-            self.ds.set_points(self._ann_id(row), idx, after, source=source)
+            self.ds.set_points(self._ann_id(row), idx, after, source=layout.SOURCES[code])
             self.unsaved += 1
             edit.changes.append(
                 PointsChange(
@@ -249,14 +312,341 @@ class EditSession:
         return self.apply_points(t, f"marked {names} missing", parts)
 
     def accept_correction(self, t: int) -> Edit | None:
-        """Keep the automatic correction of frame ``t``: its ``corrected`` points become
-        ``human`` (same coordinates), so they count as reviewed."""
+        """Accept what frame ``t`` proposes (see :meth:`accept_frames`)."""
+        return self.accept_frames([t], t, "accepted the proposed fix")
+
+    def accept_frames(self, frames, t: int, label: str) -> Edit | None:
+        """Accept every proposed fix on ``frames``, as one undoable step.
+
+        * ``corrected`` and ``interpolated`` points become ``human`` (same coordinates), so they
+          count as reviewed;
+        * the validate proposals of the frames' findings are applied as ``human`` edits, except
+          on points a person set since (``human`` or ``interpolated``): a proposal never
+          overwrites a person's work.
+
+        Args:
+            frames: The frames.
+            t: The frame the step belongs to (undo goes back there).
+            label: What it did, for the status line.
+        """
+        frames = np.unique(np.asarray(list(frames), dtype=np.int64))
+        frames = frames[(frames >= 0) & (frames < self.n_frames)]
+        if not len(frames):
+            return None
+        # Pending points of all the frames at once (vectorised), then the few proposals.
+        want: dict[int, dict[int, np.ndarray]] = {}
+        rows = np.concatenate([self.ann_rows(int(f)) for f in frames])
+        if len(rows):
+            pend = np.isin(self.ds.source[rows], PENDING_SOURCES)
+            for a, k in zip(*np.nonzero(pend), strict=True):
+                row = int(rows[a])
+                want.setdefault(row, {})[int(k)] = self.ds.keypoints[row, k]
+        for f in frames.tolist():
+            for p in self._open_proposals(f):
+                src = self.ds.source[p.row, p.idx]
+                for k, xy, s in zip(p.idx.tolist(), p.xy, src, strict=True):
+                    if s in PERSON_SOURCES:
+                        continue
+                    v = self.ds.keypoints[p.row, k, 2]
+                    want.setdefault(p.row, {})[k] = np.array([xy[0], xy[1], v if v > 0 else 2])
         parts = []
+        for row, pts in want.items():
+            idx = np.array(sorted(pts), np.int64)
+            parts.append((row, idx, np.stack([pts[k] for k in idx.tolist()])))
+        n = len({int(self.lookup.ann_frame[r]) for r in want})
+        return self.apply_points(t, f"{label} ({n} frame{'s' if n != 1 else ''})", parts)
+
+    def accept_range(self, t: int) -> Edit | None:
+        """Accept the proposed fixes of the range around ``t``: the frames of every
+        interpolation (between its outer keyframes, keyframes added inside it included) that
+        ``t`` lies in, else the run of pending frames around ``t`` (:meth:`pending_run`)."""
+        run = self.interpolation_range(t)
+        if not len(run):
+            run = self.pending_run(t)
+        if not len(run):
+            return None
+        return self.accept_frames(run, t, "accepted the range")
+
+    def interpolation_range(self, t: int) -> np.ndarray:
+        """Frames with pending points inside the interpolations (outer keyframes included)
+        that frame ``t`` lies in; empty when it lies in none."""
+        pending = self.corrected_frames()
+        out: set[int] = set()
         for row in self.ann_rows(t):
-            idx = np.flatnonzero(self.ds.source[row] == layout.CORRECTED)
-            if len(idx):
-                parts.append((int(row), idx, self.ds.keypoints[row, idx]))
-        return self.apply_points(t, "accepted the automatic correction", parts)
+            code = int(self.track[row])
+            now = self.frame_time[self.lookup.ann_frame[row]]
+            spans = [(a, b) for c, a, b in self.interp_spans if c == code and a <= now <= b]
+            if not spans:
+                continue
+            rows = self.track_rows(code)
+            times = self.frame_time[self.lookup.ann_frame[rows]]
+            inside = np.zeros(len(rows), bool)
+            for a, b in spans:
+                inside |= (times >= a) & (times <= b)
+            frames = self.lookup.ann_frame[rows[inside]]
+            out.update(int(f) for f in frames if pending[f])
+        return np.array(sorted(out), np.int64)
+
+    def pending_run(self, t: int) -> np.ndarray:
+        """The consecutive frames of ``t``'s video around ``t`` that have something to accept.
+
+        When ``t`` itself has nothing pending (e.g. the second keyframe of an interpolation),
+        the runs just before and just after it are taken. Frames outside a video form no run
+        (just ``t``, if pending).
+        """
+        pending = self.pending_frames()
+        vid = self._frame_video()
+        if not np.isfinite(vid[t]):
+            return np.array([t] if pending[t] else [], np.int64)
+        same = np.flatnonzero(vid == vid[t])
+        order = same[np.argsort(self.frame_time[same], kind="stable")]
+        pos = int(np.flatnonzero(order == t)[0])
+        flags = pending[order]
+        lo = hi = pos
+        if flags[pos]:
+            while lo > 0 and flags[lo - 1]:
+                lo -= 1
+            while hi < len(order) - 1 and flags[hi + 1]:
+                hi += 1
+            return order[lo : hi + 1]
+        out = []
+        j = pos - 1
+        while j >= 0 and flags[j]:
+            out.append(order[j])
+            j -= 1
+        j = pos + 1
+        while j < len(order) and flags[j]:
+            out.append(order[j])
+            j += 1
+        return np.sort(np.asarray(out, np.int64))
+
+    def _frame_video(self) -> np.ndarray:
+        return self.ds.images["video_id"].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    # ------------------------------------------------------------------ keyframes
+    def weapon_side(self, row: int) -> int:
+        """The weapon side of annotation ``row``: :func:`toolkit.geometry.weapon_side` with the
+        row's track (person in its video) as the group, so a row without a grip takes the
+        person's usual hand."""
+        rows = self.track_rows(int(self.track[row]))
+        if not len(rows):
+            rows = np.array([row])
+        side = geometry.weapon_side(self.ds.keypoints[rows], groups=self.track[rows])
+        return int(side[np.flatnonzero(rows == row)[0]])
+
+    def track_rows(self, code: int) -> np.ndarray:
+        """Rows of track ``code`` (one person in one video) in time order; empty for -1."""
+        if code < 0:
+            return np.zeros(0, np.int64)
+        rows = np.flatnonzero(self.track == code)
+        times = self.frame_time[self.lookup.ann_frame[rows]]
+        return rows[np.argsort(times, kind="stable")]
+
+    def set_keyframe(self, t: int, row: int) -> tuple[Edit | None, str]:
+        """Key I: make ``row``'s stick on frame ``t`` a keyframe; the second keyframe of the
+        same person fills the frames between the two (:meth:`interpolate`).
+
+        The stick as it is becomes ``human``. Pressing it again on the waiting keyframe's frame
+        cancels the wait. On a frame inside an interpolated stretch (e.g. after dragging a tip
+        the interpolation got wrong) it adds a keyframe there and re-fills both sides.
+
+        Returns:
+            The undo step (None when nothing changed) and a status message.
+        """
+        code = int(self.track[row])
+        if code < 0:
+            return None, "Keyframes work within a video (this frame is a still image)."
+        if not np.isfinite(self.ds.keypoints[row, STICK, :2]).all():
+            return None, "Set grip and tip on this frame first (G / T, or drag them)."
+        waiting = self.pending_key.get(code)
+        if waiting is not None and waiting[1] == row:
+            del self.pending_key[code]
+            return None, f"Keyframe on frame {t + 1} no longer waits for a partner."
+        bounds = self._interpolated_bounds(row) if waiting is None else None
+        if bounds is not None:  # a keyframe added inside an interpolation: re-fill both sides
+            edit = self.interpolate(bounds[0], bounds[1], t, extra_keys=[row])
+            return edit, (edit.label if edit else "Nothing changed") + " (re-filled around it)"
+        if waiting is None or not (0 <= waiting[1] < len(self.ds.keypoints)):
+            self.pending_key[code] = (t, row)
+            edit = self.apply_points(
+                t, "keyframe", [(row, STICK, self.ds.keypoints[row, STICK])], "human"
+            )
+            return edit, (
+                f"Keyframe on frame {t + 1}: press I on another frame of this person to fill "
+                "the frames between."
+            )
+        del self.pending_key[code]
+        edit = self.interpolate(waiting[1], row, t)
+        if edit is None:
+            return None, "Nothing to interpolate between these keyframes."
+        return edit, edit.label + ": check them, A accepts the range"
+
+    def _interpolated_bounds(self, row: int) -> tuple[int, int] | None:
+        """The keyframes around ``row`` when it lies in an interpolated stretch of its track
+        (interpolated frames next to it, then keyframes with a whole stick on both sides)."""
+        rows = self.track_rows(int(self.track[row]))
+        pos = int(np.flatnonzero(rows == row)[0])
+        src = self.ds.source[rows][:, STICK]
+        interp = (src == layout.INTERPOLATED).any(1)
+        key = (src == layout.HUMAN).all(1) & np.isfinite(self.ds.keypoints[rows][:, STICK, :2]).all(
+            (1, 2)
+        )
+        found, seen_any = [], bool(interp[pos])
+        for step in (-1, 1):
+            j = pos + step
+            while 0 <= j < len(rows) and interp[j]:
+                j, seen_any = j + step, True
+            if not (0 <= j < len(rows) and key[j]):
+                return None
+            found.append(int(rows[j]))
+        return (found[0], found[1]) if seen_any else None
+
+    def interpolate(
+        self,
+        row0: int,
+        row1: int,
+        t: int,
+        length: str | None = None,
+        extra_keys: list[int] | None = None,
+    ) -> Edit | None:
+        """Fill the stick of every frame of the same person between two keyframes, as one step.
+
+        The two keyframes' sticks become ``human``; the frames between get an interpolated
+        stick (:func:`viewer.interpolate.interpolate_stick`) with provenance ``interpolated``,
+        until accepted. A frame between them whose stick a person already set (``human``
+        grip or tip) is kept, and acts as a keyframe too when it has both. Frames where the person cannot be told
+        apart (two annotations of the track) are skipped.
+
+        Args:
+            row0: Annotation row of one keyframe.
+            row1: Annotation row of the other (same track).
+            t: The frame the undo step belongs to.
+            length: ``"interpolate"`` or ``"subject"`` (default: :attr:`length_mode`).
+            extra_keys: Rows between them that become keyframes too (their stick as it is).
+
+        Raises:
+            ValueError: The rows are not of one track, or ``length`` is unknown.
+        """
+        length = length or self.length_mode
+        if length not in LENGTH_MODES:
+            raise ValueError(f"Expected 'length' to be one of {LENGTH_MODES}, but got {length!r}.")
+        code = int(self.track[row0])
+        if code < 0 or int(self.track[row1]) != code:
+            raise ValueError(
+                "Expected two keyframes of the same person in one video, but got annotations "
+                f"{self._ann_id(row0)} and {self._ann_id(row1)}."
+            )
+        kp = self.ds.keypoints
+        rows = self.track_rows(code)
+        times = self.frame_time[self.lookup.ann_frame[rows]]
+        ta, tb = sorted(
+            (
+                self.frame_time[self.lookup.ann_frame[row0]],
+                self.frame_time[self.lookup.ann_frame[row1]],
+            )
+        )
+        inside = (times > ta) & (times < tb)
+        # Frames with two rows of this track are ambiguous: left alone.
+        counts = pd.Series(times[inside]).value_counts()
+        ambiguous = set(counts.index[counts.to_numpy() > 1].tolist())
+        mids = [r for r, tm in zip(rows[inside], times[inside], strict=True) if tm not in ambiguous]
+        mids = np.asarray(mids, np.int64)
+        # A frame between whose grip or tip a person set is never touched; with both points
+        # there it is a keyframe too.
+        human = (self.ds.source[mids][:, STICK] == layout.HUMAN).any(1)
+        human |= np.isin(mids, np.asarray(extra_keys or [], np.int64))
+        whole = np.isfinite(kp[mids][:, STICK, :2]).all((1, 2))
+        keys = sorted(
+            {int(row0), int(row1), *mids[human & whole].tolist()},
+            key=lambda r: self.frame_time[self.lookup.ann_frame[r]],
+        )
+        fill = mids[~human]
+        side = self._pair_side(keys)
+        lengths = self.subject_stick_px(fill) if length == "subject" else None
+        ends = [row0, row1, *[r for r in (extra_keys or []) if r in set(mids.tolist())]]
+        parts = [(r, STICK, kp[r, STICK].copy(), "human") for r in ends]
+        ftimes = self.frame_time[self.lookup.ann_frame[fill]] if len(fill) else np.zeros(0)
+        for a, b in zip(keys[:-1], keys[1:], strict=True):
+            t0 = self.frame_time[self.lookup.ann_frame[a]]
+            t1 = self.frame_time[self.lookup.ann_frame[b]]
+            sel = (ftimes > t0) & (ftimes < t1)
+            if not sel.any():
+                continue
+            seg = fill[sel]
+            alpha = (ftimes[sel] - t0) / (t1 - t0)
+            out = interpolate_stick(
+                kp[a], kp[b], kp[seg], alpha, side, None if lengths is None else lengths[sel]
+            )
+            for r, gt in zip(seg.tolist(), out, strict=True):
+                v = kp[r, STICK, 2]
+                xyv = np.column_stack([gt, np.where(v > 0, v, 2)])
+                parts.append((r, STICK, xyv, "interpolated"))
+        n = len(parts) - len(ends)
+        if n <= 0:
+            return self.apply_points(t, "keyframes", parts)
+        f0, f1 = sorted(int(self.lookup.ann_frame[r]) + 1 for r in (row0, row1))  # as shown
+        self.interp_spans.append((code, float(ta), float(tb)))
+        return self.apply_points(
+            t, f"interpolated the stick on {n} frame{'s' if n != 1 else ''} ({f0}-{f1})", parts
+        )
+
+    def _pair_side(self, keys: list[int]) -> int:
+        """One weapon side for an interpolation: the keyframes' own, when they agree."""
+        sides = {self.weapon_side(r) for r in (keys[0], keys[-1])} - {geometry.UNKNOWN}
+        return sides.pop() if len(sides) == 1 else geometry.UNKNOWN
+
+    def subject_stick_px(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows),)`` the subject's estimated stick length in pixels at each row.
+
+        :func:`toolkit.stick.stats.subject_stick_length` (torso sizes, per subject and video,
+        robust to drifting labels) over the rows whose stick is not a pending proposal, times
+        the row's torso size (:func:`toolkit.geometry.body_scale`). NaN where unknown.
+        """
+        from toolkit.stick import stats
+
+        rows = np.asarray(rows, np.int64)
+        if not len(rows):
+            return np.zeros(0)
+        kp = self.ds.keypoints
+        g_codes, g_labels, _, _ = stats.group_codes(self.ds)
+        scale = geometry.body_scale(kp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            length = geometry.stick_length(kp) / scale
+        usable = np.isfinite(length) & ~np.isin(self.ds.source[:, STICK], PENDING_SOURCES).any(1)
+        level = stats.subject_stick_length(
+            length, g_labels[g_codes], usable, coded=(g_codes, g_labels)
+        )
+        return np.asarray(level * scale, np.float64)[rows]
+
+    def copy_previous_stick(self, t: int, row: int) -> tuple[Edit | None, str]:
+        """Key C: the stick of the same person on the previous frame (at most
+        :data:`COPY_LOOKBACK` frames back), carried by the weapon wrist, as a ``human`` edit."""
+        code = int(self.track[row])
+        if code < 0:
+            return None, "Copying the stick works within a video (this frame is a still image)."
+        rows = self.track_rows(code)
+        times = self.frame_time[self.lookup.ann_frame[rows]]
+        now = self.frame_time[self.lookup.ann_frame[row]]
+        kp = self.ds.keypoints
+        ok = (times < now) & (times >= now - COPY_LOOKBACK)
+        ok &= np.isfinite(kp[rows][:, STICK, :2]).all((1, 2))
+        if not ok.any():
+            return None, f"No stick of this person in the {COPY_LOOKBACK} frames before."
+        prev = int(rows[np.flatnonzero(ok)[-1]])
+        side = self.weapon_side(prev)
+        gt = carry_stick(kp[prev], kp[row], side)
+        v = kp[row, STICK, 2]
+        edit = self.apply_points(
+            t,
+            "copied the stick from the previous frame",
+            [(row, STICK, np.column_stack([gt, np.where(v > 0, v, 2)]))],
+        )
+        back = int(now - times[np.flatnonzero(ok)[-1]])
+        return edit, (
+            f"copied the stick from {back} frame{'s' if back != 1 else ''} back"
+            if edit is not None
+            else "The stick already is where the previous frame's would go."
+        )
 
     def revert_stick(self, t: int) -> Edit | None:
         """Put grip and tip back where the import had them (a human decision: ``human``)."""
@@ -379,6 +769,39 @@ class EditSession:
         path = self.ds.path
         self.ds.close()
         self.__init__(Dataset.load(path), self.review.path)
+
+
+def _tracks(ds, lookup: FrameLookup) -> tuple[np.ndarray, np.ndarray]:
+    """Per annotation row, a track code (one person in one video), and per frame its time.
+
+    A person is the annotation's ``track_id`` when it has one, else the image's ``subject``
+    (one person per subject and video), else the video alone (a one-person clip). Annotations of
+    frames outside a video get -1 (still images have no neighbours in time).
+
+    Returns:
+        ``(N,)`` int track codes and ``(T,)`` float frame times (``frame_index``, NaN for
+        still images).
+    """
+    img = ds.images
+    vid = img["video_id"].to_numpy(dtype=np.float64, na_value=np.nan)
+    times = img["frame_index"].to_numpy(dtype=np.float64, na_value=np.nan)
+    times = np.where(np.isfinite(vid), times, np.nan)
+    frame = lookup.ann_frame
+    n = len(frame)
+    if not n:
+        return np.zeros(0, np.int64), times
+    ok = frame >= 0
+    fr = np.where(ok, frame, 0)
+    track = ds.annotations["track_id"].to_numpy(dtype=np.float64, na_value=np.nan)
+    v_codes, _ = pd.factorize(vid[fr], use_na_sentinel=True)
+    s_codes, _ = pd.factorize(img["subject"].to_numpy(dtype=object)[fr], use_na_sentinel=True)
+    t_codes, _ = pd.factorize(track, use_na_sentinel=True)
+    # who: the track when known (>= 1), else the subject (<= -2), else nobody in particular (-1)
+    who = np.where(t_codes >= 0, t_codes + 1, np.where(s_codes >= 0, -2 - s_codes, -1))
+    codes, _ = pd.factorize(pd.MultiIndex.from_arrays([v_codes, who]))
+    codes = np.asarray(codes, np.int64)
+    codes[~ok | (v_codes < 0) | ~np.isfinite(times[fr])] = -1
+    return codes, times
 
 
 def describe_prediction(p: Any) -> str:

@@ -100,6 +100,11 @@ class ArnisDock(QWidget):
         self.revert_button = self._button("Revert stick (R)", "revert_button", acts)
         self.missing_button = self._button("Missing (M)", "missing_button", acts)
         lay.addLayout(acts)
+        stick = QHBoxLayout()
+        self.keyframe_button = self._button("Keyframe (I)", "keyframe_button", stick)
+        self.copy_stick_button = self._button("Copy prev. (C)", "copy_stick_button", stick)
+        self.accept_range_button = self._button("Accept range (A)", "accept_range_button", stick)
+        lay.addLayout(stick)
         edits = QHBoxLayout()
         self.undo_button = self._button("Undo", "undo_button", edits)
         self.redo_button = self._button("Redo", "redo_button", edits)
@@ -113,12 +118,24 @@ class ArnisDock(QWidget):
         qbox = QGroupBox("Review list")
         qbox.setObjectName("queue_box")
         ql = QVBoxLayout(qbox)
+        frow = QHBoxLayout()
+        frow.addWidget(QLabel("Show"))
+        self.queue_filter = QComboBox()
+        self.queue_filter.setObjectName("queue_filter")
+        self.queue_filter.currentTextChanged.connect(self._filter_changed)
+        frow.addWidget(self.queue_filter, 1)
+        ql.addLayout(frow)
         self.queue_list = QListWidget()
         self.queue_list.setObjectName("queue_list")
         self.queue_list.itemClicked.connect(self._queue_clicked)
         self.queue_list.itemChanged.connect(self._queue_checked)
         ql.addWidget(self.queue_list)
-        self.done_button = self._button("Mark done (D)", "done_button", ql)
+        qacts = QHBoxLayout()
+        self.done_button = self._button("Mark done (D)", "done_button", qacts)
+        self.accept_filter_button = self._button(
+            "Accept all listed (Shift-A)", "accept_filter_button", qacts
+        )
+        ql.addLayout(qacts)
         lay.addWidget(qbox, 1)
 
         self.status_label = QLabel("")
@@ -194,6 +211,10 @@ class ArnisDock(QWidget):
             "reload_button": app.reload,
             "overwrite_button": lambda: app.save(force=True),
             "done_button": app.toggle_done,
+            "keyframe_button": app.set_keyframe,
+            "copy_stick_button": app.copy_previous_stick,
+            "accept_range_button": app.accept_range,
+            "accept_filter_button": app.accept_in_filter,
         }
         actions[name]()
 
@@ -206,6 +227,26 @@ class ArnisDock(QWidget):
         if self._updating or self.app is None:
             return
         self.app.set_stance(None if text == NO_STANCE else text)
+
+    def _filter_changed(self, text: str) -> None:
+        if self._updating or self.app is None or not text:
+            return
+        self.app.set_queue_filter(text)
+
+    def apply_filter(self) -> None:
+        """Hide the review items the app's filter does not show."""
+        app = self.app
+        if app is None:
+            return
+        shown = set(app.session.review.matching(app.queue_filter, app.session))
+        for i in range(self.queue_list.count()):
+            self.queue_list.item(i).setHidden(i not in shown)
+        if self.queue_filter.currentText() != app.queue_filter:
+            self._updating = True
+            try:
+                self.queue_filter.setCurrentText(app.queue_filter)
+            finally:
+                self._updating = False
 
     def _queue_clicked(self, item: QListWidgetItem) -> None:
         if self.app is None:
@@ -248,8 +289,15 @@ class ArnisDock(QWidget):
                 self.queue_list.addItem(q)
                 if it.frame is not None:
                     self._queue_rows.setdefault(it.frame, []).append(i)
+            names = review.filters()
+            if self.app.queue_filter not in names:
+                self.app.queue_filter = names[0]
+            self.queue_filter.clear()
+            self.queue_filter.addItems(names)
+            self.queue_filter.setCurrentText(self.app.queue_filter)
         finally:
             self._updating = False
+        self.apply_filter()
 
     def sync_done(self, i: int) -> None:
         """Show item ``i``'s done state (after it changed)."""

@@ -297,3 +297,75 @@ def test_yolo_bad_label_exits_2(samples_root, tmp_path):
         "x.json",
     )
     assert code == 2 and "--images-from: not used by the yolo format" in out
+
+
+# ---------------------------------------------------------------------- messages (issue 12)
+@pytest.mark.parametrize(
+    "command", ["import", "export", "info", "label", "samples", "detect", "evaluate", "demo"]
+)
+def test_every_command_help_has_examples(command):
+    code, out = run(command, "--help")
+    assert code == 0 and "Examples:" in out
+    examples = out.split("Examples:")[1]
+    assert f"toolkit {command}" in examples
+
+
+def test_error_example_fits_the_format(coco_dir, tmp_path):
+    # A COCO problem shows a COCO example, not the data.yaml one.
+    bad = _mutated(coco_dir, lambda d: d["annotations"][0]["keypoints"].pop())
+    code, out = run("import", bad, "--out", tmp_path / "ds")
+    assert code == 2 and "Example: toolkit import person_keypoints_val2017.json" in out
+    # An option error shows an example that uses that option.
+    code, out = run(
+        "import", coco_dir / "test_coco.json", "--out", tmp_path / "ds", "--subject-regex", "("
+    )
+    assert code == 2 and "Example: toolkit import" in out
+    assert "--subject-regex" in out.split("Example:")[1]
+    code, out = run("export", tmp_path / "none", "--format", "yolo", "--out", tmp_path / "y")
+    assert code == 2 and "Example: toolkit export ds --format yolo" in out
+
+
+def test_export_notes_are_not_raw_python_warnings(samples_root, tmp_path):
+    from toolkit.dataset import Dataset
+
+    assert run("import", samples_root / "data.yaml", "--out", tmp_path / "ds")[0] == 0
+    ds = Dataset.load(tmp_path / "ds")
+    ds.set_points(int(ds.annotations["id"].iloc[0]), [0], [[-40.0, 5.0, 2]])  # off the image
+    ds.save()
+    res = CliRunner().invoke(
+        main, ["export", str(tmp_path / "ds"), "--format", "yolo", "--out", str(tmp_path / "y")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "note: YOLO export: 1 keypoints outside their image were clipped" in res.output
+    assert "UserWarning" not in res.output and ".py:" not in res.output
+
+
+def test_export_of_an_empty_dataset(tmp_path):
+    import numpy as np
+
+    from toolkit.dataset import Dataset
+
+    Dataset.from_records([], [], np.zeros((0, 19, 3))).save(tmp_path / "empty")
+    code, out = run("export", tmp_path / "empty", "--format", "yolo", "--out", tmp_path / "y")
+    assert code == 2 and "at least one image" in out and "reshape" not in out
+    assert not (tmp_path / "y").exists()
+
+
+def test_yolo_note_worded_like_coco(coco_dir, realdata, tmp_path):
+    code, coco_out = run("import", coco_dir / "test_coco.json", "--out", tmp_path / "a")
+    code, yolo_out = run(
+        "import", realdata / "ultralytics-hub" / "coco8-pose" / "coco8-pose.yaml", "--out",
+        tmp_path / "b",
+    )  # fmt: skip
+    assert code == 0
+    for out in (coco_out, yolo_out):
+        assert "annotations have 17 keypoints: the stick (stick_grip, stick_tip) is marked" in out
+        assert "(give it in the labels CSV or with --subject-regex RE)" in out
+
+
+def test_yaml_syntax_error_through_the_cli(tmp_path):
+    bad = _write(tmp_path / "data.yaml", b"train: images\nnames: [person\nkpt_shape: [19, 3]\n")
+    code, out = run("import", bad, "--out", tmp_path / "ds")
+    assert code == 2 and f"{bad}:" in out and "Expected valid YAML" in out
+    assert "could not recognise" not in out
+    assert "Example: toolkit import samples/arnis/data.yaml" in out

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import orjson
 import pytest
 
 from toolkit import layout
-from toolkit.dataset import DATASET_FILE, JOURNAL_FILE, Dataset
+from toolkit.dataset import DATASET_FILE, JOURNAL_FILE, Dataset, read_journal
 from toolkit.errors import InputError
 from toolkit.schema import validate, validate_dataset
 
@@ -196,7 +195,7 @@ def test_set_points_is_journalled_and_replayed(tmp_path):
     assert back.source[1, 17] == layout.HUMAN
     assert back.images.loc[0, "stance"] == "back_low"
     back.save()
-    assert (tmp_path / "ds" / JOURNAL_FILE).read_bytes() == b""
+    assert read_journal(tmp_path / "ds" / JOURNAL_FILE).entries == []
     again = Dataset.load(tmp_path / "ds")
     assert again.keypoints[1, 17].tolist() == [10, 20, 2] and again.pending_edits() == 0
 
@@ -249,17 +248,24 @@ def test_corrupt_middle_journal_line_is_an_error(tmp_path):
         Dataset.load(tmp_path / "ds")
 
 
-def test_save_refuses_when_the_file_changed_on_disk(tmp_path):
+def test_save_merges_what_another_program_saved(tmp_path):
     make_ds().save(tmp_path / "ds")
     a = Dataset.load(tmp_path / "ds")
     b = Dataset.load(tmp_path / "ds")
-    time.sleep(0.01)
-    b.set_image_field(10, "stance", "back_low", journal=False)
+    b.set_image_field(10, "stance", "back_low", journal=False)  # a bulk (unjournalled) change
     b.save()
-    with pytest.raises(RuntimeError, match="changed on disk"):
-        a.save()
+    a.keypoints[2, layout.GRIP, :2] = [7.5, 8.5]  # a's own bulk change, elsewhere
+    a.save()  # compare-and-swap fails: merge instead of overwriting b's save
+    back = Dataset.load(tmp_path / "ds")
+    assert back.images.loc[0, "stance"] == "back_low"
+    assert back.keypoints[2, layout.GRIP, :2].tolist() == [7.5, 8.5]
+    assert back.revision == 3  # first save, b's, a's
+    # force overwrites b's unjournalled change with a's state
+    b.set_image_field(11, "subject", "zz", journal=False)
+    b.save()
+    a.images.loc[1, "subject"] = "s09"
     a.save(force=True)
-    assert Dataset.load(tmp_path / "ds").images.loc[0, "stance"] is None
+    assert Dataset.load(tmp_path / "ds").images.loc[1, "subject"] == "s09"
 
 
 # ---------------------------------------------------------------------- schema errors

@@ -38,7 +38,11 @@ def pose_weights() -> Path:
 def _check_predicted(ds: Dataset) -> None:
     """Provenance, confidences and the no-stick-model stick of a 17-keypoint detection."""
     assert len(ds) > 0
-    assert (ds.source == layout.PREDICTED).all()
+    # What the model gave is 'predicted'; the absent tip was not predicted: it stays imported.
+    given = ds.keypoints[..., 2] > 0
+    assert (ds.source[given] == layout.PREDICTED).all()
+    assert (ds.source[~given] == layout.IMPORTED).all()
+    assert (ds.source[:, layout.TIP] == layout.IMPORTED).all()
     body = ds.scores[:, : layout.NUM_BODY]
     assert np.isfinite(body).all() and body.min() >= 0 and body.max() <= 1
     assert ((ds.annotations["score"] > 0) & (ds.annotations["score"] <= 1)).all()
@@ -350,3 +354,35 @@ def test_exported_onnx_model_detects_like_the_pt(tmp_path, realdata, pose_weight
     np.testing.assert_allclose(a.keypoints[:, :17, :2], b.keypoints[:, :17, :2], atol=2.0)
     with pytest.raises(ValueError, match="exported at"):
         detect(video, onnx_path, options=DetectOptions(imgsz=640), progress=False)
+
+
+def test_image_folder_is_read_in_natural_order(tmp_path):
+    import cv2
+
+    from toolkit.detect import open_source
+
+    for n in (10, 2, 1, 100):
+        assert cv2.imwrite(str(tmp_path / f"frame_{n}.png"), np.zeros((4, 4, 3), np.uint8))
+    src = open_source(tmp_path)
+    assert src.files == ["frame_1.png", "frame_2.png", "frame_10.png", "frame_100.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(Exception, match=str(empty)):
+        open_source(empty)
+
+
+def test_no_ultralytics_settings_banner_on_first_use(tmp_path):
+    """A fresh settings dir: ultralytics would announce the file it creates; we keep it quiet."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}
+    code = "from toolkit import ultra; ultra.prepare(); import ultralytics.utils; print('ok')"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
+    assert "Creating new Ultralytics Settings" not in out.stdout + out.stderr
+    assert (tmp_path / "cfg" / "Ultralytics" / "settings.json").is_file()

@@ -294,3 +294,91 @@ def test_coco_document_keeps_meta_but_not_the_import_record(coco_dir, tmp_path):
     assert "import" not in doc and doc["info"]["year"] == 2020
     with pytest.raises(FileExistsError):
         write_coco(ds, tmp_path / "ds" / "dataset.json")
+
+
+# ---------------------------------------------------------------------- reliability (issue 11/12)
+def _tiny_coco(tmp_path: Path, n: int = 3) -> tuple[Path, dict]:
+    (tmp_path / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    images, anns = [], []
+    for i in range(n):
+        (tmp_path / "images" / f"s01_{i}.jpg").write_bytes(b"jpeg")
+        images.append({"id": i + 1, "file_name": f"s01_{i}.jpg", "width": 64, "height": 64})
+        kp = rng.uniform(1, 60, (19, 3)).round(2)
+        kp[:, 2] = 2
+        anns.append({"id": 10 + i, "image_id": i + 1, "keypoints": kp.ravel().tolist()})
+    doc = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person", "keypoints": list(layout.KEYPOINT_NAMES)}],
+    }
+    path = tmp_path / "gt.json"
+    path.write_bytes(orjson.dumps(doc))
+    return path, doc
+
+
+def test_box_only_results_get_a_clear_message(tmp_path):
+    gt, doc = _tiny_coco(tmp_path)
+    boxes = [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.9}]
+    (tmp_path / "boxes.json").write_bytes(orjson.dumps(boxes))
+    with pytest.raises(InputError, match="only a box") as exc:
+        read_coco(tmp_path / "boxes.json", images_from=gt)
+    assert "NoneType" not in str(exc.value)
+
+
+def test_scores_and_provenance_survive_save_export_and_reimport(tmp_path):
+    gt, _ = _tiny_coco(tmp_path)
+    ds = read_coco(gt).dataset
+    ds.scores[0, :5] = [0.123456, 0.9, 0.33333334, 1.0, 0.0]
+    ds.source[1, 17:] = layout.HUMAN
+    ds.source[2, 3] = layout.PREDICTED
+    ds.save(tmp_path / "ds")
+    back = Dataset.load(tmp_path / "ds")
+    np.testing.assert_array_equal(back.scores, ds.scores)  # float32 exact, not 4 decimals
+    out = write_coco(back, tmp_path / "export.json")
+    doc = orjson.loads(out.read_bytes())
+    assert "keypoint_source" not in doc["annotations"][0]  # untouched rows stay plain COCO
+    again = read_coco(out, images=tmp_path / "images").dataset
+    np.testing.assert_array_equal(again.source, ds.source)
+    np.testing.assert_array_equal(again.scores, ds.scores)
+
+
+def test_untouched_import_exports_as_plain_coco(tmp_path):
+    gt, doc = _tiny_coco(tmp_path)
+    ds = read_coco(gt).dataset
+    exported = orjson.loads(orjson.dumps(coco_document(ds)))
+    for a in exported["annotations"]:
+        assert not {"keypoint_source", "keypoint_scores", "keypoints_raw"} & set(a)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d["images"][0].__setitem__("frame_index", 2.5), "frame_index"),
+        (lambda d: d["images"][0].__setitem__("id", 2**60), r"images\[0\]"),
+        (lambda d: d["annotations"][0]["keypoints"].__setitem__(2, 0.5), "visibility"),
+        (lambda d: d["annotations"][0]["keypoints"].__setitem__(0, 1e300), "1e\\+06"),
+        (lambda d: d["annotations"][0].__setitem__("custom", [[[[[[[[1]]]]]]]] * 1), None),
+        (lambda d: d["categories"][0].__setitem__("skeleton", [[1, 99]]), "skeleton"),
+        (lambda d: d.__setitem__("info", "text"), "info"),
+        (
+            lambda d: d.__setitem__(
+                "videos", [{"id": 1, "file_name": "../../outside.mp4", "fps": 15}]
+            ),
+            r"videos\[0\]",
+        ),
+        (lambda d: d["images"][0].__setitem__("file_name", "é" * 200 + ".jpg"), "bytes"),
+    ],
+)
+def test_import_refuses_what_load_refuses(tmp_path, mutate, match):
+    gt, doc = _tiny_coco(tmp_path)
+    mutate(doc)
+    gt.write_bytes(orjson.dumps(doc))
+    if match is None:  # shallow enough: imported, and the dataset loads
+        io.import_dataset(gt, tmp_path / "ok")
+        Dataset.load(tmp_path / "ok")
+        return
+    with pytest.raises(InputError, match=match) as exc:
+        io.import_dataset(gt, tmp_path / "ds")
+    assert exc.value.path == gt
+    assert not (tmp_path / "ds").exists()

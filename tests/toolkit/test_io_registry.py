@@ -36,3 +36,42 @@ def test_invalid_taxonomy_names_the_field(tmp_path, samples_root):
     (src / "taxonomy.json").write_text(json.dumps({"stances": [{"family": "cat"}]}))
     with pytest.raises(InputError, match=r"stances\[0\]"):
         io.read(src)
+
+
+def test_natural_key_orders_frames_in_time():
+    names = ["frame_10.jpg", "frame_2.jpg", "frame_1.jpg", "Frame_3.jpg", "a/10.png", "a/9.png"]
+    assert sorted(names, key=io.natural_key) == [
+        "a/9.png",
+        "a/10.png",
+        "frame_1.jpg",
+        "frame_2.jpg",
+        "Frame_3.jpg",
+        "frame_10.jpg",
+    ]
+    assert sorted(["0.jpg", "100.jpg", "11.jpg", "2.jpg"], key=io.natural_key) == [
+        "0.jpg",
+        "2.jpg",
+        "11.jpg",
+        "100.jpg",
+    ]
+
+
+def test_a_more_specific_format_supersedes_a_general_one(tmp_path):
+    """AlphaPose results are also a JSON list with image_id + keypoints (what COCO results
+    detection accepts): the registry picks the format that declares it supersedes coco."""
+    ap = tmp_path / "alphapose-results.json"
+    ap.write_text(json.dumps([{"image_id": "0.jpg", "keypoints": [1, 2, 0.9] * 17}]))
+    coco = tmp_path / "results.json"
+    coco.write_text(json.dumps([{"image_id": 3, "keypoints": [1, 2, 0.9] * 17, "score": 1}]))
+    fmts = io.formats()
+    assert fmts["coco"].detect(ap) and fmts["results"].detect(ap)
+    assert "coco" in fmts["results"].supersedes
+    assert io.detect_format(ap) == "results"
+    assert io.detect_format(coco) == "coco"
+
+
+def test_unrecognised_source_lists_every_format(tmp_path):
+    src = tmp_path / "notes.txt"
+    src.write_text("hello")
+    with pytest.raises(InputError, match=r"--format coco\|results\|yolo"):
+        io.detect_format(src)

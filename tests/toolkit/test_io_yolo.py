@@ -101,7 +101,7 @@ def test_coco8_pose_yaml_with_empty_path(realdata):
     nose = np.array([float(first[5]) * img.shape[1], float(first[6]) * img.shape[0]])
     np.testing.assert_allclose(ds.keypoints[0, 0, :2], nose, atol=1e-6)
     assert ds.keypoints[0, 0, 2] == 2
-    assert any("subject unknown for 8 images" in n for n in res.notes)
+    assert any("subject unknown for 8 of 8 images" in n for n in res.notes)
 
 
 def test_coco8_pose_folder_is_read_through_its_yaml(realdata):
@@ -147,7 +147,7 @@ def test_no_stance_folders_and_no_subject_say_so(tmp_path):
     assert res.dataset.images["stance"].isna().all()
     assert res.dataset.images["subject"].isna().all()
     assert (
-        "subject unknown for 2 images; pass --subject-regex or a --labels CSV with a subject column"
+        "subject unknown for 2 of 2 images (give it in the labels CSV or with --subject-regex RE)"
     ) in res.notes
     # An empty label file is an image without persons.
     assert len(res.dataset) == 1 and len(res.dataset.images) == 2
@@ -331,7 +331,7 @@ def test_seventeen_keypoints_without_sticks(tmp_path):
     res = read_yolo(root)
     assert (res.dataset.keypoints[0, :17, 2] == 2).all()
     assert (res.dataset.keypoints[0, 17:, 2] == 0).all()
-    assert any("no stick points" in n for n in res.notes)
+    assert any("the stick (stick_grip, stick_tip) is marked missing" in n for n in res.notes)
 
 
 def test_kpt_names_map_other_orders_onto_the_layout(tmp_path):
@@ -621,7 +621,7 @@ def test_bad_files_raise_and_leave_nothing(tmp_path, case):
 
 def test_skip_bad_lists_every_skipped_item(tmp_path):
     root = tree(tmp_path / "ds", {
-        "good1.jpg": [GOOD], "good2.jpg": [GOOD, GOOD],
+        "good1.jpg": [GOOD], "good2.jpg": [GOOD, line(person(0.3, 0.5))],
         "two_bad.jpg": [GOOD, BAD_LINES["nan"][2], BAD_LINES["word"][2]],
         "count.jpg": BAD_LINES["count"],
         "img_broken.jpg": [GOOD],
@@ -663,7 +663,7 @@ def test_import_of_many_files_keeps_every_person(tmp_path):
     img_dir.mkdir(parents=True)
     lab_dir.mkdir(parents=True)
     png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
-    text = "\n".join([GOOD] * 4) + "\n"
+    text = "\n".join(line(person(0.2 + 0.2 * k, 0.5)) for k in range(4)) + "\n"
     for i in range(n):
         (img_dir / f"{i:05d}.png").write_bytes(png)
         (lab_dir / f"{i:05d}.txt").write_text(text)

@@ -49,8 +49,9 @@ def test_skeleton_indices_valid_and_stick_connected():
 
 def test_sigmas_and_sources():
     assert layout.OKS_SIGMAS.shape == (19,) and (layout.OKS_SIGMAS > 0).all()
-    assert layout.SOURCES == ("imported", "corrected", "human", "predicted")
+    assert layout.SOURCES == ("imported", "corrected", "human", "predicted", "interpolated")
     assert [layout.IMPORTED, layout.CORRECTED, layout.HUMAN, layout.PREDICTED] == [0, 1, 2, 3]
+    assert layout.INTERPOLATED == 4
 
 
 def test_schema_mirrors_the_layout():

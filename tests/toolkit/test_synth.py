@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections import Counter
@@ -480,3 +481,274 @@ def test_committed_samples_import_and_align(samples_root):
     assert len(vid) == len(kp_v) and "no_detection" not in set(kinds_v)
     body = np.linalg.norm(vid.keypoints[:, :17, :2] - kp_v[:, :17, :2], axis=-1)
     assert np.nanmean(body) < 3
+
+
+# ------------------------------------------------------------------------- randomised mode
+RTINY = {
+    "per_class": 1,
+    "subjects": 2,
+    "videos": 1,
+    "frames_per_video": 20,
+    "seed": 5,
+    "randomise": True,
+}
+
+
+@pytest.fixture(scope="module")
+def rtiny(tmp_path_factory) -> Path:
+    return synth.generate(tmp_path_factory.mktemp("rtiny") / "s", **RTINY)
+
+
+def test_randomised_is_deterministic_and_varies_image_size(rtiny, tmp_path):
+    again = synth.generate(tmp_path / "again", **RTINY)
+    assert _digest(again) == _digest(rtiny)
+    other = synth.generate(tmp_path / "other", **{**RTINY, "seed": 6, "videos": 0})
+    assert _digest(other)["labels.csv"] == _digest(rtiny)["labels.csv"]
+    assert _digest(other)["truth.csv"] != _digest(rtiny)["truth.csv"]
+    sizes = []
+    for img in sorted((rtiny / "images").rglob("*.jpg")):
+        h, w = cv2.imread(str(img)).shape[:2]
+        assert h == w and h in synth.RANDOM_IMAGE_SIZES
+        sizes.append(h)
+    assert len(sizes) == 24 and len(set(sizes)) >= 3
+    cap = cv2.VideoCapture(str(rtiny / "videos" / "s01_drill.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape[0] == frame.shape[1] <= synth.RANDOM_VIDEO_MAX_SIZE
+
+
+def test_randomised_truth_columns_errors_and_ranges(rtiny):
+    truth = synth.load_truth(rtiny)
+    assert list(truth.columns) == [*synth.TRUTH_COLUMNS, *synth.RANDOM_TRUTH_COLUMNS]
+    assert (truth["randomised"] == 1).all()
+    still = truth[truth["video"] == ""]
+    # the exact quota of the randomised rates, in job order
+    expect = synth.error_quota(24, RTINY["seed"], synth.RANDOM_ERROR_RATES)
+    assert still["error_kind"].tolist() == expect.tolist()
+    assert 8 <= (expect != "none").sum() <= 10  # 38 % of 24
+    sized = truth["error_kind"].isin(list(synth.RANDOM_ERROR_RANGES))
+    assert truth.loc[~sized, "error_magnitude"].isna().all()
+    assert sized.any()
+    for kind, (lo, hi) in synth.RANDOM_ERROR_RANGES.items():
+        mag = truth.loc[truth["error_kind"] == kind, "error_magnitude"]
+        assert mag.notna().all() and mag.between(lo - 1e-3, hi + 1e-3).all(), kind
+    assert truth["body_noise"].between(0, synth.RANDOM_BODY_NOISE).all()
+    assert truth["stick_ratio"].between(0, 1.001).all()
+    clear = (truth["stick_ratio"] - synth.FORESHORTENED_RATIO).abs() > 2e-3
+    np.testing.assert_array_equal(
+        truth.loc[clear, "foreshortened"], truth.loc[clear, "stick_ratio"] < 0.6
+    )
+    # a clip keeps one style: one noise level for all its frames
+    video = truth[truth["video"] == "s01_drill"]
+    assert len(video) == 20 and video["body_noise"].nunique() == 1
+
+
+def test_randomised_error_geometry_covers_the_documented_ranges():
+    """Error sizes over many draws span their ranges, and the labels show them."""
+    sj = synth.make_subjects(2, seed=1, randomise=True)[1]
+    seen: dict[str, list[float]] = {k: [] for k in synth.RANDOM_ERROR_RANGES}
+    for i in range(240):
+        kind = list(synth.RANDOM_ERROR_RANGES)[i % 4]
+        rng = np.random.default_rng([9, i])
+        scene = synth.sample_image(sj, synth.STANCES[i % 12], kind, rng, 640, randomise=True)
+        mag = scene.error_magnitude
+        seen[kind].append(mag)
+        t, lab = scene.truth, scene.label
+        # 5 sigma of the label jitter (3 px per axis at 640 px, on two points)
+        tol = 5 * math.sqrt(2) * synth.LABEL_JITTER_PX * 2
+        if kind in ("too_short", "too_long"):
+            ratio = _stick_len(lab) / _stick_len(t)
+            assert ratio == pytest.approx(mag, abs=tol / _stick_len(t))
+        elif kind == "wrong_angle" and _stick_len(t) > 60:
+            a = lab[layout.TIP, :2] - lab[layout.GRIP, :2]
+            b = t[layout.TIP, :2] - t[layout.GRIP, :2]
+            cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+            angle = math.degrees(math.acos(np.clip(cos, -1, 1)))
+            assert angle == pytest.approx(mag, abs=math.degrees(tol / _stick_len(t)))
+        elif kind == "grip_off":
+            moved = np.linalg.norm(lab[layout.GRIP, :2] - t[layout.GRIP, :2])
+            forearm = sj.forearm * scene.camera.scale
+            assert moved / forearm == pytest.approx(mag, abs=tol / forearm)
+    for kind, (lo, hi) in synth.RANDOM_ERROR_RANGES.items():
+        v = np.array(seen[kind])
+        assert v.min() >= lo and v.max() <= hi
+        # mild and gross ones both occur
+        assert v.min() < lo + 0.2 * (hi - lo) and v.max() > hi - 0.2 * (hi - lo), kind
+
+
+def test_randomised_subjects_and_camera_spread():
+    subs = synth.make_subjects(40, seed=2, randomise=True)
+    ratio = np.array([s.upper_arm / s.height for s in subs])
+    assert ratio.min() < 0.172 * 0.93 and ratio.max() > 0.172 * 1.07
+    assert ratio.min() >= 0.172 * 0.88 - 1e-9 and ratio.max() <= 0.172 * 1.12 + 1e-9
+    grey = np.array([np.mean(s.shirt) for s in subs] + [np.mean(s.pants) for s in subs])
+    assert (grey < 60).any() and (grey > 190).any()  # dark clothing too
+    assert {s.handedness for s in subs} == {"left", "right"}
+    assert subs[0] != synth.make_subjects(40, seed=2)[0]
+    rng = np.random.default_rng(0)
+    cams = [synth.random_camera(rng, wide=True) for _ in range(400)]
+    yaw = np.degrees([c.yaw for c in cams])
+    pitch = np.degrees([c.pitch for c in cams])
+    assert np.abs(yaw).max() <= 80 and np.abs(yaw).max() > 70
+    assert (yaw < -40).any() and (yaw > 40).any()
+    assert pitch.min() >= -10 and pitch.max() <= 35 and (pitch < 0).any()
+
+
+def test_detector_noise_worst_on_wrists_and_confidence_falls_with_it():
+    rng = np.random.default_rng(1)
+    label = np.zeros((19, 3))
+    label[:, :2] = rng.uniform(200, 440, (19, 2))
+    label[:, 2] = 2
+    before = label.copy()
+    moved, confs = [], []
+    for _ in range(300):
+        noisy, conf = synth.detector_noise(label, 0.15, 100.0, "none", rng, 640)
+        moved.append(np.linalg.norm(noisy[:, :2] - label[:, :2], axis=1))
+        confs.append(conf)
+        np.testing.assert_array_equal(noisy[17:], label[17:])  # stick points untouched
+    np.testing.assert_array_equal(label, before)  # the input (the truth side) is not modified
+    moved, confs = np.array(moved), np.array(confs)
+    wrist = moved[:, [layout.L_WRIST, layout.R_WRIST]]
+    assert np.median(wrist) > 2 * np.median(moved[:, [layout.L_SHOULDER, layout.R_HIP]])
+    assert np.median(wrist) == pytest.approx(0.15 * 100 * 1.18, rel=0.35)  # Rayleigh median
+    body_m, body_c = moved[:, :17].ravel(), confs[:, :17].ravel()
+    assert np.corrcoef(body_m, body_c)[0, 1] < -0.8
+    assert ((confs > 0) & (confs < 1)).all()
+    quiet, qconf = synth.detector_noise(label, 0.0, 100.0, "swap", rng, 640)
+    np.testing.assert_array_equal(quiet, label)
+    assert (qconf[:17] > 0.85).all() and qconf[layout.TIP] <= 0.8 and qconf[layout.GRIP] <= 0.8
+
+
+def _style(**kw) -> synth.Style:
+    base = dict(
+        stick_kind="black",
+        stick_color=(0, 0, 255),
+        stick_px=5,
+        shoes=(0, 0, 0),
+        grain=0.0,
+        blur_sigma=0.0,
+        jpeg_quality=90,
+        body_noise=0.0,
+    )
+    return synth.Style(**{**base, **kw})
+
+
+def test_randomised_render_fist_and_body_hide_the_stick():
+    """Fist over the grip; a stick behind the torso is hidden by it, one in front is not."""
+    sj = synth.make_subjects(1)[0]
+    sj = dataclasses.replace(sj, shirt=(0, 255, 0), skin=(255, 0, 0), pants=(255, 255, 0))
+    pts = np.zeros((19, 2))
+    pts[[layout.L_SHOULDER, layout.R_SHOULDER]] = [[130, 80], [70, 80]]
+    pts[[layout.L_HIP, layout.R_HIP]] = [[120, 160], [80, 160]]
+    pts[[layout.L_KNEE, layout.R_KNEE]] = [[120, 200], [80, 200]]
+    pts[[layout.L_ANKLE, layout.R_ANKLE]] = [[120, 240], [80, 240]]
+    pts[[layout.L_ELBOW, layout.R_ELBOW]] = [[150, 120], [40, 120]]
+    pts[[layout.L_WRIST, layout.R_WRIST]] = [[160, 150], [20, 120]]
+    pts[:5] = [100, 50]
+    pts[layout.GRIP], pts[layout.TIP] = [28, 120], [190, 120]
+    extra = np.array([[100, 50], [125, 245], [85, 245]], float)
+    bg = np.full((260, 260, 3), 128.0, np.float32)
+
+    def draw(stick_depth: float) -> np.ndarray:
+        depth = np.zeros(19)
+        depth[[layout.GRIP, layout.TIP]] = stick_depth
+        rng = np.random.default_rng(0)
+        return synth.render(pts, depth, extra, np.zeros(3), sj, 300.0, bg, rng, style=_style())
+
+    front, behind = draw(1.0), draw(-1.0)
+    red, green = [0, 0, 255], [0, 255, 0]
+    assert front[120, 100].tolist() == red and behind[120, 100].tolist() == green
+    assert front[120, 180].tolist() == red and behind[120, 180].tolist() == red
+    for img in (front, behind):  # the fist closes over the grip
+        assert img[120, 28].tolist() == [255, 0, 0]
+
+
+def test_randomised_set_imports_with_the_cli_and_aligns(rtiny, tmp_path):
+    from toolkit.cli import main
+
+    out = tmp_path / "ds"
+    args = ["import", str(rtiny / "data.yaml"), "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--labels", str(rtiny / "labels.csv")])
+    assert res.exit_code == 0, res.output
+    ds = Dataset.load(out)
+    assert len(ds) == 24
+    kp, kinds = synth.truth_keypoints(ds, rtiny)
+    truth = synth.load_truth(rtiny)
+    rows = synth.truth_index(ds, rtiny)
+    assert (rows >= 0).all() and len(set(rows.tolist())) == 24
+    np.testing.assert_array_equal(kinds, truth["error_kind"].to_numpy(object)[rows])
+    # stored image sizes follow the varied files
+    assert len(set(ds.images["width"].tolist())) >= 3
+    # body noise: relative to the torso, follows each image's documented level
+    torso = np.linalg.norm(
+        kp[:, [layout.L_SHOULDER, layout.R_SHOULDER], :2].mean(1)
+        - kp[:, [layout.L_HIP, layout.R_HIP], :2].mean(1),
+        axis=1,
+    )
+    wrists = [layout.L_WRIST, layout.R_WRIST]
+    err = np.linalg.norm(ds.keypoints[:, wrists, :2] - kp[:, wrists, :2], axis=-1)
+    noisy = truth["body_noise"].to_numpy()[rows] > 0.08
+    quiet = truth["body_noise"].to_numpy()[rows] < 0.02
+    assert noisy.any() and quiet.any()
+    assert np.median(err[noisy] / torso[noisy, None]) > 2 * np.median(
+        err[quiet] / torso[quiet, None]
+    )
+    # confidences were read as scores and drop with the error
+    scores = ds.scores[:, :17]
+    assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+    body_err = np.linalg.norm(ds.keypoints[:, :17, :2] - kp[:, :17, :2], axis=-1)
+    assert np.corrcoef(body_err.ravel(), scores.ravel())[0, 1] < -0.3
+    # stick points: clean rows stay within the jitter of the truth
+    clean = kinds == "none"
+    tip_err = np.linalg.norm(
+        ds.keypoints[clean, layout.TIP, :2] - kp[clean, layout.TIP, :2], axis=1
+    )
+    scale = ds.frame_table()["width"].to_numpy(float) / 320
+    assert (tip_err < 6 * 1.5 * scale[clean]).all()
+    missing = kinds == "tip_missing"
+    assert np.isnan(ds.keypoints[missing, layout.TIP, :2]).all()
+
+    yolo = pytest.importorskip("toolkit.io.yolo")
+    vid = yolo.read_yolo(
+        rtiny / "videos" / "s01_drill_labels",
+        video=rtiny / "videos" / "s01_drill.mp4",
+        labels=rtiny / "videos" / "s01_drill_stances.csv",
+    ).dataset
+    kp_v, kinds_v = synth.truth_keypoints(vid, rtiny)
+    assert len(vid) == len(kp_v) and "no_detection" not in set(kinds_v)
+    mag = truth["error_magnitude"].to_numpy()[synth.truth_index(vid, rtiny)]
+    sized = np.isin(kinds_v, list(synth.RANDOM_ERROR_RANGES))
+    assert np.isfinite(mag[sized]).all() and np.isnan(mag[~sized]).all()
+
+
+def test_samples_command_randomise(tmp_path):
+    from toolkit.cli import main
+
+    out = tmp_path / "r"
+    args = ["samples", "--out", str(out), "--per-class", "1", "--subjects", "1"]
+    res = CliRunner().invoke(main, [*args, "--videos", "0", "--randomise"])
+    assert res.exit_code == 0, res.output
+    truth = synth.load_truth(out)
+    assert len(truth) == 12 and (truth["randomised"] == 1).all()
+    res = CliRunner().invoke(main, ["samples", "--help"])
+    assert "--randomise" in res.output
+
+
+def test_default_mode_still_writes_the_committed_set(samples_root, tmp_path):
+    """randomise=False is unchanged: regenerating samples/arnis gives the same truth and labels
+    (images and videos are compared by their truth only: their bytes depend on OpenCV's
+    encoders)."""
+    from samples.generate import COMMITTED
+
+    out = synth.generate(tmp_path / "arnis", **COMMITTED)
+    assert (out / "truth.csv").read_bytes() == (samples_root / "truth.csv").read_bytes()
+    assert (out / "labels.csv").read_bytes() == (samples_root / "labels.csv").read_bytes()
+    labels = sorted((samples_root / "labels").rglob("*.txt"))
+    labels += sorted((samples_root / "videos").rglob("*.txt"))
+    assert len(labels) > 288
+    for p in labels[::7]:
+        rel = p.relative_to(samples_root)
+        assert (out / rel).read_bytes() == p.read_bytes(), rel
+    truth = synth.load_truth(out)
+    assert (truth["randomised"] == 0).all() and truth["error_magnitude"].isna().all()

@@ -1,4 +1,4 @@
-"""Angle-feature baselines: pipelines, aligned probabilities, the angle CSV reader."""
+"""Baselines: pipelines, aligned probabilities, the angle CSV reader and its Prepared."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from toolkit.errors import InputError
-from trainer.baselines import BASELINES, fit_predict_baseline, make_baseline, read_angles_csv
+from trainer.baselines import (
+    BASELINES,
+    baseline_features,
+    fit_predict_baseline,
+    make_baseline,
+    prepare_angles_csv,
+    read_angles_csv,
+)
 
 
 def separable(n: int = 80, seed: int = 0, classes=(0, 2, 3)):
@@ -30,7 +37,14 @@ def test_make_baseline_pipelines():
     gbm = make_baseline("angles-gbm", 4)
     assert isinstance(gbm.steps[-1][1], HistGradientBoostingClassifier)
     assert gbm.steps[-1][1].random_state == 4
-    assert BASELINES == ("angles-rf", "angles-gbm")
+    assert BASELINES == ("angles-rf", "angles-gbm", "coords-rf", "coords-mlp")
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    mlp = make_baseline("coords-mlp", 5)
+    assert isinstance(mlp.steps[1][1], StandardScaler)
+    assert isinstance(mlp.steps[-1][1], MLPClassifier) and mlp.steps[-1][1].random_state == 5
+    assert isinstance(make_baseline("coords-rf", 1).steps[-1][1], RandomForestClassifier)
     with pytest.raises(ValueError, match="Expected 'baseline'"):
         make_baseline("geopose", 0)
 
@@ -91,9 +105,42 @@ def test_read_angles_csv_happy_path(tmp_path):
     assert np.isnan(X[1]).all()
     assert list(y) == ["forward_high", "forward_low", "forward_high"]
     assert list(groups) == ["s01", "s02", "s01"]
-    # Without group_column the subject column is taken as a feature, and it is not numeric.
+    # Without group_column the subject column would be a feature: it is text, so it is left out
+    # with a note naming it (the CSV users have: camera names, frame ids).
+    notes = []
+    X2, _, _, names2 = read_angles_csv(p, "stance", notes=notes)
+    assert names2 == ["elbow_r", "knee_l"] and np.array_equal(X2, X, equal_nan=True)
+    assert len(notes) == 1 and "subject" in notes[0] and "--feature-columns" in notes[0]
+    # Chosen columns: exactly those; a chosen text column is an error with its line.
+    X3, _, _, names3 = read_angles_csv(p, "stance", "subject", feature_columns=["knee_l"])
+    assert names3 == ["knee_l"] and X3.shape == (3, 1)
     with pytest.raises(InputError, match=r"angles.csv:2: Expected 'subject' to be a finite number"):
-        read_angles_csv(p, "stance")
+        read_angles_csv(p, "stance", feature_columns=["elbow_r", "subject"])
+    with pytest.raises(InputError, match="--feature-columns"):
+        read_angles_csv(p, "stance", feature_columns=["nope"])
+
+
+def test_prepare_angles_csv_flat_taxonomy_and_plain_strings(tmp_path):
+    p = write(
+        tmp_path,
+        "Camera_Angle,Frame_ID,elbow,knee,stance,video\n"
+        "front,f_001,120,170,black,v1\n"
+        "side,f_002,100,160,white,v2\n"
+        "front,f_003,121,171,black,v3\n"
+        "side,f_004,99,150,white,v4\n",
+    )
+    prep = prepare_angles_csv(p, "stance", "video")
+    assert prep.taxonomy.classes == ["black", "white"] and not prep.taxonomy.hierarchical
+    assert prep.angles.shape == (4, 2) and list(prep.y) == [0, 1, 0, 1]
+    assert any("Camera_Angle, Frame_ID" in n for n in prep.notes)
+    # plain Python strings, never numpy scalars (no "np.str_('black')" in messages or tables)
+    assert all(type(c) is str for c in prep.taxonomy.classes)
+    assert all(type(g) is str for g in prep.groups)
+    with pytest.raises(InputError, match="--group-column"):
+        prepare_angles_csv(p, "stance")
+    assert len(prepare_angles_csv(p, "stance", group="none").groups) == 4
+    with pytest.raises(ValueError, match="coords-mlp"):
+        baseline_features("coords-mlp", prep)
 
 
 def test_read_angles_csv_without_groups(tmp_path):
@@ -110,8 +157,9 @@ def test_read_angles_csv_without_groups(tmp_path):
         ("a,b,label\n", {}, 2, ["data row"]),
         ("a,b,label\n1,2,x\n", {"label_column": "stance"}, 1, ["'label column'", "'stance'"]),
         ("a,b,label\n1,2,x\n", {"group_column": "subject"}, 1, ["'group column'", "'subject'"]),
-        ("a,b,label\n1,2,x\n3,oops,y\n", {}, 3, ["'b'", "'oops'", "number"]),
-        ("a,b,label\n1,2,x\n3,inf,y\n", {}, 3, ["'b'", "'inf'"]),
+        ("a,b,label\n1,2,x\n3,oops,y\n", {"feature_columns": ["a", "b"]}, 3, ["'b'", "'oops'"]),
+        ("a,b,label\n1,2,x\n3,inf,y\n", {"feature_columns": ["b"]}, 3, ["'b'", "'inf'"]),
+        ("a,b,label\nu,v,x\n", {}, 2, ["numeric feature column", "text"]),
         ("a,b,label\n1,2,x\n3,4,y,9\n", {}, 3, ["3 fields", "4"]),
         ("a,b,label\n1,2,x\n3,4,\n", {}, 3, ["'label'", "non-empty"]),
         ("label\nx\n", {}, 1, ["feature column"]),

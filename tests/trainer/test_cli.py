@@ -8,13 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from trainer.cli import main
-from trainer.data import toy_dataset
 
-FAST = ["--epochs", "1", "--batch-size", "8", "-q"]
+FAST = ["--epochs", "1", "--batch-size", "8", "--members", "2", "-q"]
 
 
 @pytest.fixture(scope="module")
-def ds_dir(tmp_path_factory):
+def ds_dir(tmp_path_factory, toy_dataset):
     root = tmp_path_factory.mktemp("cli")
     ds = toy_dataset(root, n_subjects=3, per_class=2, image_size=64)
     ds.save(root / "ds")
@@ -23,6 +22,13 @@ def ds_dir(tmp_path_factory):
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_every_command_help_has_examples():
+    for name in ("fit", "ablate", "export", "score", "detector"):
+        res = run(name, "--help")
+        assert res.exit_code == 0 and "Examples:" in res.output, name
+        assert f"trainer {name}" in res.output or name == "detector"
 
 
 def test_help_lists_commands_lazily():
@@ -65,7 +71,7 @@ def test_bad_taxonomy_and_unknown_labels_exit_2(ds_dir, tmp_path):
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
 
 
-def test_group_column_required_unless_none(tmp_path):
+def test_group_column_required_unless_none(tmp_path, toy_dataset):
     ds = toy_dataset(tmp_path, n_subjects=2, per_class=2, image_size=64)
     ds.images["subject"] = None
     ds.save(tmp_path / "ds")
@@ -91,10 +97,13 @@ def test_group_column_required_unless_none(tmp_path):
 def test_angles_csv_and_ablate(ds_dir, tmp_path):
     pytest.importorskip("trainer.baselines")
     csv = tmp_path / "angles.csv"
-    rows = ["knee,elbow,stance,subject"]
+    rows = ["Camera_Angle,knee,Frame_ID,elbow,stance,subject"]
     for s in range(4):
         for k in range(6):
-            rows.append(f"{100 + 30 * (k % 2) + s},{40 + 50 * (k % 2)},{'ab'[k % 2]},s{s}")
+            rows.append(
+                f"{'front' if k % 3 else 'side'},{100 + 30 * (k % 2) + s},f_{k:03d},"
+                f"{40 + 50 * (k % 2)},{'ab'[k % 2]},s{s}"
+            )
     csv.write_text("\n".join(rows) + "\n")
     res = run(
         "fit",
@@ -112,6 +121,28 @@ def test_angles_csv_and_ablate(ds_dir, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "rf" / "metrics.json").read_text())["model"] == "angles-rf"
+    # the text columns users' CSVs have are left out with a note naming them; a flat taxonomy
+    # (no taxonomy file) has no family/chamber columns in the table, so no nan there
+    assert "ignored: Camera_Angle, Frame_ID" in res.output
+    assert "nan" not in res.output and "family" not in res.output
+    assert "np.str_" not in res.output
+    res = run(
+        "fit",
+        "--angles-csv",
+        csv,
+        "--group-column",
+        "subject",
+        "--feature-columns",
+        "knee",
+        "--folds",
+        "2",
+        "--out",
+        tmp_path / "rf_knee",
+        "-q",
+    )
+    assert res.exit_code == 0, res.output and "ignored" not in res.output
+    cfg = (tmp_path / "rf_knee" / "config.yaml").read_text()
+    assert "1 feature columns" in cfg
     nogroup = tmp_path / "nogroup.csv"
     nogroup.write_text("\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
     res = run("fit", "--angles-csv", nogroup, "--out", tmp_path / "rf2", "-q")
@@ -135,13 +166,14 @@ def test_angles_csv_and_ablate(ds_dir, tmp_path):
         "--out",
         tmp_path / "abl",
         "--models",
-        "graph,angles-rf",
+        "graph,angles-rf,coords-mlp",
         "--folds",
         "3",
         *FAST,
     )
     assert res.exit_code == 0, res.output
-    assert "angles-rf" in res.output and "graph" in res.output
+    assert "angles-rf" in res.output and "graph" in res.output and "coords-mlp" in res.output
+    assert "worst" in res.output and "Δ vs best baseline" in res.output
     assert (tmp_path / "abl" / "graph" / "metrics.json").exists()
     assert (tmp_path / "abl" / "ablation.csv").exists()
     res = run("ablate", ds_dir, "--out", tmp_path / "abl2", "--models", "resnet")

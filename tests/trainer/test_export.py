@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.data import featurise, prepare, toy_dataset
+from trainer.data import featurise, prepare
 from trainer.export import ExportModule, export_run, ort_session, read_metadata
-from trainer.runs import load_checkpoint, run_experiment
+from trainer.runs import load_checkpoint, load_members, run_experiment
 from trainer.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def graph_run(tmp_path_factory):
+def graph_run(tmp_path_factory, toy_dataset):
     root = tmp_path_factory.mktemp("exp")
     ds = toy_dataset(root, n_subjects=3, per_class=2, image_size=64)
     prep = prepare(ds)
     run_experiment(
-        prep, TrainConfig(model="graph", epochs=1, batch_size=8), root / "run", n_folds=3
+        prep, TrainConfig(model="graph", epochs=1, batch_size=8, members=2), root / "run", n_folds=3
     )
     return root / "run", prep
 
@@ -41,22 +41,34 @@ def test_export_single_and_ensemble_parity(graph_run, tmp_path):
 
     ops = {node.op_type for node in onnx.load(str(rep.path)).graph.node}
     assert not ops & {"GatherElements", "ScatterElements", "ScatterND", "Einsum", "Expand"}
+    # one fold's model is its seed ensemble, each member with its calibrated temperature
+    assert json.loads(meta["members"]) == 2 and len(json.loads(meta["temperatures"])) == 2
     # independent parity on real featurised frames, at batch 1 and 64 (dynamic batch)
-    model, _ = load_checkpoint(run / "folds" / f"fold_{rep.folds[0]}" / "model.pt")
+    members, _ = load_members(run / "folds" / f"fold_{rep.folds[0]}" / "model.pt")
     sess = ort_session(rep.path)
     idx = np.resize(np.arange(len(prep)), 64)
     nodes, edges = featurise(prep.keypoints[idx], prep.conf[idx])
     for b in (1, 64):
         got = sess.run(["stance_prob"], {"nodes": nodes[:b], "edge_attr": edges[:b]})[0]
         with torch.no_grad():
-            ref = model(torch.from_numpy(nodes[:b]), torch.from_numpy(edges[:b]))["stance"]
+            ref = torch.stack(
+                [
+                    (m(torch.from_numpy(nodes[:b]), torch.from_numpy(edges[:b]))["stance"])
+                    .div(m.temperature)
+                    .softmax(-1)
+                    for m in members
+                ]
+            ).mean(0)
         assert got.shape == (b, len(prep.taxonomy.classes))
-        assert np.abs(got - ref.softmax(-1).numpy()).max() <= 1e-4
+        assert np.abs(got - ref.numpy()).max() <= 1e-4
+    assert load_checkpoint(run / "folds" / "fold_0" / "model.pt")[1]["fold"] == 0
     ens = export_run(run, tmp_path / "ens.onnx", ensemble=True)
     assert ens.folds == [0, 1, 2] and max(ens.parity.values()) <= 1e-4
     assert json.loads(read_metadata(ens.path)["ensemble"]) is True
-    # the ensemble is the mean of the fold models
-    models = [load_checkpoint(run / "folds" / f"fold_{k}" / "model.pt")[0] for k in range(3)]
+    # the ensemble is the mean of every fold's members
+    models = [
+        m for k in range(3) for m in load_members(run / "folds" / f"fold_{k}" / "model.pt")[0]
+    ]
     got = ort_session(ens.path).run(["stance_prob"], {"nodes": nodes, "edge_attr": edges})[0]
     with torch.no_grad():
         ref = ExportModule(models)(torch.from_numpy(nodes), torch.from_numpy(edges))[0]
@@ -65,13 +77,15 @@ def test_export_single_and_ensemble_parity(graph_run, tmp_path):
         export_run(run, tmp_path / "m.onnx")
 
 
-def test_export_full_geopose_with_crops(tmp_path):
+def test_export_full_geopose_with_crops(tmp_path, toy_dataset):
     ds = toy_dataset(tmp_path, n_subjects=2, per_class=1, image_size=64)
     prep = prepare(ds, crops=True, group="none")
     with pytest.warns(UserWarning, match="RANDOM"):
         run_experiment(
             prep,
-            TrainConfig(model="geopose", epochs=1, batch_size=4, aug_views=1),
+            TrainConfig(
+                model="geopose", epochs=1, batch_size=4, aug_views=1, visual="mobilenet", members=1
+            ),
             tmp_path / "run",
             n_folds=2,
         )
@@ -81,7 +95,7 @@ def test_export_full_geopose_with_crops(tmp_path):
     assert max(rep.parity.values()) <= 1e-4
 
 
-def test_export_refuses_baseline_runs(tmp_path):
+def test_export_refuses_baseline_runs(tmp_path, toy_dataset):
     pytest.importorskip("trainer.baselines")
     ds = toy_dataset(tmp_path, n_subjects=2, per_class=2, image_size=64)
     run_experiment(prepare(ds), TrainConfig(model="angles-rf"), tmp_path / "rf", n_folds=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from toolkit.geometry import weapon_side
 from toolkit.layout import FLIP_IDX, GRIP, L_ELBOW, L_WRIST, R_WRIST, TIP
 from trainer.features import (
     FEATURE_NAMES,
@@ -14,7 +15,6 @@ from trainer.features import (
     UNKNOWN,
     angle_features,
     mediapipe33_to_coco17,
-    weapon_side,
 )
 
 # A person facing the camera (their right is on the image's left), stick raised in the RIGHT
@@ -186,12 +186,16 @@ def test_left_handed_pose_picks_left_wrist():
     assert (weapon_side(poses(4)) == RIGHT).all()
 
 
-def test_weapon_side_unknown_cases():
+def test_weapon_side_unknown_cases_and_the_subjects_usual_hand():
     kp = poses(3)
     kp[0, GRIP, :2] = np.nan  # no grip
     kp[1, [L_WRIST, R_WRIST], :2] = np.nan  # no wrists
-    kp[2, [L_WRIST, R_WRIST, GRIP], :2] = [[10.0, 0.0], [30.0, 0.0], [20.0, 5.0]]  # a tie
-    assert (weapon_side(kp) == UNKNOWN).all()
+    assert (weapon_side(kp[:2]) == UNKNOWN).all()
+    X, _ = angle_features(kp[:2])
+    assert np.isnan(col(X, "weapon_is_left")).all() and np.isnan(col(X, "elbow_weapon")).all()
+    # The features use the one rule: a frame without a grip takes its subject's usual hand.
+    X, _ = angle_features(kp, groups=np.array(["s1", "s1", "s1"]))
+    assert (col(X, "weapon_is_left") == 0).all()
     only_left = poses(1)
     only_left[0, R_WRIST, :2] = np.nan  # the one visible wrist holds the grip
     assert weapon_side(only_left)[0] == LEFT

@@ -53,6 +53,13 @@ def test_graph_spec_edges_both_ways_and_self_loops():
 def test_weapon_side_follows_the_grip():
     kp = np.concatenate([_poses(3, right_handed=True), _poses(3, 1, right_handed=False)])
     np.testing.assert_array_equal(weapon_side(kp), [1, 1, 1, 0, 0, 0])
+    # No grip: the subject's usual hand (the one rule in toolkit.geometry), else left wiring.
+    nogrip = kp.copy()
+    nogrip[[2, 5], layout.GRIP] = np.nan
+    subjects = np.array(["a", "a", "a", "b", "b", "b"])
+    np.testing.assert_array_equal(weapon_side(nogrip, subjects), [1, 1, 1, 0, 0, 0])
+    nodes, _ = featurise(nogrip[[2]])
+    assert nodes[0, :, WEAPON_FEATURE].sum() == 0  # unknown: no weapon flag
     src, dst = edge_sources(weapon_side(kp))
     slot = GRAPH.weapon_src_slots[0]  # weapon wrist -> grip
     assert src[0, slot] == layout.R_WRIST and src[3, slot] == layout.L_WRIST

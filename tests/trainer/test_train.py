@@ -10,16 +10,17 @@ import pytest
 import torch
 
 from toolkit.errors import InputError
+from toolkit.taxonomy import Taxonomy
 from trainer.cv import classification_metrics, confusion, inner_split, make_folds
-from trainer.data import Taxonomy, featurise, prepare, toy_dataset
-from trainer.runs import load_checkpoint, run_experiment, summary_table
+from trainer.data import featurise, prepare
+from trainer.runs import load_checkpoint, load_members, run_experiment, summary_table
 from trainer.train import TrainConfig
 
-FAST = {"epochs": 2, "patience": 5, "batch_size": 8}
+FAST = {"epochs": 2, "patience": 5, "batch_size": 8, "members": 2}
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(tmp_path_factory, toy_dataset):
     return toy_dataset(tmp_path_factory.mktemp("toy"), n_subjects=4, per_class=2, image_size=64)
 
 
@@ -115,14 +116,25 @@ def test_two_epoch_fit_writes_run_folder(toy, tmp_path):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-4)
     assert (oof["predicted"] == np.array(prep.taxonomy.classes)[p.argmax(1)]).all()
     assert len(pd.read_csv(run / "metrics.csv")) == 4  # 2 folds + mean + std
-    # the checkpoint reloads with weights_only=True and reproduces the out-of-fold numbers
-    model, ckpt = load_checkpoint(run / "folds" / "fold_1" / "model.pt")
+    # the checkpoint reloads with weights_only=True and reproduces the out-of-fold numbers: the
+    # mean of the members' calibrated probabilities (each member divides by its temperature)
+    models, ckpt = load_members(run / "folds" / "fold_1" / "model.pt")
+    assert len(models) == cfg.members == len(m["folds"][1]["temperatures"])
+    assert load_checkpoint(run / "folds" / "fold_1" / "model.pt")[1]["fold"] == 1
     test = res.outputs[1].fold.test
-    nodes, edges = featurise(prep.keypoints[test], prep.conf[test])
+    nodes, edges = featurise(prep.keypoints[test], prep.conf[test], groups=prep.subject[test])
     with torch.no_grad():
-        proba = model(torch.from_numpy(nodes), torch.from_numpy(edges))["stance"].softmax(-1)
+        proba = torch.stack(
+            [
+                (mm(torch.from_numpy(nodes), torch.from_numpy(edges))["stance"] / mm.temperature)
+                .double()
+                .softmax(-1)
+                for mm in models
+            ]
+        ).mean(0)
     np.testing.assert_allclose(proba.numpy(), res.oof[test], atol=1e-5)
     assert ckpt["classes"] == prep.taxonomy.classes
+    assert 0 <= m["ece_mean"] <= 1 and np.isfinite(m["accuracy_worst"])
     assert "graph" in summary_table([m], baseline=None)
     # an existing run is refused; --resume keeps finished folds
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -134,7 +146,15 @@ def test_two_epoch_fit_writes_run_folder(toy, tmp_path):
 def test_geopose_fit_with_cached_features_and_finetune(toy, tmp_path):
     prep = prepare(toy, crops=True)
     assert prep.crops.shape == (len(toy), 128, 128, 3) and prep.crops.max() > 0
-    cfg = TrainConfig(model="geopose", epochs=1, finetune_epochs=1, batch_size=8, aug_views=2)
+    cfg = TrainConfig(
+        model="geopose",
+        epochs=1,
+        finetune_epochs=1,
+        batch_size=8,
+        aug_views=2,
+        visual="mobilenet",
+        members=1,
+    )
     with pytest.warns(UserWarning, match="RANDOM"):
         res = run_experiment(prep, cfg, tmp_path / "run", n_folds=2)
     assert res.metrics["crop_feature_seconds"] > 0
@@ -143,7 +163,7 @@ def test_geopose_fit_with_cached_features_and_finetune(toy, tmp_path):
     assert np.isfinite(res.oof).all()
 
 
-def test_fit_on_17_keypoints_marks_stick_missing(tmp_path):
+def test_fit_on_17_keypoints_marks_stick_missing(tmp_path, toy_dataset):
     ds = toy_dataset(tmp_path, n_subjects=3, per_class=2, image_size=64, with_stick=False)
     prep = prepare(ds, crops=True)  # crops centre on the weapon wrist instead
     nodes, _ = featurise(prep.keypoints, prep.conf)
@@ -176,3 +196,73 @@ def test_random_backbone_features_are_alive(toy):
     feats = cache.compute()
     assert feats.shape == (1, len(prep), 576)
     assert float(feats[0].std(0).mean()) > 1e-3
+
+
+def test_member_splits_hold_out_different_subjects():
+    from trainer.train import member_splits
+
+    groups = np.repeat(np.array(["a", "b", "c", "d"]), 5)
+    y = np.tile(np.arange(5), 4)
+    rows = np.arange(20)
+    splits = member_splits(y, groups, rows, members=3, seed=1, fraction=0.25)
+    assert len(splits) == 3
+    held = []
+    for fit, val in splits:
+        assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 20
+        vg = set(groups[val])
+        assert len(vg) == 1 and not vg & set(groups[fit])
+        held.append(vg.pop())
+    assert len(set(held)) == 3  # three different validation subjects
+    # one group only: row splits, still disjoint
+    fit, val = member_splits(y, np.zeros(20), rows, members=1)[0]
+    assert len(val) and not len(np.intersect1d(fit, val))
+
+
+def test_fit_temperature_and_ece():
+    from trainer.runs import expected_calibration_error
+    from trainer.train import _nll, fit_temperature
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    logits = rng.normal(0, 1, (400, 4))
+    logits[np.arange(400), y] += 1.0
+    hot = logits * 6  # overconfident copy of the same predictions
+    t = fit_temperature(hot, y)
+    assert 3 < t < 12  # undoes most of the inflation
+    assert _nll(hot, y, t) < _nll(hot, y, 1.0)
+    assert fit_temperature(hot[:1], y[:1]) == 1.0
+    p_hot = np.exp(hot - hot.max(1, keepdims=True))
+    p_hot /= p_hot.sum(1, keepdims=True)
+    p_cal = np.exp(hot / t - (hot / t).max(1, keepdims=True))
+    p_cal /= p_cal.sum(1, keepdims=True)
+    assert expected_calibration_error(y, p_cal) < expected_calibration_error(y, p_hot)
+    onehot = np.eye(4)[y]
+    assert expected_calibration_error(y, onehot) == 0.0
+    assert np.isnan(expected_calibration_error(y[:0], onehot[:0]))
+
+
+def test_body_augmentation_changes_proportions_view_and_hand(toy):
+    from trainer.data import KeypointAugment, _scale_bones
+
+    kp = toy.keypoints[:8].copy()
+    aug = KeypointAugment(bone_scale=0.0, yaw_min=1.0, rotate_deg=0.0, mirror=0.0)
+    np.testing.assert_allclose(aug.body(kp, np.random.default_rng(0)), kp, atol=1e-9)
+    # bone scaling: forearm length follows its factor, the stick moves with the weapon wrist
+    f = np.ones((8, 5))
+    f[:, 2] = 1.5
+    xy = _scale_bones(kp[..., :2], f)
+    fore = np.linalg.norm(kp[:, 10, :2] - kp[:, 8, :2], axis=-1)
+    np.testing.assert_allclose(np.linalg.norm(xy[:, 10] - xy[:, 8], axis=-1), 1.5 * fore)
+    np.testing.assert_allclose(xy[:, 17] - xy[:, 10], kp[:, 17, :2] - kp[:, 10, :2], atol=1e-9)
+    np.testing.assert_allclose(xy[:, 15], kp[:, 15, :2], atol=1e-9)  # legs untouched (f = 1)
+    # mirroring swaps left and right points in place (FLIP_IDX) and keeps the facing
+    mir = KeypointAugment(bone_scale=0.0, yaw_min=1.0, rotate_deg=0.0, mirror=1.0)
+    out = mir.body(kp, np.random.default_rng(0))
+    np.testing.assert_allclose(out[:, 9], kp[:, 10])
+    np.testing.assert_allclose(out[:, 17], kp[:, 17])
+    # yaw shrinks widths only, rotation keeps lengths; missing points stay missing
+    kp2 = kp.copy()
+    kp2[0, 3] = [np.nan, np.nan, 0]
+    full = KeypointAugment(mirror=0.0).body(kp2, np.random.default_rng(1))
+    assert np.isnan(full[0, 3, :2]).all() and full[0, 3, 2] == 0
+    assert np.isfinite(full[1:, :, :2]).all()

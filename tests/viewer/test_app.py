@@ -9,7 +9,8 @@ from qtpy.QtCore import QPoint, Qt
 from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QPushButton
 
 from toolkit import layout
-from toolkit.dataset import JOURNAL_FILE, Dataset
+from toolkit.dataset import JOURNAL_FILE, Dataset, read_journal
+from viewer import convert
 from viewer.app import open_dataset
 
 pytestmark = pytest.mark.gui
@@ -106,7 +107,7 @@ def test_mouse_drag_moves_tip_and_lines_follow_then_save(make_napari_viewer, sma
     np.testing.assert_allclose(stick_end[::-1], moved, atol=1e-6)
     assert app.ds.pending_edits() == 1  # journalled before acknowledged
     _press(qtbot, viewer, Qt.Key.Key_S, CTRL)
-    assert (small_dataset / JOURNAL_FILE).read_bytes() == b""
+    assert not read_journal(small_dataset / JOURNAL_FILE).entries  # folded
     back = Dataset.load(small_dataset)
     np.testing.assert_allclose(back.keypoints[4, layout.TIP, :2], np.round(moved, 3), atol=1e-3)
     assert back.source[4, layout.TIP] == layout.HUMAN
@@ -371,3 +372,97 @@ def test_autosave_folds_the_journal(make_napari_viewer, small_dataset, qtbot):
     qtbot.waitUntil(lambda: app.ds.pending_edits() == 0, timeout=5000)
     assert Dataset.load(small_dataset, replay=False).images["stance"].iat[2] == "forward_low"
     app.close()
+
+
+def test_keyframes_interpolate_then_accept_range_and_save(
+    make_napari_viewer, video_dataset, stick_truth, qtbot
+):
+    viewer, app = _open(make_napari_viewer, video_dataset)
+    assert viewer.layers["frames"].data.shape == (12, 160, 160, 3)
+    app.goto(3)
+    _press(qtbot, viewer, Qt.Key.Key_I)  # keyframe 1: the stick before the drift is right
+    assert "press I" in app.message and "keyframe @4" in viewer.canvas.overlays.text.text
+    app.goto(8)
+    _press(qtbot, viewer, Qt.Key.Key_I)  # keyframe 2: fills frames 4-7
+    assert "4 frames" in app.message
+    kp = app.ds.keypoints
+    for f in range(4, 8):
+        np.testing.assert_allclose(kp[f, [layout.GRIP, layout.TIP], :2], stick_truth(kp[f], f))
+    app.goto(5)  # shown violet until accepted
+    stick_colors = np.asarray(app.stick_layer.edge_color)
+    np.testing.assert_allclose(stick_colors[-1], convert.STICK_INTERPOLATED_COLOR, atol=1e-6)
+    tip = int(np.flatnonzero(app.points_layer.features["kp"].to_numpy() == layout.TIP)[0])
+    np.testing.assert_allclose(
+        app.points_layer.border_color[tip], convert.BORDER_INTERPOLATED, atol=1e-6
+    )
+    assert app.points_layer.features["source"].iat[tip] == "interpolated"
+    _press(qtbot, viewer, Qt.Key.Key_A)  # accept the whole range
+    assert (app.ds.source[3:9, layout.TIP] == layout.HUMAN).all()
+    np.testing.assert_allclose(
+        np.asarray(app.stick_layer.edge_color)[-1], convert.STICK_COLOR, atol=1e-6
+    )
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL)  # one undo: back to interpolated
+    assert (app.ds.source[4:8, layout.TIP] == layout.INTERPOLATED).all()
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL)  # a second: the drift is back
+    assert (app.ds.source[4:8, layout.TIP] == layout.IMPORTED).all()
+    assert np.linalg.norm(kp[5, layout.TIP, :2] - stick_truth(kp[5], 5)[1]) > 10
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL | SHIFT)
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL | SHIFT)
+    assert (app.ds.source[3:9, layout.TIP] == layout.HUMAN).all()
+    entries = read_journal(video_dataset / JOURNAL_FILE).entries
+    sources = [e["source"] for e in entries if e["op"] == "set_points"]
+    # fill, accept, undo accept (back to interpolated), undo fill, redo fill, redo accept
+    assert sources.count("interpolated") == 12 and sources[-4:] == ["human"] * 4
+    _press(qtbot, viewer, Qt.Key.Key_S, CTRL)
+    assert not read_journal(video_dataset / JOURNAL_FILE).entries
+    back = Dataset.load(video_dataset)
+    assert (back.source[3:9, [layout.GRIP, layout.TIP]] == layout.HUMAN).all()
+    assert (back.source[[2, 9], layout.TIP] == layout.IMPORTED).all()
+    for f in range(4, 8):
+        np.testing.assert_allclose(
+            back.keypoints[f, [layout.GRIP, layout.TIP], :2],
+            stick_truth(back.keypoints[f], f),
+            atol=2e-3,
+        )
+
+
+def test_copy_stick_and_accept_listed_frames_from_the_dock(
+    make_napari_viewer, video_dataset, stick_truth, qtbot
+):
+    findings = [
+        {
+            "code": code,
+            "severity": "warning",
+            "ann_id": 1000 + f,
+            "keypoints": ["stick_tip"],
+            "proposal": {"keypoints": [[18, 60.0 + f, 25.0]], "method": "temporal"},
+        }
+        for f, code in ((2, "stick.angle"), (6, "stick.length"), (10, "stick.angle"))
+    ]
+    (video_dataset / "validation.json").write_bytes(orjson.dumps({"findings": findings}))
+    viewer, app = _open(make_napari_viewer, video_dataset)
+    assert app.frame == 2
+    combo = app.dock.findChild(QComboBox, "queue_filter")
+    combo.setCurrentText("stick.angle")
+    qlist = app.dock.findChild(QListWidget, "queue_list")
+    assert [qlist.item(i).isHidden() for i in range(3)] == [False, True, False]
+    _press(qtbot, viewer, Qt.Key.Key_A, SHIFT)  # accept every listed frame's proposal
+    np.testing.assert_allclose(app.ds.keypoints[[2, 10], layout.TIP, :2], [[62, 25], [70, 25]])
+    assert app.ds.source[6, layout.TIP] == layout.IMPORTED  # not listed
+    assert "2 frames" in app.message
+    app.goto(4)
+    qtbot.mouseClick(
+        app.dock.findChild(QPushButton, "copy_stick_button"), Qt.MouseButton.LeftButton
+    )
+    kp = app.ds.keypoints
+    np.testing.assert_allclose(kp[4, layout.GRIP, :2], stick_truth(kp[4], 4)[0])
+    assert app.ds.source[4, layout.TIP] == layout.HUMAN
+    app.goto(5)
+    _press(qtbot, viewer, Qt.Key.Key_C)  # and the key, from the frame just fixed
+    np.testing.assert_allclose(kp[5, layout.GRIP, :2], stick_truth(kp[5], 5)[0])
+    _press(qtbot, viewer, Qt.Key.Key_Z, CTRL)
+    assert app.ds.source[5, layout.TIP] == layout.IMPORTED
+    app.save()
+    back = Dataset.load(video_dataset)
+    np.testing.assert_allclose(back.keypoints[10, layout.TIP, :2], [70, 25])
+    assert back.source[4, layout.GRIP] == layout.HUMAN and back.source[5, layout.GRIP] == 0

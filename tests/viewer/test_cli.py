@@ -14,6 +14,13 @@ def test_frame_needs_screenshot(small_dataset):
     assert res.exit_code == 2 and "--screenshot" in res.output
 
 
+def test_window_needs_screenshot_and_help_has_examples(small_dataset):
+    res = CliRunner().invoke(main, [str(small_dataset), "--window"])
+    assert res.exit_code == 2 and "--screenshot" in res.output
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0 and "Examples:" in res.output and "--window" in res.output
+
+
 def test_no_display_says_how_to_run_it(small_dataset, tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -45,3 +52,22 @@ def test_screenshot_draws_skeleton_and_stick(small_dataset, tmp_path, qtbot):
     assert frame.sum() > 1000, "frame 2 not shown"
     res = CliRunner().invoke(main, [str(small_dataset), "--screenshot", str(out), "--frame", "99"])
     assert res.exit_code == 2 and "0..5" in res.output
+
+
+@pytest.mark.gui
+def test_screenshot_canvas_fills_the_width_and_window_shows_the_dock(small_dataset, tmp_path):
+    import cv2
+
+    canvas, window = tmp_path / "canvas.png", tmp_path / "window.png"
+    for out, extra in ((canvas, []), (window, ["--window"])):
+        res = CliRunner().invoke(main, [str(small_dataset), "--screenshot", str(out), *extra])
+        assert res.exit_code == 0, res.output
+    c = cv2.imread(str(canvas))
+    w = cv2.imread(str(window))
+    assert c.shape[1] >= 1200  # the canvas alone, as wide as the 1280-px window
+    caption = (c[:40, :, 2] > 150) & (c[:40, :, 1] < 120)  # red "FLAGGED" caption, top left
+    cols = np.flatnonzero(caption.any(0))
+    assert len(cols) and cols.max() < c.shape[1] - 20  # drawn and not cut at the edge
+    assert w.shape[1] >= 1200 and w.shape[0] > c.shape[0]  # menus, slider, dock around it
+    right = w[:, -300:]
+    assert right.std() > 20  # the dock's text and buttons, not a black canvas

@@ -78,12 +78,70 @@ def test_video_frames_decode_on_demand(tmp_path):
             }
         ],
     )
-    src = FrameSource(ds, cache_size=4)
-    assert src.shape == (40, 32, 48, 3)
-    for t in (0, 1, 2, 30, 5, 39):
+    frame_mb = 32 * 48 * 3 / 2**20
+    src = FrameSource(ds, cache_mb=6 * frame_mb, ahead=2)
+    assert src.shape == (40, 32, 48, 3) and src.ahead == 2
+    for t in (0, 1, 2, 30, 5, 39, 38, 37):
         f = src[t]
-        assert f.shape == (32, 48, 3)
+        assert f.shape == (32, 48, 3) and f.dtype == np.uint8
+        assert f.flags.c_contiguous and not f.flags.writeable  # napari uploads it as it is
         assert abs(int(f.mean()) - (t * 7) % 250) <= 6  # mp4 is lossy
-    reader = next(iter(src._readers.values()))
-    assert len(reader._cache) <= 4  # never the whole video
+    assert len(src.cache) <= 6 and src.cache.nbytes <= 6 * 32 * 48 * 3  # never the whole video
     src.close()
+    assert src._thread is None and len(src.cache) == 0
+
+
+def test_decodes_ahead_in_the_direction_of_travel(tmp_path):
+    import time
+
+    _write_video(tmp_path / "clip.mp4", 60)
+    images = [
+        {"id": i, "file_name": f"clip/{i:06d}.jpg", "video_id": 1, "frame_index": i}
+        for i in range(60)
+    ]
+    ds = Dataset.from_records(
+        images,
+        [],
+        np.zeros((0, 19, 3)),
+        media_root=str(tmp_path),
+        videos=[{"id": 1, "file_name": "clip.mp4", "fps": 10.0, "frame_count": 60}],
+    )
+    src = FrameSource(ds, ahead=8)
+    assert src.shape == (60, 32, 48, 3)  # size from the video when the images have none
+    src[10]
+    _wait(lambda: all(f in src.cache for f in range(11, 19)))
+    assert 19 not in src.cache  # only ``ahead`` frames
+    for t in (11, 12, 13):
+        src[t]
+    assert src.stats["hits"] >= 3
+    src[40]  # a jump: decoded at once
+    src[39]  # then backward: the frames before it fill, in chunks decoded forward
+    _wait(lambda: all(f in src.cache for f in range(31, 39)))
+    for t in range(38, 30, -1):
+        f = src[t]
+        assert abs(int(f.mean()) - (t * 7) % 250) <= 6
+    src.close()
+    time.sleep(0.05)
+
+
+def _wait(cond, timeout=10.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "the background decoder did not fill the frames"
+        time.sleep(0.01)
+
+
+def test_frame_cache_is_bounded_in_bytes():
+    from viewer.frames import FrameCache
+
+    cache = FrameCache(max_bytes=3 * 100)
+    for t in range(5):
+        cache.put(t, np.zeros(100, np.uint8))
+    assert len(cache) == 3 and cache.nbytes == 300 and 0 not in cache and 4 in cache
+    assert cache.get(2) is not None  # now the most recently used
+    cache.put(5, np.zeros(100, np.uint8))
+    assert 2 in cache and 3 not in cache
+    cache.put(9, np.zeros(1000, np.uint8))  # bigger than the bound: kept alone
+    assert len(cache) == 1 and cache.get(9) is not None

@@ -18,11 +18,15 @@ class UsageError(click.ClickException):
     exit_code = 2
 
 
-def cli_errors(example: str | None = None) -> Callable:
+def cli_errors(
+    example: str | Callable[[dict, Exception], str | None] | None = None,
+) -> Callable:
     """Decorate a Click command so our errors print as one clear message with exit code 2.
 
     Args:
-        example: A valid invocation shown after the error, to teach the right form.
+        example: A valid invocation shown after the error, to teach the right form; or a
+            function of the command's arguments and the error that picks the example that fits
+            (None: no example, e.g. when the message itself says what to do).
     """
 
     def deco(fn: Callable) -> Callable:
@@ -32,13 +36,36 @@ def cli_errors(example: str | None = None) -> Callable:
                 return fn(*args, **kwargs)
             except (InputError, FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
                 msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-                if example:
-                    msg += f"\n  Example: {example}"
+                shown = example(kwargs, exc) if callable(example) else example
+                if shown:
+                    msg += f"\n  Example: {shown}"
                 raise UsageError(msg) from None
 
         return wrapper
 
     return deco
+
+
+def pick_example(examples: list[str], kwargs: dict, exc: Exception, default: str) -> str:
+    """The example that fits the error: one using the option the message names, else
+    ``default``.
+
+    Args:
+        examples: Candidate invocations (a command's ``--help`` examples).
+        kwargs: The command's arguments.
+        exc: The error.
+        default: The example when no option is named.
+    """
+    import re
+
+    text = str(exc)
+    for opt in re.findall(r"(--[a-z][a-z-]+)", text):
+        if f"{opt} " in default + " ":
+            return default
+        hit = next((e for e in examples if f"{opt} " in e + " "), None)
+        if hit:
+            return hit
+    return default
 
 
 def echo_err(msg: str) -> None:

@@ -49,7 +49,7 @@ EXAMPLE = "toolkit correct ds --dry-run"
 @click.option(
     "--flag-only",
     is_flag=True,
-    help="rigid: leave too-long sticks and off grips as they are (log them only).",
+    help="rigid: change nothing; only report what is wrong and the proposed fixes.",
 )
 @click.option(
     "--show",
@@ -73,9 +73,20 @@ def correct_cmd(
 ) -> None:
     """Correct the grip/tip keypoints of DATASET, in place and non-destructively.
 
-    keypoints_raw is never touched, corrected points get provenance 'corrected', points a person
-    fixed ('human') are never changed, and every change is appended to DATASET/corrections.csv
-    (before, after, reason). --revert puts the raw stick back.
+    First do no harm: a point moves only on decisive evidence (the video's time axis, a stick
+    longer than the subject's stick can look, a swap seen in the geometry and the image).
+    Everything else is reported as a proposed fix that `toolkit validate` stores with its
+    finding and the viewer applies with Enter. keypoints_raw is never touched, corrected points
+    get provenance 'corrected', points a person placed are never changed, and every change is
+    appended to DATASET/corrections.csv (before, after, reason). --revert puts the raw stick back.
+
+    \b
+    Examples:
+      toolkit correct work/ds --dry-run        # what would change, nothing written
+      toolkit correct work/ds                  # apply the decisive fixes
+      toolkit correct work/ds --flag-only      # change nothing, list the proposals
+      toolkit correct work/ds --no-images      # geometry and time only
+      toolkit correct work/ds --revert         # restore the raw stick
     """
     import pandas as pd
 
@@ -87,8 +98,7 @@ def correct_cmd(
         max_deviation=max_deviation,
         use_images=not no_images,
         use_time=not no_time,
-        fix_grip=not flag_only,
-        fix_too_long=not flag_only,
+        apply="none" if flag_only else "decisive",
     )
     log, result = run(dataset, opts, dry_run=dry_run, revert_stick=revert)
     n_ann = log["ann_id"].nunique()
@@ -107,7 +117,10 @@ def correct_cmd(
         from toolkit.correct import reason_names
 
         flagged = pd.Series(reason_names(result.flags)[result.flags > 0]).value_counts()
-        click.echo("  flagged, not changed: " + ", ".join(f"{k}: {v}" for k, v in flagged.items()))
+        click.echo(
+            "  proposed, not changed (review with `toolkit validate` + the viewer): "
+            + ", ".join(f"{k}: {v}" for k, v in flagged.items())
+        )
     if show and len(log):
         cols = ["file_name", "keypoint", "before_x", "before_y", "after_x", "after_y", "reason"]
         with pd.option_context("display.width", 160, "display.max_colwidth", 40):

@@ -96,8 +96,18 @@ def detect_cmd(
 ) -> None:
     """Detect 19-keypoint poses in SOURCE (a video, an image or a folder of images).
 
-    Writes a dataset whose points have provenance 'predicted' and keep the model's confidences.
-    A 17-keypoint model alone gives the grip at the weapon wrist and no tip (flagged for review).
+    Writes a dataset whose points have provenance 'predicted' and keep the model's confidences;
+    points the model did not give (the tip of a 17-keypoint model) stay missing, provenance
+    'imported'. A 17-keypoint model alone gives the grip at the weapon wrist and no tip (flagged
+    for review). Image folders are read in natural order (frame_2 before frame_10). Next step:
+    `toolkit label OUT --labels CSV` attaches stance labels.
+
+    \b
+    Examples:
+      toolkit detect clip.mp4 --weights yolo11n-pose.pt --out clip_ds --every 2
+      toolkit detect frames/ --weights best.pt --out frames_ds --conf 0.4
+      toolkit detect clip.mp4 --weights yolo11n-pose.pt --stick-weights stick.pt --out ds
+      toolkit label clip_ds --labels segments.csv    # then: video,start,end,stance rows
     """
     from toolkit.commands._common import is_tty
     from toolkit.detect import DetectOptions, detect

@@ -49,6 +49,12 @@ def evaluate_cmd(
 
     GT and PRED are dataset directories; frames match by file_name (video frames by video and
     frame index). Use it to compare `trainer detector` runs, or two annotators.
+
+    \b
+    Examples:
+      toolkit evaluate labels_ds predicted_ds
+      toolkit evaluate labels_ds predicted_ds --json > eval.json
+      toolkit evaluate annotator_a annotator_b --pck 0.1 --keypoints body --out agree.json
     """
     import orjson
 

@@ -4,11 +4,66 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands._common import UsageError, cli_errors, echo_err
+from toolkit.commands._common import UsageError, cli_errors, echo_err, pick_example
 
 IMPORT_EXAMPLE = "toolkit import samples/arnis/data.yaml --out ds --subject-regex '^(s\\d+)_'"
 EXPORT_EXAMPLE = "toolkit export ds --format coco --out ds_coco.json"
 INFO_EXAMPLE = "toolkit info ds"
+#: The import examples of ``--help``; an error shows the one that fits it.
+IMPORT_EXAMPLES = [
+    IMPORT_EXAMPLE,
+    "toolkit import my_yolo/ --out ds --labels stances.csv",
+    "toolkit import roboflow_export/ --out ds      # train/, valid/, test/ without a yaml",
+    "toolkit import persons/ --stick-labels sticks/ --out ds --format yolo",
+    "toolkit import runs/predict/labels --video clip.mp4 --out ds --kpt-values conf",
+    "toolkit import runs/pose/predict --images photos/ --out ds",
+    "toolkit import person_keypoints_val2017.json --out ds --images val2017/",
+    "toolkit import results.json --format coco --images-from gt.json --out preds",
+    "toolkit import alphapose-results.json --video strike.mp4 --out strike_ds",
+    "toolkit import pifpaf_out/ --images frames/ --out ds --format results",
+    "toolkit import my_yolo/ --out ds --taxonomy taxonomy.json --skip-bad",
+    "toolkit import data.yaml --out ds --overwrite",
+]
+_FORMAT_EXAMPLE = {
+    "yolo": IMPORT_EXAMPLE,
+    "coco": "toolkit import person_keypoints_val2017.json --out ds --images val2017/",
+    "results": "toolkit import alphapose-results.json --video strike.mp4 --out strike_ds",
+}
+EXPORT_EXAMPLES = {
+    "coco": EXPORT_EXAMPLE,
+    "yolo": "toolkit export ds --format yolo --out ds_yolo",
+}
+
+
+def _import_example(kwargs: dict, exc: Exception) -> str:
+    """The example that fits an import error: the option it names, else the source's format."""
+    from toolkit import io
+
+    fmt = kwargs.get("fmt") or "auto"
+    if fmt == "auto":
+        try:
+            fmt = io.detect_format(kwargs.get("src", ""))
+        except (OSError, ValueError):
+            fmt = "yolo"
+    # The format's own examples first: "--images" means different folders for COCO and results.
+    words = {"yolo": ("yaml", "yolo", "predict", "roboflow", "persons"), "coco": ("coco", "017")}
+    words["results"] = ("alphapose", "pifpaf", "results")
+    own = [e for e in IMPORT_EXAMPLES if any(w in e for w in words.get(fmt, ()))]
+    if fmt == "coco":
+        own = [e for e in own if "--format results" not in e]
+    return pick_example(
+        own + IMPORT_EXAMPLES, kwargs, exc, _FORMAT_EXAMPLE.get(fmt, IMPORT_EXAMPLE)
+    )
+
+
+def _export_example(kwargs: dict, exc: Exception) -> str:
+    return pick_example(
+        [*EXPORT_EXAMPLES.values(), "toolkit export ds --format coco --keypoints 17 --out c.json"],
+        kwargs,
+        exc,
+        EXPORT_EXAMPLES.get(kwargs.get("fmt") or "coco", EXPORT_EXAMPLE),
+    )
+
 
 # CLI option -> reader keyword; each format's reader says which it takes (by its signature).
 _READER_OPTIONS = (
@@ -34,10 +89,11 @@ _READER_OPTIONS = (
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "yolo", "coco"]),
+    type=click.Choice(["auto", "yolo", "coco", "results"]),
     default="auto",
     show_default=True,
-    help="Source format; auto detects it where unambiguous.",
+    help="Source format; auto detects it where unambiguous. results: AlphaPose, OpenPifPaf "
+    "or mmpose output.",
 )
 @click.option(
     "--labels",
@@ -60,7 +116,8 @@ _READER_OPTIONS = (
     "--video",
     type=click.Path(path_type=str),
     default=None,
-    help="YOLO: the video that per-frame label files (<stem>_<frame>.txt) belong to.",
+    help="The video the labels or results belong to (YOLO: per-frame <stem>_<frame>.txt; "
+    "results: frames named by image_id, counted from 0).",
 )
 @click.option(
     "--kpt-values",
@@ -73,8 +130,9 @@ _READER_OPTIONS = (
     "--images",
     type=click.Path(path_type=str),
     default=None,
-    help="COCO: the folder image file_names are relative to (default: images/ beside "
-    "the JSON if the images are there, else the JSON's folder).",
+    help="The folder of the images: COCO file_names are relative to it (default: images/ "
+    "beside the JSON if there, else its folder); results: the folder the tool read; YOLO: the "
+    "source images of a labels-only folder (ultralytics predict).",
 )
 @click.option(
     "--images-from",
@@ -95,7 +153,7 @@ _READER_OPTIONS = (
     help="Stance taxonomy JSON (stance -> family, chamber). Default: a taxonomy.json beside SRC.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out dataset.")
-@cli_errors(example=IMPORT_EXAMPLE)
+@cli_errors(example=_import_example)
 def import_cmd(
     src: str,
     out: str,
@@ -111,21 +169,29 @@ def import_cmd(
     taxonomy: str | None,
     overwrite: bool,
 ) -> None:
-    """Import SRC (YOLO pose, ultralytics predictions, COCO keypoints) as a new DATASET.
+    """Import SRC (YOLO pose, ultralytics predictions, COCO, AlphaPose...) as a new DATASET.
 
-    SRC is a data.yaml, a YOLO dataset folder (images/ + labels/), a folder of per-frame label
-    files (with --video), a COCO keypoints JSON, or a COCO results JSON (with --images-from).
-    Nothing is written unless the whole import succeeds (or --skip-bad skips the bad items);
-    DATASET/import_report.json lists notes and skipped items.
+    SRC is a data.yaml, a YOLO dataset folder (images/ + labels/, or split folders train/,
+    valid/, test/ each with images/ + labels/), ultralytics predict output (per-frame label
+    files with --video, or labels of still images with --images), a COCO keypoints JSON, a COCO
+    results JSON (with --images-from), or AlphaPose / OpenPifPaf / mmpose results (with --video
+    or --images; no ground truth needed). Frames and images come in natural order (frame_2
+    before frame_10). Nothing is written unless the whole import succeeds (or --skip-bad skips
+    the bad items); DATASET/import_report.json lists notes and skipped items. To add stance
+    labels afterwards: toolkit label DATASET --labels CSV.
 
     \b
     Examples:
       toolkit import samples/arnis/data.yaml --out ds --subject-regex '^(s\\d+)_'
       toolkit import my_yolo/ --out ds --labels stances.csv
+      toolkit import roboflow_export/ --out ds      # train/, valid/, test/ without a yaml
       toolkit import persons/ --stick-labels sticks/ --out ds --format yolo
       toolkit import runs/predict/labels --video clip.mp4 --out ds --kpt-values conf
+      toolkit import runs/pose/predict --images photos/ --out ds
       toolkit import person_keypoints_val2017.json --out ds --images val2017/
       toolkit import results.json --format coco --images-from gt.json --out preds
+      toolkit import alphapose-results.json --video strike.mp4 --out strike_ds
+      toolkit import pifpaf_out/ --images frames/ --out ds --format results
     """
     import inspect
     from pathlib import Path
@@ -149,7 +215,10 @@ def import_cmd(
     unsupported = [k for k in given if k not in accepted]
     if unsupported:
         flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
-        raise UsageError(f"{flags}: not used by the {name} format.\n  Example: {IMPORT_EXAMPLE}")
+        raise UsageError(
+            f"{flags}: not used by the {name} format.\n"
+            f"  Example: {_FORMAT_EXAMPLE.get(name, IMPORT_EXAMPLE)}"
+        )
     for key in ("labels", "stick_labels", "video", "images", "images_from"):
         if key in given:
             given[key] = Path(given[key])
@@ -197,7 +266,7 @@ def import_cmd(
     help="coco: 17 drops the stick, writing a COCO-17 import back exactly.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
-@cli_errors(example=EXPORT_EXAMPLE)
+@cli_errors(example=_export_example)
 def export_cmd(dataset: str, fmt: str, out: str, keypoints: str, overwrite: bool) -> None:
     """Export DATASET as COCO keypoints JSON or an ultralytics YOLO pose dataset.
 
@@ -207,6 +276,8 @@ def export_cmd(dataset: str, fmt: str, out: str, keypoints: str, overwrite: bool
       toolkit export ds --format coco --keypoints 17 --out coco17.json
       toolkit export ds --format yolo --out ds_yolo
     """
+    import warnings
+
     from toolkit import io
     from toolkit.dataset import Dataset
 
@@ -218,7 +289,16 @@ def export_cmd(dataset: str, fmt: str, out: str, keypoints: str, overwrite: bool
         raise UsageError(
             f"--keypoints 17 applies to --format coco only.\n  Example: {EXPORT_EXAMPLE}"
         )
-    written = io.write(ds, fmt, out, **opts)
+    # The writers warn about fixable input (points clipped to the image); show it as a note,
+    # not as Python's "path/to/module.py:123: UserWarning" line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = io.write(ds, fmt, out, **opts)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            echo_err(f"  note: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     click.echo(
         f"exported {dataset} ({len(ds.images)} images, {len(ds)} annotations) as {fmt} -> {written}"
     )

@@ -60,6 +60,14 @@ from toolkit.commands._common import cli_errors
     show_default=True,
     help="Width and height of the images and videos in pixels.",
 )
+@click.option(
+    "--randomise",
+    is_flag=True,
+    help="Domain-randomised set: cluttered backgrounds, any clothing, stick colour and "
+    "thickness, image sizes 320-1280 (--image-size ignored), wide camera, detector-like body "
+    "noise, mild to gross stick errors; truth.csv adds error_magnitude, randomised, "
+    "body_noise, stick_ratio.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @cli_errors(example="toolkit samples --out my_samples --per-class 10")
 def samples_cmd(
@@ -70,6 +78,7 @@ def samples_cmd(
     frames: int,
     seed: int,
     image_size: int,
+    randomise: bool,
     overwrite: bool,
 ) -> None:
     """Generate a synthetic Arnis sample set: YOLO pose labels with stick errors + ground truth.
@@ -78,6 +87,12 @@ def samples_cmd(
     71 cm stick, rendered with OpenCV; labels carry stick errors at known rates, truth.csv holds
     the clean keypoints and each error's kind. Import the result with
     `toolkit import OUT/data.yaml --labels OUT/labels.csv --out DATASET`.
+
+    \b
+    Examples:
+      toolkit samples --out my_samples --per-class 10
+      toolkit samples --out hard --randomise --seed 3 --videos 0
+      toolkit import my_samples/data.yaml --labels my_samples/labels.csv --out ds
     """
     from toolkit import synth
     from toolkit.fileio import staged_dir
@@ -91,6 +106,7 @@ def samples_cmd(
             frames_per_video=frames,
             seed=seed,
             image_size=image_size,
+            randomise=randomise,
         )
     n_img = per_class * subjects * len(synth.STANCES)
     click.echo(

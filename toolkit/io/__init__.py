@@ -76,6 +76,23 @@ class Format:
     detect: Callable[[Path], bool]
     read: Callable[..., ImportResult] | None = None
     write: Callable[..., Path] | None = None
+    supersedes: tuple[str, ...] = ()
+
+
+_NATURAL = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key for natural order: ``frame_2`` before ``frame_10``, ``2.jpg`` before ``10.jpg``.
+
+    Digit runs compare as numbers, the rest as case-folded text; the original string breaks
+    ties, so the order is total and deterministic.
+    """
+    parts = _NATURAL.split(name)
+    return (
+        tuple((1, int(p), "") if i % 2 else (0, 0, p.casefold()) for i, p in enumerate(parts)),
+        name,
+    )
 
 
 def check_reader_args(
@@ -108,7 +125,7 @@ def check_reader_args(
 
 
 _REGISTRY: dict[str, Format] = {}
-_MODULES = ("toolkit.io.yolo", "toolkit.io.coco")
+_MODULES = ("toolkit.io.yolo", "toolkit.io.coco", "toolkit.io.results")
 
 
 def register_format(
@@ -117,9 +134,18 @@ def register_format(
     detect: Callable[[Path], bool],
     read: Callable[..., ImportResult] | None = None,
     write: Callable[..., Path] | None = None,
+    supersedes: tuple[str, ...] = (),
 ) -> None:
-    """Register a format module's functions under ``name``."""
-    _REGISTRY[name] = Format(name=name, detect=detect, read=read, write=write)
+    """Register a format module's functions under ``name``.
+
+    Args:
+        supersedes: Formats whose ``detect`` also accepts this format's sources because this one
+            is a more specific shape of theirs (AlphaPose results are also a JSON list with
+            ``image_id`` and ``keypoints``): when both match, this one wins.
+    """
+    _REGISTRY[name] = Format(
+        name=name, detect=detect, read=read, write=write, supersedes=tuple(supersedes)
+    )
 
 
 def formats() -> dict[str, Format]:
@@ -141,18 +167,42 @@ def detect_format(src: str | Path) -> str:
         raise FileNotFoundError(
             f"Expected 'SRC' to be an existing file or folder, but {src} does not exist."
         )
-    hits = [name for name, f in formats().items() if f.detect(src)]
+    fmts = formats()
+    hits = [name for name, f in fmts.items() if f.detect(src)]
+    beaten = {old for h in hits for old in fmts[h].supersedes}
+    hits = [h for h in hits if h not in beaten] or hits
     if len(hits) == 1:
         return hits[0]
     if not hits:
+        if src.is_file() and src.suffix.lower() in (".yaml", ".yml"):
+            _check_yaml_syntax(src)
         raise InputError(
-            "Expected a data.yaml, a YOLO dataset folder (images/ + labels/), a folder of label "
-            ".txt files, or a COCO .json, but could not recognise it; pass --format yolo|coco.",
+            "Expected a data.yaml, a YOLO dataset folder (images/ + labels/ or split folders "
+            "train/, valid/, test/), a folder of label .txt files, a COCO .json, or "
+            "AlphaPose/OpenPifPaf/mmpose results, but could not recognise it; pass "
+            f"--format {'|'.join(sorted(fmts))}.",
             src,
         )
     raise InputError(
         f"The source looks like several formats ({', '.join(hits)}); pass --format to choose.", src
     )
+
+
+def _check_yaml_syntax(path: Path) -> None:
+    """Raise the YAML parser's own error (file and line) for a yaml that does not parse."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_text("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise InputError("Expected UTF-8 text, but the file is not valid UTF-8.", path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(
+            f"Expected valid YAML, but parsing failed: {getattr(exc, 'problem', None) or exc}.",
+            path,
+            None if mark is None else mark.line + 1,
+        ) from None
 
 
 def read(

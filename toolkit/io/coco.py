@@ -30,13 +30,23 @@ point is written ``0, 0, 0``.
 Bad input (empty, not UTF-8, not JSON, NaN, missing or ill-typed fields, wrong keypoint count,
 duplicate ids or file names, names escaping the image folder, unknown image ids, missing images)
 is an :class:`~toolkit.errors.InputError` naming the file, the field path
-(``annotations[3].keypoints``) and its line. With ``skip_bad=True`` a bad image entry, or an
+(``annotations[3].keypoints``) and its line. An import refuses exactly what
+:meth:`Dataset.load <toolkit.dataset.Dataset.load>` would refuse: every image, video and
+annotation also goes through the dataset schema's item check (``frame_index`` a whole number
+>= 0, ids that fit, video names inside the media root), visibility flags must be 0, 1 or 2,
+coordinates within +-1e6 px, names at most 255 bytes a part, fields nested at most 64 levels, a
+skeleton of keypoint-number pairs. A box-only results file is refused with a message saying so.
+
+Our extensions round-trip: ``toolkit export --format coco`` writes ``keypoint_source`` and
+``keypoint_scores`` where they carry information, and this reader reads them back, so an
+export/re-import keeps provenance (``predicted``, ``human`` …) and scores. With ``skip_bad=True`` a bad image entry, or an
 image with a bad annotation, is left out with all its annotations and recorded; problems with the
 file as a whole still raise.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
@@ -49,9 +59,17 @@ import orjson
 from toolkit import layout
 from toolkit.dataset import DATASET_FILE, Dataset, json_rows
 from toolkit.errors import InputError, expected
-from toolkit.fileio import atomic_write_bytes, safe_relpath
+from toolkit.fileio import atomic_write_bytes, name_length_problem, safe_relpath
 from toolkit.io import ImportResult, SkippedItem, check_reader_args, register_format
-from toolkit.schema import field_path, locate_line
+from toolkit.schema import (
+    COORD_LIMIT,
+    MAX_DEPTH,
+    check_record,
+    depth_exceeds,
+    field_path,
+    locate_line,
+    validate,
+)
 
 _COCO17 = list(layout.COCO_KEYPOINTS)
 _NAMES19 = list(layout.KEYPOINT_NAMES)
@@ -59,6 +77,19 @@ _COCO17_SKELETON = [[a + 1, b + 1] for a, b in layout.COCO_SKELETON]
 _SKELETON19 = [[a + 1, b + 1] for a, b in layout.SKELETON]
 _IMAGE_MODELLED = ("id", "file_name", "width", "height")
 _NUMBER_TYPES = {int, float}
+_FLAGS = {0, 1, 2}
+# Annotation fields whose length follows the source's keypoint count (checked here, not by the
+# dataset schema's 19-point definitions).
+_PER_KEYPOINT = (
+    "keypoints",
+    "keypoints_raw",
+    "keypoint_scores",
+    "keypoint_source",
+    "num_keypoints",
+)
+_MODELLED_TOP = ("images", "annotations", "categories", "videos", "version", "media_root")
+# Top-level fields the dataset schema constrains and an import keeps (checked as load checks them).
+_CHECKED_TOP = ("info", "licenses", "import", "detect")
 # A relative POSIX name that is already normal (no '..', '.', empty parts, backslashes):
 # checked by regex; anything else goes through safe_relpath (which explains the problem).
 _PLAIN_NAME = re.compile(
@@ -103,6 +134,18 @@ def _load_json(path: Path) -> tuple[Any, bytes]:
             path,
             getattr(exc, "lineno", None),
         ) from None
+
+
+def _too_deep(record: dict, skip: tuple = ()) -> str | None:
+    """The first field of ``record`` nested deeper than the dataset allows (None: none)."""
+    for key, value in record.items():
+        if (
+            key not in skip
+            and type(value) in (list, dict)
+            and depth_exceeds([value], MAX_DEPTH + 1)
+        ):
+            return key
+    return None
 
 
 def _is_num(v: Any) -> bool:
@@ -190,6 +233,31 @@ def read_coco(
     return reader.ground_truth(doc, images)
 
 
+def _valid_source(src: Any, n: int) -> bool:
+    if type(src) is str:
+        return len(src) == n and all(c in layout.SOURCE_LETTERS for c in src)
+    return type(src) is list and len(src) == n and all(s in layout.SOURCE_CODE for s in src)
+
+
+def _source_codes(recs: list[dict], maps: list[np.ndarray], default: int) -> np.ndarray:
+    """``(n, 19)`` provenance: our ``keypoint_source`` extension where present, else ``default``.
+
+    Points a 17-point source does not have (the stick) keep ``default``.
+    """
+    out = np.full((len(recs), layout.NUM_KEYPOINTS), default, np.uint8)
+    for i, r in enumerate(recs):
+        src = r.get("keypoint_source")
+        if src is None:
+            continue
+        names = (
+            [layout.SOURCES[layout.SOURCE_LETTERS.index(c)] for c in src]
+            if type(src) is str
+            else src
+        )
+        out[i, maps[i]] = [layout.SOURCE_CODE[s] for s in names]
+    return out
+
+
 class _Reader:
     """State of one import: the source, its text (for line numbers), skipped items, notes."""
 
@@ -238,6 +306,7 @@ class _Reader:
             raise self.error(
                 ["videos"], expected("videos", "a list", type(videos).__name__), json_path, raw
             )
+        self.check_videos(videos, json_path, raw)
         video_ids = {v.get("id") for v in videos if isinstance(v, dict)}
         out: list[dict] = []
         seen_ids: dict[Any, int] = {}
@@ -284,7 +353,9 @@ class _Reader:
                         f"but {name!r} is also images[{seen_names[name]}].",
                         im["id"],
                     )
-                if "video_id" in im and im["video_id"] not in video_ids:
+                if "video_id" in im and (
+                    not _is_int(im["video_id"]) or im["video_id"] not in video_ids
+                ):
                     raise _Bad(
                         ["images", i, "video_id"],
                         expected("video_id", "a videos[].id", im["video_id"]),
@@ -295,6 +366,20 @@ class _Reader:
                         raise _Bad(
                             ["images", i, key], expected(key, "a string or null", im[key]), im["id"]
                         )
+                if (problem := name_length_problem(name)) is not None:
+                    raise _Bad(
+                        ["images", i, "file_name"], f"Expected it to be {problem}.", im["id"]
+                    )
+                # The same verdict Dataset.load gives (frame_index a whole number >= 0 ...).
+                problem = check_record("images", {**im, "file_name": name}, ["images", i])
+                if problem is not None:
+                    raise _Bad(["images", i], problem, im["id"])
+                if (key := _too_deep(im)) is not None:
+                    raise _Bad(
+                        ["images", i, key],
+                        f"Expected it to be nested at most {MAX_DEPTH} levels deep.",
+                        im["id"],
+                    )
             except _Bad as bad:
                 self.skip(bad, json_path, raw)
                 continue
@@ -321,6 +406,47 @@ class _Reader:
             )
         return kept, media, videos
 
+    def check_videos(self, videos: list, json_path: Path, raw: bytes) -> None:
+        """Every ``videos`` entry as load checks it: id, a file name inside the media root."""
+        seen: set = set()
+        for j, v in enumerate(videos):
+            parts = ["videos", j]
+            problem = check_record("videos", v, parts)
+            if problem is None and (key := _too_deep(v)) is not None:
+                problem = f"Expected '{field_path(parts + [key])}' to be nested less deeply."
+            if problem is None:
+                name = v["file_name"]
+                try:
+                    safe_relpath(name, f"videos[{j}].file_name")
+                except InputError as exc:
+                    problem = exc.reason
+                if problem is None and v["id"] in seen:
+                    problem = f"Expected video ids to be unique, but {v['id']} appears twice."
+            if problem is not None:
+                raise self.error(parts, problem, json_path, raw)
+            seen.add(v["id"])
+
+    def check_top_level(self, doc: dict) -> None:
+        """Top-level fields kept in the dataset (``info``, ``licenses`` …) as load checks them."""
+        kept = {k: v for k, v in doc.items() if k not in _MODELLED_TOP}
+        for key, value in kept.items():
+            if type(value) in (list, dict) and depth_exceeds([value], MAX_DEPTH + 1):
+                raise self.error(
+                    [key], f"Expected it to be nested at most {MAX_DEPTH} levels deep."
+                )
+        probe = {
+            "version": 1,
+            "categories": [
+                {"id": 1, "name": "person", "keypoints": _NAMES19, "skeleton": _SKELETON19}
+            ],
+            "images": [],
+            "annotations": [],
+            **{k: v for k, v in kept.items() if k in _CHECKED_TOP},
+        }
+        if isinstance(kept.get("taxonomy"), dict):
+            probe["taxonomy"] = kept["taxonomy"]
+        validate(probe, "dataset", self.src, raw=self.raw)
+
     def media_root(self, images: list[dict], json_path: Path, images_dir: Path | None) -> Path:
         if images_dir is not None:
             return Path(images_dir).absolute()
@@ -340,7 +466,13 @@ class _Reader:
         if self.labels is not None:
             from toolkit.io.yolo import read_labels_csv
 
-            csv_rows = read_labels_csv(Path(self.labels))
+            try:
+                csv_rows = read_labels_csv(Path(self.labels))
+            except csv.Error as exc:  # e.g. a bare carriage return inside a field
+                raise InputError(
+                    f"Expected a CSV file,stance[,subject], but it cannot be parsed: {exc}.",
+                    self.labels,
+                ) from None
             names = {im["file_name"] for im in images}
             unknown = [f for f in csv_rows if f not in names]
             if unknown:
@@ -404,6 +536,34 @@ class _Reader:
                     f"stick_tip), but got {len(names)} names"
                     + (f" including unknown {unknown[:5]}" if unknown else "")
                     + ". Other layouts (e.g. COCO-WholeBody, BlazePose) cannot be imported.",
+                )
+            if type(c["id"]) is not int:
+                raise self.error(["categories", i, "id"], expected("id", "an integer", c["id"]))
+            skel = c.get("skeleton")
+            if skel is not None and not (
+                isinstance(skel, list)
+                and all(
+                    isinstance(e, list)
+                    and len(e) == 2
+                    and all(type(x) is int and 1 <= x <= len(names) for x in e)
+                    for e in skel
+                )
+            ):
+                raise self.error(
+                    ["categories", i, "skeleton"],
+                    expected(
+                        "skeleton",
+                        f"a list of [a, b] keypoint numbers in 1..{len(names)}",
+                        skel if len(repr(skel)) < 80 else f"{repr(skel)[:77]}...",
+                    ),
+                )
+            for key in ("name", "supercategory"):
+                if key in c and not isinstance(c[key], str):
+                    raise self.error(["categories", i, key], expected(key, "a string", c[key]))
+            if (key := _too_deep(c)) is not None:
+                raise self.error(
+                    ["categories", i, key],
+                    f"Expected it to be nested at most {MAX_DEPTH} levels deep.",
                 )
             out[c["id"]] = np.array([_NAMES19.index(n) for n in names], dtype=np.intp)
             cat = {k: v for k, v in c.items() if k not in ("keypoints", "skeleton")}
@@ -470,6 +630,14 @@ class _Reader:
         if need_id and ("id" not in a or not _is_int(a["id"])):
             raise _Bad(parts + ["id"], expected("id", "an integer", a.get("id")), image_id)
         kps = a.get("keypoints")
+        if kps is None and "bbox" in a:
+            raise _Bad(
+                parts,
+                "Expected 'keypoints' (x, y, v for each keypoint), but this entry has only a box "
+                "('bbox'): a detection-only file has no poses to import. Export keypoint results "
+                "from a pose model (or run `toolkit detect` on the images).",
+                image_id,
+            )
         if not isinstance(kps, list):
             raise _Bad(
                 parts + ["keypoints"],
@@ -483,6 +651,23 @@ class _Reader:
                 expected(f"keypoints[{k}]", "a finite number", kps[k]),
                 image_id,
             )
+        if kps and max(map(abs, kps)) > COORD_LIMIT:
+            k = next(k for k, v in enumerate(kps) if abs(v) > COORD_LIMIT)
+            raise _Bad(
+                parts + ["keypoints", k],
+                expected(f"keypoints[{k}]", f"within +-{COORD_LIMIT:g} px", kps[k]),
+                image_id,
+            )
+        if need_id and not set(kps[2::3]) <= _FLAGS:  # ground truth: COCO visibility flags
+            k = next(k for k in range(2, len(kps), 3) if kps[k] not in _FLAGS)
+            raise _Bad(
+                parts + ["keypoints", k],
+                expected(f"keypoints[{k}] (a visibility flag)", "0, 1 or 2", kps[k]),
+                image_id,
+            )
+        for key in ("iscrowd", "track_id", "category_id"):
+            if key in a and not _is_int(a[key]):
+                raise _Bad(parts + [key], expected(key, "an integer", a[key]), image_id)
         m = self.index_map(maps, a.get("category_id", 1), len(kps), parts + ["keypoints"], image_id)
         bbox = a.get("bbox")
         if bbox is not None and not (
@@ -494,9 +679,6 @@ class _Reader:
         for key in ("score", "area"):
             if key in a and not _is_num(a[key]):
                 raise _Bad(parts + [key], expected(key, "a finite number", a[key]), image_id)
-        for key in ("iscrowd", "track_id", "category_id"):
-            if key in a and not _is_int(a[key]):
-                raise _Bad(parts + [key], expected(key, "an integer", a[key]), image_id)
         sc = a.get("keypoint_scores")
         if sc is not None and not (
             isinstance(sc, list) and len(sc) == len(m) and all(v is None or _is_num(v) for v in sc)
@@ -506,9 +688,42 @@ class _Reader:
                 expected("keypoint_scores", f"{len(m)} numbers", sc),
                 image_id,
             )
+        if sc is not None and any(v is not None and not 0 <= v <= 1 for v in sc):
+            raise _Bad(
+                parts + ["keypoint_scores"],
+                expected("keypoint_scores", "confidences in 0..1 (or null)", sc),
+                image_id,
+            )
+        src = a.get("keypoint_source")
+        if src is not None and not _valid_source(src, len(m)):
+            raise _Bad(
+                parts + ["keypoint_source"],
+                expected(
+                    "keypoint_source",
+                    f"{len(m)} letters from '{layout.SOURCE_LETTERS}' (or names)",
+                    src,
+                ),
+                image_id,
+            )
+        # Everything else as Dataset.load checks it (the per-keypoint fields are checked above,
+        # at the source's keypoint count).
+        probe = {k: v for k, v in a.items() if k not in _PER_KEYPOINT}
+        probe["keypoints"] = [0] * (3 * layout.NUM_KEYPOINTS)
+        if not need_id or "id" not in probe:
+            probe["id"] = 0  # results files: ids are assigned on import
+        problem = check_record("annotations", probe, parts)
+        if problem is not None:
+            raise _Bad(parts, problem, image_id)
+        if (key := _too_deep(a, _PER_KEYPOINT)) is not None:
+            raise _Bad(
+                parts + [key],
+                f"Expected it to be nested at most {MAX_DEPTH} levels deep.",
+                image_id,
+            )
         return a, kps, m, bbox
 
     def ground_truth(self, doc: dict, images_dir: Path | None) -> ImportResult:
+        self.check_top_level(doc)
         maps, cats = self.layouts(doc)
         images, media, videos = self.parse_images(doc, self.src, self.raw, images_dir)
         anns = doc.get("annotations")
@@ -517,12 +732,19 @@ class _Reader:
                 ["annotations"], expected("annotations", "a list", type(anns).__name__)
             )
         image_ids = {im["id"] for im in images}
-        dropped = {im.get("id") for im in doc["images"] if isinstance(im, dict)} - image_ids
+        dropped = {
+            im.get("id") for im in doc["images"] if isinstance(im, dict) and _is_int(im.get("id"))
+        } - image_ids
         recs, pts, idx_maps, boxes, bad_images = [], [], [], [], set()
         seen: dict[int, int] = {}
         for j, a in enumerate(anns):
             try:
-                if dropped and isinstance(a, dict) and a.get("image_id") in dropped:
+                if (
+                    dropped
+                    and isinstance(a, dict)
+                    and _is_int(a.get("image_id"))
+                    and (a["image_id"] in dropped)
+                ):
                     continue  # its image was skipped already
                 rec, p, m, bb = self.parse_person(a, j, "annotations", image_ids, maps, True)
                 if rec["id"] in seen:
@@ -555,9 +777,8 @@ class _Reader:
                 f"{n_17} of {len(recs)} annotations have 17 keypoints: the stick "
                 "(stick_grip, stick_tip) is marked missing"
             )
-        ds = self.build(
-            images, recs, kp, scores, boxes, media, videos, cats, doc, source=layout.IMPORTED
-        )
+        source = _source_codes(recs, idx_maps, layout.IMPORTED)
+        ds = self.build(images, recs, kp, scores, boxes, media, videos, cats, doc, source=source)
         return ImportResult(dataset=ds, skipped=self.skipped, notes=self.notes, media_root=media)
 
     def to_layout(
@@ -591,11 +812,11 @@ class _Reader:
         videos: list,
         cats: list | None,
         doc: dict | None,
-        source: int,
+        source: int | np.ndarray,
     ) -> Dataset:
         self.stances_subjects(images)
         img_recs = [{k: v for k, v in im.items() if k != "_index"} for im in images]
-        ann_recs = [{k: v for k, v in r.items() if k != "keypoint_scores"} for r in recs]
+        ann_recs = [{k: v for k, v in r.items() if k not in _PER_KEYPOINT} for r in recs]
         n = len(recs)
         bb = np.full((n, 4), np.nan)
         given = np.array([b is not None for b in boxes], bool)
@@ -713,9 +934,8 @@ class _Reader:
             f"results: {len(recs)} detections on {n_imgs} of {len(images)} "
             "ground-truth images (provenance 'predicted')"
         )
-        ds = self.build(
-            images, recs, kp, scores, boxes, media, videos, cats, None, source=layout.PREDICTED
-        )
+        source = _source_codes(recs, idx_maps, layout.PREDICTED)
+        ds = self.build(images, recs, kp, scores, boxes, media, videos, cats, None, source=source)
         return ImportResult(dataset=ds, skipped=self.skipped, notes=self.notes, media_root=media)
 
 
@@ -730,7 +950,9 @@ def coco_document(ds: Dataset, keypoints: int = layout.NUM_KEYPOINTS) -> dict:
     """
     if keypoints not in (layout.NUM_BODY, layout.NUM_KEYPOINTS):
         raise ValueError(expected("keypoints", "17 or 19", keypoints))
-    images, anns = ds.coco_records(extensions=False, num_keypoints=keypoints)
+    # Our extensions only where they carry information (provenance other than imported, known
+    # scores): an untouched import exports as plain COCO, and a re-import keeps both.
+    images, anns = ds.coco_records(extensions="auto", num_keypoints=keypoints)
     cats = []
     for c in ds.categories or [{"id": 1, "name": "person", "supercategory": "person"}]:
         out = {k: v for k, v in c.items() if k not in ("source_keypoints", "source_skeleton")}

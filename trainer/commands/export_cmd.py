@@ -26,8 +26,15 @@ from toolkit.commands._common import cli_errors
 def export_cmd(run: Path, out: Path, ensemble: bool, fold: int | None, overwrite: bool) -> None:
     """Export the run folder RUN to ONNX (dynamic batch, metadata inside).
 
+    A fold's model is its seed ensemble with each member's calibrated temperature inside.
     Parity with PyTorch is checked at batch 1 and 64 (max abs difference <= 1e-4); when it fails
-    the command exits 1 and writes nothing.
+    the command exits 1 and writes nothing. Runs trained with --visual yolo do not export.
+
+    \b
+    Examples:
+      trainer export runs/geopose --out model.onnx              # fold with the lowest val loss
+      trainer export runs/geopose --out all_folds.onnx --ensemble
+      trainer export runs/geopose --out fold2.onnx --fold 2 --overwrite
     """
     from trainer.export import export_run
 

@@ -9,7 +9,17 @@ import click
 from toolkit.commands._common import cli_errors, echo_err
 from trainer.commands._options import training_options
 
-MODEL_CHOICES = ("geopose", "graph", "visual", "flat", "no-aux", "angles-rf", "angles-gbm")
+MODEL_CHOICES = (
+    "geopose",
+    "graph",
+    "visual",
+    "flat",
+    "no-aux",
+    "angles-rf",
+    "angles-gbm",
+    "coords-rf",
+    "coords-mlp",
+)
 EXAMPLE = "trainer fit ds --out runs/geopose --folds 5 --group subject"
 
 
@@ -21,7 +31,7 @@ EXAMPLE = "trainer fit ds --out runs/geopose --folds 5 --group subject"
     type=click.Choice(MODEL_CHOICES),
     default="geopose",
     show_default=True,
-    help="GeoPose-Net or a variant, or an angle-feature baseline.",
+    help="GeoPose-Net or a variant, or a baseline (angle features or normalised coordinates).",
 )
 @training_options
 @click.option(
@@ -33,6 +43,11 @@ EXAMPLE = "trainer fit ds --out runs/geopose --folds 5 --group subject"
     "--label-column", default="stance", show_default=True, help="Class column of --angles-csv."
 )
 @click.option("--group-column", help="Subject/video column of --angles-csv.")
+@click.option(
+    "--feature-columns",
+    help="Comma-separated feature columns of --angles-csv (default: every numeric column; "
+    "text columns are ignored with a note).",
+)
 @click.pass_context
 @cli_errors(example=EXAMPLE)
 def fit_cmd(
@@ -43,6 +58,7 @@ def fit_cmd(
     angles_csv: Path | None,
     label_column: str,
     group_column: str | None,
+    feature_columns: str | None,
     **opts,
 ) -> None:
     """Cross-validate a stance classifier on DATASET and write the run folder --out.
@@ -55,10 +71,15 @@ def fit_cmd(
     \b
     Examples:
       trainer fit ds --out runs/geopose
+      trainer fit ds --out runs/geopose_yolo --visual yolo      # pretrained visual features
+      trainer fit ds --out runs/mlp --model coords-mlp          # a strong simple baseline
       trainer fit ds --out runs/graph --model graph --raw
       trainer fit --angles-csv angles.csv --label-column stance --group-column subject \\
           --model angles-rf --out runs/rf
+      trainer fit --angles-csv angles.csv --group-column video \\
+          --feature-columns elbow,knee,hip --out runs/rf3
     """
+    from trainer.baselines import ANGLE_BASELINES
     from trainer.commands._options import (
         command_line,
         load_prepared,
@@ -73,12 +94,13 @@ def fit_cmd(
             raise ValueError("Expected either DATASET or --angles-csv, but got both.")
         if ctx.get_parameter_source("model") == click.core.ParameterSource.DEFAULT:
             model = "angles-rf"
-        if model not in BASELINES:
+        if model not in ANGLE_BASELINES:
             raise ValueError(
-                f"Expected '--model' to be one of {list(BASELINES)} with "
+                f"Expected '--model' to be one of {list(ANGLE_BASELINES)} with "
                 f"--angles-csv (a CSV has no keypoints or images), but got {model!r}."
             )
-        prep = prepared_from_csv(angles_csv, label_column, group_column, opts)
+        cols = None if feature_columns is None else feature_columns.split(",")
+        prep = prepared_from_csv(angles_csv, label_column, group_column, opts, cols)
         source = {
             "angles_csv": str(angles_csv.resolve()),
             "label_column": label_column,
@@ -87,12 +109,25 @@ def fit_cmd(
     else:
         if dataset is None:
             raise ValueError("Expected a DATASET directory (or --angles-csv FILE).")
-        prep = load_prepared(dataset, opts, need_crops=model not in ("graph", *BASELINES))
+        if feature_columns is not None:
+            raise ValueError("Expected --feature-columns only with --angles-csv.")
+        visual = "none" if model in ("graph", *BASELINES) else opts["visual"]
+        if model == "visual" and visual == "none":
+            visual = "yolo"
+        prep = load_prepared(
+            dataset, opts, need_crops=visual == "mobilenet", need_visual=visual == "yolo"
+        )
         source = {"dataset": str(dataset.resolve()), "raw": opts["raw"]}
     cfg = make_config(model, opts)
+    cfg.check()
+    extra = (
+        f", {cfg.members} member(s), stop {cfg.stop}, visual {cfg.visual_source}"
+        if cfg.neural
+        else ""
+    )
     echo_err(
         f"{model}: {len(prep)} frames, {len(prep.taxonomy.classes)} stances, "
-        f"{len(set(prep.groups))} groups by {prep.group_by}, {opts['folds']} folds"
+        f"{len(set(prep.groups.tolist()))} groups by {prep.group_by}, {opts['folds']} folds{extra}"
     )
     res = run_experiment(
         prep,

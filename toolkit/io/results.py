@@ -1,0 +1,717 @@
+"""Pose-estimator results (AlphaPose, OpenPifPaf, mmpose): imported without ground truth.
+
+These tools write what they detected, not a labelled dataset: no ``images`` list, no sizes, often
+a file name where COCO has an integer id. :func:`read_results` accepts (``toolkit import SRC
+--format results``, detected automatically where unambiguous):
+
+* **AlphaPose** ``alphapose-results.json``: a list of
+  ``{"image_id": "0.jpg", "category_id": 1, "keypoints": [x, y, s] * K, "score": 2.7,
+  "box": [x, y, w, h], "idx": [0]}``. ``image_id`` is the image's file name (``--indir``) or, for
+  a video, ``<frame>.jpg`` with the frame counted from 0. An integer ``image_id`` (AlphaPose's
+  ``--format coco``) is the frame index of ``--video``, or the image whose name carries that
+  number (``000000000139.jpg`` is 139).
+* **OpenPifPaf** ``--json-output``: one file per image, ``<image file name>.predictions.json``,
+  each a list of ``{"keypoints": [x, y, c] * 17, "bbox": [x, y, w, h], "score": s,
+  "category_id": 1}``; a folder of them or one file.
+* **mmpose** ``pred_out_dir`` files (``<image stem>.json``: a list of ``{"keypoints": [[x, y],
+  ...], "keypoint_scores": [...], "bbox": [[x1, y1, x2, y2]], "bbox_score": s}``) and the demo's
+  ``--save-predictions`` file (``{"meta_info": ..., "instance_info": [...]}``: for a video a list
+  of ``{"frame_id": n, "instances": [...]}`` with frames counted from 1).
+
+Keypoints: 17 COCO body points (19 when the stick is included); the first 17 of Halpe-26,
+Halpe-136 and COCO-WholeBody-133 are COCO's, so those are read and the rest dropped (the notes say
+so). The third value (or ``keypoint_scores``) is a confidence whatever its range: AlphaPose's go
+slightly above 1. It is stored in ``Dataset.scores`` clipped to 0..1 (the dataset's range; the
+notes give the original range and each annotation keeps the unclipped values in
+``source_keypoint_scores`` when any was outside); ``v = 2`` when ``conf >= 0.5``, ``1`` when
+below, missing at 0 or at ``(0, 0)``. The person score (``score``/``bbox_score``, AlphaPose's can
+exceed 1) is kept as the annotation's ``score``. Every point has provenance ``predicted``.
+
+Images: ``images=DIR`` is the folder the tool read (default: the results file's folder, or the
+folder of per-image files); ``video=FILE`` the video it read, whose frames become images
+``<stem>/<frame:06d>.jpg`` with ``frame_index`` taken from the number in the name. Only images
+the results name become dataset images (per-image files name theirs even when empty), in natural
+order (``frame_2`` before ``frame_10``). No ground-truth file is needed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import orjson
+
+from toolkit import layout
+from toolkit.dataset import Dataset, boxes_from_keypoints
+from toolkit.errors import InputError, expected
+from toolkit.fileio import safe_relpath
+from toolkit.io import ImportResult, SkippedItem, check_reader_args, natural_key, register_format
+from toolkit.schema import field_path, locate_line
+
+#: Keypoint counts whose first 17 points are COCO's body points, with the layout's name.
+LAYOUTS = {
+    17: "COCO-17",
+    19: "COCO-17 + stick",
+    26: "Halpe-26",
+    133: "COCO-WholeBody-133",
+    136: "Halpe-136",
+}
+#: A confidence at or above this makes a point visible (v = 2); below it, v = 1.
+CONF_VISIBLE = 0.5
+_PIFPAF_SUFFIX = ".predictions.json"
+
+
+@dataclass
+class _Person:
+    """One detected person before it is placed in the dataset."""
+
+    key: Any  # image key: a file name (str) or a number (int)
+    kp: np.ndarray  # (K, 3) x, y, confidence
+    score: float | None
+    box: list[float] | None  # x, y, w, h
+    track: int | None
+
+
+class _Bad(Exception):
+    def __init__(self, path: Path, raw: bytes | None, parts: list, reason: str):
+        super().__init__(reason)
+        self.path, self.raw, self.parts, self.reason = path, raw, parts, reason
+
+    def error(self) -> InputError:
+        where = f"'{field_path(self.parts)}': " if self.parts else ""
+        return InputError(where + self.reason, self.path, locate_line(self.raw, self.parts))
+
+
+# ---------------------------------------------------------------------- detection
+def _head(path: Path, n: int = 1 << 16) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n).lstrip()
+    except OSError:
+        return b""
+
+
+def _looks_like_results(path: Path) -> bool:
+    head = _head(path)
+    if head.startswith(b"{"):
+        return b'"instance_info"' in head
+    if not head.startswith(b"["):
+        return False
+    if b'"keypoints"' not in head and head.rstrip() != b"[]":
+        return False
+    if path.name.endswith(_PIFPAF_SUFFIX):
+        return True
+    # AlphaPose: a file name as image_id, or its own fields; per-image files have no image_id.
+    return (
+        re.search(rb'"image_id"\s*:\s*"', head) is not None
+        or b'"idx"' in head
+        or b'"box"' in head
+        or (b'"keypoints"' in head and b'"image_id"' not in head)
+    )
+
+
+def detect_results(path: Path) -> bool:
+    """An AlphaPose/OpenPifPaf/mmpose results file, or a folder holding only such files."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() == ".json" and _looks_like_results(path)
+    if not path.is_dir():
+        return False
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    jsons = [n for n in names if n.lower().endswith(".json")]
+    if not jsons or any(n.lower().endswith(".txt") for n in names):
+        return False
+    if {"images", "labels"} <= set(names):
+        return False
+    if all(n.endswith(_PIFPAF_SUFFIX) for n in jsons):
+        return True
+    # Judge by the first few files that hold somebody (an empty list fits any tool).
+    sample = [n for n in sorted(jsons) if _head(path / n, 64).rstrip() != b"[]"][:3]
+    return bool(sample) and all(_looks_like_results(path / n) for n in sample)
+
+
+# ---------------------------------------------------------------------- parsing
+def _load(path: Path) -> tuple[Any, bytes]:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise InputError("Expected a JSON results list, but the file is empty.", path)
+    try:
+        return orjson.loads(raw), raw
+    except orjson.JSONDecodeError as exc:
+        raise InputError(
+            f"Expected valid JSON, but parsing failed: {exc.msg}.", path, exc.lineno
+        ) from None
+
+
+def _num(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _keypoints(entry: dict, path: Path, raw: bytes, parts: list) -> np.ndarray:
+    """``(K, 3)`` x, y, confidence from a flat ``[x, y, c] * K`` list or mmpose's pairs."""
+    kps = entry.get("keypoints")
+    if not isinstance(kps, list) or not kps:
+        got = kps if isinstance(kps, list) else type(kps).__name__
+        raise _Bad(
+            path, raw, parts + ["keypoints"], expected("keypoints", "a list of numbers", got)
+        )
+    if isinstance(kps[0], list):  # mmpose: [[x, y], ...] + keypoint_scores
+        if not all(isinstance(p, list) and len(p) in (2, 3) and all(map(_num, p)) for p in kps):
+            raise _Bad(path, raw, parts + ["keypoints"], "Expected [x, y] pairs of finite numbers.")
+        xy = np.array([p[:2] for p in kps], dtype=np.float64)
+        sc = entry.get("keypoint_scores")
+        if sc is None:
+            conf = np.array([p[2] if len(p) == 3 else 1.0 for p in kps], dtype=np.float64)
+        elif isinstance(sc, list) and len(sc) == len(kps) and all(map(_num, sc)):
+            conf = np.asarray(sc, dtype=np.float64)
+        else:
+            raise _Bad(
+                path,
+                raw,
+                parts + ["keypoint_scores"],
+                expected("keypoint_scores", f"{len(kps)} numbers", sc),
+            )
+        kp = np.concatenate([xy, conf[:, None]], 1)
+    else:
+        if not all(map(_num, kps)):
+            k = next(i for i, v in enumerate(kps) if not _num(v))
+            raise _Bad(
+                path,
+                raw,
+                parts + ["keypoints", k],
+                expected(f"keypoints[{k}]", "a finite number", kps[k]),
+            )
+        if len(kps) % 3:
+            raise _Bad(
+                path,
+                raw,
+                parts + ["keypoints"],
+                expected("keypoints", "x, y, score per keypoint (a multiple of 3)", len(kps)),
+            )
+        kp = np.asarray(kps, dtype=np.float64).reshape(-1, 3)
+    if len(kp) not in LAYOUTS:
+        raise _Bad(
+            path,
+            raw,
+            parts + ["keypoints"],
+            expected(
+                "the number of keypoints",
+                f"one of {sorted(LAYOUTS)} ({', '.join(LAYOUTS.values())})",
+                len(kp),
+            )
+            + " Other layouts (e.g. BlazePose-33) cannot be imported.",
+        )
+    return kp
+
+
+def _box(entry: dict, path: Path, raw: bytes, parts: list) -> list[float] | None:
+    for key in ("box", "bbox"):
+        if key not in entry:
+            continue
+        b = entry[key]
+        if isinstance(b, list) and len(b) == 1 and isinstance(b[0], list):  # mmpose: [[x1..y2]]
+            b = b[0]
+            if len(b) == 4 and all(map(_num, b)):
+                return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+        if isinstance(b, list) and len(b) == 4 and all(map(_num, b)):
+            return [float(v) for v in b]
+        raise _Bad(path, raw, parts + [key], expected(key, "4 finite numbers x, y, w, h", b))
+    return None
+
+
+def _score(entry: dict, path: Path, raw: bytes, parts: list) -> float | None:
+    for key in ("score", "bbox_score"):
+        if key in entry:
+            s = entry[key]
+            if isinstance(s, list) and len(s) == 1:
+                s = s[0]
+            if not _num(s):
+                raise _Bad(path, raw, parts + [key], expected(key, "a finite number", s))
+            return float(s)
+    return None
+
+
+def _track(entry: dict) -> int | None:
+    t = entry.get("idx", entry.get("track_id"))
+    if isinstance(t, list) and t:
+        t = t[0]
+    if _num(t) and float(t) == int(t) and t >= 0:
+        return int(t)
+    return None
+
+
+def _person(entry: Any, key: Any, path: Path, raw: bytes, parts: list) -> _Person:
+    if not isinstance(entry, dict):
+        raise _Bad(path, raw, parts, expected(field_path(parts), "an object", type(entry).__name__))
+    cat = entry.get("category_id", 1)
+    if cat != 1:
+        raise _Bad(path, raw, parts + ["category_id"], expected("category_id", "1 (person)", cat))
+    return _Person(
+        key=key,
+        kp=_keypoints(entry, path, raw, parts),
+        score=_score(entry, path, raw, parts),
+        box=_box(entry, path, raw, parts),
+        track=_track(entry),
+    )
+
+
+def _image_key(entry: Any, path: Path, raw: bytes, parts: list) -> Any:
+    if not isinstance(entry, dict):
+        raise _Bad(path, raw, parts, expected(field_path(parts), "an object", type(entry).__name__))
+    if "image_id" not in entry:
+        raise _Bad(
+            path,
+            raw,
+            parts,
+            "Expected an 'image_id' (AlphaPose's file name or frame), but it is missing; "
+            "per-image result files (OpenPifPaf, mmpose) go one per image, named after it.",
+        )
+    key = entry["image_id"]
+    if type(key) is int and key >= 0:
+        return key
+    if isinstance(key, str) and key.strip():
+        try:
+            return safe_relpath(key.strip(), "image_id")
+        except InputError as exc:
+            raise _Bad(path, raw, parts + ["image_id"], exc.reason) from None
+    raise _Bad(
+        path,
+        raw,
+        parts + ["image_id"],
+        expected("image_id", "a file name or a non-negative integer", key),
+    )
+
+
+def _image_of_file(name: str) -> str:
+    """The image a per-image results file belongs to (its name without the results suffix)."""
+    if name.endswith(_PIFPAF_SUFFIX):
+        return name[: -len(_PIFPAF_SUFFIX)]
+    stem = name[: -len(".json")]
+    return stem[len("results_") :] if stem.startswith("results_") else stem
+
+
+def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[list, list, str, dict]:
+    """All persons, the image keys named (in source order), the tool's name, and where each key
+    was first named (file, text, JSON path) for messages."""
+    persons: list[_Person] = []
+    keys: list[Any] = []
+    origin: dict[Any, tuple[Path, bytes, list]] = {}
+
+    def bad(exc: _Bad) -> None:
+        err = exc.error()
+        if not skip_bad:
+            raise err
+        skipped.append(SkippedItem(str(err.path), err.line, err.reason))
+
+    def per_image(path: Path, key: Any, doc: Any, raw: bytes, parts: list) -> None:
+        if not isinstance(doc, list):
+            raise InputError(
+                expected(field_path(parts), "a list of detected people", type(doc).__name__),
+                path,
+                locate_line(raw, parts),
+            )
+        got = []
+        try:
+            for j, e in enumerate(doc):
+                got.append(_person(e, key, path, raw, [*parts, j]))
+        except _Bad as exc:
+            bad(exc)  # a half-read image would teach that its other people are background
+            return
+        keys.append(key)
+        origin.setdefault(key, (path, raw, parts))
+        persons.extend(got)
+
+    files = (
+        sorted(
+            (
+                p
+                for p in src.iterdir()
+                if p.suffix.lower() == ".json" and not p.name.startswith(".")
+            ),
+            key=lambda p: natural_key(p.name),
+        )
+        if src.is_dir()
+        else [src]
+    )
+    if not files:
+        raise InputError("Expected .json results files in this folder, but found none.", src)
+    tool = "OpenPifPaf/mmpose"
+    for f in files:
+        doc, raw = _load(f)
+        if isinstance(doc, dict) and "instance_info" in doc:
+            tool = "mmpose"
+            info = doc["instance_info"]
+            if (
+                isinstance(info, list)
+                and info
+                and isinstance(info[0], dict)
+                and "frame_id" in info[0]
+            ):
+                for i, fr in enumerate(info):
+                    fid = fr.get("frame_id") if isinstance(fr, dict) else None
+                    if type(fid) is not int or fid < 1:
+                        bad(
+                            _Bad(
+                                f,
+                                raw,
+                                ["instance_info", i, "frame_id"],
+                                expected("frame_id", "a frame number counted from 1", fid),
+                            )
+                        )
+                        continue
+                    per_image(
+                        f, fid - 1, fr.get("instances"), raw, ["instance_info", i, "instances"]
+                    )
+            else:
+                per_image(f, _image_of_file(f.name), info, raw, ["instance_info"])
+            continue
+        if not isinstance(doc, list):
+            raise InputError(
+                expected("the top level", "a list of results", type(doc).__name__), f, 1
+            )
+        if doc and isinstance(doc[0], dict) and "image_id" in doc[0]:
+            tool = "AlphaPose"
+            by_key: dict[Any, list[int]] = {}
+            for j, e in enumerate(doc):
+                try:
+                    by_key.setdefault(_image_key(e, f, raw, [j]), []).append(j)
+                except _Bad as exc:
+                    bad(exc)
+            for key, idx in by_key.items():
+                try:
+                    got = [_person(doc[j], key, f, raw, [j]) for j in idx]
+                except _Bad as exc:
+                    bad(exc)
+                    continue
+                keys.append(key)
+                origin.setdefault(key, (f, raw, [idx[0], "image_id"]))
+                persons.extend(got)
+        else:
+            per_image(f, _image_of_file(f.name), doc, raw, [])
+    return persons, keys, tool, origin
+
+
+# ---------------------------------------------------------------------- images
+_NUM = re.compile(r"(\d+)(?!.*\d)")
+
+
+def frame_number(name: str) -> int | None:
+    """The last number in a file name's stem (``frame_000123.jpg`` -> 123), or None."""
+    m = _NUM.search(PurePosixPath(name).stem)
+    return int(m.group(1)) if m else None
+
+
+def _list_images(root: Path) -> list[str]:
+    from toolkit.io.yolo import IMG_EXTS
+
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in filenames:
+            if os.path.splitext(f)[1].lower() in IMG_EXTS and not f.startswith("."):
+                out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
+    return sorted(out, key=natural_key)
+
+
+class _Images:
+    """Maps image keys to files in ``root`` (by name, stem or number)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._files: list[str] | None = None
+        self._by_stem: dict[str, list[str]] = {}
+        self._by_num: dict[int, list[str]] = {}
+
+    def _index(self) -> None:
+        if self._files is not None:
+            return
+        self._files = _list_images(self.root)
+        for f in self._files:
+            p = PurePosixPath(f)
+            self._by_stem.setdefault(str(p.with_suffix("")), []).append(f)
+            self._by_stem.setdefault(p.stem, []).append(f)
+            n = frame_number(f)
+            if n is not None:
+                self._by_num.setdefault(n, []).append(f)
+
+    def find(self, key: Any) -> tuple[str | None, int]:
+        """The file for ``key`` (None unless exactly one matches) and how many match."""
+        if isinstance(key, str):
+            if (self.root / key).is_file():
+                return key, 1
+            self._index()
+            hits = self._by_stem.get(key, []) or self._by_stem.get(
+                str(PurePosixPath(key).with_suffix("")), []
+            )
+        else:
+            self._index()
+            hits = self._by_num.get(int(key), [])
+        hits = sorted(set(hits), key=natural_key)
+        return (hits[0] if len(hits) == 1 else None), len(hits)
+
+
+# ---------------------------------------------------------------------- the reader
+def read_results(
+    src: Path,
+    *,
+    images: Path | None = None,
+    video: Path | None = None,
+    labels: Path | None = None,
+    subject_regex: str | None = None,
+    skip_bad: bool = False,
+) -> ImportResult:
+    """Read AlphaPose, OpenPifPaf or mmpose results into a dataset (no ground truth needed).
+
+    Args:
+        src: A results ``.json`` (AlphaPose list, mmpose ``instance_info``, one per-image file)
+            or a folder of per-image result files.
+        images: The folder of the images the tool read (default: the results' folder).
+        video: The video the tool read; results then name its frames.
+        labels: CSV ``file,stance[,subject]`` (``file`` as the image's ``file_name``; for video
+            frames the virtual ``<stem>/<frame:06d>.jpg``).
+        subject_regex: Searched in each image's name (the video's name for frames).
+        skip_bad: Leave out bad entries (their whole image) and record them.
+
+    Returns:
+        The dataset (19 keypoints, pixels, provenance ``predicted``), skipped items, notes and
+        the media root.
+
+    Raises:
+        InputError: Bad input (file, field path and line named), an image or frame not found.
+        FileNotFoundError: ``src``, ``images``, ``video`` or ``labels`` does not exist.
+    """
+    from toolkit.io.yolo import _image_size, _stances_subjects, read_labels_csv
+
+    src = Path(src)
+    regex = check_reader_args(
+        "auto", subject_regex, SRC=src, images=images, video=video, labels=labels
+    )
+    if images is not None and video is not None:
+        raise ValueError("Expected --images or --video, not both: results name one or the other.")
+    skipped: list[SkippedItem] = []
+    notes: list[str] = []
+    persons, keys, tool, origin = _collect(src, skip_bad, skipped)
+    here = src if src.is_dir() else src.parent
+
+    # 1. Image keys -> file names, frames, sizes.
+    vinfo = None
+    if video is not None:
+        from toolkit.io.video import probe
+
+        video = Path(os.path.abspath(video))
+        info = probe(video)
+        vinfo = {"id": 1, "file_name": video.name, **info}
+        if not vinfo["fps"]:
+            del vinfo["fps"]
+        media = video.parent
+    else:
+        media = Path(os.path.abspath(images if images is not None else here))
+        finder = _Images(media)
+    resolved: dict[Any, tuple[str, int | None]] = {}
+    # AlphaPose is mostly run on videos, the per-image tools on image folders: name that first.
+    hint = (
+        "pass --video FILE (the video the tool read) or --images DIR (the folder of images)."
+        if tool == "AlphaPose"
+        else "pass --images DIR (the folder of images the tool read) or --video FILE (the video)."
+    )
+    for key in keys:
+        if key in resolved:
+            continue
+        where = origin.get(key, (src, None, []))
+        try:
+            if vinfo is not None:
+                n = key if isinstance(key, int) else frame_number(key)
+                if n is None or n >= vinfo["frame_count"]:
+                    raise _Bad(
+                        where[0],
+                        where[1],
+                        where[2],
+                        expected(
+                            "the frame",
+                            f"a frame number 0..{vinfo['frame_count'] - 1} of {video.name} "
+                            "(counted from 0)",
+                            key,
+                        ),
+                    )
+                resolved[key] = (f"{video.stem}/{n:06d}.jpg", n)
+            else:
+                name, n_hits = finder.find(key)
+                if name is None:
+                    what = (
+                        f"an image named {key!r}"
+                        if isinstance(key, str)
+                        else f"one image whose name carries the number {key}"
+                    )
+                    raise _Bad(
+                        where[0],
+                        where[1],
+                        where[2],
+                        f"Expected {what} in {media}, but found "
+                        f"{'several' if n_hits > 1 else 'none'}; {hint}",
+                    )
+                resolved[key] = (name, None)
+        except _Bad as exc:
+            err = exc.error()
+            if not skip_bad:
+                raise err from None
+            skipped.append(SkippedItem(str(err.path), err.line, err.reason))
+    keys = [k for k in dict.fromkeys(keys) if k in resolved]
+    by_name: dict[str, Any] = {}
+    for k in keys:
+        name = resolved[k][0]
+        if name in by_name and by_name[name] != k:
+            raise InputError(
+                f"Expected each image once, but {by_name[name]!r} and {k!r} both name {name}.",
+                src,
+            )
+        by_name[name] = k
+    if vinfo is not None:
+        keys.sort(key=lambda k: resolved[k][1])
+    else:
+        keys.sort(key=lambda k: natural_key(resolved[k][0]))
+    image_id = {k: i + 1 for i, k in enumerate(keys)}
+
+    # 2. Persons -> (N, 19, 3) in our layout.
+    persons = [p for p in persons if p.key in image_id]
+    persons.sort(key=lambda p: image_id[p.key])
+    n = len(persons)
+    kp = np.full((n, layout.NUM_KEYPOINTS, 3), np.nan)
+    kp[..., 2] = 0
+    scores = np.full((n, layout.NUM_KEYPOINTS), np.nan, np.float32)
+    raw_scores: list[list[float] | None] = [None] * n
+    counts: dict[int, int] = {}
+    lo, hi = math.inf, -math.inf
+    for i, p in enumerate(persons):
+        k = len(p.kp)
+        counts[k] = counts.get(k, 0) + 1
+        take = layout.NUM_KEYPOINTS if k == layout.NUM_KEYPOINTS else layout.NUM_BODY
+        src_kp = p.kp[:take]
+        conf = src_kp[:, 2]
+        if len(conf):
+            lo, hi = min(lo, float(conf.min())), max(hi, float(conf.max()))
+        if ((conf < 0) | (conf > 1)).any():
+            raw_scores[i] = [float(c) for c in conf]
+        origin = (src_kp[:, 0] == 0) & (src_kp[:, 1] == 0)
+        v = np.where(conf >= CONF_VISIBLE, 2.0, np.where(conf > 0, 1.0, 0.0))
+        v[origin] = 0.0
+        kp[i, :take, :2] = np.where(v[:, None] > 0, src_kp[:, :2], np.nan)
+        kp[i, :take, 2] = v
+        scores[i, :take] = np.clip(conf, 0, 1)
+    for k, c in sorted(counts.items()):
+        if k not in (layout.NUM_BODY, layout.NUM_KEYPOINTS):
+            notes.append(
+                f"{c} results have {k} keypoints ({LAYOUTS[k]}): the first 17 (COCO body) "
+                f"were read, the other {k - 17} dropped"
+            )
+    n17 = sum(c for k, c in counts.items() if k != layout.NUM_KEYPOINTS)
+    if n17:
+        notes.append(  # worded as the COCO reader words it
+            f"{n17} of {n} annotations have 17 keypoints: the stick (stick_grip, stick_tip) "
+            "is marked missing"
+        )
+    outside = sum(r is not None for r in raw_scores)
+    if outside:
+        notes.append(
+            f"keypoint scores range {lo:g}..{hi:g}: kept as confidences, clipped to 0..1 in "
+            f"keypoint_scores for {outside} people (their originals are in "
+            "'source_keypoint_scores')"
+        )
+
+    # 3. Records.
+    sizes: dict[Any, tuple[int, int]] = {}
+    for k in keys:
+        if vinfo is not None:
+            sizes[k] = (int(vinfo["width"]), int(vinfo["height"]))
+        else:
+            sizes[k] = _image_size(media / resolved[k][0])
+    bb = np.full((n, 4), np.nan)
+    anns = []
+    for i, p in enumerate(persons):
+        rec: dict[str, Any] = {"id": i + 1, "image_id": image_id[p.key], "category_id": 1}
+        if p.score is not None:
+            rec["score"] = p.score
+        if p.track is not None:
+            rec["track_id"] = p.track
+        if raw_scores[i] is not None:
+            rec["source_keypoint_scores"] = raw_scores[i]
+        if p.box is not None:
+            bb[i] = p.box
+        anns.append(rec)
+    nobox = ~np.isfinite(bb).all(1)
+    if nobox.any():
+        bb[nobox] = boxes_from_keypoints(kp[nobox])
+    csv_rows = read_labels_csv(Path(labels)) if labels is not None else None
+    items = [_Item(resolved[k][0]) for k in keys]
+    stance, subject = _stances_subjects(
+        items,
+        np.ones(len(items), bool),
+        _VideoName(vinfo),
+        csv_rows,
+        regex,
+        False,
+        notes,
+        labels,
+    )
+    no_stance = sum(x is None for x in stance)
+    if no_stance:
+        notes.append(
+            f"stance unknown for {no_stance} of {len(keys)} images (attach them afterwards with "
+            "`toolkit label DATASET --labels CSV`, by frame or by video,start,end,stance segment)"
+        )
+    image_records = []
+    for i, k in enumerate(keys):
+        w, h = sizes[k]
+        rec = {
+            "id": image_id[k],
+            "file_name": resolved[k][0],
+            "width": w,
+            "height": h,
+            "stance": stance[i],
+            "subject": subject[i],
+        }
+        if vinfo is not None:
+            rec["video_id"] = 1
+            rec["frame_index"] = resolved[k][1]
+        image_records.append(rec)
+    if vinfo is not None and keys:
+        notes.append(
+            f"{len(keys)} of {vinfo['frame_count']} frames of {video.name} have results "
+            "(frames without people are not listed)"
+        )
+    notes.append(
+        f"results ({tool}): {n} people on {len(keys)} images (provenance 'predicted', "
+        "no ground truth)"
+    )
+    ds = Dataset.from_records(
+        image_records,
+        anns,
+        kp,
+        scores=scores,
+        # A point the tool did not report stays as imported (missing), not 'predicted'.
+        source=np.where(kp[..., 2] > 0, layout.PREDICTED, layout.IMPORTED).astype(np.uint8),
+        bboxes=bb,
+        videos=[vinfo] if vinfo else [],
+        media_root=str(media),
+    )
+    return ImportResult(dataset=ds, skipped=skipped, notes=notes, media_root=media)
+
+
+@dataclass
+class _Item:
+    file_name: str
+
+
+@dataclass
+class _VideoName:
+    video: dict | None
+
+
+register_format("results", detect=detect_results, read=read_results, supersedes=("coco",))

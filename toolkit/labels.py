@@ -1,0 +1,449 @@
+"""Attach stance labels (and subjects) to an existing dataset from a CSV: ``toolkit label``.
+
+The step from detected footage to a training set: ``toolkit detect clip.mp4 --out ds`` gives
+frames with predicted keypoints and no stances; a CSV says which stance each frame (or each
+stretch of video) shows. Keypoints, their scores and provenance are not touched.
+
+CSV rows (a header names the columns; any order, case-insensitive; a ``#`` line is a comment):
+
+* ``file,stance[,subject]``: one image by its ``file_name`` (as ``dataset.json`` and
+  ``toolkit info`` show it; for video frames ``<stem>/<frame:06d>.jpg``);
+* ``image_id,stance[,subject]``: one image by id;
+* ``video,start,end,stance[,subject]``: every frame of a video from ``start`` to ``end``
+  (inclusive) holds the stance: one line labels a held stance. ``video`` is the video's file
+  name, its stem or its id; ``start``/``end`` are frame indices counted from 0 (``frame_index``),
+  or times in seconds (``12.5s``, ``0:12.5``) converted with the video's fps.
+
+One CSV may mix the kinds (a row fills ``file``, ``image_id`` or ``video``). An empty ``stance``
+(or ``subject``) cell leaves that field as it is.
+
+Refused, naming the CSV file and line: an unknown file, image id or video; a segment that covers
+no frame of the dataset or ends before it starts; two rows (segments or frames) that give one
+frame different stances; a stance outside the dataset's taxonomy (or ``taxonomy=FILE``'s).
+
+Every change is journalled (``Dataset.set_image_field``) before it counts, then folded into
+``dataset.json`` by :func:`label_dataset` unless ``fold=False`` (useful while a viewer holds the
+dataset open: its next save folds them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from toolkit.dataset import Dataset
+from toolkit.errors import InputError, expected
+
+_TIME = re.compile(r"^(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
+
+
+@dataclass
+class LabelRow:
+    """One CSV row, resolved to dataset image rows.
+
+    Attributes:
+        line: 1-based line in the CSV.
+        rows: Image row indices (``ds.images``) it labels.
+        stance: The stance, or None to leave it.
+        subject: The subject, or None to leave it.
+        what: How the row named its images (for messages).
+        segment: ``(video_id, start, end)`` for a segment row, else None.
+    """
+
+    line: int
+    rows: np.ndarray
+    stance: str | None
+    subject: str | None
+    what: str
+    segment: tuple[int, int, int] | None = None
+
+
+@dataclass
+class LabelSummary:
+    """What :func:`label_dataset` did.
+
+    Attributes:
+        n_rows: CSV rows read.
+        n_images: Images the rows cover.
+        stance_set: Images whose stance changed from none to a label.
+        stance_replaced: Images whose stance changed from one label to another.
+        subject_set: Images whose subject changed.
+        unchanged: Covered images that already had these values.
+        unlabelled: Images of the dataset still without a stance.
+        per_stance: Covered images per stance.
+        notes: Remarks (e.g. no taxonomy to check stances against).
+    """
+
+    n_rows: int = 0
+    n_images: int = 0
+    stance_set: int = 0
+    stance_replaced: int = 0
+    subject_set: int = 0
+    unchanged: int = 0
+    unlabelled: int = 0
+    per_stance: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"Expected '--labels' to be a CSV file, but {path} does not exist."
+        ) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            "Expected UTF-8 text, but the file is not valid UTF-8.", path, line
+        ) from None
+
+
+def _frame(value: str, fps: float | None, what: str, path: Path, line: int) -> int:
+    """A frame index from ``12`` (frame), ``12.5s`` or ``0:12.5`` (time, with ``fps``)."""
+    v = value.strip()
+    if re.fullmatch(r"\d+", v):
+        return int(v)
+    m = _TIME.match(v)
+    if m and (v.endswith("s") or ":" in v):
+        if not fps:
+            raise InputError(
+                f"Expected '{what}' as a frame number: the video has no fps to convert "
+                f"the time {v!r}.",
+                path,
+                line,
+            )
+        seconds = int(m.group(1) or 0) * 60 + float(m.group(2))
+        return int(round(seconds * fps))
+    raise InputError(
+        expected(what, "a frame index (0, 1, ...) or a time (12.5s, 0:12.5)", v), path, line
+    )
+
+
+def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
+    """Parse and resolve a labels CSV against ``ds`` (see the module docstring).
+
+    Raises:
+        InputError: A bad header, an unknown file/image/video, an empty segment (file, line).
+    """
+    path = Path(path)
+    text = _read_text(path)
+    lines = [ln for ln in text.splitlines(keepends=True)]
+    reader = csv.reader(
+        _io.StringIO("".join("\n" if ln.lstrip().startswith("#") else ln for ln in lines))
+    )
+    header = None
+    for header in reader:
+        if any(c.strip() for c in header):
+            break
+    cols = [c.strip().lower() for c in header or []]
+    cols = ["file" if c == "file_name" else "image_id" if c == "image" else c for c in cols]
+    if (
+        "stance" not in cols
+        and "subject" not in cols
+        or not {"file", "image_id", "video"} & set(cols)
+    ):
+        raise InputError(
+            expected(
+                "the header",
+                "'file,stance[,subject]', 'image_id,stance[,subject]' or "
+                "'video,start,end,stance[,subject]'",
+                ",".join(header or []),
+            ),
+            path,
+            reader.line_num or 1,
+        )
+    if "video" in cols and not {"start", "end"} <= set(cols):
+        raise InputError(
+            expected("the header", "'video,start,end,stance[,subject]'", ",".join(header)),
+            path,
+            reader.line_num,
+        )
+    col = {c: i for i, c in enumerate(cols)}
+    imgs = ds.images
+    by_name = {str(n): r for r, n in enumerate(imgs["file_name"].tolist())}
+    by_id = {int(i): r for r, i in enumerate(imgs["id"].tolist())}
+    vid_col = imgs["video_id"]
+    has_frames = bool(vid_col.notna().any())
+    videos: dict[str, dict] = {}
+    for v in ds.videos:
+        videos[str(v["id"])] = v
+        videos[str(v["file_name"])] = v
+        videos[PurePosixPath(str(v["file_name"])).name] = v
+        videos[PurePosixPath(str(v["file_name"])).stem] = v
+    frames_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for v in ds.videos:
+        rows = np.flatnonzero((vid_col == v["id"]).fillna(False).to_numpy(dtype=bool))
+        f = imgs["frame_index"].iloc[rows].to_numpy(dtype=np.int64)
+        order = np.argsort(f, kind="stable")
+        frames_of[v["id"]] = (f[order], rows[order])
+
+    def cell(row: list[str], name: str) -> str:
+        i = col.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    out: list[LabelRow] = []
+    for row in reader:
+        if not row or not any(c.strip() for c in row):
+            continue
+        line = reader.line_num
+        stance = cell(row, "stance") or None
+        subject = cell(row, "subject") or None
+        given = [k for k in ("file", "image_id", "video") if cell(row, k)]
+        if len(given) != 1:
+            raise InputError(
+                "Expected each row to name its images one way (a file, an image_id or a "
+                f"video segment), but this row gives {' and '.join(given) or 'none'}.",
+                path,
+                line,
+            )
+        kind = given[0]
+        if kind == "file":
+            name = cell(row, "file").replace("\\", "/")
+            if name not in by_name:
+                hint = ""
+                if has_frames:
+                    hint = " (video frames are named <video stem>/<frame:06d>.jpg)"
+                raise InputError(
+                    f"Expected a file_name of the dataset, but {name!r} is not one{hint}; "
+                    "`toolkit info DATASET --json` lists them.",
+                    path,
+                    line,
+                )
+            out.append(LabelRow(line, np.array([by_name[name]]), stance, subject, name))
+        elif kind == "image_id":
+            raw = cell(row, "image_id")
+            if not re.fullmatch(r"\d+", raw) or int(raw) not in by_id:
+                raise InputError(
+                    expected("image_id", "the id of an image of the dataset", raw), path, line
+                )
+            out.append(LabelRow(line, np.array([by_id[int(raw)]]), stance, subject, f"image {raw}"))
+        else:
+            key = cell(row, "video")
+            v = videos.get(key) or videos.get(PurePosixPath(key).name)
+            if v is None:
+                known = sorted({str(x["file_name"]) for x in ds.videos})
+                raise InputError(
+                    expected(
+                        "video",
+                        f"one of the dataset's videos {known[:5]}"
+                        if known
+                        else "a video (the dataset has none: name its images with a 'file' column)",
+                        key,
+                    ),
+                    path,
+                    line,
+                )
+            fps = v.get("fps")
+            start = _frame(cell(row, "start"), fps, "start", path, line)
+            end = _frame(cell(row, "end"), fps, "end", path, line)
+            if end < start:
+                raise InputError(
+                    f"Expected 'end' ({end}) to be at or after 'start' ({start}).", path, line
+                )
+            f, rows = frames_of[v["id"]]
+            lo, hi = np.searchsorted(f, start, "left"), np.searchsorted(f, end, "right")
+            if hi <= lo:
+                span = f"{f[0]}..{f[-1]}" if len(f) else "none"
+                raise InputError(
+                    f"Expected the segment {start}..{end} of {v['file_name']} to cover frames of "
+                    f"the dataset (frame_index counted from 0; the dataset has frames {span}), "
+                    "but it covers none.",
+                    path,
+                    line,
+                )
+            out.append(
+                LabelRow(
+                    line,
+                    rows[lo:hi],
+                    stance,
+                    subject,
+                    f"{v['file_name']} frames {start}..{end}",
+                    (int(v["id"]), start, end),
+                )
+            )
+    if not out:
+        raise InputError("Expected label rows after the header, but found none.", path)
+    _check_overlaps(out, path)
+    return out
+
+
+def _check_overlaps(rows: list[LabelRow], path: Path) -> None:
+    """Two segments of one video that overlap with different stances are refused."""
+    segs: dict[int, list[tuple[int, int, str, int]]] = {}
+    for r in rows:
+        seg = r.segment
+        if seg is not None and r.stance is not None:
+            segs.setdefault(seg[0], []).append((seg[1], seg[2], r.stance, r.line))
+    for items in segs.values():
+        items.sort()
+        active: list[tuple[int, int, str, int]] = []
+        for s in items:
+            active = [a for a in active if a[1] >= s[0]]
+            clash = next((a for a in active if a[2] != s[2]), None)
+            if clash is not None:
+                lo, hi = s[0], min(s[1], clash[1])
+                raise InputError(
+                    f"Expected segments with different stances not to overlap, but frames "
+                    f"{lo}..{hi} are {clash[2]!r} on line {clash[3]} and {s[2]!r} here.",
+                    path,
+                    s[3],
+                )
+            active.append(s)
+
+
+def label_dataset(
+    dataset: str | Path | Dataset,
+    labels: str | Path,
+    *,
+    taxonomy: str | Path | None = None,
+    dry_run: bool = False,
+    fold: bool = True,
+    progress: bool = False,
+) -> LabelSummary:
+    """Set stances (and subjects) of ``dataset``'s images from the CSV ``labels``.
+
+    Args:
+        dataset: A dataset directory (or a loaded dataset with a path).
+        labels: The CSV (see the module docstring).
+        taxonomy: A taxonomy JSON to check stances against when the dataset has none (the
+            dataset's own taxonomy wins; it is not attached).
+        dry_run: Check and count, change nothing.
+        fold: Save (fold the journal into ``dataset.json``) at the end; False leaves the
+            journalled edits for the next save (e.g. a viewer that has the dataset open).
+        progress: Show a progress bar on stderr (each edit is fsynced: about 3 ms each here).
+
+    Returns:
+        A :class:`LabelSummary`.
+
+    Raises:
+        InputError: Bad rows (CSV file and line named), a stance outside the taxonomy.
+    """
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.load(dataset)
+    labels = Path(labels)
+    rows = read_label_rows(ds, labels)
+    summary = LabelSummary(n_rows=len(rows))
+    allowed = _allowed_stances(ds, taxonomy)
+    if allowed is None:
+        summary.notes.append(
+            "the dataset has no stance taxonomy: stance names were not checked "
+            "(pass --taxonomy FILE to check them)"
+        )
+    # Per image: the stance/subject and the line that gave it; one frame, one stance.
+    n = len(ds.images)
+    new_stance = np.full(n, None, dtype=object)
+    new_subject = np.full(n, None, dtype=object)
+    stance_line = np.zeros(n, dtype=np.int64)
+    for r in rows:
+        if r.stance is not None and allowed is not None and r.stance not in allowed:
+            raise InputError(
+                expected(
+                    "stance",
+                    f"one of the taxonomy's {len(allowed)} stances "
+                    f"({', '.join(allowed[:6])}{', ...' if len(allowed) > 6 else ''})",
+                    r.stance,
+                ),
+                labels,
+                r.line,
+            )
+        if r.stance is not None:
+            prev = new_stance[r.rows]
+            clash = np.flatnonzero((prev != None) & (prev != r.stance))  # noqa: E711
+            if len(clash):
+                row = int(r.rows[clash[0]])
+                raise InputError(
+                    f"Expected one stance per image, but {ds.images['file_name'].iat[row]!r} is "
+                    f"{prev[clash[0]]!r} on line {stance_line[row]} and {r.stance!r} here.",
+                    labels,
+                    r.line,
+                )
+            new_stance[r.rows] = r.stance
+            stance_line[r.rows] = r.line
+        if r.subject is not None:
+            new_subject[r.rows] = r.subject
+    covered = np.flatnonzero((new_stance != None) | (new_subject != None))  # noqa: E711
+    summary.n_images = len(covered)
+    old_stance = ds.images["stance"].to_numpy(dtype=object)
+    old_subject = ds.images["subject"].to_numpy(dtype=object)
+    ids = ds.images["id"].to_numpy()
+    changes: list[tuple[int, str, str]] = []
+    for r in covered:
+        changed = False
+        s, old = new_stance[r], _clean(old_stance[r])
+        if s is not None and s != old:
+            changes.append((int(ids[r]), "stance", s))
+            if old is None:
+                summary.stance_set += 1
+            else:
+                summary.stance_replaced += 1
+            changed = True
+        u = new_subject[r]
+        if u is not None and u != _clean(old_subject[r]):
+            changes.append((int(ids[r]), "subject", u))
+            summary.subject_set += 1
+            changed = True
+        summary.unchanged += not changed
+    summary.per_stance = dict(
+        sorted(Counter(s for s in new_stance[covered] if s is not None).items())
+    )
+    final = np.array(
+        [new_stance[r] if new_stance[r] is not None else _clean(old_stance[r]) for r in range(n)],
+        dtype=object,
+    )
+    summary.unlabelled = int(sum(v is None for v in final))
+    if dry_run:
+        return summary
+    from tqdm import tqdm
+
+    bar = tqdm(changes, desc="label", unit="edit", disable=not progress or len(changes) < 200)
+    for image_id, name, value in bar:
+        ds.set_image_field(image_id, name, value)  # journalled before it counts
+    if fold and changes:
+        ds.save()
+    return summary
+
+
+def _clean(v):
+    if v is None:
+        return None
+    try:
+        if v != v:  # NaN / pandas NA
+            return None
+    except TypeError:
+        return None
+    return v
+
+
+def _allowed_stances(ds: Dataset, taxonomy: str | Path | None) -> list[str] | None:
+    if ds.taxonomy and ds.taxonomy.get("stances"):
+        return [s["name"] for s in ds.taxonomy["stances"]]
+    if taxonomy is None:
+        return None
+    import orjson
+
+    from toolkit.schema import validate
+
+    path = Path(taxonomy)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected '--taxonomy' to be a JSON file, but {path} does not exist."
+        )
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InputError(
+            f"Expected valid JSON, but parsing failed: {exc.msg}", path, exc.lineno
+        ) from None
+    validate(doc, "taxonomy", path)
+    return [s["name"] for s in doc["stances"]]

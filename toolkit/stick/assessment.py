@@ -1,0 +1,582 @@
+"""One judgement of every stick, shared by ``toolkit validate`` and ``toolkit correct``.
+
+:func:`assess` looks at each annotation's grip and tip with the evidence the data set offers and
+returns, per row, what is wrong (a :class:`Check` per kind, with a severity that says how sure it
+is), a proposed fix, and whether that fix is *decisive*. ``validate`` reports the checks and
+stores the proposals with its findings (the viewer applies one with Enter); ``correct`` applies
+only the decisive fixes. First do no harm: a point moves only on
+
+* **time** (video): the track's own course says the tip left it (Hampel outliers of the stick's
+  angle and length, floors from the track's frame-to-frame changes), and the image does not
+  confirm the label;
+* **impossible geometry**: a stick far longer than the subject's stick (a projection can only
+  shorten a stick), by more than the data set's own spread allows;
+* **a swap seen both in the geometry and in the image**: the tip at a confident wrist, the grip
+  far from both, and the image showing the stick between them.
+
+Everything else (an off grip, an unusual angle, the image preferring another segment, a missing
+tip) is flagged with a proposal and left for a person. Thresholds are the data set's robust
+statistics (medians, MADs, high quantiles per subject) with anatomical floors, never constants
+fitted to one renderer; where the evidence is thin (few frames, no visible sticks, uncertain
+wrists) the checks abstain or say "uncertain" rather than "error".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from toolkit import geometry as geo
+from toolkit import layout
+from toolkit.stick import image as img_ev
+from toolkit.stick import stats, temporal
+
+# Reason bits for fixes (the correction log) and proposals.
+SWAP, TOO_LONG, TEMPORAL, IMAGE, GRIP, TIP_FILLED = (1 << i for i in range(6))
+REASONS: dict[int, str] = {
+    SWAP: "swap",
+    TOO_LONG: "too_long",
+    TEMPORAL: "temporal",
+    IMAGE: "image_evidence",
+    GRIP: "grip_snap",
+    TIP_FILLED: "tip_filled",
+}
+#: Anatomical prior of the forearm (elbow-wrist) length in torso sizes, used only when a data set
+#: has too few measurable forearms to calibrate its own.
+FOREARM_PRIOR = 0.55
+
+
+@dataclass
+class AssessOptions:
+    """What :func:`assess` may look at, and how much evidence it needs.
+
+    Attributes:
+        use_images: Read images / video frames for image evidence.
+        use_time: Use the time axis of videos.
+        min_group: Fewest usable rows behind a per-subject (or per-stance) statistic.
+        wrist_confidence: A wrist score below this is uncertain (detector confidences).
+        hampel_window: Half-window (frames) of the temporal filter.
+        hampel_sigmas: Its threshold in robust SDs.
+    """
+
+    use_images: bool = True
+    use_time: bool = True
+    min_group: int = 5
+    wrist_confidence: float = 0.5
+    hampel_window: int = 10
+    hampel_sigmas: float = 3.0
+
+
+@dataclass
+class Check:
+    """One kind of finding over all rows.
+
+    Attributes:
+        code: ``stick.too_long`` etc.
+        mask: ``(N,)`` rows with the finding.
+        severity: ``(N,)`` ``error`` / ``warning`` / ``info`` (read where ``mask``).
+        value, threshold: ``(N,)`` measured value and the threshold it broke.
+        keypoints: ``(N,)`` comma-joined keypoint names (or one string for all rows).
+        message: What it means.
+    """
+
+    code: str
+    mask: np.ndarray
+    severity: np.ndarray
+    value: np.ndarray
+    threshold: np.ndarray | float
+    keypoints: np.ndarray | str
+    message: str
+
+
+@dataclass
+class StickAssessment:
+    """The outcome of :func:`assess`.
+
+    Attributes:
+        has_stick: The data set carries sticks (else only ``dataset_findings``).
+        dataset_findings: Data-set-level findings: ``{code, severity, message, value,
+            threshold, keypoints}``.
+        checks: Per-row checks.
+        proposal: ``(N, 2, 2)`` proposed grip and tip (NaN where no change is proposed).
+        proposal_reason: ``(N,)`` reason bits of the proposal.
+        proposal_confidence: ``(N,)`` 0..1.
+        decisive: ``(N, 2)`` grip / tip proposals that ``correct`` applies on its own.
+        side: ``(N,)`` weapon side.
+        subject_length: ``(N,)`` the subject's stick length (torso sizes).
+        summary: Calibration facts (thresholds used, image visibility, counts).
+        notes: Remarks for the user.
+    """
+
+    has_stick: bool
+    dataset_findings: list[dict]
+    checks: list[Check]
+    proposal: np.ndarray
+    proposal_reason: np.ndarray
+    proposal_confidence: np.ndarray
+    decisive: np.ndarray
+    side: np.ndarray
+    subject_length: np.ndarray
+    summary: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def check(self, code: str) -> Check | None:
+        return next((c for c in self.checks if c.code == code), None)
+
+    def flagged(self) -> np.ndarray:
+        """``(N,)`` rows with a warning or an error among the stick checks."""
+        out = np.zeros(len(self.side), bool)
+        for c in self.checks:
+            out |= c.mask & (c.severity != "info")
+        return out
+
+
+def reason_names(bits: np.ndarray) -> np.ndarray:
+    """``(N,)`` reason bit sets -> ``"swap;too_long"`` strings."""
+    bits = np.asarray(bits, dtype=np.int64)
+    out = np.full(len(bits), "", dtype=object)
+    for bit, name in REASONS.items():
+        has = (bits & bit) > 0
+        out[has] = np.where(out[has] == "", name, out[has] + ";" + name)
+    return out
+
+
+def _robust_sd(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    if len(x) < 3:
+        return np.nan
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def _group_level(values: np.ndarray, codes: np.ndarray, usable: np.ndarray, q: float, k: int):
+    """Per-row high quantile ``q`` of ``values`` in its group (NaN below ``k`` usable rows)."""
+    if not len(values):
+        return np.zeros(0)
+    level, _ = stats._robust_level(values, codes, usable, q, k)
+    return level[codes]
+
+
+def _grip_threshold(
+    d_grip: np.ndarray, wconf: np.ndarray, base: np.ndarray, min_group: int
+) -> np.ndarray:
+    """``(N,)`` grip-to-wrist distance (forearms) beyond which a grip is far, per row.
+
+    A detector's wrist is noisier the lower its confidence, so the data set's own spread of the
+    grip-wrist distance is measured per confidence band (quartiles of the wrist scores when they
+    vary): median + 4 robust SDs of the band, never under the anatomical floor of half a forearm
+    (the grip sits in the fist). Errors only ever push a grip away, so the spread is read from
+    the lower half of the distribution (``(median - q25) / 0.6745``), which they do not reach.
+    """
+    n = len(d_grip)
+    out = np.full(n, 0.75)
+    if base.sum() < min_group:
+        return out
+
+    def level(m: np.ndarray) -> float:
+        x = d_grip[m]
+        med, q25 = np.median(x), np.quantile(x, 0.25)
+        return max(0.5, float(med + 4 * (med - q25) / 0.6745))
+
+    overall = level(base)
+    out[:] = overall
+    c = wconf[base]
+    if base.sum() >= 8 * min_group and np.ptp(c) > 0.05:
+        edges = np.unique(np.quantile(c, [0.25, 0.5, 0.75]))
+        band = np.digitize(wconf, edges)
+        for b in np.unique(band):  # at most four bands
+            m = base & (band == b)
+            if m.sum() >= 2 * min_group:
+                out[band == b] = level(m)
+    return out
+
+
+def _wrist_confidence(ds, side: np.ndarray) -> np.ndarray:
+    """``(N,)`` the weapon wrist's confidence: its score, else 1 if visible (v 2), 0.6 if v 1."""
+    kp = ds.keypoints
+    n = len(kp)
+    idx = np.where(side >= 0, layout.L_WRIST + side, layout.L_WRIST)
+    rows = np.arange(n)
+    v = kp[rows, idx, 2]
+    conf = np.where(v >= 2, 1.0, np.where(v > 0, 0.6, 0.0))
+    scores = getattr(ds, "scores", None)
+    if scores is not None and len(scores):
+        s = np.asarray(scores, dtype=np.float64)[rows, idx]
+        conf = np.where(np.isfinite(s), s, conf)
+    return np.where(side >= 0, conf, 0.0)
+
+
+def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
+    """Judge every stick in ``ds`` (see the module docstring). Nothing is written."""
+    o = options or AssessOptions()
+    kp = ds.keypoints
+    n = len(kp)
+    pts = geo.Points(kp)
+    gx, gy = pts.xy(layout.GRIP)
+    tx, ty = pts.xy(layout.TIP)
+    grip = np.stack([gx, gy], 1)
+    tip = np.stack([tx, ty], 1)
+    g_ok = np.isfinite(grip).all(1)
+    t_ok = np.isfinite(tip).all(1)
+    length_px = geo.norm(tip - grip)
+    # A "stick" a pixel or two long is no stick (e.g. a tip filled at the grip).
+    with np.errstate(invalid="ignore"):
+        t_ok &= ~(g_ok & (length_px < 2.0))
+    proposal = np.full((n, 2, 2), np.nan)
+    p_reason = np.zeros(n, np.int64)
+    p_conf = np.zeros(n)
+    decisive = np.zeros((n, 2), bool)
+    summary: dict = {}
+    notes: list[str] = []
+    checks: list[Check] = []
+    ds_findings: list[dict] = []
+    empty = StickAssessment(
+        False, ds_findings, checks, proposal, p_reason, p_conf, decisive,
+        np.full(n, geo.UNKNOWN), np.full(n, np.nan), summary, notes,
+    )  # fmt: skip
+    frac_tip = float(t_ok.mean()) if n else 0.0
+    summary["stick_tip_fraction"] = round(frac_tip, 4)
+    if n == 0 or frac_tip < 0.05:
+        any_grip = bool(g_ok.any())
+        ds_findings.append(
+            {
+                "code": "stick.missing",
+                "severity": "info",
+                "message": (
+                    f"{int((~t_ok).sum())} of {n} annotations have no stick tip"
+                    + (" (grips only: a body detector's guess at the wrist?)" if any_grip else "")
+                    + ": this data set carries no stick, so no per-frame stick checks ran."
+                ),
+                "value": 1 - frac_tip,
+                "threshold": 0.95,
+                "keypoints": "stick_grip,stick_tip",
+            }
+        )
+        return empty
+
+    editable = (ds.source != layout.HUMAN) & (ds.source != layout.INTERPOLATED)
+    edit_g, edit_t = editable[:, layout.GRIP], editable[:, layout.TIP]
+    g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
+    video, frame = stats.video_frame(ds)
+    subj = ds.images.set_index("id")["subject"].reindex(ds.annotations["image_id"]).to_numpy(
+        dtype=object
+    )
+    side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
+    scale = geo.body_scale(pts)
+    wx, wy = pts.pick(np.where(side >= 0, layout.L_WRIST + side, -1))
+    ex, ey = pts.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
+    wrist = np.stack([wx, wy], 1)
+    elbow = np.stack([ex, ey], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fore_ratio = geo.norm(wrist - elbow) / scale
+    # The forearm reference: the upper quartile of each subject's forearm/torso ratio (the
+    # unforeshortened forearms; higher quantiles follow a detector's wrist noise), else the data
+    # set's, else the anatomical prior.
+    usable_f = np.isfinite(fore_ratio) & (fore_ratio > 0)
+    f_level = _group_level(fore_ratio, g_codes, usable_f, 0.75, o.min_group)
+    ds_f = (
+        float(np.quantile(fore_ratio[usable_f], 0.75))
+        if usable_f.sum() >= o.min_group
+        else FOREARM_PRIOR
+    )
+    f_level = np.where(np.isfinite(f_level), f_level, ds_f)
+    fore_px = f_level * scale
+    wconf = _wrist_confidence(ds, side)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plausible = ~(fore_ratio > 1.6 * f_level)  # a wrist far past the forearm's reach
+    confident = (wconf >= o.wrist_confidence) & plausible & np.isfinite(wrist).all(1)
+    summary["forearm_torso_ratio"] = round(ds_f, 4)
+
+    # ------------------------------------------------------------------ grip vs wrist
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_grip = geo.norm(grip - wrist) / fore_px
+        # Tip near either wrist (for swaps).
+        d_tip_w = np.fmin(
+            geo.norm(tip - np.stack(pts.xy(layout.L_WRIST), 1)),
+            geo.norm(tip - np.stack(pts.xy(layout.R_WRIST), 1)),
+        ) / fore_px
+    base = confident & np.isfinite(d_grip)
+    thr_g = _grip_threshold(d_grip, wconf, base, o.min_group)
+    thr_g_err = np.maximum(1.0, 2 * thr_g)
+    summary["grip_far_threshold_forearms"] = round(float(np.nanmedian(thr_g)), 3) if n else None
+    with np.errstate(invalid="ignore"):
+        # The tip at a wrist and the grip away from both; or, whatever the wrist's noise, the
+        # grip two of the data set's grip tolerances away while the tip is within one.
+        swap = (
+            g_ok & t_ok & (d_tip_w < 0.5 * d_grip)
+            & (((d_tip_w < 0.5 * thr_g) & (d_grip > thr_g) & confident)
+               | ((d_grip > np.maximum(1.5, 2 * thr_g)) & (d_tip_w < thr_g)))
+        )  # fmt: skip
+        far = g_ok & (d_grip > thr_g) & ~swap
+    # ------------------------------------------------------------------ length
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio_t = length_px / scale
+    clean_like = g_ok & t_ok & ~swap & ~far
+    subj_len = stats.subject_stick_length(
+        ratio_t, g_labels[g_codes], clean_like, 0.9, o.min_group, coded=(g_codes, g_labels)
+    )
+    L_px = subj_len * scale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ratio_t / subj_len
+    band = clean_like & (ratio > 0.8) & (ratio < 1.2)
+    s_r = _robust_sd(ratio[band]) if band.sum() >= o.min_group else np.nan
+    tol_w = min(0.3, max(0.15, 3 * s_r)) if np.isfinite(s_r) else 0.2
+    tol_e = max(0.35, 2 * tol_w)
+    summary["too_long_threshold"] = round(1 + tol_w, 3)
+    summary["too_long_error_threshold"] = round(1 + tol_e, 3)
+    length_known = np.isfinite(subj_len)
+    if not length_known.any():
+        notes.append("too few clean-looking sticks to estimate stick lengths: length not judged")
+    with np.errstate(invalid="ignore"):
+        too_long = clean_like & length_known & (ratio > 1 + tol_w)
+        impossible = too_long & (ratio > 1 + tol_e)
+
+    # ------------------------------------------------------------------ image evidence
+    ev = None
+    vis = {"usable": False}
+    if o.use_images:
+        rows = np.flatnonzero(g_ok)
+        reach = np.where(np.isfinite(L_px), 1.3 * L_px, np.nan)
+        try:
+            ev, n_read = img_ev.image_evidence(ds, grip, tip, reach, elbow, rows)
+        except Exception as exc:  # noqa: BLE001 - evidence is optional; say why it is missing
+            notes.append(f"image evidence skipped: {exc}")
+            n_read = 0
+        summary["images_read"] = n_read
+        if n_read == 0:
+            notes.append("no image or video frame could be read: image evidence skipped")
+            ev = None
+        else:
+            vis = img_ev.visibility(ev["z_label"][clean_like])
+            summary["image_visibility"] = {
+                k: (round(v, 3) if isinstance(v, float) and np.isfinite(v) else v)
+                for k, v in vis.items()
+                if k != "confirm"
+            }
+            if not vis["usable"]:
+                notes.append(
+                    "image evidence abstains: the labelled sticks do not stand out in these "
+                    f"images (median z {vis.get('median_z')})"
+                )
+    usable_img = ev is not None and vis["usable"]
+    if usable_img:
+        z_lab, z_best = ev["z_label"], ev["z_best"]
+        strong = max(6.0, 0.5 * float(vis["median_z"]))
+        confirmed = z_lab >= 3.0
+        with np.errstate(invalid="ignore"):
+            lab_ang = geo.angle(tip - grip)
+            d_ang = np.abs(geo.wrap_degrees(ev["best_angle"] - lab_ang))
+            # Another direction stands out of the fan, starting at the grip (not a line passing
+            # through it), while the label does not.
+            other = (
+                t_ok & (z_lab < 1.5) & (z_best >= strong) & (ev["z_opposite"] < 2.0)
+                & (d_ang > 12.0) & np.isfinite(ev["best_end"])
+            )  # fmt: skip
+            # The line along the label stops well before the labelled tip, and the label's outer
+            # part is off any line.
+            ends_early = (
+                t_ok & (ev["z_inner"] >= 3.0) & np.isfinite(ev["label_end"])
+                & (ev["label_end"] >= 0.3 * ev["label_len"])
+                & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
+                & (ev["z_outer"] < 0.5)
+            )  # fmt: skip
+            # The line runs on, thin, well past the labelled tip (not past the subject's stick).
+            runs_on = (
+                t_ok & (ev["z_inner"] >= 3.0) & confirmed & np.isfinite(ev["label_end"])
+                & (ev["label_end"] > 1.25 * ev["label_len"]) & (ev["thin"] >= 1.5)
+                & (ev["z_beyond"] >= 3.0)
+                & ~(ev["label_end"] > 1.15 * L_px) & ~ev["at_border"]
+            )  # fmt: skip
+            shows_tip = (
+                g_ok & ~t_ok & (z_best >= strong) & (ev["z_opposite"] < 2.0)
+                & np.isfinite(ev["best_end"])
+            )  # fmt: skip
+    else:
+        confirmed = other = ends_early = runs_on = shows_tip = np.zeros(n, bool)
+
+    # ------------------------------------------------------------------ time
+    tr = temporal.track_codes(ds, video) if o.use_time else np.full(n, -1)
+    tim = temporal.tip_outliers(
+        grip, np.where(t_ok[:, None], tip, np.nan), tr, frame, o.hampel_window, o.hampel_sigmas
+    )
+    t_out = tim["outlier"] & ~confirmed & ~swap
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_move = geo.norm(tim["fit_tip"] - tip) / np.where(np.isfinite(L_px), L_px, length_px)
+    t_out &= t_move > 0.1
+
+    # ------------------------------------------------------------------ proposals
+    def propose(mask, g_new, t_new, bit, conf, dec_g=None, dec_t=None):
+        m = mask & (p_reason == 0)  # the first (most decisive) proposal of a row wins
+        if g_new is not None:
+            proposal[m, 0] = g_new[m]
+        if t_new is not None:
+            proposal[m, 1] = t_new[m]
+        p_reason[m] |= bit
+        p_conf[m] = np.broadcast_to(conf, (n,))[m]
+        if dec_g is not None:
+            decisive[m, 0] = dec_g[m]
+        if dec_t is not None:
+            decisive[m, 1] = dec_t[m]
+
+    # Swaps: decisive with a confident wrist and the image showing the stick between them.
+    swap_seen = swap & confident
+    if usable_img:
+        rev = img_ev.segment_confirms(ds, tip, grip, np.flatnonzero(swap_seen), elbow)
+        swap_seen &= rev
+    else:
+        swap_seen &= False
+    propose(swap, tip, grip, SWAP, np.where(swap_seen, 0.95, 0.7), swap_seen, swap_seen)
+    # Time: outliers of a reliable track.
+    propose(t_out, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
+            None, t_out)  # fmt: skip
+    # Impossible length: pull the tip in along the stick (to the image's end of the line when
+    # the image shows it, else the subject's length).
+    with np.errstate(invalid="ignore"):
+        img_len = (
+            ev["label_end"]
+            if usable_img
+            else np.full(n, np.nan)
+        )
+        use_img_len = np.isfinite(img_len) & (img_len > 0.5 * L_px) & (img_len < 1.05 * L_px)
+    new_len = np.where(use_img_len, img_len, L_px)
+    pulled = grip + geo.unit(tip - grip) * new_len[:, None]
+    propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible)
+    propose(too_long, None, pulled, TOO_LONG, 0.6)
+    # The image: other direction / line ends early / runs on / shows a missing tip.
+    if usable_img:
+        bt = np.radians(ev["best_angle"])
+        bdir = np.stack([np.cos(bt), np.sin(bt)], 1)
+        blen = np.where(ev["at_border"], length_px, ev["best_end"])
+        blen = np.where(np.isfinite(L_px), np.fmin(blen, 1.1 * L_px), blen)
+        propose(other, None, grip + bdir * blen[:, None], IMAGE, 0.6)
+        udir = geo.unit(tip - grip)
+        propose(ends_early, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.6)
+        propose(runs_on, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.5)
+        propose(shows_tip, None, grip + bdir * blen[:, None], IMAGE | TIP_FILLED, 0.5)
+    # Missing tips inside a reliable track: the neighbours' course (never applied alone).
+    propose(tim["missing"] & ~t_ok, None, tim["fit_tip"], TEMPORAL | TIP_FILLED, 0.5)
+    # Off grips: back to the wrist at the data set's usual offset along the forearm.
+    u_fore = geo.unit(wrist - elbow)
+    with np.errstate(invalid="ignore"):
+        along = geo.dot_xy(
+            gx - wx, gy - wy, u_fore[:, 0], u_fore[:, 1]
+        ) / fore_px
+    ok_al = base & ~far & ~swap & np.isfinite(along)
+    off = float(np.median(along[ok_al])) if ok_al.sum() >= o.min_group else 0.0
+    snap = wrist + off * fore_px[:, None] * np.nan_to_num(u_fore)
+    propose(far & confident, snap, None, GRIP, 0.6)
+    decisive[:, 0] &= edit_g
+    decisive[:, 1] &= edit_t
+
+    # ------------------------------------------------------------------ checks
+    wname = np.array(["left_wrist", "right_wrist"], dtype=object)[(side == 1).astype(int)]
+    sev = np.full(n, "warning", dtype=object)
+
+    def add(code, mask, severity, value, threshold, keypoints, message):
+        checks.append(Check(code, mask, severity, value, threshold, keypoints, message))
+
+    add(
+        "stick.tip_missing", g_ok & ~t_ok, np.where(shows_tip, "error", "warning"), 1.0, 0.0,
+        "stick_tip", "The grip is labelled but the tip is missing.",
+    )  # fmt: skip
+    add(
+        "stick.grip_missing", ~g_ok & t_ok, np.full(n, "error", object), 1.0, 0.0,
+        "stick_grip", "The tip is labelled but the grip is missing.",
+    )  # fmt: skip
+    add(
+        "stick.swap", swap, np.where(confident, "error", "warning"), d_grip, thr_g,
+        "stick_grip,stick_tip",
+        "The tip sits at the hand and the grip away from it: grip and tip look swapped "
+        "(value: grip to wrist, forearm lengths).",
+    )  # fmt: skip
+    add(
+        "stick.grip_far", far & confident,
+        np.where(d_grip > thr_g_err, "error", "warning"), d_grip, thr_g,
+        "stick_grip," + wname,
+        "The grip is far from a confident weapon wrist (value: forearm lengths).",
+    )  # fmt: skip
+    add(
+        "stick.grip_wrist_disagree", far & ~confident, np.full(n, "info", object), d_grip,
+        thr_g, "stick_grip," + wname,
+        "The grip and the weapon wrist disagree, and the wrist is uncertain (low confidence "
+        "or implausible): either may be off (value: forearm lengths).",
+    )  # fmt: skip
+    add(
+        "stick.too_long", too_long, np.where(impossible, "error", "warning"), ratio,
+        1 + tol_w, "stick_grip,stick_tip",
+        "The stick is longer than the subject's stick can look (value: length / the "
+        "subject's estimated stick length).",
+    )  # fmt: skip
+    if usable_img:
+        add(
+            "stick.image_mismatch", other & ~too_long & ~far, sev, d_ang, 12.0,
+            "stick_grip,stick_tip",
+            "The labelled stick is not on a line in the image, and another line starts at the "
+            "grip (value: degrees between them).",
+        )  # fmt: skip
+        add(
+            "stick.image_ends_early", ends_early & ~too_long & ~far & ~other, sev,
+            ev["label_len"] / ev["label_end"], 1.3, "stick_tip",
+            "The stick's line ends before the labelled tip: too long? (value: labelled / "
+            "visible length).",
+        )  # fmt: skip
+        add(
+            "stick.image_runs_on", runs_on & ~far, sev,
+            ev["label_end"] / ev["label_len"], 1.25, "stick_tip",
+            "The stick's line runs on past the labelled tip: too short? (value: visible / "
+            "labelled length).",
+        )  # fmt: skip
+    # The angle to the forearm, judged per stance: information only, unless the image also
+    # disagrees with the label (foreshortening and real variety make angles alone weak).
+    rel = geo.angle_between_xy(wx - ex, wy - ey, tx - gx, ty - gy)
+    with np.errstate(invalid="ignore"):
+        usable_a = clean_like & ~too_long & (ratio >= 0.6)
+    centre, spread, count = stats.circular_group_stats(
+        rel, st_labels[st_codes], usable_a, min_count=max(o.min_group, 10), codes=st_codes
+    )
+    dev = np.abs(geo.wrap_degrees(rel - centre))
+    thr_a = np.maximum(4 * spread, 35.0)
+    with np.errstate(invalid="ignore"):
+        atyp = clean_like & (ratio >= 0.45) & (dev > thr_a) & ~too_long
+    img_disagrees = usable_img & ~confirmed if usable_img else np.zeros(n, bool)
+    add(
+        "stick.forearm_angle", atyp, np.where(img_disagrees, "warning", "info"), dev, thr_a,
+        "stick_tip," + wname,
+        "The stick's angle to the forearm is unusual for this stance (value: degrees from the "
+        "stance's typical angle).",
+    )  # fmt: skip
+    # Time.
+    runs = _run_lengths(t_out, tr, frame)
+    add(
+        "temporal.drift", t_out & (runs >= 3), sev, runs, 3, "stick_grip,stick_tip",
+        "The stick's angle or length leaves the track's course for several frames (value: "
+        "frames in the episode).",
+    )  # fmt: skip
+    add(
+        "temporal.jump", t_out & (runs < 3), sev, tim["deviation"], 1.0, "stick_grip,stick_tip",
+        "The stick's angle or length jumps for a frame or two (value: deviation from the "
+        "track's rolling median in units of the threshold).",
+    )  # fmt: skip
+    summary["proposals"] = int((p_reason > 0).sum())
+    summary["decisive"] = int(decisive.any(1).sum())
+    return StickAssessment(
+        True, ds_findings, checks, proposal, p_reason, p_conf, decisive, side, subj_len,
+        summary, notes,
+    )  # fmt: skip
+
+
+def _run_lengths(mask: np.ndarray, track: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """``(N,)`` length of the run of consecutive True rows (same track) each row is in."""
+    n = len(mask)
+    out = np.zeros(n)
+    rows = np.flatnonzero(track >= 0)
+    if not len(rows):
+        return out
+    order = rows[np.lexsort((frame[rows], track[rows]))]
+    m = mask[order]
+    t = track[order]
+    brk = np.r_[True, (t[1:] != t[:-1]) | ~m[1:] | ~m[:-1]]
+    run_id = np.cumsum(brk)
+    out[order] = pd.Series(m.astype(int)).groupby(run_id).transform("sum").to_numpy()
+    return out

@@ -1,0 +1,387 @@
+"""Image evidence for the stick that assumes no colour, thickness or renderer.
+
+A stick is a thin straight ridge or valley in the image: whatever its colour (dark wood, light
+wood, metal) it differs from what lies on either side of it. :func:`ridge_map` measures that with
+the Hessian of the grey image at several scales (scale-normalised, polarity-agnostic: dark and
+light sticks alike), divided by the local contrast, and keeps the ridge's direction. The support
+of a segment is the mean ridge strength along it, counted only where the ridge runs along the
+segment.
+
+Every decision is relative to the image itself: from the grip, a fan of rays in all directions
+is scored, and a segment's support is expressed as a robust z-score against that fan (most rays
+miss the stick, so the fan is the image's own background, clutter included). A label whose
+segment stands out of its fan is confirmed; a label that does not, next to another ray that
+stands out far (and that starts at the grip rather than passing through it, and is not the
+forearm), is a mismatch. Data-set-level calibration (:func:`visibility`) decides whether the
+images show sticks at all; when they do not, image evidence abstains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from toolkit import geometry as geo
+
+#: Ridge scales (Gaussian sigma, pixels) relative to the image's short side / 320: a 1280-px
+#: image is searched at 4x the scales of a 320-px one.
+SIGMAS = (1.0, 1.8, 3.0)
+#: Rays in the fan around the grip (every 4 degrees).
+N_RAYS = 90
+#: Scale the ridge sigmas with the image size (False: sticks are a few pixels thick at any size).
+SCALE_WITH_SIZE = False
+
+
+def iter_frames(ds, rows: np.ndarray, color: bool = False):
+    """Yield ``(rows of one image, pixels)`` for annotation ``rows`` (grayscale, or BGR).
+
+    Image files are read with OpenCV; video frames through :class:`toolkit.io.video.VideoReader`
+    in frame order (skipped, with no evidence, when that module or the file is unavailable).
+    """
+    import cv2
+
+    ft = ds.frame_table()
+    img_ids = ft["image_id"].to_numpy()
+    vid = ft["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    frame = ft["frame_index"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    names = ft["file_name"].to_numpy(dtype=object)
+    is_vid = np.isfinite(vid[rows]) & np.isfinite(frame[rows])
+    still = rows[~is_vid]
+    order = still[np.argsort(img_ids[still], kind="stable")]
+    cuts = np.flatnonzero(np.diff(img_ids[order])) + 1
+    for chunk in np.split(order, cuts) if len(order) else []:  # one iteration per image file
+        try:
+            path = ds.image_path(names[chunk[0]])
+        except Exception:  # noqa: BLE001 - a bad name just means no image evidence
+            continue
+        flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
+        img = cv2.imread(str(path), flag) if path.is_file() else None
+        if img is not None:
+            yield chunk, img
+    vrows = rows[is_vid]
+    if not len(vrows):
+        return
+    try:
+        from toolkit.io.video import VideoReader
+    except ImportError:  # the video module is optional here
+        return
+    for v in pd.unique(vid[vrows]):  # one iteration per video
+        r = vrows[vid[vrows] == v]
+        r = r[np.argsort(frame[r], kind="stable")]
+        try:
+            reader = VideoReader(ds.video_path(int(v)))
+        except Exception:  # noqa: BLE001 - missing/corrupt video: no evidence for it
+            continue
+        with reader:
+            cuts = np.flatnonzero(np.diff(frame[r])) + 1
+            for chunk in np.split(r, cuts):  # one iteration per frame
+                try:
+                    rgb = reader[int(frame[chunk[0]])]
+                except Exception:  # noqa: BLE001
+                    continue
+                code = cv2.COLOR_RGB2BGR if color else cv2.COLOR_RGB2GRAY
+                yield chunk, cv2.cvtColor(np.ascontiguousarray(rgb), code)
+
+
+def ridge_map(gray: np.ndarray, sigmas: tuple[float, ...] = SIGMAS) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast-normalised, polarity-agnostic ridge strength and direction of a grey image.
+
+    Returns:
+        ``(strength (H, W) float32 >= 0, along (H, W) float32 radians)``: the best scale's
+        ``|lambda_across| - |lambda_along|`` of the scale-normalised Hessian, divided by the
+        local contrast; ``along`` is the ridge's direction (image coordinates, y down).
+    """
+    import cv2
+
+    g = gray.astype(np.float32)
+    h, w = g.shape
+    k = max(1.0, min(h, w) / 320.0) if SCALE_WITH_SIZE else 1.0
+    best = np.zeros_like(g)
+    along = np.zeros_like(g)
+    for s0 in sigmas:  # a few scales
+        s = s0 * k
+        b = cv2.GaussianBlur(g, (0, 0), s)
+        dxx = cv2.Sobel(b, cv2.CV_32F, 2, 0, ksize=3) * s * s
+        dyy = cv2.Sobel(b, cv2.CV_32F, 0, 2, ksize=3) * s * s
+        dxy = cv2.Sobel(b, cv2.CV_32F, 1, 1, ksize=3) * s * s
+        half = 0.5 * (dxx - dyy)
+        root = np.sqrt(half * half + dxy * dxy)
+        mean = 0.5 * (dxx + dyy)
+        l1, l2 = mean + root, mean - root  # l1 >= l2
+        big_is_l1 = np.abs(l1) >= np.abs(l2)
+        strength = np.abs(np.abs(l1) - np.abs(l2))
+        # Direction of l1's eigenvector; the ridge runs perpendicular to the big eigenvalue's.
+        phi1 = 0.5 * np.arctan2(2 * dxy, dxx - dyy)
+        across = np.where(big_is_l1, phi1, phi1 + np.pi / 2)
+        better = strength > best
+        best = np.where(better, strength, best)
+        along = np.where(better, across + np.pi / 2, along)
+    # Local contrast: the standard deviation in a window a few stick widths wide, floored by
+    # the image's typical contrast (flat regions must not blow noise up).
+    win = 2 * int(6 * k) + 1
+    m = cv2.blur(g, (win, win))
+    v = np.maximum(cv2.blur(g * g, (win, win)) - m * m, 0)
+    sd = np.sqrt(v)
+    floor = max(float(np.median(sd)), 1.0)
+    return (best / np.maximum(sd, floor)).astype(np.float32), along.astype(np.float32)
+
+
+def _bilinear(img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear samples of ``img`` at ``(..., 2)`` points; ``(values, inside mask)``."""
+    h, w = img.shape
+    x, y = pts[..., 0], pts[..., 1]
+    inside = np.isfinite(x) & np.isfinite(y) & (x >= 0) & (y >= 0) & (x <= w - 1) & (y <= h - 1)
+    x = np.clip(np.nan_to_num(x), 0, w - 1.001)
+    y = np.clip(np.nan_to_num(y), 0, h - 1.001)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = x - x0, y - y0
+    v = (
+        img[y0, x0] * (1 - fx) * (1 - fy)
+        + img[y0, x0 + 1] * fx * (1 - fy)
+        + img[y0 + 1, x0] * (1 - fx) * fy
+        + img[y0 + 1, x0 + 1] * fx * fy
+    )
+    return np.where(inside, v, 0.0), inside
+
+
+def _nearest(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    h, w = img.shape
+    x = np.clip(np.nan_to_num(np.round(pts[..., 0])), 0, w - 1).astype(np.int64)
+    y = np.clip(np.nan_to_num(np.round(pts[..., 1])), 0, h - 1).astype(np.int64)
+    return img[y, x]
+
+
+def oriented_samples(
+    strength: np.ndarray, along: np.ndarray, start: np.ndarray, theta: np.ndarray, r: np.ndarray
+) -> np.ndarray:
+    """Ridge support along rays: ``strength * cos^2(ridge direction - ray direction)``.
+
+    Args:
+        start: ``(..., 2)`` ray origins; ``theta``: ``(...)`` ray directions (radians);
+        r: ``(..., R)`` distances along each ray (pixels).
+
+    Returns:
+        ``(..., R)`` support samples (0 outside the image).
+    """
+    d = np.stack([np.cos(theta), np.sin(theta)], -1)
+    pts = start[..., None, :] + d[..., None, :] * r[..., None]
+    s, inside = _bilinear(strength, pts)
+    a = _nearest(along, pts)
+    c = np.cos(a - theta[..., None])
+    return np.where(inside, s * c * c, 0.0)
+
+
+def _robust_z(x: np.ndarray, fan: np.ndarray) -> np.ndarray:
+    """``(x - median(fan)) / (1.4826 MAD(fan))`` per row (fan: ``(M, A)``)."""
+    med = np.median(fan, 1)
+    mad = 1.4826 * np.median(np.abs(fan - med[:, None]), 1)
+    scale = np.maximum(mad, 0.05 * np.maximum(med, 1e-3) + 1e-3)
+    return (x - med) / scale
+
+
+def evidence_in_image(
+    gray: np.ndarray,
+    grip: np.ndarray,
+    tip: np.ndarray,
+    reach: np.ndarray,
+    elbow: np.ndarray,
+    n_rays: int = N_RAYS,
+    n_samples: int = 48,
+) -> dict[str, np.ndarray]:
+    """Score the labelled stick and every direction from the grip in one image.
+
+    Args:
+        gray: Grey image.
+        grip, tip: ``(M, 2)`` labelled points (tip NaN when missing).
+        reach: ``(M,)`` longest plausible stick (pixels).
+        elbow: ``(M, 2)`` the weapon elbow (rays toward the forearm are not candidates).
+
+    Returns:
+        Dict of ``(M,)`` arrays: ``z_label`` (the labelled segment's support as a z-score in
+        its fan; NaN without a tip), ``z_best`` and ``best_angle`` (the best candidate ray),
+        ``z_opposite`` (the ray opposite the best: high when a line passes through the grip),
+        ``best_end`` (where the best ray's line ends, pixels from the grip), ``label_end`` (where
+        the line along the labelled direction ends), ``label_len``, ``at_border`` (the line
+        runs out of the picture), ``thin`` (centre/side support of the label's extension).
+    """
+    strength, along = ridge_map(gray)
+    h, w = gray.shape
+    m = len(grip)
+    reach = np.where(np.isfinite(reach) & (reach > 8), reach, 0.35 * max(h, w))
+    frac = np.linspace(0.2, 1.0, n_samples)
+    # The fan: n_rays directions, each sampled out to the reach.
+    thetas = np.linspace(-np.pi, np.pi, n_rays, endpoint=False)
+    th = np.broadcast_to(thetas, (m, n_rays))
+    r_fan = np.broadcast_to((frac[None, :] * reach[:, None])[:, None, :], (m, n_rays, n_samples))
+    fan_s = oriented_samples(strength, along, np.repeat(grip[:, None, :], n_rays, 1), th, r_fan)
+    # Support of a ray = mean over its first 60 % (a stick shorter than the reach still scores).
+    fan_score = fan_s[..., : int(0.6 * n_samples)].mean(-1)
+    # Candidates: not toward the forearm (a limb from the grip is a ridge too).
+    fore = geo.angle(elbow - grip)
+    dfore = np.abs(geo.wrap_degrees(np.degrees(thetas)[None, :] - fore[:, None]))
+    cand = np.where(np.isfinite(fore)[:, None] & (dfore < 25), -np.inf, fan_score)
+    best = np.argmax(cand, 1)
+    rows = np.arange(m)
+    z_fan = _robust_z(cand[rows, best], fan_score)
+    opp = (best + n_rays // 2) % n_rays
+    z_opp = _robust_z(fan_score[rows, opp], fan_score)
+    best_theta = thetas[best]
+    # The labelled segment (and its direction out to the reach).
+    lab = tip - grip
+    lab_len = geo.norm(lab)
+    lab_theta = np.arctan2(lab[:, 1], lab[:, 0])
+    has = np.isfinite(lab_len) & (lab_len > 2)
+    lt = np.where(has, lab_theta, 0.0)
+    r_lab = frac[None, :] * np.where(has, lab_len, 1.0)[:, None]
+    lab_s = oriented_samples(strength, along, grip, lt, r_lab)
+    z_label = np.where(has, _robust_z(lab_s.mean(1), fan_score), np.nan)
+    # The outer part of the label (is its far end on the line?) and the part beyond its tip
+    # (does the line run on?), each against the same fan.
+    L1 = np.where(has, lab_len, 1.0)
+    outer = oriented_samples(
+        strength, along, grip, lt, np.linspace(0.7, 0.97, 16)[None, :] * L1[:, None]
+    )
+    beyond = oriented_samples(
+        strength, along, grip, lt, np.linspace(1.08, 1.35, 16)[None, :] * L1[:, None]
+    )
+    inner = oriented_samples(
+        strength, along, grip, lt, np.linspace(0.2, 0.6, 16)[None, :] * L1[:, None]
+    )
+    z_inner = np.where(has, _robust_z(inner.mean(1), fan_score), np.nan)
+    z_outer = np.where(has, _robust_z(outer.mean(1), fan_score), np.nan)
+    z_beyond = np.where(has, _robust_z(beyond.mean(1), fan_score), np.nan)
+    # Where lines end: along a ray, the last point of the longest run of on-line samples
+    # (on = above the fan's typical level by a margin), bridging short gaps.
+    fan_level = np.median(fan_s.reshape(m, -1), 1)
+    fan_mad = 1.4826 * np.median(np.abs(fan_s.reshape(m, -1) - fan_level[:, None]), 1)
+    tau = fan_level + 3.0 * np.maximum(fan_mad, 1e-3)
+    far = np.linspace(0.05, 1.6, 96)  # out to 1.6 x the reach / label length
+    r_best = far[None, :] * reach[:, None]
+    best_prof = oriented_samples(strength, along, grip, best_theta, r_best)
+    best_end = _line_end(best_prof, tau, r_best)
+    r_lab_far = far[None, :] * np.maximum(np.where(has, lab_len, 0), 0.5 * reach)[:, None]
+    lab_prof = oriented_samples(strength, along, grip, lt, r_lab_far)
+    label_end = np.where(has, _line_end(lab_prof, tau, r_lab_far), np.nan)
+    # Thinness of the part beyond the labelled tip (a limb lying along it is not thin).
+    u = np.stack([np.cos(lt), np.sin(lt)], 1)
+    nrm = np.stack([-u[:, 1], u[:, 0]], 1)
+    t0 = np.where(has, lab_len, 0.0)
+    t1 = np.where(np.isfinite(label_end), np.maximum(label_end, t0), t0)
+    tt = t0[:, None] + (t1 - t0)[:, None] * np.linspace(0.1, 0.9, 12)[None, :]
+    axis = grip[:, None, :] + u[:, None, :] * tt[..., None]
+    width = 4.0 * max(1.0, min(h, w) / 320.0)
+    centre = _bilinear(strength, axis)[0].mean(1)
+    side = np.maximum(
+        _bilinear(strength, axis + width * nrm[:, None, :])[0].mean(1),
+        _bilinear(strength, axis - width * nrm[:, None, :])[0].mean(1),
+    )
+    thin = np.where(t1 - t0 > 2, centre / np.maximum(side, 1e-3), np.nan)
+    end_pts = grip + np.stack([np.cos(lt), np.sin(lt)], 1) * np.nan_to_num(label_end)[:, None]
+    best_pts = grip + np.stack([np.cos(best_theta), np.sin(best_theta)], 1) * best_end[:, None]
+    margin = 3.0
+    at_border = np.zeros(m, bool)
+    for p in (end_pts, best_pts):
+        at_border |= (p[:, 0] < margin) | (p[:, 1] < margin) | (p[:, 0] > w - 1 - margin)
+        at_border |= p[:, 1] > h - 1 - margin
+    return {
+        "z_label": z_label,
+        "z_inner": z_inner,
+        "z_outer": z_outer,
+        "z_beyond": z_beyond,
+        "z_best": z_fan,
+        "z_opposite": z_opp,
+        "best_angle": np.degrees(best_theta),
+        "best_end": best_end,
+        "label_end": label_end,
+        "label_len": np.where(has, lab_len, np.nan),
+        "at_border": at_border,
+        "thin": thin,
+    }
+
+
+def _line_end(profile: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Distance where the line along each profile ends (NaN when there is no line).
+
+    The cumulative on(+1)/off(-1) evidence peaks where the line ends: a short gap (the stick
+    crossing a limb) is bridged, open background past the end is not.
+    """
+    on = np.where(profile >= tau[:, None], 1.0, -1.0)
+    cum = np.cumsum(on, -1)
+    end = np.argmax(cum, -1)
+    peak = cum[np.arange(len(cum)), end]
+    return np.where(peak > 0, r[np.arange(len(r)), end], np.nan)
+
+
+EVIDENCE_KEYS = (
+    "z_label", "z_inner", "z_outer", "z_beyond", "z_best", "z_opposite", "best_angle", "best_end", "label_end", "label_len", "thin",
+)  # fmt: skip
+
+
+def image_evidence(
+    ds,
+    grip: np.ndarray,
+    tip: np.ndarray,
+    reach: np.ndarray,
+    elbow: np.ndarray,
+    rows: np.ndarray,
+) -> tuple[dict[str, np.ndarray], int]:
+    """:func:`evidence_in_image` for the given annotation rows, one image or video frame at a time.
+
+    Returns:
+        ``(dict of (N,) arrays, NaN where no image was read; images read)``.
+    """
+    n = len(grip)
+    out = {k: np.full(n, np.nan) for k in EVIDENCE_KEYS}
+    out["at_border"] = np.zeros(n, bool)
+    out["read"] = np.zeros(n, bool)
+    n_read = 0
+    if not len(rows):
+        return out, 0
+    for chunk, gray in iter_frames(ds, np.asarray(rows)):
+        n_read += 1
+        ev = evidence_in_image(gray, grip[chunk], tip[chunk], reach[chunk], elbow[chunk])
+        for k, v in ev.items():
+            out[k][chunk] = v
+        out["read"][chunk] = True
+    return out, n_read
+
+
+def visibility(z_label: np.ndarray, min_rows: int = 8, level: float = 2.0) -> dict:
+    """Data-set calibration: do these images show the labelled sticks at all?
+
+    Most labels in a data set are right, so when the images show sticks, the labelled segments'
+    z-scores sit well above their fans (the median label stands ``level`` robust SDs out). When
+    they do not (sticks too thin, blurred, hidden, or no stick in the pictures), image evidence
+    abstains: it would only add noise.
+
+    Returns:
+        ``{"usable": bool, "median_z": float, "n": int, "confirm": float}``: ``confirm`` is the
+        z-score above which a label counts as seen in its image (the lower quartile of the data
+        set's labels, but at least ``level``).
+    """
+    z = z_label[np.isfinite(z_label)]
+    if len(z) < min_rows:
+        return {"usable": False, "median_z": float(np.median(z)) if len(z) else None, "n": len(z),
+                "confirm": np.inf}  # fmt: skip
+    med = float(np.median(z))
+    return {
+        "usable": med >= level,
+        "median_z": med,
+        "n": int(len(z)),
+        "confirm": max(level, float(np.quantile(z, 0.25))) if med >= level else np.inf,
+    }
+
+
+def segment_confirms(
+    ds, start: np.ndarray, end: np.ndarray, rows: np.ndarray, elbow: np.ndarray, level: float = 3.0
+) -> np.ndarray:
+    """``(N,)`` True where the image shows a line from ``start`` to ``end`` (z >= ``level``)."""
+    n = len(start)
+    out = np.zeros(n, bool)
+    if not len(rows):
+        return out
+    reach = 1.3 * geo.norm(end - start)
+    ev, _ = image_evidence(ds, start, end, reach, elbow, rows)
+    with np.errstate(invalid="ignore"):
+        out[rows] = ev["z_label"][rows] >= level
+    return out

@@ -1,0 +1,247 @@
+"""Robust per-group statistics of the stick: the data set's own levels, never constants.
+
+Groups are subjects (and videos, and tracks), stances, or the whole data set. Every level is a
+robust statistic (quantiles after dropping gross outliers, medians, MADs) of the data being
+processed, so the thresholds built on them move with the data: another renderer, real photos or a
+detector's output calibrate themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from toolkit import geometry as geo
+
+
+def group_keys(ds) -> tuple[np.ndarray, np.ndarray]:
+    """Per annotation: the stick-length group (subject, and video when any) and the stance.
+
+    Returns:
+        ``(N,)`` object arrays ``group`` and ``stance`` (``""`` when unknown).
+    """
+    g_codes, g_labels, st_codes, st_labels = group_codes(ds)
+    return g_labels[g_codes], st_labels[st_codes]
+
+
+def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_keys` as integer codes and their labels (no per-annotation strings).
+
+    Returns:
+        ``(group_codes (N,), group_labels (G,), stance_codes (N,), stance_labels (S,))`` with
+        ``group_labels[group_codes]`` and ``stance_labels[stance_codes]`` equal to
+        :func:`group_keys`; equal labels share one code.
+    """
+    # Per image first (images <= annotations), then one gather to the annotation rows; labels
+    # are built for the distinct (subject, video) pairs only.
+    img = ds.images
+    row_of = pd.Index(img["id"].to_numpy()).get_indexer(ds.annotations["image_id"].to_numpy())
+    s_codes, s_uniq = pd.factorize(img["subject"].to_numpy(dtype=object), use_na_sentinel=True)
+    vid = img["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    v_codes, v_uniq = pd.factorize(vid, use_na_sentinel=True)
+    pair = (s_codes + 1).astype(np.int64) * (len(v_uniq) + 1) + (v_codes + 1)
+    p_codes, p_uniq = pd.factorize(pair)
+    s_names = np.array(["?", *[str(x) for x in s_uniq]], dtype=object)
+    v_names = np.array(["", *[f"|v{int(x)}" for x in v_uniq]], dtype=object)
+    labels = s_names[p_uniq // (len(v_uniq) + 1)] + v_names[p_uniq % (len(v_uniq) + 1)]
+    lab_codes, lab_uniq = pd.factorize(labels.astype(object))
+    group = lab_codes[p_codes][row_of]
+    st_codes, st_uniq = pd.factorize(img["stance"].to_numpy(dtype=object), use_na_sentinel=True)
+    st_names = np.array(["", *[str(x) for x in st_uniq]], dtype=object)
+    name_codes, name_uniq = pd.factorize(st_names)
+    stance = name_codes[st_codes + 1][row_of]
+    return (
+        group,
+        np.asarray(lab_uniq, dtype=object),
+        stance,
+        np.asarray(name_uniq, dtype=object),
+    )
+
+
+def _group_chunks(codes: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each group (ascending within a group), in the order of the codes.
+
+    One stable sort (a radix sort on small integer codes), shared by every per-group statistic
+    over the same keys.
+    """
+    if not len(codes):
+        return []
+    small = codes.min() >= np.iinfo(np.int16).min and codes.max() <= np.iinfo(np.int16).max
+    order = np.argsort(codes.astype(np.int16) if small else codes, kind="stable")
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    return np.split(order, cuts)
+
+
+def _per_group(
+    values: np.ndarray, codes: np.ndarray, func, chunks: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """``func`` over each group's finite values -> ``(n_groups,)`` (NaN for empty groups).
+
+    One stable sort (or the ``chunks`` of :func:`_group_chunks`), then one call per group
+    (groups are subjects, videos or stances: few).
+    """
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    out = np.full(n_groups, np.nan)
+    if not n_groups:
+        return out
+    for chunk in _group_chunks(codes) if chunks is None else chunks:  # one pass per group
+        v = values[chunk]
+        v = v[np.isfinite(v)]
+        if len(v):
+            out[codes[chunk[0]]] = func(v)
+    return out
+
+
+def robust_group_quantile(
+    values: np.ndarray,
+    keys: np.ndarray,
+    usable: np.ndarray,
+    quantile: float = 0.9,
+    min_count: int = 5,
+    cut: float = 1.3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A robust upper level of ``values`` per group, broadcast back to the rows.
+
+    Values above ``cut`` times the group's 75th percentile are dropped first (a too-long label
+    is at least 1.4 times the real length, while foreshortening only ever shortens), then the
+    ``quantile`` of the rest is the level.
+
+    Returns:
+        ``(level (N,), count (N,))``: NaN level where the group has fewer than ``min_count``
+        usable values.
+    """
+    k = pd.factorize(keys)[0]
+    level, count = _robust_level(values, k, usable, quantile, min_count, cut)
+    return level[k], count[k]
+
+
+def _robust_level(
+    values: np.ndarray,
+    k: np.ndarray,
+    usable: np.ndarray,
+    quantile: float = 0.9,
+    min_count: int = 5,
+    cut: float = 1.3,
+    chunks: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`robust_group_quantile` per group code ``k``: ``(level, count)`` per group."""
+    v = np.where(usable & np.isfinite(values), values, np.nan)
+    if not len(k):
+        return np.zeros(0), np.zeros(0)
+    chunks = _group_chunks(k) if chunks is None else chunks
+    q75 = _per_group(v, k, lambda x: np.quantile(x, 0.75), chunks)[k]
+    with np.errstate(invalid="ignore"):
+        kept = np.where(v <= cut * q75, v, np.nan)
+    level = _per_group(kept, k, lambda x: np.quantile(x, quantile), chunks)
+    count = np.bincount(k, weights=np.isfinite(kept), minlength=k.max() + 1)
+    level[count < min_count] = np.nan
+    return level, count
+
+
+def subject_stick_length(
+    length: np.ndarray,
+    group: np.ndarray,
+    usable: np.ndarray,
+    quantile: float = 0.9,
+    min_count: int = 5,
+    band: float = 1.25,
+    coded: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """``(N,)`` the stick length (torso sizes) per subject and video, robustly.
+
+    ``coded``: ``(codes, labels)`` of ``group`` when known (see :func:`group_codes`).
+
+    1. Levels per video (``subject|vN`` groups) and per subject (all of the subject's frames)
+       with :func:`robust_group_quantile`.
+    2. The data set's level ``D``: the median of the subjects' levels (the stick-to-torso ratio
+       varies little between adults holding the same kind of stick).
+    3. A group level above ``band * D`` is not trusted (a long drift episode of too-long labels
+       can fill a video's upper quartile); the subject's level stands in, then ``D``.
+    4. The larger of the trusted video and subject levels is used (a video that keeps the stick
+       pointing at the camera underestimates the length; only shortening is legitimate), and
+       never less than ``D / band``.
+    """
+    # Keys are factorised once; subjects are derived from the distinct groups only.
+    if coded is None:
+        g_codes, g_uniq = pd.factorize(np.asarray(group, dtype=object))
+    else:
+        g_codes, g_uniq = coded
+    s_of_g, s_uniq = pd.factorize(np.array([str(g).split("|v")[0] for g in g_uniq], dtype=object))
+    s_codes = s_of_g[g_codes]
+    g_level, _ = _robust_level(length, g_codes, usable, quantile, min_count)
+    s_level, _ = _robust_level(length, s_codes, usable, quantile, min_count)
+    per_group, per_subject = g_level[g_codes], s_level[s_codes]
+    o_level, _ = _robust_level(length, np.zeros(len(length), np.int64), usable, quantile, 1)
+    overall = o_level[np.zeros(len(length), np.int64)]
+    # One level per subject that has one (as ``groupby(subject).first().dropna()``).
+    present = np.bincount(s_codes, minlength=len(s_uniq)) > 0 if len(s_codes) else []
+    levels = pd.Series(s_level[present]).dropna()
+    fin = overall[np.isfinite(overall)]
+    d = float(levels.median()) if len(levels) else (float(fin.max()) if len(fin) else np.nan)
+    if not np.isfinite(d):
+        return np.full(len(length), np.nan)
+    with np.errstate(invalid="ignore"):
+        g = np.where(per_group <= band * d, per_group, np.nan)
+        sj = np.where(per_subject <= band * d, per_subject, np.nan)
+    out = np.fmax(g, sj)
+    out = np.where(np.isfinite(out), out, d)
+    return np.maximum(out, d / band)
+
+
+def circular_group_stats(
+    angles_deg: np.ndarray,
+    keys: np.ndarray,
+    usable: np.ndarray,
+    min_count: int = 5,
+    codes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: robust centre and spread (degrees) of an angle within its group.
+
+    The centre is the circular mean refined by a median of the wrapped residuals; the spread is
+    1.4826 * the median absolute residual. Rows of groups with fewer than ``min_count`` usable
+    values get NaN.
+
+    ``codes``: integer codes of ``keys`` when known (equal keys, equal codes).
+
+    Returns:
+        ``(centre, spread, count)``, each ``(N,)``.
+    """
+    a = np.where(usable & np.isfinite(angles_deg), angles_deg, np.nan)
+    k = pd.factorize(keys)[0] if codes is None else np.asarray(codes)
+    if not len(k):
+        z = np.zeros(0)
+        return z, z, z
+    rad = np.radians(a)
+    ok = np.isfinite(rad)
+    count = np.bincount(k, weights=ok, minlength=k.max() + 1)
+    sc = np.bincount(k, weights=np.where(ok, np.cos(rad), 0.0), minlength=k.max() + 1)
+    ss = np.bincount(k, weights=np.where(ok, np.sin(rad), 0.0), minlength=k.max() + 1)
+    centre = np.degrees(np.arctan2(ss, sc))[k]
+    chunks = _group_chunks(k)
+    med = _per_group(geo.wrap_degrees(a - centre), k, np.median, chunks)[k]
+    centre = geo.wrap_degrees(centre + med)
+    spread = 1.4826 * _per_group(np.abs(geo.wrap_degrees(a - centre)), k, np.median, chunks)[k]
+    count = count[k]
+    bad = count < min_count
+    centre[bad] = np.nan
+    spread[bad] = np.nan
+    return centre, spread, count
+
+
+def video_frame(ds) -> tuple[np.ndarray, np.ndarray]:
+    """Per annotation: ``(video_id, frame_index)`` as floats (NaN for single images)."""
+    img = ds.images
+    index = pd.Index(img["id"].to_numpy())
+    ann_img = ds.annotations["image_id"].to_numpy()
+    if not index.is_unique:  # not a valid data set; keep the historical lookup
+        ft = img.set_index("id").loc[ann_img]
+        cols = [ft["video_id"], ft["frame_index"]]
+    else:
+        row_of = index.get_indexer(ann_img)
+        if (row_of < 0).any():
+            raise KeyError(f"Annotations refer to unknown image ids: {ann_img[row_of < 0][:5]}")
+        cols = [img["video_id"], img["frame_index"]]
+    out = [c.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in cols]
+    if index.is_unique:
+        out = [o[row_of] for o in out]
+    return out[0], out[1]

@@ -1,0 +1,185 @@
+"""The stick over time: Hampel outliers of its angle and length along a track.
+
+A video holds the strongest evidence the suite has about a stick: the frames before and after.
+A tip that leaves the course its neighbours agree on for a frame or an episode is an outlier of the
+track's own motion (robust rolling statistics, floors calibrated on the track's frame-to-frame
+changes), and the neighbours say where it should be.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from toolkit import geometry as geo
+
+
+def hampel(
+    x: np.ndarray,
+    half_window: int = 10,
+    n_sigmas: float = 3.0,
+    min_scale: float = 0.0,
+    iterations: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Iterated Hampel filter: points farther than ``n_sigmas`` robust SDs from the rolling median.
+
+    A drift episode of several frames biases the rolling median toward itself, so the filter is
+    iterated: flagged samples are left out and the median and MAD are recomputed from the rest,
+    which lets the flags grow over the whole episode.
+
+    Args:
+        x: ``(T,)`` series (NaN allowed: ignored, never flagged).
+        half_window: Frames on each side.
+        n_sigmas: Threshold in robust standard deviations (1.4826 * rolling MAD).
+        min_scale: Floor on the robust SD (so a perfectly still series does not flag noise).
+        iterations: Passes (1 = the classic filter).
+
+    Returns:
+        ``(outlier mask, rolling median of the inliers)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = 2 * half_window + 1
+    out = np.zeros(len(x), bool)
+    med = x.copy()
+    for _ in range(max(1, iterations)):
+        s = pd.Series(np.where(out, np.nan, x))
+        med = s.rolling(w, center=True, min_periods=1).median().to_numpy()
+        mad = (s - med).abs().rolling(w, center=True, min_periods=1).median().to_numpy()
+        sd = np.maximum(1.4826 * np.nan_to_num(mad, nan=0.0), min_scale)
+        with np.errstate(invalid="ignore"):
+            new = (np.abs(x - med) > n_sigmas * sd) & np.isfinite(x)
+        if np.array_equal(new, out):
+            break
+        out = new
+    return out, med
+
+
+def _fill_savgol(
+    t: np.ndarray, x: np.ndarray, bad: np.ndarray, window: int = 9, order: int = 2
+) -> np.ndarray:
+    """Values for the ``bad`` samples: interpolate the good ones, then a Savitzky-Golay fit.
+
+    Only the returned values at ``bad`` positions are meant to be used; good samples keep their
+    own values, so real motion is never smoothed away or lagged.
+    """
+    from scipy.signal import savgol_filter
+
+    good = ~bad & np.isfinite(x)
+    if good.sum() < 2:
+        return x.copy()
+    filled = np.interp(t, t[good], x[good])
+    if len(filled) >= window:
+        filled = savgol_filter(filled, window, order, mode="interp")
+    return filled
+
+
+def track_codes(ds, video: np.ndarray) -> np.ndarray:
+    """``(N,)`` integer code per (video, track) for video rows, -1 for still images.
+
+    Several people in one video are told apart by ``track_id`` when the importer or detector
+    assigned one; without it, all of a video's annotations form one track.
+    """
+    n = len(video)
+    out = np.full(n, -1, np.int64)
+    isv = np.isfinite(video)
+    if not isv.any():
+        return out
+    track = ds.annotations["track_id"] if "track_id" in ds.annotations else None
+    tr = (
+        np.zeros(n)
+        if track is None
+        else pd.to_numeric(track, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    )
+    tr = np.where(np.isfinite(tr), tr, -1.0)
+    codes, _ = pd.factorize(pd.MultiIndex.from_arrays([video[isv], tr[isv]]))
+    out[isv] = codes
+    return out
+
+
+def tip_outliers(
+    grip: np.ndarray,
+    tip: np.ndarray,
+    track: np.ndarray,
+    frame: np.ndarray,
+    half_window: int = 10,
+    n_sigmas: float = 3.0,
+    min_frames: int = 8,
+    min_coverage: float = 0.6,
+) -> dict[str, np.ndarray]:
+    """Per track: frames whose stick angle or length leaves the track's course, and the fix.
+
+    The noise floors are the track's own: the robust spread of its frame-to-frame changes of
+    angle and length (so a fast swing is not an outlier, and a still stick's label jitter is
+    not either). A track is judged only with ``min_frames`` frames of which ``min_coverage`` have
+    both stick points: a video without a stick (a 17-keypoint detector's output) is never
+    "repaired".
+
+    Args:
+        grip, tip: ``(N, 2)`` pixels (NaN where missing).
+        track: ``(N,)`` track codes (:func:`track_codes`; -1 = not in a video).
+        frame: ``(N,)`` frame index.
+
+    Returns:
+        Dict of ``(N,)`` ``outlier`` (bool), ``deviation`` (how far past the threshold, in units
+        of it), ``fit_tip`` ``(N, 2)`` (the course's tip for outliers and missing tips, NaN
+        elsewhere), ``judged`` (the row's track was judged), ``missing`` (tip missing inside a
+        judged track, with labelled neighbours on both sides).
+    """
+    n = len(grip)
+    out = {
+        "outlier": np.zeros(n, bool),
+        "deviation": np.full(n, np.nan),
+        "fit_tip": np.full((n, 2), np.nan),
+        "judged": np.zeros(n, bool),
+        "missing": np.zeros(n, bool),
+    }
+    vec = tip - grip
+    length = geo.norm(vec)
+    ang = geo.angle(vec)
+    for code in np.unique(track[track >= 0]):  # one iteration per track
+        rows = np.flatnonzero(track == code)
+        rows = rows[np.argsort(frame[rows], kind="stable")]
+        ok = np.isfinite(ang[rows]) & (length[rows] > 0)
+        if len(rows) < min_frames or ok.mean() < min_coverage or ok.sum() < min_frames:
+            continue
+        out["judged"][rows] = True
+        t = frame[rows].astype(np.float64)
+        a = ang[rows].copy()
+        a[ok] = np.degrees(np.unwrap(np.radians(a[ok])))
+        ln = np.where(ok, length[rows], np.nan)
+        # Floors from the track's own frame-to-frame changes (natural motion + label jitter).
+        da = np.abs(np.diff(a[ok]))
+        dl = np.abs(np.diff(ln[ok]))
+        floor_a = max(1.0, 1.4826 * float(np.median(da))) if len(da) else 1.0
+        med_len = float(np.nanmedian(ln))
+        floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
+        out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=2.0 * floor_a)
+        out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=2.0 * floor_l)
+        bad = (out_a | out_l) & ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dev = np.fmax(
+                np.abs(a - med_a) / (n_sigmas * 2.0 * floor_a),
+                np.abs(ln - med_l) / (n_sigmas * 2.0 * floor_l),
+            )
+        out["deviation"][rows] = dev
+        gaps = ~ok & np.isfinite(grip[rows]).all(1)
+        # Only gaps with labelled frames on both sides: interpolation, never extrapolation.
+        idx = np.flatnonzero(ok)
+        inside = (np.arange(len(rows)) > idx.min()) & (np.arange(len(rows)) < idx.max())
+        gaps &= inside
+        # Too many outliers: the track has no reliable course; judge nothing in it.
+        if bad.sum() > 0.35 * ok.sum():
+            out["judged"][rows] = False
+            continue
+        need = bad | gaps
+        if not need.any():
+            continue
+        a_fit = _fill_savgol(t, np.where(ok, a, np.nan), need)
+        l_fit = _fill_savgol(t, ln, need)
+        th = np.radians(a_fit)
+        cand = grip[rows] + l_fit[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
+        out["outlier"][rows[bad]] = True
+        out["missing"][rows[gaps]] = True
+        sel = need & np.isfinite(cand).all(1)
+        out["fit_tip"][rows[sel]] = cand[sel]
+    return out
