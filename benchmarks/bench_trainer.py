@@ -27,7 +27,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "arnis"
-MODELS = ("geopose", "graph", "visual", "flat", "no-aux", "angles-rf", "angles-gbm")
+MODELS = (
+    "geopose",
+    "graph",
+    "flat",
+    "no-aux",
+    "angles-rf",
+    "angles-gbm",
+    "coords-rf",
+    "coords-mlp",
+)
 
 
 def load_samples(corrected: bool):
@@ -101,19 +110,19 @@ def _fold_time(quick: bool) -> dict:
     epochs = 3 if quick else 10
     res = {"epochs": epochs, "n_train": int(len(fold.train))}
     for cached in (True, False):
-        cfg = TrainConfig(model="geopose", epochs=epochs, patience=10**6, cache_features=cached)
+        cfg = TrainConfig(model="geopose", epochs=epochs, cache_features=cached, visual="mobilenet")
         cache = CropCache(prep, cfg)
         t0 = time.perf_counter()
         train_fold(prep, fold, cfg, cache)
         res["cached" if cached else "uncached"] = time.perf_counter() - t0
-    cfg = TrainConfig(model="geopose", epochs=1, finetune_epochs=1, patience=10**6)
+    cfg = TrainConfig(model="geopose", epochs=1, finetune_epochs=1, visual="mobilenet")
     out = train_fold(prep, fold, cfg, CropCache(prep, cfg))
     res["finetune_epoch_seconds"] = float(out.history[-1]["seconds"])
     res["frozen_epoch_seconds"] = float(out.history[0]["seconds"])
     return res
 
 
-def _export_untrained(variant: str, path: Path):
+def _export_untrained(variant: str, path: Path, visual: str = "mobilenet", members: int = 1):
     """An untrained GeoPose-Net ``variant`` exported as ``trainer export`` does; its module."""
     import torch
 
@@ -124,8 +133,8 @@ def _export_untrained(variant: str, path: Path):
     ch = np.tile(np.arange(3), 4)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        model = GeoPoseNet(12, variant, fam, ch).eval()
-        module = ExportModule([model]).eval()
+        models = [GeoPoseNet(12, variant, fam, ch, visual=visual).eval() for _ in range(members)]
+        module = ExportModule(models).eval()
         dyn = {n: {0: "batch"} for n in module.input_names + module.output_names}
         torch.onnx.export(
             module,
@@ -171,6 +180,18 @@ def _latency(quick: bool, tmp: Path) -> dict:
 
     reps1, reps64 = (50, 10) if quick else (300, 40)
     out = {}
+    # The default model (graph stream + heads, no visual stream) and a 3-member seed ensemble.
+    for key, members in (("default", 1), ("default_3_members", 3)):
+        path = tmp / f"bench_{key}.onnx"
+        module = _export_untrained("geopose", path, visual="none", members=members)
+        sess = ort_session(path, threads=2)
+        x1, x64 = example_inputs(module, 1), example_inputs(module, 64)
+        feed1 = {n: t.numpy() for n, t in zip(module.input_names, x1, strict=True)}
+        feed64 = {n: t.numpy() for n, t in zip(module.input_names, x64, strict=True)}
+        t1 = _timeit(lambda s=sess, f=feed1: s.run(None, f), reps1)
+        t64 = _timeit(lambda s=sess, f=feed64: s.run(None, f), reps64)
+        out[f"onnxruntime_{key}"] = _summary(t1, t64)
+        del sess
     for variant in ("geopose", "graph", "visual"):
         module = _export_untrained(variant, tmp / f"bench_{variant}.onnx")
         sess = ort_session(tmp / f"bench_{variant}.onnx", threads=2)
@@ -244,7 +265,18 @@ def main(quick: bool = False) -> dict:
 
 def _print_latency(lat: dict) -> None:
     o, e = lat["onnxruntime"], lat["torch_eager"]
-    print("\n== inference, GeoPose-Net (graph + MobileNetV3-Small 128x128), 2 threads")
+    for key, what in (
+        ("default", "default geopose (no visual stream)"),
+        ("default_3_members", "default geopose, --members 3"),
+    ):
+        r = lat.get(f"onnxruntime_{key}")
+        if r:
+            print(
+                f"\n{what}, onnxruntime 2 threads: batch 1 median {r['b1_median_ms']:.2f} ms "
+                f"(p95 {r['b1_p95_ms']:.2f}), batch 64 {r['b64_ms']:.1f} ms "
+                f"({r['b64_fps']:.0f} frames/s); target <= 1 ms/frame at batch 1"
+            )
+    print("\n== inference, GeoPose-Net with --visual mobilenet (128x128 crop), 2 threads")
     print(f"{'':<18}{'b1 median ms':>13}{'b1 p95 ms':>11}{'b64 ms':>9}{'b64 frames/s':>14}")
     rows = [("onnxruntime", o), ("  no spinning", lat["onnxruntime_no_spinning"])]
     rows += [("torch eager", e)]

@@ -61,6 +61,7 @@ def make_dataset(path: Path, n: int = 300, seed: int = 0) -> Path:
 
 
 # A child that edits and saves, reporting on stdout what was acknowledged:
+#   I row k x y   a journalled edit is about to be made (on disk or not, if killed now)
 #   A row k x y   a journalled edit returned (acknowledged)
 #   B row k x y   a bulk edit made in memory (acknowledged by the next D)
 #   S             save() started;   D   save() returned
@@ -88,6 +89,8 @@ CHILD = textwrap.dedent(
             x, y = writer * 1000 + i % 1000 + 0.5, i // 1000 + 0.25
             roll = rng.random()
             if roll < 0.6:
+                # the intent first: a kill after the fsync but before "A" may leave it on disk
+                out.write(f"I {row} {k} {x} {y}\\n"); out.flush()
                 ds.set_points(int(ids[row]), [k], [[x, y, 2]], source="human")
                 out.write(f"A {row} {k} {x} {y}\\n"); out.flush()
             elif roll < 0.85:
@@ -110,9 +113,25 @@ CHILD = textwrap.dedent(
 
 
 def _child(path: Path, writer: int, n_writers: int, seconds: float, seed: int) -> subprocess.Popen:
+    """Start an editing child. Its stdout is read through one buffered reader only (mixing
+    ``readline`` with ``communicate`` would drop the lines ``readline`` buffered); stderr goes to
+    a temporary file (``proc.errfile``)."""
     args = [sys.executable, "-c", CHILD, str(ROOT), str(path)]
     args += [str(writer), str(n_writers), str(seconds), str(seed)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by _finish
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+    proc.errfile = err
+    return proc
+
+
+def _finish(proc: subprocess.Popen, timeout: float | None = None) -> tuple[str, str]:
+    """The child's whole stdout (after any ``readline``) and stderr, once it has ended."""
+    out = proc.stdout.read()
+    proc.wait(timeout=timeout)
+    proc.errfile.seek(0)
+    err = proc.errfile.read()
+    proc.errfile.close()
+    return out, err
 
 
 def _expected(lines: list[str]) -> tuple[dict, dict, int]:
@@ -132,7 +151,10 @@ def _expected(lines: list[str]) -> tuple[dict, dict, int]:
         if not parts:
             continue
         tag = parts[0]
-        if tag in ("A", "B"):
+        if tag == "I":
+            cell = (int(parts[1]), int(parts[2]))
+            later.setdefault(cell, []).append((float(parts[3]), float(parts[4])))
+        elif tag in ("A", "B"):
             cell = (int(parts[1]), int(parts[2]))
             val = (float(parts[3]), float(parts[4]))
             if tag == "A":
@@ -152,12 +174,14 @@ def _expected(lines: list[str]) -> tuple[dict, dict, int]:
     return acked, later, n
 
 
-def _lost(ds, acked: dict, later: dict) -> int:
+def _lost(ds, acked: dict, later: dict, examples: list | None = None) -> int:
     lost = 0
     for (row, k), val in acked.items():
         have = tuple(ds.keypoints[row, k, :2].tolist())
         if have != val and have not in later.get((row, k), []):
             lost += 1
+            if examples is not None and len(examples) < 5:
+                examples.append({"cell": [row, k], "expected": val, "found": have})
     return lost
 
 
@@ -182,11 +206,11 @@ def kill_runs(runs: int, workdir: Path, n: int = 400, seed: int = 0) -> dict:
         if not ready.startswith("R"):
             res["failures"] += 1
             proc.kill()
-            proc.communicate()
+            _finish(proc)
             continue
         time.sleep(rng.uniform(0.02, 0.5))
         proc.send_signal(signal.SIGKILL)
-        rest, _ = proc.communicate()
+        rest, _ = _finish(proc)
         lines = rest.splitlines()
         res["runs"] += 1
         if any(line.startswith("E") for line in lines):
@@ -206,7 +230,7 @@ def kill_runs(runs: int, workdir: Path, n: int = 400, seed: int = 0) -> dict:
         except Exception:  # noqa: BLE001 - counted: the promise is that it always loads
             res["unloadable"] += 1
             continue
-        res["lost"] += _lost(ds, acked, later)
+        res["lost"] += _lost(ds, acked, later, res.setdefault("lost_examples", []))
         # What the dataset holds now is the truth the next run starts from.
         for cell in list(later):
             later[cell] = []
@@ -228,7 +252,7 @@ def two_writers(seconds: float, workdir: Path, n: int = 400, seed: int = 0) -> d
 
     path = make_dataset(workdir / "writers_ds", n=n, seed=seed)
     procs = [_child(path, w, 2, seconds, seed + w) for w in range(2)]
-    outs = [p.communicate(timeout=seconds + 300) for p in procs]
+    outs = [_finish(p, timeout=seconds + 300) for p in procs]
     res = {"seconds": seconds, "edits": 0, "saves": 0, "lost": 0, "failures": 0, "unloadable": 0}
     try:
         ds = Dataset.load(path)

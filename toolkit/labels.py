@@ -12,7 +12,11 @@ CSV rows (a header names the columns; any order, case-insensitive; a ``#`` line 
 * ``video,start,end,stance[,subject]``: every frame of a video from ``start`` to ``end``
   (inclusive) holds the stance: one line labels a held stance. ``video`` is the video's file
   name, its stem or its id; ``start``/``end`` are frame indices counted from 0 (``frame_index``),
-  or times in seconds (``12.5s``, ``0:12.5``) converted with the video's fps.
+  or times in seconds (``12.5s``, ``0:12.5``) converted with the video's fps. Frames extracted
+  to an image folder (``toolkit detect frames/``) work the same way: ``video`` names the folder
+  within the file names (``.`` for images at the top, or the name of the folder the dataset's
+  images are in), and each image's frame is the number in its name (``frame_000123.png`` is
+  123).
 
 One CSV may mix the kinds (a row fills ``file``, ``image_id`` or ``video``). An empty ``stance``
 (or ``subject``) cell leaves that field as it is.
@@ -53,7 +57,7 @@ class LabelRow:
         stance: The stance, or None to leave it.
         subject: The subject, or None to leave it.
         what: How the row named its images (for messages).
-        segment: ``(video_id, start, end)`` for a segment row, else None.
+        segment: ``(video id or image folder, start, end)`` for a segment row, else None.
     """
 
     line: int
@@ -61,7 +65,7 @@ class LabelRow:
     stance: str | None
     subject: str | None
     what: str
-    segment: tuple[int, int, int] | None = None
+    segment: tuple[int | str, int, int] | None = None
 
 
 @dataclass
@@ -182,12 +186,14 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
         videos[str(v["file_name"])] = v
         videos[PurePosixPath(str(v["file_name"])).name] = v
         videos[PurePosixPath(str(v["file_name"])).stem] = v
-    frames_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    frames_of: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
     for v in ds.videos:
         rows = np.flatnonzero((vid_col == v["id"]).fillna(False).to_numpy(dtype=bool))
         f = imgs["frame_index"].iloc[rows].to_numpy(dtype=np.int64)
         order = np.argsort(f, kind="stable")
         frames_of[v["id"]] = (f[order], rows[order])
+    folders = _image_folders(ds)
+    frames_of.update(folders)
 
     def cell(row: list[str], name: str) -> str:
         i = col.get(name)
@@ -232,19 +238,27 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
         else:
             key = cell(row, "video")
             v = videos.get(key) or videos.get(PurePosixPath(key).name)
-            if v is None:
+            folder = None if v is not None else _folder_key(key, folders, ds)
+            if v is None and folder is None:
                 known = sorted({str(x["file_name"]) for x in ds.videos})
+                dirs = sorted(folders)
                 raise InputError(
                     expected(
                         "video",
-                        f"one of the dataset's videos {known[:5]}"
-                        if known
-                        else "a video (the dataset has none: name its images with a 'file' column)",
+                        (f"one of the dataset's videos {known[:5]}" if known else "a video")
+                        + (
+                            f" or an image folder of numbered frames {dirs[:5]}"
+                            if dirs
+                            else " (the dataset has no video and no numbered frame images: "
+                            "name its images with a 'file' column)"
+                        ),
                         key,
                     ),
                     path,
                     line,
                 )
+            if folder is not None:
+                v = {"id": folder, "file_name": f"{folder}/" if folder != "." else "./"}
             fps = v.get("fps")
             start = _frame(cell(row, "start"), fps, "start", path, line)
             end = _frame(cell(row, "end"), fps, "end", path, line)
@@ -256,9 +270,14 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
             lo, hi = np.searchsorted(f, start, "left"), np.searchsorted(f, end, "right")
             if hi <= lo:
                 span = f"{f[0]}..{f[-1]}" if len(f) else "none"
+                counted = (
+                    "frame_index counted from 0"
+                    if folder is None
+                    else "frames numbered as in the image names"
+                )
                 raise InputError(
                     f"Expected the segment {start}..{end} of {v['file_name']} to cover frames of "
-                    f"the dataset (frame_index counted from 0; the dataset has frames {span}), "
+                    f"the dataset ({counted}; the dataset has frames {span}), "
                     "but it covers none.",
                     path,
                     line,
@@ -270,7 +289,7 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
                     stance,
                     subject,
                     f"{v['file_name']} frames {start}..{end}",
-                    (int(v["id"]), start, end),
+                    (v["id"] if folder is not None else int(v["id"]), start, end),
                 )
             )
     if not out:
@@ -279,9 +298,49 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
     return out
 
 
+def _image_folders(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Numbered frame images outside videos, per folder (``.`` for the top): folder ->
+    (sorted frame numbers, image rows)."""
+    from toolkit.io import frame_number
+
+    imgs = ds.images
+    still = np.flatnonzero(imgs["video_id"].isna().to_numpy(dtype=bool))
+    per: dict[str, tuple[list[int], list[int]]] = {}
+    names = imgs["file_name"].to_numpy(dtype=object)
+    for r in still:
+        name = str(names[r])
+        n = frame_number(name)
+        if n is None:
+            continue
+        folder = name.rsplit("/", 1)[0] if "/" in name else "."
+        nums, rows = per.setdefault(folder, ([], []))
+        nums.append(n)
+        rows.append(int(r))
+    out = {}
+    for folder, (nums, rows) in per.items():
+        f = np.asarray(nums, dtype=np.int64)
+        order = np.argsort(f, kind="stable")
+        out[folder] = (f[order], np.asarray(rows, dtype=np.int64)[order])
+    return out
+
+
+def _folder_key(key: str, folders: dict, ds: Dataset) -> str | None:
+    """The image folder a segment row's ``video`` cell names, or None."""
+    k = key.strip().strip("/") or "."
+    if k in folders:
+        return k
+    if k.startswith("./") and k[2:] in folders:
+        return k[2:]
+    # The folder the dataset's images are in (what was passed to `toolkit detect frames/`).
+    if "." in folders and k == Path(str(ds.media_root)).name:
+        return "."
+    return None
+
+
 def _check_overlaps(rows: list[LabelRow], path: Path) -> None:
-    """Two segments of one video that overlap with different stances are refused."""
-    segs: dict[int, list[tuple[int, int, str, int]]] = {}
+    """Two segments of one video (or image folder) that overlap with different stances are
+    refused."""
+    segs: dict[int | str, list[tuple[int, int, str, int]]] = {}
     for r in rows:
         seg = r.segment
         if seg is not None and r.stance is not None:

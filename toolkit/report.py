@@ -95,9 +95,12 @@ def to_json_bytes(report: Report, validate_schema: bool = True) -> bytes:
 def to_csv_text(report: Report) -> str:
     """One CSV row per finding (``keypoints`` joined with ``;``)."""
     recs = findings_records(report.findings)
-    df = pd.DataFrame(recs, columns=list(CSV_COLUMNS))
+    df = pd.DataFrame(recs, columns=[*CSV_COLUMNS, "proposal"])
     if len(df):
         df["keypoints"] = df["keypoints"].map(lambda k: ";".join(k))
+        df["proposal"] = df["proposal"].map(
+            lambda p: orjson.dumps(p).decode() if isinstance(p, dict) else None
+        )
         df["frame_index"] = df["frame_index"].astype("Int64")
         df["ann_id"] = df["ann_id"].astype("Int64")
         df["image_id"] = df["image_id"].astype("Int64")
@@ -107,7 +110,14 @@ def to_csv_text(report: Report) -> str:
 def read_csv_records(path: str | Path) -> list[dict]:
     """Read a findings CSV back into records shaped like the JSON ``findings`` entries."""
     df = pd.read_csv(
-        path, dtype={"file_name": object, "video": object, "keypoints": object, "message": object}
+        path,
+        dtype={
+            "file_name": object,
+            "video": object,
+            "keypoints": object,
+            "message": object,
+            "proposal": object,
+        },
     )
     out = []
     for rec in df.to_dict("records"):
@@ -117,6 +127,9 @@ def read_csv_records(path: str | Path) -> list[dict]:
         for k in ("value", "threshold"):
             r[k] = None if r[k] is None else float(r[k])
         r["keypoints"] = [k for k in (r["keypoints"] or "").split(";") if k]
+        prop = r.pop("proposal", None)
+        if isinstance(prop, str) and prop:
+            r["proposal"] = orjson.loads(prop)
         out.append(r)
     return out
 

@@ -12,6 +12,7 @@ validator, never let a bad one through.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -348,17 +349,37 @@ def _file_names(doc: dict, file: str | Path | None, raw: bytes | None, img_cols:
                 )
 
 
-def check_record(section: str, item: Any, parts: list) -> str | None:
+@functools.cache
+def _partial_validator(section: str, skip: tuple[str, ...]):
+    """Like :func:`_item_validator`, without the properties in ``skip`` (checked elsewhere)."""
+    root = load_schema("dataset")
+    item = copy.deepcopy(root["properties"][section]["items"])
+    for key in skip:
+        item.get("properties", {}).pop(key, None)
+    item["required"] = [k for k in item.get("required", []) if k not in skip]
+    item["definitions"] = copy.deepcopy(root.get("definitions", {}))
+    item["$schema"] = root["$schema"]
+    return _compile(item)
+
+
+def check_record(section: str, item: Any, parts: list, skip: tuple[str, ...] = ()) -> str | None:
     """The dataset schema's verdict on one ``images``/``annotations``/``videos`` item.
 
     Importers call it on the source's records so that an import refuses exactly what
     :meth:`toolkit.dataset.Dataset.load` would refuse.
 
+    Args:
+        section: ``images``, ``annotations`` or ``videos``.
+        item: The record.
+        parts: Its JSON path (named in the message).
+        skip: Properties the caller checks itself (e.g. the per-keypoint fields of a 17-point
+            source), left out of the check and of ``required``.
+
     Returns:
         The message (naming ``parts``) when the item breaks the schema, else None.
     """
     try:
-        _item_validator(section)(item)
+        (_partial_validator(section, skip) if skip else _item_validator(section))(item)
     except fastjsonschema.JsonSchemaValueException as exc:
         where = field_path(parts + _parts(exc.name))
         return (
@@ -503,9 +524,10 @@ def _screen_items(
     for key, sub in schema.get("properties", {}).items():
         if section == "annotations" and key in _ARRAY_FIELDS:
             continue
-        ref = sub.get("$ref", "")
-        if ref.startswith("#/definitions/") and ref[14:] in definitions:
-            sub = {**definitions[ref[14:]], **{k: v for k, v in sub.items() if k != "$ref"}}
+        # (the compiled validator rewrites "#/definitions/x" to an absolute URI in place)
+        name = sub.get("$ref", "").rpartition("#/definitions/")[2]
+        if "$ref" in sub and name in definitions:
+            sub = {**definitions[name], **{k: v for k, v in sub.items() if k != "$ref"}}
         pv, idx = cols.present(key)
         if not pv:
             continue

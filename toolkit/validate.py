@@ -550,6 +550,10 @@ def check_anatomy(
         mad = _column_nanmedian([np.abs(r - m) for r, m in zip(ratio, med, strict=True)], n)
         mad = mad * 1.4826
     upper = med + o.bone_mads * np.maximum(mad, 0.05 * med)
+    # A robust level needs rows behind it: with fewer than 30 measurements of a bone, its
+    # length is not judged.
+    counts = np.array([np.isfinite(r).sum() for r in ratio])
+    upper = np.where(counts >= 30, upper, np.inf)
     over_any = np.zeros(n, bool)
     with np.errstate(invalid="ignore"):
         for j, (a, b) in enumerate(edges):  # loops over bones, not annotations

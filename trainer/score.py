@@ -22,8 +22,10 @@ videos/tracks and ensemble members):
    ``{model, variant, stance, confidence, probs{class: p}, margin, entropy, disagreement,
    smoothed, held, gated}`` plus ``family``/``chamber`` (hierarchical models) and ``geometry``
    (aux head), then ``Dataset.save()`` (atomic).
-5. **Queue** (:mod:`toolkit.queue`): ``label_disagreement`` by confident learning on the run's
-   out-of-fold probabilities for frames that were in training (the model's own probabilities for
+5. **Queue** (:mod:`toolkit.queue`), ranked by calibrated scores: the exported graph divides
+   each member's stance logits by its fitted temperature and the run's out-of-fold probabilities
+   are the calibrated ones (:mod:`trainer.train`). ``label_disagreement`` by confident learning
+   on the run's out-of-fold probabilities for frames that were in training (the model's own probabilities for
    the other labelled frames); ``low_confidence`` (margin below ``low_margin``, unlabelled frames
    first); ``stick_geometry`` (geometry head vs the annotated stick beyond a tolerance);
    ``validation`` (``DATASET/validation.json`` findings). De-duplicated, spread in time, ranked.

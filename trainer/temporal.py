@@ -17,9 +17,23 @@ repeats the edge frame. Still images are sequences of one frame.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one intra-op thread (small tensors: more threads only spin, and on a busy
+    2-core machine they made a tiny fit ~100x slower)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 def sequence_windows(values: np.ndarray, seq: np.ndarray, frame: np.ndarray, width: int = 9):
@@ -58,6 +72,13 @@ def frame_embeddings(models, inputs: dict[str, np.ndarray], chunk: int = 512) ->
     """
     n = len(next(iter(inputs.values())))
     out = []
+    with one_thread():
+        out = _embed(models, inputs, n, chunk)
+    return np.concatenate(out).astype(np.float32)
+
+
+def _embed(models, inputs: dict, n: int, chunk: int) -> list:
+    out = []
     for s in range(0, n, chunk):
         kw = {k: torch.from_numpy(np.asarray(v[s : s + chunk])) for k, v in inputs.items()}
         probs, embs = [], []
@@ -68,7 +89,7 @@ def frame_embeddings(models, inputs: dict[str, np.ndarray], chunk: int = 512) ->
             embs.append(o["embedding"])
         p = torch.stack(probs).mean(0).clamp_min(1e-6).log()
         out.append(torch.cat([p, torch.stack(embs).mean(0)], -1).numpy())
-    return np.concatenate(out).astype(np.float32)
+    return out
 
 
 class TemporalHead(nn.Module):
@@ -117,6 +138,11 @@ def fit_temporal(
     Shapes:
         windows: ``(N, W, D)``; y: ``(N,)``.
     """
+    with one_thread():
+        return _fit(windows, y, n_classes, epochs, lr, batch_size, seed)
+
+
+def _fit(windows, y, n_classes, epochs, lr, batch_size, seed) -> TemporalHead:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     head = TemporalHead(windows.shape[-1], n_classes)
@@ -147,4 +173,5 @@ def predict_temporal(head: TemporalHead, windows: np.ndarray) -> np.ndarray:
     """``(N, C)`` probabilities of the centre frames."""
     head.eval()
     x = torch.from_numpy(np.asarray(windows, np.float32))
-    return head(x).softmax(-1).double().numpy()
+    with one_thread():
+        return head(x).softmax(-1).double().numpy()

@@ -1,10 +1,10 @@
 """Training one cross-validation fold of GeoPose-Net (or a baseline).
 
-Per fold, ``members`` models are trained (a seed ensemble); each member holds out a different
-subset of the fold's training groups as its validation rows, so every training subject is
-trained on by most members and no single odd validation subject decides anything. A member trains
-with AdamW (3e-4, weight decay 0.01), a cosine schedule, batch 16 and gradient clipping, and stops
-by ``stop``:
+Per fold, ``members`` models are trained (a seed ensemble, 1 by default); each member holds out
+a different subset of the fold's training groups as its validation rows, so with several members
+every training subject is trained on by most of them and no single odd validation subject decides
+anything. A member trains with AdamW (1e-3, weight decay 0.01), a cosine schedule, batch 16 and
+gradient clipping, and stops by ``stop``:
 
 * ``fixed`` (default): the whole schedule, keeping the last weights (no decision hinges on the
   validation subject; the schedule length is the ``--epochs`` option);
@@ -91,11 +91,11 @@ class TrainConfig:
     epochs: int = 100
     finetune_epochs: int = 0
     batch_size: int = 16
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
     patience: int = 15
     stop: str = "fixed"
-    members: int = 3
+    members: int = 1
     calibrate: bool = True
     visual: str = "none"
     clip: float = 1.0

@@ -150,6 +150,7 @@ def point_features(
 
     from toolkit.media import iter_pixels
     from trainer.data import facing_left
+    from trainer.temporal import one_thread
 
     net = net if net is not None else load_backbone()
     rows = np.asarray(rows)
@@ -158,7 +159,7 @@ def point_features(
     dims = None
     out = None
     hint = "--visual yolo needs the pixels; use --visual none without them"
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():
         for pos, rgb in iter_pixels(ds, rows, progress=progress, hint=hint):
             img, s, px, py = _letterbox(np.asarray(rgb), imgsz)
             for mirrored in (False, True):

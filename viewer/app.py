@@ -2,12 +2,14 @@
 
 :func:`open_dataset` adds to a napari viewer
 
-* ``frames``: an Image layer over a lazy :class:`viewer.frames.FrameSource` (one frame decoded
-  per slider step), which gives the frame slider;
+* ``frames``: an Image layer over a lazy :class:`viewer.frames.FrameSource` (frames decoded on
+  demand and ahead of the slider by a background thread, in a cache bounded in bytes), which
+  gives the frame slider;
 * ``skeleton`` and ``stick``: Vectors layers with the body bones and the stick (weapon wrist ->
   grip in orange, grip -> tip in yellow), redrawn while a point is dragged;
 * ``keypoints``: a Points layer with the current frame's labelled points, coloured by keypoint,
-  sized by confidence, bordered by state (red flagged, orange corrected, green human);
+  sized by confidence, bordered by state (red flagged, orange corrected, violet interpolated,
+  green human);
 
 and docks :class:`viewer.widgets.ArnisDock`. The rules behind every edit live in
 :class:`viewer.session.EditSession`; this module only translates napari events into them.
@@ -289,7 +291,7 @@ class ArnisApp:
         s, t = self.session, self.frame
         if t < 0:
             return
-        flagged = bool(s.flagged_frames()[t]) if s.n_frames else False
+        flagged = s.is_flagged(t) if s.n_frames else False
         state = []
         if flagged:
             codes = sorted({str(f.get("code")) for f in s.frame_findings(t)})

@@ -8,8 +8,9 @@ background thread that decodes ahead so a frame step rarely waits for the decode
   (:data:`DEFAULT_CACHE_MB`), never in the video's length: a 10-minute 1080p clip holds as much
   memory as a 10-second one.
 * **Decode ahead in the direction of travel.** Each request tells the thread where the viewer is
-  and which way it moves; the thread fills the next :data:`AHEAD` frames that way. Forward it
-  reads on (one cheap sequential decode per frame); backward it decodes short chunks in file order
+  and which way it moves; the thread fills the next :data:`AHEAD` frames that way (a few after
+  a jump, more with every step the same way). Forward it reads on (one cheap sequential decode
+  per frame); backward it decodes short chunks in file order
   (a seek to the keyframe before the chunk, then forward), nearest chunk first, because a video
   can only be decoded forward from a keyframe.
 * **Jumps.** A frame not in the cache is decoded at once on the caller's thread (OpenCV seeks to
@@ -19,8 +20,8 @@ background thread that decodes ahead so a frame step rarely waits for the decode
 * **The format napari uploads fastest.** Frames are C-contiguous ``uint8`` RGB arrays of exactly
   ``(H, W, 3)``: napari hands them to the GPU texture as they are (no cast, no copy).
 
-Video frames come from :class:`toolkit.io.video.VideoReader` (one decoder for the caller, one for
-the thread), image files from OpenCV. Frame ``t`` is row ``t`` of ``ds.images`` (the dataset's
+Video frames come from :class:`toolkit.io.video.VideoReader` (one decoder per video, shared by
+the caller and the thread), image files from OpenCV. Frame ``t`` is row ``t`` of ``ds.images`` (the dataset's
 order). Frames of different sizes are padded at the right and bottom to the largest one, so pixel
 coordinates never move.
 """
@@ -41,6 +42,8 @@ MAX_FRAMES_PER_READ = 64
 DEFAULT_CACHE_MB = 192.0
 #: Frames decoded ahead of the viewer in the direction of travel (fewer when the cache is small).
 AHEAD = 24
+#: Frames decoded ahead right after a jump; the window grows by this much per step taken.
+JUMP_AHEAD = 4
 #: Backward decoding happens in chunks of this many frames (each: one seek, then forward).
 BACK_CHUNK = 12
 #: How long a request waits for a frame the background thread is decoding right now (seconds).
@@ -144,8 +147,11 @@ class FrameSource:
         for t in np.flatnonzero(~np.isfinite(widths) & np.isfinite(self._video)):
             v = vids.get(int(self._video[t]), {})
             widths[t], heights[t] = v.get("width", np.nan), v.get("height", np.nan)
-        self._readers: dict[int, object] = {}  # the caller's decoders
-        self._bg_readers: dict[int, object] = {}  # the background thread's decoders
+        # One decoder per video, shared by the caller and the thread (each VideoReader locks
+        # itself): after a jump the thread reads on from where the caller's seek left the
+        # decoder, instead of seeking a second decoder to the same place.
+        self._readers: dict[int, object] = {}
+        self._readers_lock = threading.Lock()
         self._warned: set = set()
         self._warn_lock = threading.Lock()
         self.cache = FrameCache(cache_mb * 2**20)
@@ -154,7 +160,7 @@ class FrameSource:
         h = int(np.nanmax(heights)) if np.isfinite(heights).any() else 0
         self.shape = (len(images), 1, 1, 3)
         if (w == 0 or h == 0) and len(images):
-            h, w = self._read(0, self._readers).shape[:2]
+            h, w = self._read(0).shape[:2]
         self.shape = (len(images), max(h, 1), max(w, 1), 3)
         frame_bytes = self.shape[1] * self.shape[2] * 3
         self.ahead = int(max(0, min(ahead, self.cache.max_bytes // frame_bytes // 2)))
@@ -162,6 +168,7 @@ class FrameSource:
         self._hint: tuple[int, int] | None = None  # (frame, direction) for the thread
         self._last = -1
         self._direction = 1
+        self._run = 0
         self._inflight = -1
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -227,20 +234,20 @@ class FrameSource:
         else:
             img = self._wait_inflight(t)
         if img is None:
-            img = self._read(t, self._readers)
+            img = self._read(t)
             self.cache.put(t, img)
             self.stats["decoded"] += 1
         self._tell(t)
         return img
 
     # ------------------------------------------------------------------ decoding
-    def _read(self, t: int, readers: dict) -> np.ndarray:
-        """Decode frame ``t`` with ``readers`` (the caller's or the thread's), padded.
+    def _read(self, t: int, background: bool = False) -> np.ndarray:
+        """Decode frame ``t``, padded.
 
         An unreadable frame is grey (with one warning) for the caller; the background thread
         gets :class:`_Unreadable` instead and leaves it to the caller.
         """
-        img = self._decode(t, readers)
+        img = self._decode(t, background)
         h, w = self.shape[1:3]
         if img.shape[:2] != (h, w) and (h, w) != (1, 1):
             out = np.zeros((h, w, 3), np.uint8)
@@ -252,27 +259,28 @@ class FrameSource:
         img.flags.writeable = False
         return img
 
-    def _decode(self, t: int, readers: dict) -> np.ndarray:
+    def _decode(self, t: int, background: bool) -> np.ndarray:
         try:
             if np.isfinite(self._video[t]):
-                return self._reader(int(self._video[t]), readers)[int(self._findex[t])]
+                return self._reader(int(self._video[t]))[int(self._findex[t])]
             return self._image(t)
         except (OSError, ValueError, IndexError, KeyError) as exc:
-            if readers is self._bg_readers:
+            if background:
                 raise _Unreadable(t) from exc
             self._warn_once(t, exc)
             h, w = self.shape[1:3] if self.shape[1] > 1 else (64, 64)
             return np.full((h, w, 3), 64, np.uint8)
 
-    def _reader(self, video_id: int, readers: dict):
-        reader = readers.get(video_id)
-        if reader is None:
-            from toolkit.io.video import VideoReader
+    def _reader(self, video_id: int):
+        with self._readers_lock:
+            reader = self._readers.get(video_id)
+            if reader is None:
+                from toolkit.io.video import VideoReader
 
-            # The reader's own cache is not needed: ours holds the decoded frames.
-            reader = VideoReader(self._ds.video_path(video_id), cache_size=1)
-            readers[video_id] = reader
-        return reader
+                # The reader's own cache is not needed: ours holds the decoded frames.
+                reader = VideoReader(self._ds.video_path(video_id), cache_size=1)
+                self._readers[video_id] = reader
+            return reader
 
     def _image(self, t: int) -> np.ndarray:
         import cv2
@@ -298,12 +306,17 @@ class FrameSource:
             return
         step = t - self._last
         if 0 < abs(step) <= self.ahead:
-            self._direction = 1 if step > 0 else -1
+            direction = 1 if step > 0 else -1
+            self._run = self._run + 1 if direction == self._direction else 1
+            self._direction = direction
         elif step != 0:
-            self._direction = 1  # after a jump: read on
+            self._direction, self._run = 1, 0  # after a jump: read on, a little
         self._last = t
+        # The window grows while the viewer keeps stepping one way: right after a jump only a
+        # few frames are decoded, so a series of jumps does not pay for frames never shown.
+        ahead = min(self.ahead, JUMP_AHEAD * (1 + self._run))
         with self._cond:
-            self._hint = (t, self._direction)
+            self._hint = (t, self._direction, ahead)
             self._cond.notify_all()
 
     def _wait_inflight(self, t: int) -> np.ndarray | None:
@@ -319,7 +332,7 @@ class FrameSource:
             self.stats["waited"] += 1
         return img
 
-    def _plan(self, t: int, direction: int) -> list[list[int]]:
+    def _plan(self, t: int, direction: int, ahead: int) -> list[list[int]]:
         """Chunks of frames to decode, nearest first; each chunk in file order.
 
         Only frames of the same video as ``t`` (or image files) are planned; a chunk never mixes
@@ -327,11 +340,11 @@ class FrameSource:
         """
         n = self.shape[0]
         if direction > 0:
-            frames = [f for f in range(t + 1, min(t + 1 + self.ahead, n)) if f not in self.cache]
+            frames = [f for f in range(t + 1, min(t + 1 + ahead, n)) if f not in self.cache]
             return [frames] if frames else []
         chunks = []
         hi = t - 1
-        lo_limit = max(t - self.ahead, 0)
+        lo_limit = max(t - max(ahead, BACK_CHUNK), 0)
         while hi >= lo_limit:
             lo = max(hi - BACK_CHUNK + 1, lo_limit)
             missing = [f for f in range(lo, hi + 1) if f not in self.cache]
@@ -340,7 +353,7 @@ class FrameSource:
             hi = lo - 1
         return chunks
 
-    def _next_hint(self, timeout: float) -> tuple[int, int] | None:
+    def _next_hint(self, timeout: float) -> tuple[int, int, int] | None:
         """Wait up to ``timeout`` s for a request to decode ahead of; None when there was none
         (or the source is closed)."""
         with self._cond:
@@ -350,10 +363,10 @@ class FrameSource:
             hint, self._hint = self._hint, None
             return hint
 
-    def _fill(self, t: int, direction: int) -> None:
-        """Decode the plan for ``(t, direction)``; re-plan when the viewer moved away."""
+    def _fill(self, t: int, direction: int, ahead: int) -> None:
+        """Decode the plan for ``(t, direction, ahead)``; re-plan when the viewer moved away."""
         same_video = self._video[t]
-        for chunk in self._plan(t, direction):
+        for chunk in self._plan(t, direction, ahead):
             for f in chunk:
                 if self._closed:
                     return
@@ -369,7 +382,7 @@ class FrameSource:
                 with self._cond:
                     self._inflight = f
                 try:
-                    img = self._read(f, self._bg_readers)
+                    img = self._read(f, background=True)
                     self.cache.put(f, img)
                     self.stats["prefetched"] += 1
                 except _Unreadable:
@@ -388,10 +401,10 @@ class FrameSource:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
         self._thread = None
-        for readers in (self._readers, self._bg_readers):
-            for r in readers.values():
+        with self._readers_lock:
+            for r in self._readers.values():
                 r.close()
-            readers.clear()
+            self._readers.clear()
         self.cache.clear()
 
 

@@ -186,6 +186,13 @@ class EditSession:
         """``(T,)`` bool: frames with a finding (error/warning) or a pending correction."""
         return self.findings.flagged | self.corrected_frames()
 
+    def is_flagged(self, t: int) -> bool:
+        """Whether frame ``t`` is flagged (:meth:`flagged_frames` for one frame, without
+        scanning the whole dataset on every frame step)."""
+        if self.findings.flagged[t]:
+            return True
+        return bool(np.isin(self.ds.source[self.ann_rows(t)], PENDING_SOURCES).any())
+
     def point_flags(self, t: int) -> np.ndarray:
         """``(A, 19)`` bool: the frame's points named by a finding."""
         return self.findings.point_flags[self.ann_rows(t)]

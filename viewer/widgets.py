@@ -318,7 +318,7 @@ class ArnisDock(QWidget):
         s, t = app.session, app.frame
         self._updating = True
         try:
-            flagged = bool(s.flagged_frames()[t])
+            flagged = s.is_flagged(t)
             self.frame_label.setText(
                 f"<b>Frame {t + 1} / {s.n_frames}</b>: {s.frame_name(t)}"
                 + (" <span style='color:#ff5050'>FLAGGED</span>" if flagged else "")

@@ -70,7 +70,11 @@ def test_correct_saves_with_provenance_log_and_revert(dataset):
     assert res.exit_code == 0, res.output
     ds = Dataset.load(d)
     changed_rows = np.flatnonzero((ds.source[:, 17:] == layout.CORRECTED).any(1))
+    # Without images only the impossible lengths are decisive; swaps and the off grip are
+    # proposed for review.
+    bad = bad[:3]
     assert set(changed_rows) == set(bad)
+    assert "proposed, not changed" in res.output
     assert np.array_equal(ds.keypoints_raw, raw, equal_nan=True)
     err = np.hypot(*(ds.keypoints[bad, layout.TIP, :2] - clean[bad, layout.TIP, :2]).T)
     assert err.max() < 0.12 * 140
@@ -119,8 +123,11 @@ def test_validate_exit_codes_follow_fail_on(dataset, tmp_path):
     assert invoke("validate", str(d), "--no-vae", "--fail-on", "never").exit_code == 0
     invoke("correct", str(d), "--no-images")
     res = invoke("validate", str(d), "--no-vae", "--no-images")
-    assert res.exit_code == 0, res.output
-    assert "--fail-on error: ok" in res.output
+    assert res.exit_code == 1, res.output  # the swaps wait for a person
+    assert "stick.swap" in res.output and "stick.too_long" not in res.output
+    doc = json.loads((d / "validation.json").read_text())
+    swaps = [f for f in doc["findings"] if f["code"] == "stick.swap"]
+    assert len(swaps) == 2 and all(f["proposal"]["method"] == "swap" for f in swaps)
 
 
 def test_validate_json_to_stdout_and_report_folder(dataset, tmp_path):

@@ -76,13 +76,13 @@ def test_subject_stick_length_is_estimated_from_the_data_not_a_constant(clean):
         assert np.nanmedian(res.stick_length) == pytest.approx(stick, rel=0.08)
 
 
-def test_swap_too_long_and_off_grip_are_fixed(clean):
+def test_only_decisive_fixes_are_applied_the_rest_is_proposed(clean):
+    """Too long (impossible) is fixed; a swap without image evidence and an off grip are only
+    proposed, with proposals that would restore the clean points."""
     kp0, stance, short = clean
     kp = kp0.copy()
-    rows = {"swap": [3, 4], "long": [5, 6], "grip": [7, 8]}
     rows_ok = [r for r in range(9, 400) if not short[r]]
-    long_rows = [r for r in rows_ok[:2]]
-    rows["long"] = long_rows
+    rows = {"swap": [3, 4], "long": rows_ok[:2], "grip": [7, 8]}
     for r in rows["swap"]:
         kp[r, [layout.GRIP, layout.TIP]] = kp[r, [layout.TIP, layout.GRIP]]
     for r in rows["long"]:
@@ -93,18 +93,21 @@ def test_swap_too_long_and_off_grip_are_fixed(clean):
     ds = make_dataset(kp, stance)
     res = C.correct(ds, use_images=False)
     names = C.reason_names(res.reasons)
-    for r in rows["swap"]:
-        assert "swap" in names[r]
-        assert tip_err(res.keypoints[[r]], kp0[[r]])[0] < 1e-6
+    proposed = C.reason_names(res.flags)
+    a = res.assessment
     for r in rows["long"]:
         assert "too_long" in names[r]
         assert tip_err(res.keypoints[[r]], kp0[[r]])[0] < 0.1 * STICK * 100
+    for r in rows["swap"]:
+        assert not res.changed[r].any() and "swap" in proposed[r]
+        assert np.allclose(a.proposal[r, 1], kp0[r, layout.TIP, :2])
     for r in rows["grip"]:
-        assert "grip_snap" in names[r]
-        g_err = np.hypot(*(res.keypoints[r, layout.GRIP, :2] - kp0[r, layout.GRIP, :2]))
-        assert g_err < 5  # snapped to the wrist + the learned offset along the forearm
+        assert not res.changed[r].any() and "grip_snap" in proposed[r]
+        g_err = np.hypot(*(a.proposal[r, 0] - kp0[r, layout.GRIP, :2]))
+        assert g_err < 8  # the wrist + the data set's usual offset along the forearm
     untouched = np.setdiff1d(np.arange(400), sum(rows.values(), []))
     assert not res.changed[untouched].any()
+    assert not (res.flags[untouched] > 0).any()
     assert np.array_equal(ds.keypoints, kp, equal_nan=True)  # correct() never writes
 
 
@@ -115,8 +118,8 @@ def test_flag_only_leaves_points_and_reports(clean):
     kp[r, layout.TIP, :2] = kp[r, layout.GRIP, :2] + 1.8 * (
         kp0[r, layout.TIP, :2] - kp0[r, layout.GRIP, :2]
     )
-    res = C.correct(make_dataset(kp, stance), use_images=False, fix_too_long=False)
-    assert not res.changed[r].any()
+    res = C.correct(make_dataset(kp, stance), use_images=False, apply="none")
+    assert not res.changed.any()
     assert res.flags[r] & C.TOO_LONG
 
 
@@ -135,33 +138,50 @@ def test_human_points_are_never_touched(clean):
         assert not res.changed[3, 1] and not res.changed[5, 0]
         assert np.array_equal(res.keypoints[3, layout.TIP], kp[3, layout.TIP])
         assert np.array_equal(res.keypoints[5, layout.GRIP], kp[5, layout.GRIP])
-        assert not C.reason_names(res.reasons)[5].startswith("swap")  # a swap moves both
         C.apply(ds.copy(), res)
     res = C.correct(ds, use_images=False)
     assert res.changed[4, 1]  # the same error on a non-human point is fixed
 
 
 def test_apply_sets_provenance_keeps_raw_and_revert_restores(clean):
-    kp0, stance, _ = clean
+    kp0, stance, short = clean
     kp = kp0.copy()
-    kp[[3, 4], layout.GRIP, :2] += 50
+    rows = np.flatnonzero(~short)[:2]
+    kp[rows, layout.TIP, :2] = kp[rows, layout.GRIP, :2] + 1.9 * (
+        kp0[rows, layout.TIP, :2] - kp0[rows, layout.GRIP, :2]
+    )
     ds = make_dataset(kp, stance)
     raw = ds.keypoints_raw.copy()
     res = C.correct(ds, use_images=False)
     assert C.apply(ds, res) == 2
-    assert (ds.source[[3, 4], layout.GRIP] == layout.CORRECTED).all()
+    assert (ds.source[rows, layout.TIP] == layout.CORRECTED).all()
     assert (ds.source[:, : layout.NUM_BODY] == layout.IMPORTED).all()
     assert np.array_equal(ds.keypoints_raw, raw, equal_nan=True)
     log = C.change_log(ds, kp, ds.keypoints, res.changed, res.reasons, "rigid")
-    assert list(log["keypoint"]) == ["stick_grip", "stick_grip"]
-    assert (log["reason"] == "grip_snap").all()
+    assert list(log["keypoint"]) == ["stick_tip", "stick_tip"]
+    assert (log["reason"] == "too_long").all()
     assert log[["before_x", "after_x"]].notna().all().all()
-    ds.set_points(int(ds.annotations["id"][4]), [layout.GRIP], [[1.0, 2.0, 2]], "human")
+    r3, r4 = rows
+    ds.set_points(int(ds.annotations["id"][r4]), [layout.TIP], [[1.0, 2.0, 2]], "human")
     changed = C.revert(ds)
-    assert changed[3, 0] and not changed[4, 0]
-    assert np.array_equal(ds.keypoints[3], raw[3])
-    assert ds.source[3, layout.GRIP] == layout.IMPORTED
-    assert ds.keypoints[4, layout.GRIP].tolist() == [1.0, 2.0, 2]  # human stays
+    assert changed[r3, 1] and not changed[r4, 1]
+    assert np.array_equal(ds.keypoints[r3], raw[r3])
+    assert ds.source[r3, layout.TIP] == layout.IMPORTED
+    assert ds.keypoints[r4, layout.TIP].tolist() == [1.0, 2.0, 2]  # human stays
+
+
+def test_no_stick_in_the_data_nothing_invented_nothing_moved(clean):
+    """A body detector's output (grip guessed at the wrist, no tip): one data-set note, no tip
+    filled, no per-frame change."""
+    kp, stance, _ = clean
+    kp = kp[:60].copy()
+    kp[:, layout.GRIP] = kp[:, layout.R_WRIST]
+    kp[:, layout.TIP] = (np.nan, np.nan, 0)
+    ds = make_dataset(kp, stance[:60], subjects=np.array(["?"] * 60), video=True)
+    res = C.correct(ds, use_images=False)
+    assert res.n_changed == 0 and not (res.flags > 0).any()
+    assert np.isnan(res.keypoints[:, layout.TIP, :2]).all()
+    assert any("no stick" in n for n in res.notes)
 
 
 def test_forearm_ratio_is_the_methodology_rule_exactly():
@@ -205,14 +225,18 @@ def test_video_spikes_and_drift_episodes_are_repaired_without_touching_clean_fra
     kp[20, layout.TIP, :2] = g[20] + geo.rotate(v[[20]], np.array([50.0]))[0]  # spike
     ep = np.arange(38, 44)  # drift episode of 6 frames, growing
     kp[ep, layout.TIP, :2] = g[ep] + geo.rotate(v[ep], np.linspace(30, 45, len(ep)))
-    kp[50, layout.TIP] = (np.nan, np.nan, 0)  # a missing tip is filled from its neighbours
+    kp[50, layout.TIP] = (np.nan, np.nan, 0)  # a missing tip: proposed from its neighbours
     ds = make_dataset(kp, stance, subjects=np.array(["s1"] * len(kp)), video=True)
     res = C.correct(ds, use_images=False)
-    bad = np.r_[20, ep, 50]
+    bad = np.r_[20, ep]
     err = tip_err(res.keypoints, clean)
     assert err[bad].max() < 8, err[bad]
-    assert (C.reason_names(res.reasons)[bad[:-1]] == "temporal").all()
-    others = np.setdiff1d(np.arange(len(kp)), bad)
+    assert (C.reason_names(res.reasons)[bad] == "temporal").all()
+    # The missing tip is not invented, only proposed (near where it belongs).
+    assert np.isnan(res.keypoints[50, layout.TIP, :2]).all()
+    assert "tip_filled" in C.reason_names(res.flags)[50]
+    assert np.hypot(*(res.assessment.proposal[50, 1] - clean[50, layout.TIP, :2])) < 8
+    others = np.setdiff1d(np.arange(len(kp)), np.r_[bad, 50])
     assert not res.changed[others].any()
 
 
@@ -248,12 +272,16 @@ def test_image_evidence_corrects_angle_and_length_and_confirms_foreshortening(tm
     fs_rows = np.flatnonzero(short)[:3]
     ds = make_dataset(kp, stance, media_root=str(tmp_path))
     res = C.correct(ds)
-    err = tip_err(res.keypoints, kp0)
     fixed = np.r_[wrong, too_short]
-    assert err[fixed].max() < 6, err[fixed]
-    assert all("image_evidence" in r for r in C.reason_names(res.reasons)[fixed])
-    assert not res.changed[fs_rows].any()  # short in the image too: legitimately short
-    assert (err[np.setdiff1d(np.arange(60), fixed)] < 1e-6).all()
+    # Image evidence alone is not decisive: nothing moves, the image's stick is proposed.
+    assert not res.changed.any()
+    prop = res.assessment.proposal[:, 1]
+    err = np.hypot(*(prop[fixed] - kp0[fixed, layout.TIP, :2]).T)
+    assert err.max() < 8, err
+    assert all("image_evidence" in r for r in C.reason_names(res.flags)[fixed])
+    assert not (res.flags[fs_rows] > 0).any()  # short in the image too: legitimately short
+    others = np.setdiff1d(np.arange(60), fixed)
+    assert not (res.flags[others] > 0).any()
 
 
 def test_unreadable_images_fall_back_with_a_note(clean):
@@ -277,7 +305,15 @@ def test_samples_tip_error_is_cut_and_clean_frames_not_hurt(samples_root):
     truth, kinds = synth.truth_keypoints(ds, samples_root)
     res = C.correct(ds)
     before, after = tip_err(ds.keypoints, truth), tip_err(res.keypoints, truth)
+    accepted = res.keypoints.copy()
+    p = res.assessment.proposal[:, 1]
+    use = np.isfinite(p).all(1)
+    accepted[use, layout.TIP, :2] = p[use]
     bad = (kinds != "none") & np.isfinite(before)
     ok = kinds == "none"
-    assert np.median(after[bad]) <= 0.3 * np.median(before[bad])
-    assert np.median(after[ok]) <= 1.05 * np.median(before[ok])
+    assert np.median(after[bad]) <= 0.8 * np.median(before[bad])  # decisive fixes only
+    assert np.median(tip_err(accepted, truth)[bad]) <= 0.3 * np.median(before[bad])
+    assert np.median(after[ok]) <= 1.02 * np.median(before[ok])
+    moved = np.hypot(*(res.keypoints[:, layout.TIP, :2] - ds.keypoints[:, layout.TIP, :2]).T)
+    length = np.hypot(*(truth[:, layout.TIP, :2] - truth[:, layout.GRIP, :2]).T)
+    assert np.mean(np.nan_to_num(moved[ok]) > 0.05 * length[ok]) <= 0.01

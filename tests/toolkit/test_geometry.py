@@ -34,14 +34,17 @@ def test_weapon_side_is_the_wrist_nearest_the_grip_not_a_fixed_side():
     assert geo.weapon_elbow_index(kp).tolist() == [layout.R_ELBOW, layout.L_ELBOW]
 
 
-def test_weapon_side_falls_back_to_the_tip_and_then_unknown():
-    a = _pose(grip=(np.nan, np.nan), tip=(134, 192))
-    a[layout.GRIP, 2] = 0
-    b = _pose()
-    b[[layout.GRIP, layout.TIP], 2] = 0
-    b[[layout.GRIP, layout.TIP], :2] = np.nan
-    assert geo.weapon_side(np.stack([a, b])).tolist() == [geo.LEFT, geo.UNKNOWN]
-    assert geo.weapon_wrist_index(np.stack([a, b])).tolist() == [layout.L_WRIST, -1]
+def test_weapon_side_without_a_grip_is_the_subjects_usual_hand_else_unknown():
+    """The one rule: the wrist nearest the grip; else the subject's majority; else unknown
+    (never a silent right-hand default, and never a guess from the tip alone)."""
+    left = _pose(grip=(136, 195), tip=(150, 120))
+    no_grip = _pose(grip=(np.nan, np.nan), tip=(134, 192))
+    no_grip[layout.GRIP, 2] = 0
+    kp = np.stack([left, left, no_grip, no_grip])
+    assert geo.weapon_side(kp).tolist() == [geo.LEFT, geo.LEFT, geo.UNKNOWN, geo.UNKNOWN]
+    subjects = np.array(["s1", "s1", "s1", "s2"], dtype=object)
+    assert geo.weapon_side(kp, groups=subjects).tolist() == [geo.LEFT] * 3 + [geo.UNKNOWN]
+    assert geo.weapon_wrist_index(kp[[2]]).tolist() == [-1]
 
 
 def test_body_scale_is_mean_shoulder_hip_distance_robust_to_missing_points():

@@ -136,6 +136,9 @@ def test_integer_image_ids_are_frame_numbers(tmp_path, alphapose):
         write_image(frames / f"{i:012d}.jpg")
     ds = read_results(src, images=frames).dataset
     assert ds.images["file_name"].tolist()[10] == f"{10:012d}.jpg"
+    write_image(frames / "frame_3.png")  # two names now carry the number 3
+    with pytest.raises(InputError, match="carries the number 3 in .*found several"):
+        read_results(src, images=frames)
 
 
 def test_frame_beyond_the_video_names_file_and_line(tmp_path, alphapose):
@@ -287,3 +290,28 @@ def test_mmpose_pred_out_dir_files_name_their_image_by_stem(tmp_path):
     assert ds.keypoints[0, 16, 2] == 1 and ds.keypoints[0, 0, 2] == 2  # 0.2 < 0.5: uncertain
     np.testing.assert_allclose(ds.bboxes[0], [5, 6, 35, 38])
     assert ds.annotations["score"].iat[0] == 0.8
+
+
+def test_openpifpaf_video_json_lines(tmp_path):
+    """openpifpaf.video --json-output: one {"frame", "predictions"} object a line."""
+    src = FORMATS / "openpifpaf_video" / "strike.json"
+    lines = [json.loads(x) for x in src.read_text().splitlines()]
+    assert tio.detect_format(src) == "results"
+    ds = read_results(src, video=make_video(tmp_path / "strike.mp4")).dataset
+    assert ds.images["frame_index"].tolist() == [0, 1, 2, 10]
+    assert len(ds) == sum(len(x["predictions"]) for x in lines) == 5
+    for frame in lines:
+        img = int(ds.images["id"][ds.images["frame_index"] == frame["frame"]].iloc[0])
+        rows = np.flatnonzero(ds.annotations["image_id"].to_numpy() == img)
+        for row, p in zip(rows, frame["predictions"], strict=True):
+            k = np.array(p["keypoints"]).reshape(17, 3)
+            np.testing.assert_allclose(ds.keypoints[row, :17, :2], k[:, :2])
+            np.testing.assert_allclose(ds.scores[row, :17], k[:, 2].astype(np.float32))
+    # An error names the line of the frame it is on.
+    bad = tmp_path / "bad.json"
+    text = src.read_text().splitlines()
+    text[2] = text[2].replace('"keypoints":[', '"keypoints":["x",', 1)
+    bad.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError, match=r"'\[2\]\.predictions\[0\]\.keypoints\[0\]'") as err:
+        read_results(bad, video=make_video(tmp_path / "v.mp4"))
+    assert err.value.line == 3

@@ -75,3 +75,11 @@ def test_unrecognised_source_lists_every_format(tmp_path):
     src.write_text("hello")
     with pytest.raises(InputError, match=r"--format coco\|results\|yolo"):
         io.detect_format(src)
+
+
+def test_frame_number_is_the_last_number_of_the_stem():
+    assert io.frame_number("frame_000123.jpg") == 123
+    assert io.frame_number("clip2/0.jpg") == 0
+    assert io.frame_number("s01_take3_frame_45.png") == 45
+    assert io.frame_number("notes.jpg") is None
+    assert io.frame_number("v1.2/readme") is None

@@ -225,3 +225,28 @@ def test_from_detected_footage_to_a_training_set(tmp_path):
     back = io.read(out / "data.yaml", labels=out / "labels.csv").dataset
     assert back.images["stance"].tolist() == ds.images["stance"].tolist()
     assert len(back) == len(ds) == 12
+
+
+def test_segments_over_a_folder_of_numbered_frames(tmp_path):
+    """`toolkit detect frames/` output: no video, frame numbers in the image names."""
+    names = ["frame_1.png", "frame_2.png", "frame_10.png", "b/shot_5.jpg", "notes.jpg"]
+    images = [{"id": i + 1, "file_name": n, "width": 8, "height": 8} for i, n in enumerate(names)]
+    ds = Dataset.from_records(images, [], np.zeros((0, 19, 3)), media_root="../frames")
+    ds.save(tmp_path / "ds")
+    labels = csv_file(
+        tmp_path / "s.csv",
+        "video,start,end,stance\nframes,1,2,cat_low\n.,3,10,forward_high\nb,5,5,back_low\n",
+    )
+    s = label_dataset(tmp_path / "ds", labels)
+    assert s.n_images == 4
+    stance = Dataset.load(tmp_path / "ds").images["stance"].tolist()
+    assert stance == ["cat_low", "cat_low", "forward_high", "back_low", None]
+    overlap = csv_file(
+        tmp_path / "o.csv", "video,start,end,stance\n.,1,5,cat_low\n.,2,10,forward_high\n"
+    )
+    with pytest.raises(InputError, match="on line 2") as err:
+        label_dataset(tmp_path / "ds", overlap)
+    assert err.value.line == 3
+    unknown = csv_file(tmp_path / "u.csv", "video,start,end,stance\nclips,1,5,cat_low\n")
+    with pytest.raises(InputError, match=r"image folder of numbered frames \['\.', 'b'\]"):
+        label_dataset(tmp_path / "ds", unknown)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from trainer.cli import main
 
-FAST = ["--epochs", "1", "--batch-size", "8", "--members", "2", "-q"]
+FAST = ["--epochs", "1", "--batch-size", "8", "-q"]
 
 
 @pytest.fixture(scope="module")

@@ -217,17 +217,39 @@ def test_save_conflict_is_reported_not_overwritten(make_napari_viewer, small_dat
     app.session.move_points(
         t, int(app.session.ann_rows(t)[0]), [layout.TIP], [tip[:2] + [3.0, 4.0]]
     )  # an edit after their save
-    assert app.save() is False
-    assert "changed on disk" in app.message
-    assert "changed on disk" in app.dock.findChild(QLabel, "status_label").text()
-    assert app.dock.findChild(QPushButton, "reload_button").isVisibleTo(app.dock)
-    assert Dataset.load(small_dataset, replay=False).images["subject"].iat[0] == "s99"
-    app.reload()  # merge: their file + our journalled edits
-    assert app.save()
+    if not app.save():  # refused (or merged at once, when the dataset can fold both)
+        assert "changed on disk" in app.message
+        assert Dataset.load(small_dataset, replay=False).images["subject"].iat[0] == "s99"
+        app.reload()  # merge: their file + our journalled edits
+        assert app.save()
     back = Dataset.load(small_dataset)
     assert back.images["subject"].iat[0] == "s99"
     assert back.images["stance"].iat[t] == "forward_low"
     np.testing.assert_allclose(back.keypoints[t, layout.TIP, :2], tip[:2] + [3.0, 4.0])
+
+
+def test_unmergeable_save_shows_the_conflict_and_reload(
+    make_napari_viewer, small_dataset, qtbot, monkeypatch
+):
+    from toolkit.errors import SaveConflictError
+
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    app.set_stance("forward_low")
+
+    def refuse(*_a, **_k):
+        raise SaveConflictError("dataset.json changed on disk since it was loaded", small_dataset)
+
+    monkeypatch.setattr(app.session.ds, "save", refuse)
+    assert app.save() is False
+    assert "changed on disk" in app.message
+    assert "changed on disk" in app.dock.findChild(QLabel, "status_label").text()
+    assert app.dock.findChild(QPushButton, "reload_button").isVisibleTo(app.dock)
+    app.autosave()  # paused while a conflict is pending
+    assert app.ds.pending_edits() == 1
+    monkeypatch.undo()
+    app.reload()  # a fresh dataset object: its journalled edit replayed
+    assert app.session.stance(app.frame) == "forward_low" and app.save()
+    assert not app.dock.findChild(QPushButton, "reload_button").isVisibleTo(app.dock)
 
 
 def test_queue_click_jumps_and_done_is_saved(make_napari_viewer, small_dataset, qtbot):

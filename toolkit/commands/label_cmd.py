@@ -16,7 +16,8 @@ EXAMPLE = "toolkit label clip_ds --labels stances.csv   (stances.csv: video,star
     required=True,
     type=click.Path(dir_okay=False, path_type=str),
     help="CSV: file,stance[,subject] or image_id,stance[,subject] per image, or "
-    "video,start,end,stance[,subject] per held stance (frames from 0, or times like 12.5s).",
+    "video,start,end,stance[,subject] per held stance (frames from 0, or times like 12.5s; "
+    "for an image folder of numbered frames, video names the folder).",
 )
 @click.option(
     "--taxonomy",

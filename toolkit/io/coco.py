@@ -707,11 +707,10 @@ class _Reader:
             )
         # Everything else as Dataset.load checks it (the per-keypoint fields are checked above,
         # at the source's keypoint count).
-        probe = {k: v for k, v in a.items() if k not in _PER_KEYPOINT}
-        probe["keypoints"] = [0] * (3 * layout.NUM_KEYPOINTS)
-        if not need_id or "id" not in probe:
-            probe["id"] = 0  # results files: ids are assigned on import
-        problem = check_record("annotations", probe, parts)
+        probe = a
+        if not need_id:
+            probe = {**a, "id": 0}  # results files: ids are assigned on import
+        problem = check_record("annotations", probe, parts, _PER_KEYPOINT)
         if problem is not None:
             raise _Bad(parts, problem, image_id)
         if (key := _too_deep(a, _PER_KEYPOINT)) is not None:

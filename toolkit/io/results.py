@@ -12,7 +12,8 @@ a file name where COCO has an integer id. :func:`read_results` accepts (``toolki
   number (``000000000139.jpg`` is 139).
 * **OpenPifPaf** ``--json-output``: one file per image, ``<image file name>.predictions.json``,
   each a list of ``{"keypoints": [x, y, c] * 17, "bbox": [x, y, w, h], "score": s,
-  "category_id": 1}``; a folder of them or one file.
+  "category_id": 1}``; a folder of them or one file. ``openpifpaf.video --json-output`` writes
+  JSON lines instead, one ``{"frame": i, "predictions": [...]}`` a line (frames from 0).
 * **mmpose** ``pred_out_dir`` files (``<image stem>.json``: a list of ``{"keypoints": [[x, y],
   ...], "keypoint_scores": [...], "bbox": [[x1, y1, x2, y2]], "bbox_score": s}``) and the demo's
   ``--save-predictions`` file (``{"meta_info": ..., "instance_info": [...]}``: for a video a list
@@ -50,7 +51,14 @@ from toolkit import layout
 from toolkit.dataset import Dataset, boxes_from_keypoints
 from toolkit.errors import InputError, expected
 from toolkit.fileio import safe_relpath
-from toolkit.io import ImportResult, SkippedItem, check_reader_args, natural_key, register_format
+from toolkit.io import (
+    ImportResult,
+    SkippedItem,
+    check_reader_args,
+    frame_number,
+    natural_key,
+    register_format,
+)
 from toolkit.schema import field_path, locate_line
 
 #: Keypoint counts whose first 17 points are COCO's body points, with the layout's name.
@@ -99,7 +107,7 @@ def _head(path: Path, n: int = 1 << 16) -> bytes:
 def _looks_like_results(path: Path) -> bool:
     head = _head(path)
     if head.startswith(b"{"):
-        return b'"instance_info"' in head
+        return b'"instance_info"' in head or (b'"frame"' in head and b'"predictions"' in head)
     if not head.startswith(b"["):
         return False
     if b'"keypoints"' not in head and head.rstrip() != b"[]":
@@ -119,7 +127,7 @@ def detect_results(path: Path) -> bool:
     """An AlphaPose/OpenPifPaf/mmpose results file, or a folder holding only such files."""
     path = Path(path)
     if path.is_file():
-        return path.suffix.lower() == ".json" and _looks_like_results(path)
+        return path.suffix.lower() in (".json", ".jsonl") and _looks_like_results(path)
     if not path.is_dir():
         return False
     try:
@@ -140,15 +148,37 @@ def detect_results(path: Path) -> bool:
 
 # ---------------------------------------------------------------------- parsing
 def _load(path: Path) -> tuple[Any, bytes]:
+    """The parsed file and its text; JSON lines (one object a line, as ``openpifpaf.video``
+    writes) come back as a list, with a text that keeps each object on its own line."""
     raw = path.read_bytes()
     if not raw.strip():
         raise InputError("Expected a JSON results list, but the file is empty.", path)
     try:
         return orjson.loads(raw), raw
     except orjson.JSONDecodeError as exc:
-        raise InputError(
-            f"Expected valid JSON, but parsing failed: {exc.msg}.", path, exc.lineno
-        ) from None
+        error = exc
+    text = _json_lines_as_array(raw)
+    if text is not None:
+        try:
+            return orjson.loads(text), text
+        except orjson.JSONDecodeError as exc:
+            error = exc
+    raise InputError(
+        f"Expected valid JSON, but parsing failed: {error.msg}.", path, error.lineno
+    ) from None
+
+
+def _json_lines_as_array(raw: bytes) -> bytes | None:
+    """JSON lines as one JSON array with the same line numbers (for messages), or None."""
+    lines = raw.splitlines()
+    filled = [i for i, ln in enumerate(lines) if ln.strip()]
+    if len(filled) < 2 or not all(lines[i].lstrip().startswith(b"{") for i in filled):
+        return None
+    for i in filled[:-1]:
+        lines[i] = lines[i].rstrip() + b","
+    lines[filled[0]] = b"[" + lines[filled[0]]
+    lines[filled[-1]] = lines[filled[-1]].rstrip() + b"]"
+    return b"\n".join(lines)
 
 
 def _num(v: Any) -> bool:
@@ -346,6 +376,24 @@ def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[lis
     tool = "OpenPifPaf/mmpose"
     for f in files:
         doc, raw = _load(f)
+        if isinstance(doc, dict) and "predictions" in doc:  # JSON lines of one line
+            doc = [doc]
+        if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "frame" in doc[0]:
+            tool = "OpenPifPaf"  # openpifpaf.video --json-output: {"frame", "predictions"}
+            for i, fr in enumerate(doc):
+                frame = fr.get("frame") if isinstance(fr, dict) else None
+                if type(frame) is not int or frame < 0:
+                    bad(
+                        _Bad(
+                            f,
+                            raw,
+                            [i, "frame"],
+                            expected("frame", "a frame index counted from 0", frame),
+                        )
+                    )
+                    continue
+                per_image(f, frame, fr.get("predictions"), raw, [i, "predictions"])
+            continue
         if isinstance(doc, dict) and "instance_info" in doc:
             tool = "mmpose"
             info = doc["instance_info"]
@@ -400,15 +448,6 @@ def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[lis
 
 
 # ---------------------------------------------------------------------- images
-_NUM = re.compile(r"(\d+)(?!.*\d)")
-
-
-def frame_number(name: str) -> int | None:
-    """The last number in a file name's stem (``frame_000123.jpg`` -> 123), or None."""
-    m = _NUM.search(PurePosixPath(name).stem)
-    return int(m.group(1)) if m else None
-
-
 def _list_images(root: Path) -> list[str]:
     from toolkit.io.yolo import IMG_EXTS
 

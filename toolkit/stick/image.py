@@ -26,8 +26,11 @@ from toolkit import geometry as geo
 #: Ridge scales (Gaussian sigma, pixels) relative to the image's short side / 320: a 1280-px
 #: image is searched at 4x the scales of a 320-px one.
 SIGMAS = (1.0, 1.8, 3.0)
-#: Rays in the fan around the grip (every 4 degrees).
-N_RAYS = 90
+#: Rays in the fan around the grip (every 2 degrees; each ray is a tube a few pixels wide).
+N_RAYS = 180
+#: Perpendicular offsets (pixels) of the tube sampled along each ray: a thin line between two
+#: rays is still caught.
+TUBE = (-1.5, 0.0, 1.5)
 #: Scale the ridge sigmas with the image size (False: sticks are a few pixels thick at any size).
 SCALE_WITH_SIZE = False
 
@@ -83,13 +86,21 @@ def iter_frames(ds, rows: np.ndarray, color: bool = False):
                 yield chunk, cv2.cvtColor(np.ascontiguousarray(rgb), code)
 
 
-def ridge_map(gray: np.ndarray, sigmas: tuple[float, ...] = SIGMAS) -> tuple[np.ndarray, np.ndarray]:
-    """Contrast-normalised, polarity-agnostic ridge strength and direction of a grey image.
+def ridge_map(
+    gray: np.ndarray, sigmas: tuple[float, ...] = SIGMAS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contrast-normalised ridge strength of both polarities, and the ridge direction.
+
+    Dark lines (valleys) and light lines (ridges) are kept apart: the flanks of a dark line are
+    light "ridges" of the second derivative, and scoring both polarities in one map would let
+    a ray beside a stick score like the stick itself. Callers score each map and keep the
+    stronger (polarity-agnostic in the result, not in the map).
 
     Returns:
-        ``(strength (H, W) float32 >= 0, along (H, W) float32 radians)``: the best scale's
-        ``|lambda_across| - |lambda_along|`` of the scale-normalised Hessian, divided by the
-        local contrast; ``along`` is the ridge's direction (image coordinates, y down).
+        ``(dark (H, W), light (H, W), along (H, W))``: the best scale's ``|lambda_across| -
+        |lambda_along|`` of the scale-normalised Hessian where the across-curvature is positive
+        (dark line) or negative (light line), divided by the local contrast (float32 >= 0);
+        ``along`` is the ridge's direction in radians (image coordinates, y down).
     """
     import cv2
 
@@ -97,6 +108,7 @@ def ridge_map(gray: np.ndarray, sigmas: tuple[float, ...] = SIGMAS) -> tuple[np.
     h, w = g.shape
     k = max(1.0, min(h, w) / 320.0) if SCALE_WITH_SIZE else 1.0
     best = np.zeros_like(g)
+    sign = np.zeros_like(g)
     along = np.zeros_like(g)
     for s0 in sigmas:  # a few scales
         s = s0 * k
@@ -113,17 +125,30 @@ def ridge_map(gray: np.ndarray, sigmas: tuple[float, ...] = SIGMAS) -> tuple[np.
         # Direction of l1's eigenvector; the ridge runs perpendicular to the big eigenvalue's.
         phi1 = 0.5 * np.arctan2(2 * dxy, dxx - dyy)
         across = np.where(big_is_l1, phi1, phi1 + np.pi / 2)
+        lam = np.where(big_is_l1, l1, l2)
         better = strength > best
         best = np.where(better, strength, best)
+        sign = np.where(better, np.sign(lam), sign)
         along = np.where(better, across + np.pi / 2, along)
-    # Local contrast: the standard deviation in a window a few stick widths wide, floored by
-    # the image's typical contrast (flat regions must not blow noise up).
-    win = 2 * int(6 * k) + 1
+    # Local contrast: the standard deviation in a window as wide as the largest filter's support
+    # (so a line's own contrast is in the window wherever its response is), floored by the
+    # image's typical contrast (flat regions must not blow noise up).
+    win = 2 * int(6 * max(sigmas) * k) + 1
     m = cv2.blur(g, (win, win))
     v = np.maximum(cv2.blur(g * g, (win, win)) - m * m, 0)
     sd = np.sqrt(v)
     floor = max(float(np.median(sd)), 1.0)
-    return (best / np.maximum(sd, floor)).astype(np.float32), along.astype(np.float32)
+    norm = (best / np.maximum(sd, floor)).astype(np.float32)
+    dark = np.where(sign > 0, norm, 0).astype(np.float32)
+    light = np.where(sign < 0, norm, 0).astype(np.float32)
+    # A line's flanks answer in the other polarity, a few sigma beside it and weaker: keep a
+    # pixel of one polarity only where no stronger one of the other lies that close.
+    size = 2 * int(np.ceil(2 * max(sigmas) * k)) + 1
+    ker = np.ones((size, size), np.uint8)
+    dark_near, light_near = cv2.dilate(dark, ker), cv2.dilate(light, ker)
+    dark = np.where(dark >= light_near, dark, 0).astype(np.float32)
+    light = np.where(light >= dark_near, light, 0).astype(np.float32)
+    return dark, light, along.astype(np.float32)
 
 
 def _bilinear(img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,18 +189,24 @@ def oriented_samples(
         ``(..., R)`` support samples (0 outside the image).
     """
     d = np.stack([np.cos(theta), np.sin(theta)], -1)
-    pts = start[..., None, :] + d[..., None, :] * r[..., None]
-    s, inside = _bilinear(strength, pts)
-    a = _nearest(along, pts)
-    c = np.cos(a - theta[..., None])
-    return np.where(inside, s * c * c, 0.0)
+    nrm = np.stack([-np.sin(theta), np.cos(theta)], -1)
+    out = None
+    for off in TUBE:  # the max over a narrow tube across the ray
+        pts = start[..., None, :] + d[..., None, :] * r[..., None] + off * nrm[..., None, :]
+        s, inside = _bilinear(strength, pts)
+        a = _nearest(along, pts)
+        c = np.cos(a - theta[..., None])
+        v = np.where(inside, s * c * c, 0.0)
+        out = v if out is None else np.maximum(out, v)
+    return out
 
 
 def _robust_z(x: np.ndarray, fan: np.ndarray) -> np.ndarray:
     """``(x - median(fan)) / (1.4826 MAD(fan))`` per row (fan: ``(M, A)``)."""
     med = np.median(fan, 1)
     mad = 1.4826 * np.median(np.abs(fan - med[:, None]), 1)
-    scale = np.maximum(mad, 0.05 * np.maximum(med, 1e-3) + 1e-3)
+    # Floors: a nearly empty fan (a plain background) must not turn any support into a huge z.
+    scale = np.maximum(np.maximum(mad, 0.05 * med), 0.05)
     return (x - med) / scale
 
 
@@ -204,8 +235,18 @@ def evidence_in_image(
         the line along the labelled direction ends), ``label_len``, ``at_border`` (the line
         runs out of the picture), ``thin`` (centre/side support of the label's extension).
     """
-    strength, along = ridge_map(gray)
-    h, w = gray.shape
+    dark, light, along = ridge_map(gray)
+    a = _evidence(dark, along, grip, tip, reach, elbow, n_rays, n_samples)
+    b = _evidence(light, along, grip, tip, reach, elbow, n_rays, n_samples)
+    # Per row, the polarity whose best candidate has the more support (raw support is on one
+    # scale in both maps; z-scores are not, where a fan is nearly empty).
+    use_b = np.nan_to_num(b["s_best"], nan=-np.inf) > np.nan_to_num(a["s_best"], nan=-np.inf)
+    return {k: np.where(use_b, b[k], a[k]) for k in a if k != "s_best"}
+
+
+def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> dict:
+    """:func:`evidence_in_image` on one polarity's ridge map."""
+    h, w = strength.shape
     m = len(grip)
     reach = np.where(np.isfinite(reach) & (reach > 8), reach, 0.35 * max(h, w))
     frac = np.linspace(0.2, 1.0, n_samples)
@@ -225,7 +266,7 @@ def evidence_in_image(
     z_fan = _robust_z(cand[rows, best], fan_score)
     opp = (best + n_rays // 2) % n_rays
     z_opp = _robust_z(fan_score[rows, opp], fan_score)
-    best_theta = thetas[best]
+    best_theta = _refine_angle(strength, along, grip, thetas[best], reach, frac, n_rays)
     # The labelled segment (and its direction out to the reach).
     lab = tip - grip
     lab_len = geo.norm(lab)
@@ -284,6 +325,7 @@ def evidence_in_image(
         at_border |= (p[:, 0] < margin) | (p[:, 1] < margin) | (p[:, 0] > w - 1 - margin)
         at_border |= p[:, 1] > h - 1 - margin
     return {
+        "s_best": cand[rows, best],
         "z_label": z_label,
         "z_inner": z_inner,
         "z_outer": z_outer,
@@ -297,6 +339,18 @@ def evidence_in_image(
         "at_border": at_border,
         "thin": thin,
     }
+
+
+def _refine_angle(strength, along, grip, theta, reach, frac, n_rays) -> np.ndarray:
+    """Sub-step direction: the best mean support within one fan step either side."""
+    step = 2 * np.pi / n_rays
+    offs = np.linspace(-step, step, 17)
+    m = len(grip)
+    th = theta[:, None] + offs[None, :]  # (M, 17)
+    r = np.broadcast_to((frac[None, :] * reach[:, None])[:, None, :], (m, len(offs), len(frac)))
+    s = oriented_samples(strength, along, np.repeat(grip[:, None, :], len(offs), 1), th, r)
+    score = s[..., : int(0.6 * len(frac))].mean(-1)
+    return th[np.arange(m), np.argmax(score, 1)]
 
 
 def _line_end(profile: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray:

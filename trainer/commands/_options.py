@@ -52,7 +52,7 @@ def training_options(fn: Callable) -> Callable:
             "CPU: every step runs MobileNetV3 on the crops).",
         ),
         click.option("--batch-size", type=click.IntRange(2, None), default=16, show_default=True),
-        click.option("--lr", type=float, default=3e-4, show_default=True),
+        click.option("--lr", type=float, default=1e-3, show_default=True),
         click.option(
             "--patience",
             type=click.IntRange(1, None),
@@ -72,7 +72,7 @@ def training_options(fn: Callable) -> Callable:
         click.option(
             "--members",
             type=click.IntRange(1, None),
-            default=3,
+            default=1,
             show_default=True,
             help="Models per fold (seed ensemble); each validates on other training subjects.",
         ),

@@ -1,0 +1,141 @@
+"""The stick judgement on data we did not make: image evidence without colour or thickness,
+real photos labelled by hand, a domain-randomised set, and calibration facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toolkit import correct as C
+from toolkit import layout
+from toolkit import validate as V
+from toolkit.dataset import Dataset
+from toolkit.stick import AssessOptions, assess
+from toolkit.stick import image as I
+
+REAL = Path(__file__).resolve().parents[1] / "data" / "realsticks"
+
+
+def _line_image(angle_deg: float, thickness: int, dark: bool, size: int = 400, length=150.0):
+    import cv2
+
+    rng = np.random.default_rng(thickness)
+    bg, fg = (190, 60) if dark else (60, 190)
+    img = np.clip(rng.normal(bg, 6, (size, size)), 0, 255).astype(np.uint8)
+    g = np.array([size / 2, size / 2])
+    t = g + length * np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+    cv2.line(img, tuple(g.astype(int)), tuple(t.astype(int)), fg, thickness, cv2.LINE_AA)
+    return img, g, t
+
+
+@pytest.mark.parametrize("thickness", [1, 3, 8])
+@pytest.mark.parametrize("dark", [True, False])
+def test_image_evidence_finds_a_stick_of_any_polarity_and_thickness(thickness, dark):
+    img, g, t = _line_image(63.0, thickness, dark)
+    elbow = g - (40.0, -5.0)
+    wrong = g + 150 * np.array([np.cos(np.radians(150)), np.sin(np.radians(150))])
+    ev = I.evidence_in_image(
+        img, np.stack([g, g]), np.stack([t, wrong]), np.array([200.0, 200.0]), np.stack([elbow] * 2)
+    )
+    assert ev["z_label"][0] > 5  # the right label stands out of its fan
+    assert ev["z_label"][1] < 1.5  # the wrong one does not
+    assert abs(ev["best_angle"][1] - 63.0) < 2.0  # and the image shows where the stick is
+    assert abs(ev["best_end"][1] - 150.0) < 12.0
+
+
+def test_image_visibility_abstains_without_evidence():
+    assert not I.visibility(np.zeros(50))["usable"]
+    assert not I.visibility(np.full(5, 30.0))["usable"]  # too few to calibrate on
+    assert I.visibility(np.full(50, 30.0))["usable"]
+
+
+def _real() -> Dataset:
+    parts = sorted(p.parent for p in REAL.rglob("dataset.json"))
+    if not parts:
+        pytest.skip("tests/data/realsticks is missing")
+    return [Dataset.load(p) for p in parts]
+
+
+def test_real_photos_clean_sticks_are_not_flagged_and_not_moved():
+    """Hand-labelled sticks on real photos (a bat, ski poles, a shinai; bodies from COCO labels
+    and from the real yolo11n-pose): as labels to judge, nothing is flagged and nothing moves."""
+    for ds in _real():
+        ds.source[:, [layout.GRIP, layout.TIP]] = layout.IMPORTED  # judge them as labels
+        rep = V.validate(ds, use_vae=False)
+        stick = rep.findings[rep.findings["category"].isin(["stick", "temporal"])]
+        assert not (stick["severity"] != "info").any(), stick[["code", "value"]]
+        res = C.correct(ds)
+        assert res.n_changed == 0
+
+
+def test_real_photos_injected_errors_are_found():
+    from toolkit import synth
+
+    # The set with the most sticks (a single photo's few sticks cannot calibrate a length).
+    ds = max(_real(), key=lambda d: np.isfinite(d.keypoints[:, layout.TIP, 0]).sum())
+    ds.source[:, [layout.GRIP, layout.TIP]] = layout.IMPORTED
+    rows = np.flatnonzero(np.isfinite(ds.keypoints[:, [layout.GRIP, layout.TIP], 0]).all(1))
+    r = int(rows[0])
+    xy = ds.keypoints[r, :, :2]
+    ds.keypoints[r, :, :2] = synth.apply_error(xy, "too_long", 1.8, 40.0)
+    ds.keypoints[int(rows[1]), [layout.GRIP, layout.TIP]] = ds.keypoints[
+        int(rows[1]), [layout.TIP, layout.GRIP]
+    ]
+    rep = V.validate(ds, use_vae=False)
+    flagged = V.flagged_rows(rep.findings, len(ds))
+    assert flagged[r], rep.findings[rep.findings["row"] == r]
+    assert flagged[int(rows[1])], rep.findings[rep.findings["row"] == int(rows[1])]
+
+
+@pytest.fixture(scope="module")
+def randomised(tmp_path_factory):
+    from toolkit import synth
+    from toolkit.io.yolo import read_yolo
+
+    root = synth.generate(
+        tmp_path_factory.mktemp("rnd") / "s", per_class=1, subjects=4, videos=0, seed=5,
+        randomise=True,
+    )  # fmt: skip
+    ds = read_yolo(root / "data.yaml", labels=root / "labels.csv").dataset
+    clean, kinds = synth.truth_keypoints(ds, root)
+    return ds, clean, kinds
+
+
+def test_randomised_set_precision_first(randomised):
+    """A domain-randomised set (clutter, stick colour/thickness, image size, yaw, body noise):
+    few false flags, no error on a clean frame, clean sticks not moved."""
+    ds, clean, kinds = randomised
+    rep = V.validate(ds, use_vae=False)
+    flagged = V.flagged_rows(rep.findings, len(ds))
+    ok = kinds == "none"
+    assert flagged[ok].mean() <= 0.1
+    errors = rep.findings[(rep.findings["severity"] == "error") & (rep.findings["row"] >= 0)]
+    assert not np.isin(errors["row"].to_numpy(), np.flatnonzero(ok)).any()
+    assert flagged[np.isin(kinds, ["swap", "tip_missing"])].mean() >= 0.8
+    res = C.correct(ds)
+    moved = np.hypot(*(res.keypoints[:, layout.TIP, :2] - ds.keypoints[:, layout.TIP, :2]).T)
+    length = np.hypot(*(clean[:, layout.TIP, :2] - clean[:, layout.GRIP, :2]).T)
+    assert (np.nan_to_num(moved[ok]) <= 0.05 * length[ok]).mean() >= 0.99
+
+
+def test_calibration_is_reported_and_thresholds_follow_the_data():
+    """The thresholds come from the data set: a data set of sloppier grips gets a wider grip
+    tolerance, and the summary says what was used."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_h", Path(__file__).with_name("test_correct.py")
+    )
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    kp, stance, _ = H.make_poses(200, seed=3)
+    tight = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False))
+    loose_kp = kp.copy()
+    rng = np.random.default_rng(0)
+    loose_kp[:, layout.GRIP, :2] += rng.normal(0, 12, (len(kp), 2))
+    loose = assess(H.make_dataset(loose_kp, stance), AssessOptions(use_images=False))
+    t, lo = (a.summary["grip_far_threshold_forearms"] for a in (tight, loose))
+    assert lo > t
+    assert {"too_long_threshold", "forearm_torso_ratio"} <= set(tight.summary)
