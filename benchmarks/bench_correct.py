@@ -6,20 +6,15 @@ the default ``rigid`` method and with ``forearm-ratio``. Reported per group of f
 carried a stick error, per kind, and clean frames, foreshortened ones separately): the median and
 90th-percentile tip error in pixels before and after.
 
-Speed: the rule-based geometry of the correction on 1M synthetic annotations (no images, no
-time axis: the ``rigid`` steps swap, grip snap, stance angle and too long), beside a
-straightforward per-annotation Python implementation of the same rules run in the same process;
-the ratio is reported. The reference is handed the statistics (stick length per subject, grip
-offset, per-stance angle centre and threshold) that the vectorised run estimated, so it times only
-the per-annotation rules, while the vectorised time includes estimating them. Its output is
-compared with the vectorised one on the rows it ran (``agreement``).
+Speed and the family of datasets (randomised, real photos, detector output) are measured by
+``benchmarks/bench_stick.py``; this module keeps the committed-renderer accuracy table of each
+method (``rigid``, ``rigid --no-images``, ``forearm-ratio``) and the shared loaders.
 
 Run: ``python -m benchmarks.run correct`` or ``python -m benchmarks.bench_correct [--quick]``.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 import time
@@ -199,65 +194,6 @@ def synthetic_poses(n: int, seed: int = 0) -> np.ndarray:
     return kp
 
 
-def reference_correct(
-    kp: np.ndarray,
-    subjects: list,
-    stances: list,
-    subject_length: dict,
-    stance_limits: dict,
-    grip_offset: float,
-    grip_tol: float,
-    long_tol: float,
-) -> np.ndarray:
-    """The same rules as the vectorised ``rigid`` geometry, one annotation at a time in Python.
-
-    Swap, grip snap, the stance's typical stick-forearm angle (single images without image
-    evidence) and the too-long rescale, for each annotation in turn. The statistics are passed
-    in, as the vectorised path computes them once too: ``subject_length[subject]`` (torso
-    sizes), ``stance_limits[stance] = (centre, threshold)`` (degrees), ``grip_offset``.
-    """
-    out = kp.copy()
-    for i in range(len(kp)):
-        p = [(float(x), float(y)) for x, y, _ in kp[i]]
-
-        def dist(a, b):
-            return math.hypot(a[0] - b[0], a[1] - b[1])
-
-        s = (dist(p[5], p[11]) + dist(p[6], p[12])) / 2
-        g, t = p[17], p[18]
-        dg = min(dist(g, p[9]), dist(g, p[10])) / s
-        dt = min(dist(t, p[9]), dist(t, p[10])) / s
-        if dt < grip_tol and dg > grip_tol and dt < 0.5 * dg:
-            g, t = t, g
-        side = 9 if dist(g, p[9]) <= dist(g, p[10]) else 10
-        w, e = p[side], p[side - 2]
-        fx, fy = w[0] - e[0], w[1] - e[1]
-        fl = math.hypot(fx, fy) or 1.0
-        if dist(g, w) / s > grip_tol:
-            g = (w[0] + grip_offset * s * fx / fl, w[1] + grip_offset * s * fy / fl)
-        # The stance's typical angle to the forearm: rotate an atypical stick back to it.
-        centre, limit = stance_limits[stances[i]]
-        sx, sy = t[0] - g[0], t[1] - g[1]
-        rel = math.degrees(math.atan2(fx * sy - fy * sx, fx * sx + fy * sy))
-        dev = -((centre - rel + 180.0) % 360.0 - 180.0)
-        if abs(dev) > limit:
-            c, sn = math.cos(math.radians(-dev)), math.sin(math.radians(-dev))
-            t = (g[0] + c * sx - sn * sy, g[1] + sn * sx + c * sy)
-        ln = dist(g, t)
-        lim = subject_length[subjects[i]] * s
-        if ln > lim * (1 + long_tol):
-            t = (g[0] + (t[0] - g[0]) * lim / ln, g[1] + (t[1] - g[1]) * lim / ln)
-        out[i, 17, :2] = g
-        out[i, 18, :2] = t
-    return out
-
-
-def _first_per_key(keys: np.ndarray, values: np.ndarray) -> dict:
-    """``{key: the value at its first row}`` (for statistics that are constant per key)."""
-    k, first = np.unique(keys, return_index=True)
-    return {str(a): float(values[i]) for a, i in zip(k, first, strict=True)}
-
-
 def synthetic_dataset(n: int, seed: int = 0) -> tuple:
     """A dataset of ``n`` synthetic annotations (8 subjects, 12 stances) and its keypoints."""
     from toolkit.dataset import Dataset
@@ -271,46 +207,6 @@ def synthetic_dataset(n: int, seed: int = 0) -> tuple:
     ]  # fmt: skip
     anns = [{"id": int(i), "image_id": int(i)} for i in ids]
     return Dataset.from_records(images, anns, kp, bboxes=np.zeros((n, 4))), kp
-
-
-def speed(n: int) -> dict:
-    """Annotations per second: vectorised rigid geometry vs the per-annotation reference."""
-    from toolkit import correct
-
-    ds, kp = synthetic_dataset(n)
-    t0 = time.perf_counter()
-    res = correct.correct(ds, use_images=False, use_time=False)
-    t_vec = time.perf_counter() - t0
-    m = min(n, 100_000)
-    # The statistics the vectorised run used (computed outside the timings): stick length per
-    # subject, and the grip offset and stance angles on the swap-fixed points.
-    opts = correct.CorrectOptions()
-    group, stance = correct.group_keys(ds)
-    fixed = kp.copy()
-    sw = correct.detect_swap(kp, opts.grip_tolerance)
-    fixed[sw, layout.GRIP], fixed[sw, layout.TIP] = kp[sw, layout.TIP], kp[sw, layout.GRIP]
-    st = correct.stick_stats(fixed, group, stance, opts)
-    limit = np.maximum(opts.stance_sigmas * st.stance_spread, opts.stance_min_deg)
-    centres, limits = _first_per_key(stance, st.stance_angle), _first_per_key(stance, limit)
-    stance_limits = {k: (centres[k], limits[k]) for k in centres}
-    lengths = _first_per_key(group, res.stick_length)
-    args = (group[:m].tolist(), stance[:m].tolist(), lengths, stance_limits, st.grip_offset)
-    t0 = time.perf_counter()
-    ref = reference_correct(kp[:m], *args, opts.grip_tolerance, opts.too_long_tolerance)
-    t_ref = (time.perf_counter() - t0) * n / m
-    stick = [layout.GRIP, layout.TIP]
-    diff = np.abs(ref[:, stick, :2] - res.keypoints[:m, stick, :2]).max(axis=(1, 2))
-    return {
-        "n": n,
-        "vectorised_s": round(t_vec, 3),
-        "reference_s": round(t_ref, 3),
-        "reference_measured_on": m,
-        "vectorised_ann_per_s": round(n / t_vec),
-        "reference_ann_per_s": round(n / t_ref),
-        "ratio": round(t_ref / t_vec, 1),
-        # Share of the reference's rows where its grip and tip match the vectorised ones.
-        "agreement": round(float((diff < 1e-6).mean()), 5),
-    }
 
 
 _SAMPLE_SETS: dict[tuple, Path] = {}
@@ -332,11 +228,9 @@ def sample_set(per_class: int, videos: int = 4, seed: int = 0) -> Path:
 def main(quick: bool = False) -> dict:
     """Run the benchmark; prints a table and returns a JSON-able dict."""
     per_class = 3 if quick else 10
-    n_speed = 100_000 if quick else 1_000_000
     root = sample_set(per_class)
     ds, clean, kinds, fs = load_samples(root)
     acc = accuracy(ds, clean, kinds, fs)
-    spd = speed(n_speed)
     print(f"correct: {acc['n_annotations']} annotations (synth per_class={per_class}, 4 videos)")
     print(
         f"{'method':14} {'frames':22} {'n':>5} {'med before':>10} {'med after':>10} "
@@ -352,11 +246,9 @@ def main(quick: bool = False) -> dict:
                 f"{'' if cut is None else f'{cut:.0%}':>8}"
             )
     print(
-        f"speed (rule geometry, {spd['n']:,} annotations): vectorised "
-        f"{spd['vectorised_ann_per_s']:,}/s, per-annotation Python "
-        f"{spd['reference_ann_per_s']:,}/s, ratio {spd['ratio']}x"
+        "speed: see `python -m benchmarks.run stick` (one run, beside a per-annotation reference)"
     )
-    return {"per_class": per_class, "accuracy": acc, "speed": spd}
+    return {"per_class": per_class, "accuracy": acc}
 
 
 def _f(x) -> str:

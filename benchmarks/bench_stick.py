@@ -68,8 +68,10 @@ def randomised_case(tmp: Path, quick: bool) -> Case | None:
     if "randomise" not in synth.generate.__code__.co_varnames:
         return None
     root = tmp / "randomised"
-    kw = dict(per_class=1, subjects=4, videos=1, frames_per_video=60) if quick else dict(
-        per_class=2, subjects=6, videos=2, frames_per_video=90
+    kw = (
+        dict(per_class=1, subjects=4, videos=1, frames_per_video=60)
+        if quick
+        else dict(per_class=2, subjects=6, videos=2, frames_per_video=90)
     )
     synth.generate(root, seed=11, randomise=True, **kw)
     return samples_case(root, "randomised")
@@ -115,7 +117,9 @@ def inject(ds, rng: np.random.Generator, rate: float = 0.35):
         xy = kp[i, :, :2].copy()
         s = max(int(side[i]), 0)
         e, wr = xy[layout.L_ELBOW + s], xy[layout.L_WRIST + s]
-        forearm = float(np.hypot(*(wr - e))) if np.isfinite(e).all() and np.isfinite(wr).all() else 40.0
+        forearm = (
+            float(np.hypot(*(wr - e))) if np.isfinite(e).all() and np.isfinite(wr).all() else 40.0
+        )
         mag = {
             "too_short": rng.uniform(0.45, 0.85),
             "too_long": rng.uniform(1.2, 1.9),
@@ -247,7 +251,10 @@ def score_validate(case: Case, use_images: bool = True) -> dict:
         for kind in KINDS:
             m = case.kinds == kind
             if m.any():
-                out["recall"][kind] = {"n": int(m.sum()), "recall": round(float(swarn[m].mean()), 3)}
+                out["recall"][kind] = {
+                    "n": int(m.sum()),
+                    "recall": round(float(swarn[m].mean()), 3),
+                }
         for name, m in visible_kinds(case).items():
             if m.any():
                 out["recall"][f"visible:{name}"] = {
@@ -280,11 +287,12 @@ def score_correct(case: Case, use_images: bool = True) -> dict:
             kp2[r, k, :2] = a.proposal[r, j]
     out = {"seconds": round(secs, 2), "changed": res.n_changed,
            "proposed": int((res.flags > 0).sum())}  # fmt: skip
-    n = len(kp0)
     g0_ok = np.isfinite(kp0[:, layout.TIP, :2]).all(1)
     g1_ok = np.isfinite(kp1[:, layout.TIP, :2]).all(1)
     out["tips_invented"] = int((~g0_ok & g1_ok).sum())
-    moved = np.hypot(*(kp1[:, [layout.GRIP, layout.TIP], :2] - kp0[:, [layout.GRIP, layout.TIP], :2]).T)
+    moved = np.hypot(
+        *(kp1[:, [layout.GRIP, layout.TIP], :2] - kp0[:, [layout.GRIP, layout.TIP], :2]).T
+    )
     moved = np.nan_to_num(moved.T, nan=0.0).max(1)
     ref_len = np.hypot(*(kp0[:, layout.TIP, :2] - kp0[:, layout.GRIP, :2]).T)
     clean = case.kinds == "none"
@@ -339,9 +347,17 @@ def _pool(results: list[dict]) -> dict:
             a[0] += v["n"]
             a[1] += v["recall"] * v["n"]
     pooled["recall"] = {k: {"n": n_, "recall": round(s / n_, 3)} for k, (n_, s) in num.items()}
-    ff = [r["validate"]["false_flags_clean"] for r in results if r["validate"]["false_flags_clean"] is not None]
+    ff = [
+        r["validate"]["false_flags_clean"]
+        for r in results
+        if r["validate"]["false_flags_clean"] is not None
+    ]
     pooled["false_flags_clean"] = round(float(np.mean(ff)), 4) if ff else None
-    fe = [r["validate"]["false_errors_clean"] for r in results if r["validate"]["false_errors_clean"] is not None]
+    fe = [
+        r["validate"]["false_errors_clean"]
+        for r in results
+        if r["validate"]["false_errors_clean"] is not None
+    ]
     pooled["false_errors_clean"] = round(float(np.mean(fe)), 4) if fe else None
     tips = {}
     for key in ("clean", "corrupted"):
@@ -350,13 +366,17 @@ def _pool(results: list[dict]) -> dict:
         tips[key] = {"before_median_mean": round(float(np.mean([x for x in b if x is not None])), 2) if b else None,
                      "after_median_mean": round(float(np.mean([x for x in a if x is not None])), 2) if a else None}  # fmt: skip
     pooled["tip"] = tips
-    pooled["clean_sticks_moved"] = int(sum(r["correct"].get("clean_sticks_moved", 0) for r in results))
+    pooled["clean_sticks_moved"] = int(
+        sum(r["correct"].get("clean_sticks_moved", 0) for r in results)
+    )
     return pooled
 
 
 def print_tables(res: dict) -> None:
     print("\nvalidate (warning or error on the row; VAE off)")
-    print(f"{'dataset':<16}{'n':>6}{'clean FF':>10}{'clean FE':>10}{'stick FF':>10}  recall per kind")
+    print(
+        f"{'dataset':<16}{'n':>6}{'clean FF':>10}{'clean FE':>10}{'stick FF':>10}  recall per kind"
+    )
     for name, r in res["datasets"].items():
         v = r.get("validate") or r
         rec = ", ".join(f"{k} {x['recall']:.2f} ({x['n']})" for k, x in v.get("recall", {}).items())
@@ -382,6 +402,113 @@ def print_tables(res: dict) -> None:
         print(line, extra)
 
 
+# ---------------------------------------------------------------------- speed
+def reference_stick(kp, groups, fore_ratio, thr_g, subj_len, tol_w, tol_e, wconf_min=0.5):
+    """The stick rules of :func:`toolkit.stick.assess` (geometry: grip far, swap, too long and
+    the impossible-length fix), one annotation at a time in plain Python, given the data-set
+    statistics the vectorised run estimated (forearm/torso ratio and stick length per group,
+    grip tolerance, length tolerances)."""
+    out = kp.copy()
+    flags = []
+    for i in range(len(kp)):
+        p = [(float(x), float(y)) for x, y, _ in kp[i]]
+
+        def dist(a, b):
+            return math.hypot(a[0] - b[0], a[1] - b[1])
+
+        s = (dist(p[5], p[11]) + dist(p[6], p[12])) / 2
+        g, t = p[17], p[18]
+        dl, dr = dist(g, p[9]), dist(g, p[10])
+        w = 10 if dr < dl else 9
+        fore = fore_ratio[groups[i]] * s
+        conf = kp[i, w, 2] >= 2 or wconf_min <= 0.6
+        d_g = dist(g, p[w]) / fore
+        d_t = min(dist(t, p[9]), dist(t, p[10])) / fore
+        swap = d_t < 0.5 * d_g and (
+            (d_t < 0.5 * thr_g and d_g > thr_g and conf)
+            or (d_g > max(1.5, 2 * thr_g) and d_t < thr_g)
+        )
+        far = d_g > thr_g and not swap
+        f = set()
+        if swap:
+            f.add("stick.swap")
+        if far and conf:
+            f.add("stick.grip_far")
+        if not swap and not far:
+            L = subj_len[groups[i]]
+            ratio = dist(g, t) / s / L
+            if ratio > 1 + tol_w:
+                f.add("stick.too_long")
+            if ratio > 1 + tol_e:
+                k = L * s / dist(g, t)
+                out[i, 18, :2] = (g[0] + (t[0] - g[0]) * k, g[1] + (t[1] - g[1]) * k)
+        flags.append(f)
+    return out, flags
+
+
+def speed(n: int) -> dict:
+    """Annotations/s: the vectorised stick judgement + decisive fixes (``correct``, geometry
+    only) and the stick checks of ``validate``, beside :func:`reference_stick`."""
+    from benchmarks.bench_correct import synthetic_dataset
+    from toolkit import correct
+    from toolkit.stick import assessment as A
+
+    ds, kp = synthetic_dataset(n)
+    t0 = time.perf_counter()
+    res = correct.correct(ds, use_images=False, use_time=False)
+    t_vec = time.perf_counter() - t0
+    a = res.assessment
+    # The statistics the vectorised run used (outside the timings).
+    codes, labels, _, _ = A.stats.group_codes(ds)
+    from toolkit import geometry as geo
+
+    side = a.side
+    scale = geo.body_scale(kp)
+    w = np.where(side >= 0, layout.L_WRIST + side, layout.L_WRIST)
+    e = w - 2
+    r = np.arange(n)
+    fr = np.hypot(*(kp[r, w, :2] - kp[r, e, :2]).T) / scale
+    fore_ratio = {}
+    for c in np.unique(codes):
+        x = fr[codes == c]
+        fore_ratio[int(c)] = float(np.quantile(x[np.isfinite(x)], 0.75))
+    subj = {int(c): float(a.subject_length[codes == c][0]) for c in np.unique(codes)}
+    thr_g = float(a.summary["grip_far_threshold_forearms"])
+    tol_w = a.summary["too_long_threshold"] - 1
+    tol_e = a.summary["too_long_error_threshold"] - 1
+    m = min(n, 100_000)
+    t0 = time.perf_counter()
+    ref_kp, ref_flags = reference_stick(kp[:m], codes[:m].tolist(), fore_ratio, thr_g, subj,
+                                        tol_w, tol_e)  # fmt: skip
+    t_ref = (time.perf_counter() - t0) * n / m
+    ours = [set() for _ in range(m)]
+    for code in ("stick.swap", "stick.grip_far", "stick.too_long"):
+        chk = a.check(code)
+        for i in np.flatnonzero(chk.mask[:m]):
+            ours[i].add(code)
+    agree_flags = float(np.mean([x == y for x, y in zip(ours, ref_flags, strict=True)]))
+    diff = np.abs(ref_kp[:, layout.TIP, :2] - res.keypoints[:m, layout.TIP, :2]).max(1)
+    agree_fix = float(np.mean(np.nan_to_num(diff, nan=0.0) < 1e-3))
+    from toolkit import validate as V
+
+    t0 = time.perf_counter()
+    V.validate(ds, use_vae=False, use_images=False, use_time=False)
+    t_val = time.perf_counter() - t0
+    return {
+        "n": n,
+        "correct_s": round(t_vec, 3),
+        "correct_ann_per_s": round(n / t_vec),
+        "validate_s": round(t_val, 3),
+        "validate_ann_per_s": round(n / t_val),
+        "reference_s": round(t_ref, 3),
+        "reference_ann_per_s": round(n / t_ref),
+        "reference_measured_on": m,
+        "ratio_correct": round(t_ref / t_vec, 2),
+        "agreement_flags": round(agree_flags, 5),
+        "agreement_fixes": round(agree_fix, 5),
+    }
+
+
 def main(quick: bool = False) -> dict:
     res: dict = {"datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -405,7 +532,16 @@ def main(quick: bool = False) -> dict:
             res["real_variants"] = inj
         else:
             res.setdefault("notes", []).append("tests/data/realsticks missing: dataset (c) skipped")
+    res["speed"] = speed(100_000 if quick else 1_000_000)
     print_tables(res)
+    sp = res["speed"]
+    print(
+        f"\nspeed ({sp['n']:,} annotations, geometry only): correct {sp['correct_ann_per_s']:,}/s, "
+        f"validate (all rule checks) {sp['validate_ann_per_s']:,}/s, per-annotation Python "
+        f"reference of the stick rules {sp['reference_ann_per_s']:,}/s "
+        f"(correct/reference {sp['ratio_correct']}x; agreement flags "
+        f"{sp['agreement_flags']}, fixes {sp['agreement_fixes']})"
+    )
     return res
 
 

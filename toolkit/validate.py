@@ -749,7 +749,6 @@ def _first_valid(x: np.ndarray) -> float:
     return float(x[ok[0]]) if len(ok) else np.nan
 
 
-
 def check_temporal(ds, c: _Collector, o: ValidateOptions, scale: np.ndarray) -> None:
     """Video checks on the body: one-frame spikes of any keypoint (the stick's course over
     time is judged by :func:`check_stick`)."""

@@ -125,9 +125,7 @@ def test_calibration_is_reported_and_thresholds_follow_the_data():
     tolerance, and the summary says what was used."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "_h", Path(__file__).with_name("test_correct.py")
-    )
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
     H = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(H)
     kp, stance, _ = H.make_poses(200, seed=3)

@@ -43,6 +43,10 @@ REASONS: dict[int, str] = {
     GRIP: "grip_snap",
     TIP_FILLED: "tip_filled",
 }
+_KEYS = (
+    layout.L_SHOULDER, layout.R_SHOULDER, layout.L_ELBOW, layout.R_ELBOW, layout.L_WRIST,
+    layout.R_WRIST, layout.L_HIP, layout.R_HIP, layout.GRIP, layout.TIP,
+)  # fmt: skip
 #: Anatomical prior of the forearm (elbow-wrist) length in torso sizes, used only when a data set
 #: has too few measurable forearms to calibrate its own.
 FOREARM_PRIOR = 0.55
@@ -213,7 +217,8 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     o = options or AssessOptions()
     kp = ds.keypoints
     n = len(kp)
-    pts = geo.Points(kp)
+    # Only the points the stick judgement reads (a block transpose of 10 of the 19 columns).
+    pts = geo.Points(kp, _KEYS, keep_raw=False)
     gx, gy = pts.xy(layout.GRIP)
     tx, ty = pts.xy(layout.TIP)
     grip = np.stack([gx, gy], 1)
@@ -260,8 +265,10 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     edit_g, edit_t = editable[:, layout.GRIP], editable[:, layout.TIP]
     g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
     video, frame = stats.video_frame(ds)
-    subj = ds.images.set_index("id")["subject"].reindex(ds.annotations["image_id"]).to_numpy(
-        dtype=object
+    subj = (
+        ds.images.set_index("id")["subject"]
+        .reindex(ds.annotations["image_id"])
+        .to_numpy(dtype=object)
     )
     side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
     scale = geo.body_scale(pts)
@@ -293,10 +300,13 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     with np.errstate(invalid="ignore", divide="ignore"):
         d_grip = geo.norm(grip - wrist) / fore_px
         # Tip near either wrist (for swaps).
-        d_tip_w = np.fmin(
-            geo.norm(tip - np.stack(pts.xy(layout.L_WRIST), 1)),
-            geo.norm(tip - np.stack(pts.xy(layout.R_WRIST), 1)),
-        ) / fore_px
+        d_tip_w = (
+            np.fmin(
+                geo.norm(tip - np.stack(pts.xy(layout.L_WRIST), 1)),
+                geo.norm(tip - np.stack(pts.xy(layout.R_WRIST), 1)),
+            )
+            / fore_px
+        )
     base = confident & np.isfinite(d_grip)
     thr_g = _grip_threshold(d_grip, wconf, base, o.min_group)
     thr_g_err = np.maximum(1.0, 2 * thr_g)
@@ -440,11 +450,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     # Impossible length: pull the tip in along the stick (to the image's end of the line when
     # the image shows it, else the subject's length).
     with np.errstate(invalid="ignore"):
-        img_len = (
-            ev["label_end"]
-            if usable_img
-            else np.full(n, np.nan)
-        )
+        img_len = ev["label_end"] if usable_img else np.full(n, np.nan)
         use_img_len = np.isfinite(img_len) & (img_len > 0.5 * L_px) & (img_len < 1.05 * L_px)
     new_len = np.where(use_img_len, img_len, L_px)
     pulled = grip + geo.unit(tip - grip) * new_len[:, None]
@@ -466,9 +472,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     # Off grips: back to the wrist at the data set's usual offset along the forearm.
     u_fore = geo.unit(wrist - elbow)
     with np.errstate(invalid="ignore"):
-        along = geo.dot_xy(
-            gx - wx, gy - wy, u_fore[:, 0], u_fore[:, 1]
-        ) / fore_px
+        along = geo.dot_xy(gx - wx, gy - wy, u_fore[:, 0], u_fore[:, 1]) / fore_px
     ok_al = base & ~far & ~swap & np.isfinite(along)
     off = float(np.median(along[ok_al])) if ok_al.sum() >= o.min_group else 0.0
     snap = wrist + off * fore_px[:, None] * np.nan_to_num(u_fore)

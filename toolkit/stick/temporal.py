@@ -84,7 +84,7 @@ def track_codes(ds, video: np.ndarray) -> np.ndarray:
     isv = np.isfinite(video)
     if not isv.any():
         return out
-    track = ds.annotations["track_id"] if "track_id" in ds.annotations else None
+    track = ds.annotations.get("track_id")
     tr = (
         np.zeros(n)
         if track is None
