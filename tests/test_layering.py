@@ -1,0 +1,67 @@
+"""The layering is a checked contract: toolkit at the bottom, viewer and trainer above it, and the
+stick package below both commands that use it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports (module level and inside functions), resolved to dotted names."""
+    tree = ast.parse(path.read_text("utf-8"))
+    pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)
+    return out
+
+
+def _files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_toolkit_imports_neither_viewer_nor_trainer():
+    for f in _files("toolkit"):
+        bad = {m for m in _imports(f) if m.split(".")[0] in ("viewer", "trainer")}
+        assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_stick_package_imports_neither_correct_nor_validate():
+    for f in _files("toolkit/stick"):
+        bad = {
+            m for m in _imports(f)
+            if m.startswith(("toolkit.correct", "toolkit.validate", "toolkit.report"))
+        }  # fmt: skip
+        assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_validate_uses_the_stick_package_not_corrects_helpers():
+    for name in ("validate.py", "report.py"):
+        mods = _imports(ROOT / "toolkit" / name)
+        assert not any(m.startswith("toolkit.correct") for m in mods), name
+
+
+def test_one_weapon_side_rule():
+    """Only toolkit/geometry.py defines how to pick the weapon hand from the grip."""
+    defs = []
+    for pkg in ("toolkit", "trainer", "viewer"):
+        for f in _files(pkg):
+            tree = ast.parse(f.read_text("utf-8"))
+            defs += [
+                f"{f.relative_to(ROOT)}:{n.name}"
+                for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and n.name in ("weapon_side", "_weapon_side_xy")
+            ]
+    assert defs == ["toolkit/geometry.py:weapon_side"], defs
