@@ -330,6 +330,9 @@ def run(
     from toolkit.dataset import Dataset
 
     ds = Dataset.load(dataset_dir)
+    opts = options or CorrectOptions()
+    if not revert_stick and opts.method == "rigid" and opts.use_images and len(ds):
+        ds.require_media("toolkit correct's image evidence (--no-images skips it)")
     before = ds.keypoints.copy()
     if revert_stick:
         work = ds.copy() if dry_run else ds

@@ -928,6 +928,9 @@ def validate_dir(
         _summarise(findings, summary)
         return Report(findings=findings, summary=summary), None
     ds = Dataset.load(ds_file.parent, validate=False)
+    o = options or ValidateOptions()
+    if kwargs.get("use_images", o.use_images) and len(ds):
+        ds.require_media("toolkit validate's image evidence (--no-images skips it)")
     return validate(ds, options, **kwargs), ds
 
 

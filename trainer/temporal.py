@@ -3,8 +3,9 @@
 Beside the probability smoothing of ``trainer score`` (an exponential moving average, see
 :func:`trainer.score.smooth_sequences`), this learns how stances follow each other: each frame's
 input is the per-frame model's output for the ``width`` frames centred on it (its stance
-log-probabilities and its 128-d embedding, :func:`frame_embeddings`), and a two-layer 1-D
-convolution over that window predicts the centre frame's stance::
+log-probabilities and its 128-d embedding, :func:`frame_embeddings`), and :class:`TemporalHead`
+predicts the centre frame's stance: a learned weighting of the window's log-probabilities plus a
+correction from a two-layer 1-D convolution over the window::
 
     emb = frame_embeddings(models, nodes, edges)              # (N, D) from a trained fold model
     win = sequence_windows(emb, seq, frame, width=9)          # (N, 9, D)
@@ -93,14 +94,27 @@ def _embed(models, inputs: dict, n: int, chunk: int) -> list:
 
 
 class TemporalHead(nn.Module):
-    """Two 1-D convolutions over a window of per-frame embeddings -> the centre frame's stance.
+    """A learned smoothing of the per-frame predictions plus a correction from the window.
+
+    The first ``n_classes`` features of each frame are the per-frame model's log-probabilities
+    (:func:`frame_embeddings`). The logits are a learned weighted mean of those over the window
+    (the weights start on the centre frame: at initialisation the head repeats the per-frame
+    prediction) plus a correction from two 1-D convolutions over the standardised window, whose
+    output layer starts at zero. So a few training clips can teach it how stances follow each
+    other without unlearning what the per-frame model knows (e.g. stances those clips never
+    show).
 
     Shapes:
-        x: ``(B, W, D)``. Returns ``(B, C)`` logits.
+        x: ``(B, W, D)`` with ``D >= n_classes``. Returns ``(B, C)`` logits.
     """
 
-    def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, dropout: float = 0.2):
+    def __init__(
+        self, in_dim: int, n_classes: int, hidden: int = 64, dropout: float = 0.2, width: int = 9
+    ):
         super().__init__()
+        centre = torch.full((width,), -4.0)
+        centre[width // 2] = 0.0
+        self.mix = nn.Parameter(centre)  # softmax -> weights over the window's log-probabilities
         # Per-feature standardisation, set from the training windows by fit_temporal.
         self.register_buffer("mu", torch.zeros(in_dim))
         self.register_buffer("sd", torch.ones(in_dim))
@@ -112,12 +126,16 @@ class TemporalHead(nn.Module):
             nn.ReLU(),
         )
         self.out = nn.Linear(2 * hidden, n_classes)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
         self.in_dim, self.n_classes = in_dim, n_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(((x - self.mu) / self.sd).transpose(1, 2))  # (B, hidden, W)
         centre = h[..., h.shape[-1] // 2]
-        return self.out(torch.cat([centre, h.mean(-1)], -1))
+        w = self.mix.softmax(0)[: x.shape[1]]
+        smooth = (x[..., : self.n_classes] * w[None, :, None]).sum(1) / w.sum()
+        return smooth + self.out(torch.cat([centre, h.mean(-1)], -1))
 
     def extra_repr(self) -> str:
         return f"in={self.in_dim}, classes={self.n_classes}, window conv 3+3"
@@ -145,7 +163,7 @@ def fit_temporal(
 def _fit(windows, y, n_classes, epochs, lr, batch_size, seed) -> TemporalHead:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    head = TemporalHead(windows.shape[-1], n_classes)
+    head = TemporalHead(windows.shape[-1], n_classes, width=windows.shape[1])
     x = torch.from_numpy(np.asarray(windows, np.float32))
     t = torch.from_numpy(np.asarray(y, np.int64))
     flat = x.reshape(-1, x.shape[-1])

@@ -119,8 +119,10 @@ def test_correct_forearm_ratio_method(dataset):
 
 def test_validate_exit_codes_follow_fail_on(dataset, tmp_path):
     d, _, _ = dataset
-    assert invoke("validate", str(d), "--no-vae").exit_code == 1
-    assert invoke("validate", str(d), "--no-vae", "--fail-on", "never").exit_code == 0
+    assert invoke("validate", str(d), "--no-vae", "--no-images").exit_code == 1
+    assert (
+        invoke("validate", str(d), "--no-vae", "--no-images", "--fail-on", "never").exit_code == 0
+    )
     invoke("correct", str(d), "--no-images")
     res = invoke("validate", str(d), "--no-vae", "--no-images")
     assert res.exit_code == 1, res.output  # the swaps wait for a person
@@ -134,7 +136,7 @@ def test_validate_json_to_stdout_and_report_folder(dataset, tmp_path):
     d, _, _ = dataset
     res = CliRunner().invoke(
         main,
-        ["validate", str(d), "--format", "json", "--no-vae", "--fail-on", "never"],
+        ["validate", str(d), "--format", "json", "--no-vae", "--no-images", "--fail-on", "never"],
         catch_exceptions=False,
     )
     assert res.exit_code == 0
@@ -144,7 +146,7 @@ def test_validate_json_to_stdout_and_report_folder(dataset, tmp_path):
     assert (d / "validation.json").exists()  # stored for the viewer
     schema_validate(json.loads((d / "validation.json").read_text()), "validation_report")
     qa = tmp_path / "qa"
-    res = invoke("validate", str(d), "--report", str(qa), "--no-vae")
+    res = invoke("validate", str(d), "--report", str(qa), "--no-vae", "--no-images")
     assert res.exit_code == 1
     assert sorted(p.name for p in qa.iterdir()) == [
         "findings.csv",
@@ -153,17 +155,29 @@ def test_validate_json_to_stdout_and_report_folder(dataset, tmp_path):
         "report.txt",
     ]
     qa2 = tmp_path / "qa2"
-    invoke("validate", str(d), "--report", str(qa2), "--format", "html", "--no-vae")
+    invoke("validate", str(d), "--report", str(qa2), "--format", "html", "--no-vae", "--no-images")
     assert [p.name for p in qa2.iterdir()] == ["report.html"]
 
 
 def test_validate_no_store_and_bad_input(dataset, tmp_path):
     d, _, _ = dataset
     (d / "validation.json").unlink(missing_ok=True)
-    invoke("validate", str(d), "--no-vae", "--no-store")
+    invoke("validate", str(d), "--no-vae", "--no-images", "--no-store")
     assert not (d / "validation.json").exists()
     res = CliRunner().invoke(main, ["validate", str(tmp_path / "nope")])
     assert res.exit_code == 2
     assert "dataset.json" in res.output and "Example" in res.output
     res = CliRunner().invoke(main, ["correct", str(tmp_path / "nope")])
     assert res.exit_code == 2
+
+
+def test_missing_media_is_exit_2_naming_relink(dataset):
+    """A moved dataset: the commands that read pixels stop with exit 2 and say how to relink
+    (or how to run without the images)."""
+    d, _, _ = dataset
+    for args in (("validate", "--no-vae"), ("correct",), ("export", "--format", "yolo", "--out",
+                                                          str(d.parent / "y"))):  # fmt: skip
+        res = CliRunner().invoke(main, [args[0], str(d), *args[1:]])
+        assert res.exit_code == 2, res.output
+        assert "toolkit relink" in res.output, res.output
+    assert not (d.parent / "y").exists()

@@ -29,19 +29,27 @@ def test_sequence_windows_stay_inside_their_sequence_in_frame_order():
 
 
 def test_temporal_head_learns_what_the_neighbours_say():
-    # The centre frame is uninformative (noise); the label is in its neighbours: a per-frame
-    # model cannot do this, a window can.
+    # The per-frame log-probabilities (first 3 features) say nothing and the centre frame's
+    # embedding is noise; the label is in the neighbours' embeddings: a per-frame model cannot
+    # do this, a window can.
     rng = np.random.default_rng(0)
     n, width = 240, 5
     y = rng.integers(0, 3, n)
-    win = rng.normal(0, 1, (n, width, 4)).astype(np.float32)
-    win[:, [0, 1, 3, 4], 0] += 5 * y[:, None]
+    win = rng.normal(0, 1, (n, width, 7)).astype(np.float32)
+    win[..., :3] = np.log(1 / 3)
+    win[:, [0, 1, 3, 4], 3] += 5 * y[:, None]
     head = fit_temporal(win[:160], y[:160], 3, epochs=60, seed=0)
     assert isinstance(head, TemporalHead) and "classes=3" in repr(head)
     p = predict_temporal(head, win[160:])
     assert p.shape == (80, 3)
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
     assert np.mean(p.argmax(1) == y[160:]) > 0.8
+
+
+def test_temporal_head_starts_as_the_per_frame_prediction():
+    head = TemporalHead(in_dim=5, n_classes=3, width=3)
+    x = torch.randn(4, 3, 5)
+    np.testing.assert_allclose(head(x).detach().numpy(), x[:, 1, :3].numpy(), atol=0.1)
 
 
 def test_frame_embeddings_average_calibrated_members():

@@ -282,6 +282,8 @@ def export_cmd(dataset: str, fmt: str, out: str, keypoints: str, overwrite: bool
     from toolkit.dataset import Dataset
 
     ds = Dataset.load(dataset)
+    if fmt == "yolo" and len(ds):
+        ds.require_media("toolkit export --format yolo (it copies the images)")
     opts: dict = {"overwrite": overwrite}
     if fmt == "coco":
         opts["keypoints"] = int(keypoints)
