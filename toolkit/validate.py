@@ -704,22 +704,23 @@ def check_stick(
     }
     if not a.has_stick:
         return a
-    # Proposals ride with the findings of their rows.
-    has_p = a.proposal_reason > 0
-    methods = reason_names(a.proposal_reason)
+    # Proposals ride with the findings of their rows (plain lists: one dict per proposed row).
+    rows = np.flatnonzero(a.proposal_reason > 0)
+    methods = reason_names(a.proposal_reason[rows]).tolist()
+    pr = np.round(a.proposal[rows], 2)
+    fin = np.isfinite(pr).all(-1).tolist()
+    pr = pr.tolist()
+    conf = np.round(a.proposal_confidence[rows], 3).tolist()
+    dec = a.decisive[rows].any(1).tolist()
     proposals = np.full(len(ds), None, dtype=object)
-    for i in np.flatnonzero(has_p):  # serialisation of the proposed rows only
-        kps = [
-            [k, round(float(a.proposal[i, j, 0]), 2), round(float(a.proposal[i, j, 1]), 2)]
-            for j, k in enumerate((layout.GRIP, layout.TIP))
-            if np.isfinite(a.proposal[i, j]).all()
-        ]
+    for j, i in enumerate(rows.tolist()):  # serialisation of the proposed rows only
+        kps = [[k, *pr[j][q]] for q, k in enumerate((layout.GRIP, layout.TIP)) if fin[j][q]]
         if kps:
             proposals[i] = {
                 "keypoints": kps,
-                "method": str(methods[i]),
-                "confidence": round(float(a.proposal_confidence[i]), 3),
-                "decisive": bool(a.decisive[i].any()),
+                "method": methods[j],
+                "confidence": conf[j],
+                "decisive": dec[j],
             }
     for chk in a.checks:
         for sev in SEVERITIES:
