@@ -34,6 +34,8 @@ from viewer.session import EditSession, rigid_adjust
 
 #: Autosave period in seconds (0 turns autosave off).
 AUTOSAVE_S = 60.0
+#: The dock follows a scrub this long after the last frame step (seconds).
+DOCK_DELAY_S = 0.12
 _APPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -89,6 +91,7 @@ class ArnisApp:
         self.queue_filter = "all"
         self.message = ""
         self.listeners: list[Callable[[], None]] = []
+        self._dock_timer = None
         self._sync = 0
         self._rows = np.zeros(0, np.int64)
         self.frames = FrameSource(session.ds)
@@ -169,9 +172,16 @@ class ArnisApp:
             self._timer.setInterval(int(autosave_s * 1000))
             self._timer.timeout.connect(self.autosave)
             self._timer.start()
+        from qtpy.QtCore import QTimer
+
+        self._dock_timer = QTimer()
+        self._dock_timer.setSingleShot(True)
+        self._dock_timer.setInterval(int(DOCK_DELAY_S * 1000))
+        self._dock_timer.timeout.connect(self._catch_up)
         self.dock = None
         if dock:
             self.dock = _add_dock(viewer)
+            self._dock_timer.setParent(self.dock)  # gone with the dock's window
         self.goto(session.first_flagged(), force=True)
 
     # ------------------------------------------------------------------ helpers
@@ -192,19 +202,50 @@ class ArnisApp:
 
                 show_warning(message)
         self._update_overlay()
+        if self._dock_timer is not None:
+            self._dock_timer.stop()
         for fn in list(self.listeners):
             fn()
+
+    def _catch_up(self) -> None:
+        """The deferred dock update (see :meth:`_notify_later`)."""
+        try:
+            self._notify()
+        except RuntimeError:  # the window was closed meanwhile (its Qt widgets are gone)
+            self._dock_timer = None
+
+    def _notify_later(self) -> None:
+        """After a plain frame step: the canvas caption now, the dock once scrubbing pauses.
+
+        Repainting the dock's labels and lists on every frame of a scrub costs Qt painting on
+        the critical path of each step and shows nothing anyone can read at that speed; the
+        dock catches up :data:`DOCK_DELAY_S` after the last step.
+        """
+        self._update_overlay()
+        if self._dock_timer is None:
+            self._notify()
+        else:
+            self._dock_timer.start()
 
     @property
     def ds(self):
         return self.session.ds
 
     # ------------------------------------------------------------------ drawing
-    def goto(self, t: int, force: bool = False) -> None:
-        """Show frame ``t`` (clamped to the dataset)."""
+    def goto(self, t: int, force: bool = False, scrub: bool = False) -> None:
+        """Show frame ``t`` (clamped to the dataset).
+
+        Args:
+            t: The frame.
+            force: Redraw even when it is the current frame.
+            scrub: A step of a scrub (arrow keys): the dock follows once it pauses; a jump
+                (N, the review list, undo) updates the dock at once.
+        """
         t = int(np.clip(t, 0, max(self.session.n_frames - 1, 0)))
         if int(self.viewer.dims.current_step[0]) != t:
-            self.viewer.dims.set_current_step(0, t)  # -> _on_step -> render
+            self.viewer.dims.set_current_step(0, t)  # -> _before_slice -> render
+            if not scrub:
+                self._notify()
         elif force or t != self.frame:
             self.frame = t
             self.render()
@@ -213,7 +254,7 @@ class ArnisApp:
         t = int(self.viewer.dims.current_step[0])
         if t != self.frame:
             self.frame = t
-            self.render()
+            self.render(step=True)
 
     def _before_slice(self, event=None) -> None:
         """The slider moved and napari has not sliced the layers yet: only store the new
@@ -223,14 +264,15 @@ class ArnisApp:
         t = int(self.viewer.dims.current_step[0])
         if t != self.frame:
             self.frame = t
-            self.render(draw=False)
+            self.render(draw=False, step=True)
 
-    def render(self, keep_selection: bool = False, draw: bool = True) -> None:
+    def render(self, keep_selection: bool = False, draw: bool = True, step: bool = False) -> None:
         """Redraw the current frame's points and lines from the dataset.
 
         Args:
             keep_selection: Keep the selected points selected.
             draw: Refresh the layers; False when napari is about to slice them anyway.
+            step: A plain frame step: the dock is updated once scrubbing pauses.
         """
         t = self.frame
         s = self.session
@@ -258,7 +300,10 @@ class ArnisApp:
                 layer.refresh(thumbnail=False)
         self._rows = rows
         self._draw_lines(self.ds.keypoints[rows][..., :2], draw=draw)
-        self._notify()
+        if step:
+            self._notify_later()
+        else:
+            self._notify()
 
     def _draw_lines(self, xy: np.ndarray, draw: bool = True) -> None:
         t = self.frame
@@ -410,10 +455,10 @@ class ArnisApp:
 
     # ------------------------------------------------------------------ actions (keys, dock)
     def next_frame(self) -> None:
-        self.goto(self.frame + 1)
+        self.goto(self.frame + 1, scrub=True)
 
     def previous_frame(self) -> None:
-        self.goto(self.frame - 1)
+        self.goto(self.frame - 1, scrub=True)
 
     def next_flagged(self) -> None:
         t = self.session.next_flagged(self.frame, 1)
@@ -675,6 +720,8 @@ class ArnisApp:
         """Stop autosave and release the decoders (edits are already journalled)."""
         if self._timer is not None:
             self._timer.stop()
+        if self._dock_timer is not None:
+            self._dock_timer.stop()
         self.frames.close()
         self.session.ds.close()
 
