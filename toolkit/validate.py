@@ -597,9 +597,10 @@ def check_anatomy(
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.maximum(lft, rgt) / np.minimum(lft, rgt)
             longer = np.maximum(lft, rgt) / scale
-            typical = np.nanmedian(np.r_[lft / scale, rgt / scale]) if len(kp) else np.nan
             both = np.r_[lft / scale, rgt / scale]
-            spread = 1.4826 * np.nanmedian(np.abs(both - typical)) if len(kp) else np.nan
+            has = np.isfinite(both).any()
+            typical = np.nanmedian(both) if has else np.nan
+            spread = 1.4826 * np.nanmedian(np.abs(both - typical)) if has else np.nan
             # Longer than usual by the data set's own spread too, not only by a fixed factor.
             big = (r > o.symmetry_ratio) & (longer > max(o.symmetry_long * typical,
                                                         typical + 4 * spread))  # fmt: skip

@@ -159,3 +159,38 @@ def test_real_detector_output_without_a_stick_is_one_note_and_no_change(tmp_path
     res = C.correct(ds)
     assert res.n_changed == 0
     assert not np.isfinite(res.keypoints[:, layout.TIP, :2]).any()
+
+
+def test_two_people_in_one_video_are_two_tracks():
+    """Each person's stick is judged on its own course: two people holding their sticks at very
+    different angles in the same frames are not each other's outliers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_h", Path(__file__).with_name("test_correct.py")
+    )
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    kp1, _ = H._video(n=40, seed=3)
+    kp2 = kp1.copy()
+    g = kp2[:, layout.GRIP, :2]
+    v = kp2[:, layout.TIP, :2] - g
+    kp2[:, layout.TIP, :2] = g - v  # the other person points the other way
+    kp2[:, :, 0] += 300
+    n = 40
+    images = [
+        {"id": f + 1, "file_name": f"clip/{f:06d}.jpg", "width": 1200, "height": 800,
+         "video_id": 1, "frame_index": f, "subject": "?"}
+        for f in range(n)
+    ]  # fmt: skip
+    anns = [{"id": 2 * f + 1 + p, "image_id": f + 1, "track_id": p + 1} for f in range(n)
+            for p in range(2)]  # fmt: skip
+    kp = np.stack([kp1, kp2], 1).reshape(2 * n, 19, 3)
+    ds = Dataset.from_records(
+        images, anns, kp, videos=[{"id": 1, "file_name": "clip.mp4", "fps": 15}]
+    )
+    a = assess(ds, AssessOptions(use_images=False))
+    assert not a.check("temporal.drift").mask.any()
+    assert not a.check("temporal.jump").mask.any()
+    res = C.correct(ds, use_images=False)
+    assert res.n_changed == 0
