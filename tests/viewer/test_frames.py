@@ -108,18 +108,20 @@ def test_decodes_ahead_in_the_direction_of_travel(tmp_path):
     )
     src = FrameSource(ds, ahead=8)
     assert src.shape == (60, 32, 48, 3)  # size from the video when the images have none
-    src[10]  # a jump: a few frames ahead only
-    _wait(lambda: all(f in src.cache for f in range(11, 15)))
-    for t in (11, 12):  # stepping on: the window grows to ``ahead``
+    src[10]  # a jump: nothing decoded ahead yet
+    time.sleep(0.2)
+    assert 11 not in src.cache
+    for t in (11, 12):  # stepping on (a scrub): the window opens and grows to ``ahead``
         src[t]
     _wait(lambda: all(f in src.cache for f in range(13, 21)))
     assert 21 not in src.cache
     for t in (13, 14, 15):
         src[t]
-    assert src.stats["hits"] >= 5
+    assert src.stats["hits"] >= 3
     src[40]  # a jump: decoded at once
     src[39]  # then backward: the frames before it fill, in chunks decoded forward
-    _wait(lambda: all(f in src.cache for f in range(31, 39)))
+    src[38]
+    _wait(lambda: all(f in src.cache for f in range(30, 38)))
     for t in range(38, 30, -1):
         f = src[t]
         assert abs(int(f.mean()) - (t * 7) % 250) <= 6
