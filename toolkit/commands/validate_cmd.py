@@ -56,9 +56,19 @@ def validate_cmd(
 ) -> None:
     """Check DATASET (structure, anatomy, stick, temporal, plausibility) and report findings.
 
-    Every finding has a reason code (e.g. stick.too_long), a severity, the image or video frame,
-    the keypoints, the measured value and the threshold. Exit code 1 when a finding reaches
+    Every finding has a reason code (e.g. stick.too_long), a severity that says how sure it is,
+    the image or video frame, the keypoints, the measured value and the threshold, and for stick
+    findings a proposed fix (stored in DATASET/validation.json; the viewer applies it with
+    Enter). Thresholds are calibrated on DATASET itself. Exit code 1 when a finding reaches
     --fail-on, so it can gate a data set in CI.
+
+    \b
+    Examples:
+      toolkit validate work/ds                              # terminal summary
+      toolkit validate work/ds --report qa --format html    # self-contained HTML with plots
+      toolkit validate work/ds --format json > findings.json
+      toolkit validate work/ds --fail-on warning            # exit 1 on any warning (CI gate)
+      toolkit validate work/ds --no-images --no-vae         # geometry and time only, fast
     """
     import sys
     from pathlib import Path

@@ -934,6 +934,11 @@ class _Reader:
             "ground-truth images (provenance 'predicted')"
         )
         source = _source_codes(recs, idx_maps, layout.PREDICTED)
+        # Points the model did not give (a 17-point model's stick, invisible points) were not
+        # predicted: they stay missing with provenance 'imported', as in detect and results.
+        absent = ~(kp[..., 2] > 0)
+        source = np.where(absent & (source == layout.PREDICTED), layout.IMPORTED, source)
+        source = source.astype(np.uint8)
         ds = self.build(images, recs, kp, scores, boxes, media, videos, cats, None, source=source)
         return ImportResult(dataset=ds, skipped=self.skipped, notes=self.notes, media_root=media)
 

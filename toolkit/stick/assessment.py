@@ -169,7 +169,7 @@ def _grip_threshold(
 
     A detector's wrist is noisier the lower its confidence, so the data set's own spread of the
     grip-wrist distance is measured per confidence band (quartiles of the wrist scores when they
-    vary): median + 3 robust SDs of the band, never under the anatomical floor of half a forearm
+    vary): median + 3.5 robust SDs of the band, never under the anatomical floor of half a forearm
     (the grip sits in the fist). Errors only ever push a grip away, so the spread is read from
     the lower half of the distribution (``(median - q25) / 0.6745``), which they do not reach.
     """
@@ -181,7 +181,7 @@ def _grip_threshold(
     def level(m: np.ndarray) -> float:
         x = d_grip[m]
         med, q25 = np.median(x), np.quantile(x, 0.25)
-        return max(0.5, float(med + 3.0 * (med - q25) / 0.6745))
+        return max(0.5, float(med + 3.5 * (med - q25) / 0.6745))
 
     # A threshold read off few rows is itself uncertain: widen it by 1/sqrt(n).
     overall = level(base) * (1 + 1 / np.sqrt(base.sum()))
