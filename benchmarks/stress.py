@@ -407,6 +407,9 @@ def _coco_base(root: Path) -> tuple[Path, dict]:
     """A small COCO keypoints file with its images (tiny real JPEGs)."""
     import cv2
 
+    sys.path.insert(0, str(ROOT))
+    from toolkit import layout
+
     (root / "images").mkdir(parents=True)
     rng = np.random.default_rng(0)
     images, anns = [], []
@@ -436,27 +439,7 @@ def _coco_base(root: Path) -> tuple[Path, dict]:
             {
                 "id": 1,
                 "name": "person",
-                "keypoints": [
-                    "nose",
-                    "left_eye",
-                    "right_eye",
-                    "left_ear",
-                    "right_ear",
-                    "left_shoulder",
-                    "right_shoulder",
-                    "left_elbow",
-                    "right_elbow",
-                    "left_wrist",
-                    "right_wrist",
-                    "left_hip",
-                    "right_hip",
-                    "left_knee",
-                    "right_knee",
-                    "left_ankle",
-                    "right_ankle",
-                    "stick_grip",
-                    "stick_tip",
-                ],
+                "keypoints": list(layout.KEYPOINT_NAMES),
                 "skeleton": [[1, 2], [18, 19]],
             }
         ],
