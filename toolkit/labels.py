@@ -489,20 +489,7 @@ def _allowed_stances(ds: Dataset, taxonomy: str | Path | None) -> list[str] | No
         return [s["name"] for s in ds.taxonomy["stances"]]
     if taxonomy is None:
         return None
-    import orjson
+    from toolkit.taxonomy import read_document
 
-    from toolkit.schema import validate
-
-    path = Path(taxonomy)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Expected '--taxonomy' to be a JSON file, but {path} does not exist."
-        )
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise InputError(
-            f"Expected valid JSON, but parsing failed: {exc.msg}", path, exc.lineno
-        ) from None
-    validate(doc, "taxonomy", path)
+    doc = read_document(taxonomy)
     return [s["name"] for s in doc["stances"]]

@@ -93,16 +93,7 @@ class Taxonomy:
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
         """Read and validate a taxonomy JSON file."""
-        import json
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"Expected a taxonomy file, but {path} does not exist.")
-        try:
-            doc = json.loads(path.read_text("utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"Expected valid JSON, but parsing failed: {exc}", path) from None
-        return cls.from_dict(doc, path)
+        return cls.from_dict(read_document(path), path)
 
     def to_dict(self) -> dict:
         """The taxonomy document (round-trips through :meth:`from_dict`)."""
@@ -116,3 +107,31 @@ class Taxonomy:
                 for n, f, c in zip(self.classes, self.family_of, self.chamber_of, strict=True)
             ],
         }
+
+
+def read_document(path: str | Path, option: str = "--taxonomy") -> dict:
+    """Read a taxonomy JSON file and check it against ``schemas/taxonomy.schema.json``.
+
+    The one reader of taxonomy files (import, ``toolkit label``, the trainer).
+
+    Raises:
+        FileNotFoundError: No such file (the message names ``option``).
+        InputError: Not JSON (with the line), or a schema violation.
+    """
+    import orjson
+
+    from toolkit.schema import validate
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected '{option}' to be a JSON file, but {path} does not exist."
+        )
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InputError(
+            f"Expected valid JSON, but parsing failed: {exc.msg}", path, exc.lineno
+        ) from None
+    validate(doc, "taxonomy", path)
+    return doc

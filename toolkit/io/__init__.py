@@ -237,9 +237,7 @@ def read(
 
 
 def _attach_taxonomy(result: ImportResult, src: Path, explicit: str | Path | None) -> None:
-    import orjson
-
-    from toolkit.schema import validate
+    from toolkit.taxonomy import read_document
 
     path = Path(explicit) if explicit is not None else None
     if path is None:
@@ -247,17 +245,7 @@ def _attach_taxonomy(result: ImportResult, src: Path, explicit: str | Path | Non
         if not candidate.is_file():
             return
         path = candidate
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Expected '--taxonomy' to be a JSON file, but {path} does not exist."
-        )
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise InputError(
-            f"Expected valid JSON, but parsing failed: {exc.msg}", path, exc.lineno
-        ) from None
-    validate(doc, "taxonomy", path)
+    doc = read_document(path)
     names = [s["name"] for s in doc["stances"]]
     labels = set(result.dataset.images["stance"].dropna().tolist())
     unknown = sorted(labels - set(names))
