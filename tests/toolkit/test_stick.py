@@ -166,9 +166,7 @@ def test_two_people_in_one_video_are_two_tracks():
     different angles in the same frames are not each other's outliers."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "_h", Path(__file__).with_name("test_correct.py")
-    )
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
     H = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(H)
     kp1, _ = H._video(n=40, seed=3)
