@@ -25,18 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.commands.ablate_cmd import ALL_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "arnis"
-MODELS = (
-    "geopose",
-    "graph",
-    "flat",
-    "no-aux",
-    "angles-rf",
-    "angles-gbm",
-    "coords-rf",
-    "coords-mlp",
-)
+MODELS = ALL_MODELS  # every model `trainer ablate` knows
 
 
 def load_samples(corrected: bool):

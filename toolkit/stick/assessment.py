@@ -363,7 +363,6 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
             summary["image_visibility"] = {
                 k: (round(v, 3) if isinstance(v, float) and np.isfinite(v) else v)
                 for k, v in vis.items()
-                if k != "confirm"
             }
             if not vis["usable"]:
                 mz = vis.get("median_z")
@@ -437,12 +436,10 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
             decisive[m, 1] = dec_t[m]
 
     # Swaps: decisive with a confident wrist and the image showing the stick between them.
-    swap_seen = swap & confident
+    swap_seen = np.zeros(n, bool)
     if usable_img:
-        rev = img_ev.segment_confirms(ds, tip, grip, np.flatnonzero(swap_seen), elbow)
-        swap_seen &= rev
-    else:
-        swap_seen &= False
+        cand = np.flatnonzero(swap & confident)
+        swap_seen = img_ev.segment_confirms(ds, tip, grip, cand, elbow)
     propose(swap, tip, grip, SWAP, np.where(swap_seen, 0.95, 0.7), swap_seen, swap_seen)
     # Time: outliers of a reliable track.
     propose(t_out, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
@@ -524,7 +521,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     rel = geo.angle_between_xy(wx - ex, wy - ey, tx - gx, ty - gy)
     with np.errstate(invalid="ignore"):
         usable_a = clean_like & ~too_long & (ratio >= 0.6)
-    centre, spread, count = stats.circular_group_stats(
+    centre, spread, _ = stats.circular_group_stats(
         rel, st_labels[st_codes], usable_a, min_count=max(o.min_group, 10), codes=st_codes
     )
     dev = np.abs(geo.wrap_degrees(rel - centre))

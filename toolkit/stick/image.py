@@ -405,25 +405,16 @@ def visibility(z_label: np.ndarray, min_rows: int = 8, level: float = 2.0) -> di
 
     Most labels in a data set are right, so when the images show sticks, the labelled segments'
     z-scores sit well above their fans (the median label stands ``level`` robust SDs out). When
-    they do not (sticks too thin, blurred, hidden, or no stick in the pictures), image evidence
-    abstains: it would only add noise.
+    they do not (sticks too thin, blurred, hidden, or no stick in the pictures), or there are
+    fewer than ``min_rows`` labelled sticks to calibrate on, image evidence abstains.
 
     Returns:
-        ``{"usable": bool, "median_z": float, "n": int, "confirm": float}``: ``confirm`` is the
-        z-score above which a label counts as seen in its image (the lower quartile of the data
-        set's labels, but at least ``level``).
+        ``{"usable": bool, "median_z": float | None, "n": int}``.
     """
     z = z_label[np.isfinite(z_label)]
-    if len(z) < min_rows:
-        return {"usable": False, "median_z": float(np.median(z)) if len(z) else None, "n": len(z),
-                "confirm": np.inf}  # fmt: skip
-    med = float(np.median(z))
-    return {
-        "usable": med >= level,
-        "median_z": med,
-        "n": int(len(z)),
-        "confirm": max(level, float(np.quantile(z, 0.25))) if med >= level else np.inf,
-    }
+    med = float(np.median(z)) if len(z) else None
+    usable = len(z) >= min_rows and med >= level
+    return {"usable": bool(usable), "median_z": med, "n": int(len(z))}
 
 
 def segment_confirms(

@@ -14,23 +14,15 @@ import pandas as pd
 from toolkit import geometry as geo
 
 
-def group_keys(ds) -> tuple[np.ndarray, np.ndarray]:
-    """Per annotation: the stick-length group (subject, and video when any) and the stance.
-
-    Returns:
-        ``(N,)`` object arrays ``group`` and ``stance`` (``""`` when unknown).
-    """
-    g_codes, g_labels, st_codes, st_labels = group_codes(ds)
-    return g_labels[g_codes], st_labels[st_codes]
-
-
 def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`group_keys` as integer codes and their labels (no per-annotation strings).
+    """Per annotation: the stick-length group (subject, and video when any) and the stance, as
+    integer codes and their labels (no per-annotation strings).
 
     Returns:
         ``(group_codes (N,), group_labels (G,), stance_codes (N,), stance_labels (S,))`` with
         ``group_labels[group_codes]`` and ``stance_labels[stance_codes]`` equal to
-        :func:`group_keys`; equal labels share one code.
+        the group (``"?"`` without a subject, ``"s01|v2"`` in a video) and the stance (``""``
+        when unknown) of each row; equal labels share one code.
     """
     # Per image first (images <= annotations), then one gather to the annotation rows; labels
     # are built for the distinct (subject, video) pairs only.
@@ -92,29 +84,6 @@ def _per_group(
     return out
 
 
-def robust_group_quantile(
-    values: np.ndarray,
-    keys: np.ndarray,
-    usable: np.ndarray,
-    quantile: float = 0.9,
-    min_count: int = 5,
-    cut: float = 1.3,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A robust upper level of ``values`` per group, broadcast back to the rows.
-
-    Values above ``cut`` times the group's 75th percentile are dropped first (a too-long label
-    is at least 1.4 times the real length, while foreshortening only ever shortens), then the
-    ``quantile`` of the rest is the level.
-
-    Returns:
-        ``(level (N,), count (N,))``: NaN level where the group has fewer than ``min_count``
-        usable values.
-    """
-    k = pd.factorize(keys)[0]
-    level, count = _robust_level(values, k, usable, quantile, min_count, cut)
-    return level[k], count[k]
-
-
 def _robust_level(
     values: np.ndarray,
     k: np.ndarray,
@@ -124,7 +93,12 @@ def _robust_level(
     cut: float = 1.3,
     chunks: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`robust_group_quantile` per group code ``k``: ``(level, count)`` per group."""
+    """A robust upper level of ``values`` per group code ``k``: ``(level, count)`` per group.
+
+    Values above ``cut`` times the group's 75th percentile are dropped first (a too-long label
+    is at least 1.4 times the real length, while foreshortening only ever shortens), then the
+    ``quantile`` of the rest is the level; NaN where fewer than ``min_count`` values remain.
+    """
     v = np.where(usable & np.isfinite(values), values, np.nan)
     if not len(k):
         return np.zeros(0), np.zeros(0)
@@ -152,7 +126,7 @@ def subject_stick_length(
     ``coded``: ``(codes, labels)`` of ``group`` when known (see :func:`group_codes`).
 
     1. Levels per video (``subject|vN`` groups) and per subject (all of the subject's frames)
-       with :func:`robust_group_quantile`.
+       with :func:`_robust_level`.
     2. The data set's level ``D``: the median of the subjects' levels (the stick-to-torso ratio
        varies little between adults holding the same kind of stick).
     3. A group level above ``band * D`` is not trusted (a long drift episode of too-long labels
