@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory apt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,distributed,openvino]"
 	@# ultralytics pulls the GUI opencv, whose Qt plugins disturb napari: keep only the headless build.
 	$(BIN)/pip uninstall -q -y opencv-python opencv-python-headless || true
 	$(BIN)/pip install -q --no-deps opencv-python-headless==5.0.0.93

@@ -214,7 +214,8 @@ _SAMPLE_SETS: dict[tuple, Path] = {}
 
 def sample_set(per_class: int, videos: int = 4, seed: int = 0) -> Path:
     """Generate a sample set in a temporary directory (cached for the process, so the correct
-    and validate benchmarks share one)."""
+    and validate benchmarks share one).
+    """
     from toolkit import synth
 
     key = (per_class, videos, seed)

@@ -54,7 +54,8 @@ MAX_EXTRA_KEYS = 3
 # ---------------------------------------------------------------------- data
 def import_video(stem: str, out: Path):
     """Import ``samples/arnis/videos/<stem>`` into ``out``; returns (dataset path, truth kp,
-    error kind per row)."""
+    error kind per row).
+    """
     from toolkit import synth
     from toolkit.io.yolo import read_yolo
 
@@ -74,7 +75,8 @@ def import_video(stem: str, out: Path):
 
 def episodes(ds, kind: np.ndarray) -> list[tuple[np.ndarray, str]]:
     """Drift episodes: runs (in frame order) of one drift kind, at least :data:`MIN_EPISODE`
-    frames; as (annotation rows in time order, kind)."""
+    frames; as (annotation rows in time order, kind).
+    """
     from viewer.findings import FrameLookup
 
     fidx = ds.images["frame_index"].to_numpy(dtype=np.float64)[FrameLookup.build(ds).ann_frame]
@@ -98,7 +100,8 @@ def episodes(ds, kind: np.ndarray) -> list[tuple[np.ndarray, str]]:
 
 def stick_px(truth: np.ndarray) -> float:
     """The stick's length in pixels in one video: the 95th percentile of its true projected
-    length (a stick pointing at the camera projects short; dividing by that would inflate)."""
+    length (a stick pointing at the camera projects short; dividing by that would inflate).
+    """
     return float(np.nanpercentile(np.linalg.norm(truth[:, 18, :2] - truth[:, 17, :2], axis=1), 95))
 
 

@@ -198,7 +198,8 @@ def flags_by_row(report, n: int, categories=None) -> tuple[np.ndarray, np.ndarra
 
 def visible_kinds(case: Case) -> dict[str, np.ndarray]:
     """Rows whose error is visible in principle: >= 25 % too long, swaps, missing tips, grips more
-    than half a (true) forearm from a confident (score >= 0.5, or no score) wrist."""
+    than half a (true) forearm from a confident (score >= 0.5, or no score) wrist.
+    """
     kp, clean, k = case.ds.keypoints, case.clean, case.kinds
     sc = case.ds.scores
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -407,7 +408,8 @@ def reference_stick(kp, groups, fore_ratio, thr_g, subj_len, tol_w, tol_e, wconf
     """The stick rules of :func:`toolkit.stick.assess` (geometry: grip far, swap, too long and
     the impossible-length fix), one annotation at a time in plain Python, given the data-set
     statistics the vectorised run estimated (forearm/torso ratio and stick length per group,
-    grip tolerance, length tolerances)."""
+    grip tolerance, length tolerances).
+    """
     out = kp.copy()
     flags = []
     for i in range(len(kp)):
@@ -448,7 +450,8 @@ def reference_stick(kp, groups, fore_ratio, thr_g, subj_len, tol_w, tol_e, wconf
 
 def speed(n: int) -> dict:
     """Annotations/s: the vectorised stick judgement + decisive fixes (``correct``, geometry
-    only) and the stick checks of ``validate``, beside :func:`reference_stick`."""
+    only) and the stick checks of ``validate``, beside :func:`reference_stick`.
+    """
     from benchmarks.bench_correct import synthetic_dataset
     from toolkit import correct
     from toolkit.stick import assessment as A

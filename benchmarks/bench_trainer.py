@@ -164,9 +164,10 @@ def _summary(t1: np.ndarray, t64: np.ndarray) -> dict:
 
 
 def _latency(quick: bool, tmp: Path) -> dict:
-    """onnxruntime (``trainer.export.ort_session``: 2 intra-op threads, 1 inter-op, every graph
+    """Onnxruntime (``trainer.export.ort_session``: 2 intra-op threads, 1 inter-op, every graph
     optimisation; and the same without thread spinning) vs torch eager (2 threads),
-    for the full model, and onnxruntime for each stream alone."""
+    for the full model, and onnxruntime for each stream alone.
+    """
     import torch
 
     from trainer.export import example_inputs, ort_session

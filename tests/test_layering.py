@@ -1,5 +1,6 @@
 """The layering is a checked contract: toolkit at the bottom, viewer and trainer above it, and the
-stick package below both commands that use it."""
+stick package below both commands that use it.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def test_validate_uses_the_stick_package_not_corrects_helpers():
 
 def test_one_weapon_side_rule():
     """Only toolkit/geometry.py decides which hand holds the stick; any other ``weapon_side``
-    is a thin adapter that calls it (no second rule, e.g. a nearest-to-tip fallback)."""
+    is a thin adapter that calls it (no second rule, e.g. a nearest-to-tip fallback).
+    """
     own = []
     for pkg in ("toolkit", "trainer", "viewer"):
         for f in _files(pkg):

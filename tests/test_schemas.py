@@ -1,5 +1,6 @@
 """The JSON Schemas in ``schemas/``: valid schemas, mirrored layout, and the fast dataset
-validator never accepting what the schema (checked by the reference ``jsonschema``) rejects."""
+validator never accepting what the schema (checked by the reference ``jsonschema``) rejects.
+"""
 
 from __future__ import annotations
 

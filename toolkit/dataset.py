@@ -645,7 +645,8 @@ class Dataset:
 
     def _apply_all(self, ops: list[dict], jpath: Path | None = None) -> int:
         """Apply journalled ops in order; ops naming an id this dataset lacks are skipped
-        (warned once). Returns how many were applied."""
+        (warned once). Returns how many were applied.
+        """
         unknown = 0
         for op in ops:
             try:

@@ -117,7 +117,7 @@ def _coco_stats(
     sigmas: np.ndarray,
     names: tuple[str, ...],
 ) -> dict[str, float | None]:
-    """pycocotools COCOeval over the matched frames (image ids are the pair indices)."""
+    """Pycocotools COCOeval over the matched frames (image ids are the pair indices)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

@@ -15,8 +15,12 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
 
 from toolkit.errors import InputError
 
@@ -75,6 +79,26 @@ def remove_stale(directory: str | Path, name: str | None = None) -> list[Path]:
                 os.unlink(entry.path)
             removed.append(Path(entry.path))
     return removed
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file that the suite wrote (findings, queue, run metrics).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The parsed document, or None (with a warning naming the file) when it is absent or
+        not readable JSON: these files are optional companions of a dataset.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        warnings.warn(f"{path}: ignored, not readable JSON ({exc}).", stacklevel=2)
+        return None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

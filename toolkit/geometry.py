@@ -130,7 +130,8 @@ class Points:
 
 def _transpose_blocks(kp: np.ndarray, keys: list[int], block: int = 8192) -> np.ndarray:
     """``(N, K, C)`` -> contiguous ``(len(keys), C, N)`` of keypoints ``keys``, copied ``block``
-    rows at a time."""
+    rows at a time.
+    """
     n = len(kp)
     out = np.empty((len(keys), kp.shape[2], n), dtype=np.float64)
     every = list(keys) == list(range(kp.shape[1]))
@@ -145,7 +146,8 @@ def _masked_blocks(
     kp: np.ndarray, keys: list[int], block: int = 8192
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(len(keys), N)`` contiguous ``x`` and ``y`` of keypoints ``keys`` (NaN where ``v <= 0``),
-    written ``block`` rows at a time."""
+    written ``block`` rows at a time.
+    """
     n = len(kp)
     x = np.empty((len(keys), n), dtype=np.float64)
     y = np.empty((len(keys), n), dtype=np.float64)
@@ -164,7 +166,8 @@ def as_points(kp: np.ndarray | Points) -> Points:
 
 def _xy(kp: np.ndarray | Points, idx: list[int] | None = None) -> np.ndarray:
     """``(N, K, 2)`` coordinates (of keypoints ``idx`` only, when given) with NaN where the
-    point is missing (``v <= 0``). Selecting first keeps this cheap on millions of rows."""
+    point is missing (``v <= 0``). Selecting first keeps this cheap on millions of rows.
+    """
     if isinstance(kp, Points):
         kp = kp.kp
     kp = np.asarray(kp, dtype=np.float64)

@@ -300,7 +300,8 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
 
 def _image_folders(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Numbered frame images outside videos, per folder (``.`` for the top): folder ->
-    (sorted frame numbers, image rows)."""
+    (sorted frame numbers, image rows).
+    """
     from toolkit.io import frame_number
 
     imgs = ds.images
@@ -339,7 +340,8 @@ def _folder_key(key: str, folders: dict, ds: Dataset) -> str | None:
 
 def _check_overlaps(rows: list[LabelRow], path: Path) -> None:
     """Two segments of one video (or image folder) that overlap with different stances are
-    refused."""
+    refused.
+    """
     segs: dict[int | str, list[tuple[int, int, str, int]]] = {}
     for r in rows:
         seg = r.segment

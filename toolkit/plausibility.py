@@ -166,7 +166,8 @@ def score(
 
 class _Adam:
     """A minimal Adam (Kingma & Ba): ``torch.optim`` imports torch._dynamo on first use,
-    which costs seconds of start-up for a model that trains in about one."""
+    which costs seconds of start-up for a model that trains in about one.
+    """
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ import orjson
 import pandas as pd
 
 from toolkit import layout
-from toolkit.fileio import atomic_write_bytes, atomic_write_text
+from toolkit.fileio import atomic_write_bytes, atomic_write_text, read_json
 from toolkit.validate import FINDINGS_FILE, SEVERITIES, Report, findings_records
 
 FORMATS = ("text", "json", "csv", "html")
@@ -139,6 +139,26 @@ def write_findings_file(report: Report, dataset_dir: str | Path) -> Path:
     path = Path(dataset_dir) / FINDINGS_FILE
     atomic_write_bytes(path, to_json_bytes(report))
     return path
+
+
+def read_findings_file(dataset_dir: str | Path) -> tuple[list[dict], Path | None]:
+    """Read ``DATASET/validation.json``: the one reader of the findings file.
+
+    Args:
+        dataset_dir: The dataset folder.
+
+    Returns:
+        The findings (dicts, as :func:`findings_records` wrote them) and the file's path; an
+        empty list and None when there is no readable file (a warning names an unreadable one).
+    """
+    path = Path(dataset_dir) / FINDINGS_FILE
+    doc = read_json(path)
+    if doc is None:
+        return [], None
+    entries = doc.get("findings") if isinstance(doc, dict) else doc
+    if not isinstance(entries, list):
+        return [], path
+    return [e for e in entries if isinstance(e, dict)], path
 
 
 # ---------------------------------------------------------------------- html
@@ -386,7 +406,8 @@ def write_report(
     report: Report, out_dir: str | Path, formats: tuple[str, ...] = FORMATS, ds=None
 ) -> list[Path]:
     """Write the report files into ``out_dir`` (``report.txt``, ``report.json``,
-    ``findings.csv``, ``report.html``, as asked)."""
+    ``findings.csv``, ``report.html``, as asked).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -268,7 +268,8 @@ _FLAT_ANN_KEYS = frozenset(
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether lists/objects in ``value`` nest more than ``limit`` levels (iterative, no
-    recursion; whole lists of scalars are checked at C speed)."""
+    recursion; whole lists of scalars are checked at C speed).
+    """
     level = [value]
     depth = 0
     while level:
@@ -293,7 +294,8 @@ def check_depth(
     value: Any, parts: list, file: str | Path | None = None, raw: bytes | None = None
 ) -> None:
     """Raise :class:`InputError` when ``value`` (at ``parts``) nests deeper than
-    :data:`MAX_DEPTH` levels."""
+    :data:`MAX_DEPTH` levels.
+    """
     if type(value) in (list, dict) and depth_exceeds([value], MAX_DEPTH + 1):
         raise InputError(
             f"Expected '{field_path(parts)}' to be nested at most {MAX_DEPTH} levels deep, but "

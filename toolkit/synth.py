@@ -328,7 +328,8 @@ def random_colours(
 ) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
     """Shirt, trousers and skin (BGR) from the full range: clothing uniform in 0..255 per
     channel (dark clothing too, so the stick is not always the darkest thing), skin anywhere
-    from very dark to very light brown with a little hue jitter."""
+    from very dark to very light brown with a little hue jitter.
+    """
     shirt, pants = (tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2))
     t = rng.uniform(0, 1)
     base = np.array([40.0, 55.0, 80.0]) * (1 - t) + np.array([185.0, 210.0, 240.0]) * t
@@ -539,7 +540,8 @@ class Camera:
 
     def project_metric(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(..., 3)`` body-frame points -> ``(..., 2)`` image-plane metres (y down) and depth
-        (larger = nearer the camera)."""
+        (larger = nearer the camera).
+        """
         cam = pts @ self.rotation().T
         return np.stack([cam[..., 0], -cam[..., 1]], -1), cam[..., 2]
 
@@ -642,7 +644,8 @@ def _draw_error(
     kind: str, rng: np.random.Generator, randomise: bool = False
 ) -> tuple[float, float, float]:
     """(magnitude, sign, spread) for an image error (:data:`RANDOM_ERROR_RANGES` if
-    ``randomise``)."""
+    ``randomise``).
+    """
     if randomise:
         mag = {k: rng.uniform(*r) for k, r in RANDOM_ERROR_RANGES.items()}.get(kind, 0.0)
     else:
@@ -710,7 +713,8 @@ class Style:
 
 def random_style(rng: np.random.Generator) -> Style:
     """Stick colour and thickness, blur (sigma U(0, 2)), JPEG quality (40-95), sensor grain and
-    the label noise level (wrist sigma ``U(0, 1) ** 1.5 *`` :data:`RANDOM_BODY_NOISE`)."""
+    the label noise level (wrist sigma ``U(0, 1) ** 1.5 *`` :data:`RANDOM_BODY_NOISE`).
+    """
     kind = str(rng.choice(list(STICK_COLOURS)))
     colour = np.clip(np.asarray(STICK_COLOURS[kind], float) + rng.normal(0, 12, 3), 0, 255)
     return Style(
@@ -1171,7 +1175,8 @@ def _truth_row(
     extra: list | None = None,
 ) -> list:
     """One ``truth.csv`` row; ``extra`` (randomised mode) holds the
-    :data:`RANDOM_TRUTH_COLUMNS` values, appended at the end."""
+    :data:`RANDOM_TRUTH_COLUMNS` values, appended at the end.
+    """
     row = [
         file_name,
         video,
@@ -1648,7 +1653,8 @@ def _write_video(
 # ---------------------------------------------------------------------------------- truth
 def load_truth(sample_root: str | Path) -> pd.DataFrame:
     """``truth.csv`` of a sample set as a DataFrame (``video`` empty string for still images,
-    ``frame_index`` nullable Int64). Use :func:`truth_array` for the ``(N, 19, 3)`` points."""
+    ``frame_index`` nullable Int64). Use :func:`truth_array` for the ``(N, 19, 3)`` points.
+    """
     path = Path(sample_root) / "truth.csv"
     if not path.is_file():
         raise FileNotFoundError(
@@ -1684,7 +1690,8 @@ def load_truth(sample_root: str | Path) -> pd.DataFrame:
 
 def truth_array(truth: pd.DataFrame) -> np.ndarray:
     """``(N, 19, 3)`` clean keypoints (pixels) from a :func:`load_truth` frame; NaN x/y where
-    ``v == 0`` (the Dataset convention)."""
+    ``v == 0`` (the Dataset convention).
+    """
     cols = [f"{a}{i}" for i in range(layout.NUM_KEYPOINTS) for a in "xyv"]
     kp = truth[cols].to_numpy(np.float64).reshape(-1, layout.NUM_KEYPOINTS, 3)
     kp[kp[..., 2] <= 0, :2] = np.nan

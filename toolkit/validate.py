@@ -205,7 +205,8 @@ class _Collector:
         proposal: np.ndarray | None = None,
     ) -> int:
         """Add one finding per True row of ``mask``; ``value``/``keypoints`` may be per row;
-        ``proposal``: ``(N,)`` object array of proposed fixes (dict or None)."""
+        ``proposal``: ``(N,)`` object array of proposed fixes (dict or None).
+        """
         idx = np.flatnonzero(mask)
         if not len(idx):
             return 0
@@ -300,7 +301,8 @@ def _names_where(mask: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray
 
 def _column_nanmedian(rows: list[np.ndarray], n: int) -> np.ndarray:
     """``np.nanmedian(np.array(rows).T, 0)`` (NaN everywhere when no value is finite), computed
-    row by row on the contiguous rows where numpy would take the same 1-D path (n >= 600)."""
+    row by row on the contiguous rows where numpy would take the same 1-D path (n >= 600).
+    """
     if not any(np.isfinite(r).any() for r in rows):
         return np.full(len(rows), np.nan)
     if n < 600:  # numpy's small-axis path
@@ -753,7 +755,8 @@ def _first_valid(x: np.ndarray) -> float:
 
 def check_temporal(ds, c: _Collector, o: ValidateOptions, scale: np.ndarray) -> None:
     """Video checks on the body: one-frame spikes of any keypoint (the stick's course over
-    time is judged by :func:`check_stick`)."""
+    time is judged by :func:`check_stick`).
+    """
     video = c.video_id
     frame = c.frame
     isv = np.isfinite(video) & np.isfinite(frame)

@@ -353,7 +353,8 @@ class VisualStream(nn.Module):
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze/unfreeze the backbone; its BatchNorm statistics stay fixed either way (small
-        batches on a CPU would only add noise to them)."""
+        batches on a CPU would only add noise to them).
+        """
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
 

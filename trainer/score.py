@@ -270,7 +270,8 @@ class OnnxScorer:
         groups: np.ndarray | None = None,
     ) -> dict:
         """The input arrays for annotation ``rows`` (see :mod:`trainer.data`); ``groups`` (the
-        rows' subjects) give the weapon hand of frames without a grip."""
+        rows' subjects) give the weapon hand of frames without a grip.
+        """
         from trainer.data import featurise, read_crops
 
         nodes, edges = featurise(kp, conf, groups=groups)

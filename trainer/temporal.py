@@ -27,8 +27,9 @@ from torch import nn
 
 @contextlib.contextmanager
 def one_thread():
-    """torch on one intra-op thread (small tensors: more threads only spin, and on a busy
-    2-core machine they made a tiny fit ~100x slower)."""
+    """Torch on one intra-op thread (small tensors: more threads only spin, and on a busy
+    2-core machine they made a tiny fit ~100x slower).
+    """
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -258,7 +258,8 @@ class ArnisApp:
 
     def _before_slice(self, event=None) -> None:
         """The slider moved and napari has not sliced the layers yet: only store the new
-        frame's content in our layers; napari's slicing right after draws them (once)."""
+        frame's content in our layers; napari's slicing right after draws them (once).
+        """
         if self.viewer.dims.ndim != 3:
             return
         t = int(self.viewer.dims.current_step[0])
@@ -482,7 +483,8 @@ class ArnisApp:
 
     def accept_correction(self) -> None:
         """Accept this frame's proposed fixes: corrected / interpolated points and validate
-        proposals become human."""
+        proposals become human.
+        """
         self._after_edit(
             self.session.accept_correction(self.frame),
             "No proposed fix to accept on this frame.",
@@ -490,7 +492,8 @@ class ArnisApp:
 
     def accept_range(self) -> None:
         """Accept the proposed fixes of the run of frames around this one (e.g. an
-        interpolation), as one undoable step."""
+        interpolation), as one undoable step.
+        """
         self._after_edit(
             self.session.accept_range(self.frame),
             "No proposed fix to accept on or next to this frame.",
@@ -524,7 +527,8 @@ class ArnisApp:
 
     def _target_row(self) -> int | None:
         """The person a stick action is for: the selected point's, else the only one, else the
-        one nearest the mouse."""
+        one nearest the mouse.
+        """
         rows = self._rows
         if not len(rows):
             return None
@@ -705,7 +709,8 @@ class ArnisApp:
 
     def reload(self) -> None:
         """After a save conflict: re-read the file from disk with this session's edits replayed
-        onto it (they are in the journal)."""
+        onto it (they are in the journal).
+        """
         self.session.reload()
         if self.dock is not None:
             self.dock.attach(self)  # the review list may have changed
@@ -816,7 +821,8 @@ _EMITTER_LISTS = ("_callbacks", "_callback_refs", "_callback_pass_event")
 
 def _same_callback(stored, callback) -> bool:
     """Whether an emitter's stored callback is ``callback`` (bound methods are kept as
-    ``(weakref to the object, method name)``)."""
+    ``(weakref to the object, method name)``).
+    """
     if isinstance(stored, tuple) and len(stored) == 2 and callable(stored[0]):
         return stored[0]() is getattr(callback, "__self__", None) and stored[1] == getattr(
             callback, "__name__", None

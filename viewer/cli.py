@@ -14,7 +14,7 @@ EXAMPLE = "viewer my_dataset --queue my_dataset/queue.json"
 
 
 def _require_display() -> None:
-    """napari needs a display (an X server: Xvfb works); offscreen Qt has no OpenGL."""
+    """Napari needs a display (an X server: Xvfb works); offscreen Qt has no OpenGL."""
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):

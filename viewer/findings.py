@@ -81,7 +81,8 @@ class FrameLookup:
 
     def frame_of(self, rec: dict) -> int | None:
         """The frame a record names (``image_id``, ``file_name``, ``video`` + ``frame_index``
-        or ``ann_id``), or None when it names none of the dataset's frames."""
+        or ``ann_id``), or None when it names none of the dataset's frames.
+        """
         if not isinstance(rec, dict):
             return None
         iid = rec.get("image_id")

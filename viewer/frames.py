@@ -223,7 +223,8 @@ class FrameSource:
 
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` as a read-only, C-contiguous ``(H, W, 3)`` uint8 RGB array (grey where
-        the file cannot be read)."""
+        the file cannot be read).
+        """
         if t < 0:
             t += self.shape[0]
         if not 0 <= t < self.shape[0]:
@@ -357,7 +358,8 @@ class FrameSource:
 
     def _next_hint(self, timeout: float) -> tuple[int, int, int] | None:
         """Wait up to ``timeout`` s for a request to decode ahead of; None when there was none
-        (or the source is closed)."""
+        (or the source is closed).
+        """
         with self._cond:
             self._cond.wait_for(lambda: self._hint is not None or self._closed, timeout=timeout)
             if self._closed or self._hint is None:

@@ -30,7 +30,7 @@ def _dataset_dir(path) -> Path | None:
 
 
 def get_reader(path) -> Callable | None:
-    """napari reader contribution: a reader for Arnis dataset folders, else None."""
+    """Napari reader contribution: a reader for Arnis dataset folders, else None."""
     if _dataset_dir(path) is None:
         return None
     return read_dataset

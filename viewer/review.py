@@ -159,7 +159,8 @@ class ReviewList:
 
     def filters(self) -> list[str]:
         """The filter names for this list: :data:`FILTER_ALL`, :data:`FILTER_OPEN`,
-        :data:`FILTER_PROPOSAL`, then one per item code (sorted)."""
+        :data:`FILTER_PROPOSAL`, then one per item code (sorted).
+        """
         codes = sorted({it.code for it in self.items})
         return [FILTER_ALL, FILTER_OPEN, FILTER_PROPOSAL, *codes]
 

@@ -152,7 +152,8 @@ class EditSession:
 
     def corrected_frames(self) -> np.ndarray:
         """``(T,)`` bool: frames with an automatic correction or an interpolated stick not yet
-        accepted or edited."""
+        accepted or edited.
+        """
         out = np.zeros(self.n_frames, bool)
         pending = np.isin(self.ds.source, PENDING_SOURCES).any(1)
         frames = self.lookup.ann_frame[pending]
@@ -172,7 +173,8 @@ class EditSession:
 
     def _open_proposals(self, t: int) -> list[Proposal]:
         """Frame ``t``'s proposals whose points no person has set since (see
-        :meth:`accept_frames`)."""
+        :meth:`accept_frames`).
+        """
         out = []
         for p in self.findings.proposals.get(t, []):
             if (
@@ -188,7 +190,8 @@ class EditSession:
 
     def is_flagged(self, t: int) -> bool:
         """Whether frame ``t`` is flagged (:meth:`flagged_frames` for one frame, without
-        scanning the whole dataset on every frame step)."""
+        scanning the whole dataset on every frame step).
+        """
         if self.findings.flagged[t]:
             return True
         return bool(np.isin(self.ds.source[self.ann_rows(t)], PENDING_SOURCES).any())
@@ -366,7 +369,8 @@ class EditSession:
     def accept_range(self, t: int) -> Edit | None:
         """Accept the proposed fixes of the range around ``t``: the frames of every
         interpolation (between its outer keyframes, keyframes added inside it included) that
-        ``t`` lies in, else the run of pending frames around ``t`` (:meth:`pending_run`)."""
+        ``t`` lies in, else the run of pending frames around ``t`` (:meth:`pending_run`).
+        """
         run = self.interpolation_range(t)
         if not len(run):
             run = self.pending_run(t)
@@ -376,7 +380,8 @@ class EditSession:
 
     def interpolation_range(self, t: int) -> np.ndarray:
         """Frames with pending points inside the interpolations (outer keyframes included)
-        that frame ``t`` lies in; empty when it lies in none."""
+        that frame ``t`` lies in; empty when it lies in none.
+        """
         pending = self.corrected_frames()
         out: set[int] = set()
         for row in self.ann_rows(t):
@@ -434,7 +439,8 @@ class EditSession:
     def weapon_side(self, row: int) -> int:
         """The weapon side of annotation ``row``: :func:`toolkit.geometry.weapon_side` with the
         row's track (person in its video) as the group, so a row without a grip takes the
-        person's usual hand."""
+        person's usual hand.
+        """
         rows = self.track_rows(int(self.track[row]))
         if not len(rows):
             rows = np.array([row])
@@ -490,7 +496,8 @@ class EditSession:
 
     def _interpolated_bounds(self, row: int) -> tuple[int, int] | None:
         """The keyframes around ``row`` when it lies in an interpolated stretch of its track
-        (interpolated frames next to it, then keyframes with a whole stick on both sides)."""
+        (interpolated frames next to it, then keyframes with a whole stick on both sides).
+        """
         rows = self.track_rows(int(self.track[row]))
         pos = int(np.flatnonzero(rows == row)[0])
         src = self.ds.source[rows][:, STICK]
@@ -627,7 +634,8 @@ class EditSession:
 
     def copy_previous_stick(self, t: int, row: int) -> tuple[Edit | None, str]:
         """Key C: the stick of the same person on the previous frame (at most
-        :data:`COPY_LOOKBACK` frames back), carried by the weapon wrist, as a ``human`` edit."""
+        :data:`COPY_LOOKBACK` frames back), carried by the weapon wrist, as a ``human`` edit.
+        """
         code = int(self.track[row])
         if code < 0:
             return None, "Copying the stick works within a video (this frame is a still image)."
@@ -685,7 +693,8 @@ class EditSession:
     def _reopen_journal(self) -> None:
         """Append to the journal by path, not through a handle kept open: another program
         that saved the dataset replaced ``journal.jsonl`` (atomic rename), and an old handle
-        would write into the unlinked file, losing the edit."""
+        would write into the unlinked file, losing the edit.
+        """
         self.ds.close()
 
     def _push(self, edit: Edit) -> Edit | None:
@@ -772,7 +781,8 @@ class EditSession:
 
     def reload(self) -> None:
         """Re-read the dataset from disk, replaying this session's journalled edits onto it
-        (the merge after a save conflict). The undo history is dropped."""
+        (the merge after a save conflict). The undo history is dropped.
+        """
         path = self.ds.path
         self.ds.close()
         self.__init__(Dataset.load(path), self.review.path)

@@ -173,7 +173,8 @@ def test_validate_no_store_and_bad_input(dataset, tmp_path):
 
 def test_missing_media_is_exit_2_naming_relink(dataset):
     """A moved dataset: the commands that read pixels stop with exit 2 and say how to relink
-    (or how to run without the images)."""
+    (or how to run without the images).
+    """
     d, _, _ = dataset
     for args in (("validate", "--no-vae"), ("correct",), ("export", "--format", "yolo", "--out",
                                                           str(d.parent / "y"))):  # fmt: skip

@@ -1,5 +1,6 @@
 """Stick correction: each rule on constructed cases, non-destructiveness, the methodology's rule,
-time and image evidence, and the tip error on the committed samples."""
+time and image evidence, and the tip error on the committed samples.
+"""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def test_subject_stick_length_is_estimated_from_the_data_not_a_constant(clean):
 
 def test_only_decisive_fixes_are_applied_the_rest_is_proposed(clean):
     """Too long (impossible) is fixed; a swap without image evidence and an off grip are only
-    proposed, with proposals that would restore the clean points."""
+    proposed, with proposals that would restore the clean points.
+    """
     kp0, stance, short = clean
     kp = kp0.copy()
     rows_ok = [r for r in range(9, 400) if not short[r]]
@@ -172,7 +174,8 @@ def test_apply_sets_provenance_keeps_raw_and_revert_restores(clean):
 
 def test_no_stick_in_the_data_nothing_invented_nothing_moved(clean):
     """A body detector's output (grip guessed at the wrist, no tip): one data-set note, no tip
-    filled, no per-frame change."""
+    filled, no per-frame change.
+    """
     kp, stance, _ = clean
     kp = kp[:60].copy()
     kp[:, layout.GRIP] = kp[:, layout.R_WRIST]

@@ -36,7 +36,8 @@ def test_weapon_side_is_the_wrist_nearest_the_grip_not_a_fixed_side():
 
 def test_weapon_side_without_a_grip_is_the_subjects_usual_hand_else_unknown():
     """The one rule: the wrist nearest the grip; else the subject's majority; else unknown
-    (never a silent right-hand default, and never a guess from the tip alone)."""
+    (never a silent right-hand default, and never a guess from the tip alone).
+    """
     left = _pose(grip=(136, 195), tip=(150, 120))
     no_grip = _pose(grip=(np.nan, np.nan), tip=(134, 192))
     no_grip[layout.GRIP, 2] = 0

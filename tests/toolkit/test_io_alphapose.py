@@ -1,5 +1,6 @@
 """AlphaPose / OpenPifPaf / mmpose results (``toolkit.io.results``): counts and coordinates
-against the source files, frames of a video or an image folder, no ground truth."""
+against the source files, frames of a video or an image folder, no ground truth.
+"""
 
 from __future__ import annotations
 
@@ -241,8 +242,9 @@ def test_cli_import_results(tmp_path):
 
 
 def test_real_detector_output_on_a_real_video_in_alphapose_shape(realdata, tmp_path):
-    """tfjs' real per-frame keypoints of pose_1.mp4, written as AlphaPose writes a video's
-    results (string ids in AlphaPose's file order 0, 1, 10, 100, ..., scores up to 1.02)."""
+    """Tfjs' real per-frame keypoints of pose_1.mp4, written as AlphaPose writes a video's
+    results (string ids in AlphaPose's file order 0, 1, 10, 100, ..., scores up to 1.02).
+    """
     frames = json.loads((realdata / "tfjs-models" / "pose_1.json").read_text())
     names = list(layout.COCO_KEYPOINTS)
     rng = np.random.default_rng(1)
@@ -267,7 +269,7 @@ def test_real_detector_output_on_a_real_video_in_alphapose_shape(realdata, tmp_p
 
 
 def test_mmpose_pred_out_dir_files_name_their_image_by_stem(tmp_path):
-    """mmpose's Inferencer(pred_out_dir=...) writes <image stem>.json per image."""
+    """Mmpose's Inferencer(pred_out_dir=...) writes <image stem>.json per image."""
     out = tmp_path / "preds"
     out.mkdir()
     kp = [[10.0 + k, 20.0 + k] for k in range(17)]

@@ -1,5 +1,6 @@
 """COCO keypoints import/export: exact round trips on real files, 17 vs 19 points, results files,
-stances and subjects, and bad input named by file, field path and line."""
+stances and subjects, and bad input named by file, field path and line.
+"""
 
 from __future__ import annotations
 

@@ -58,7 +58,8 @@ def test_natural_key_orders_frames_in_time():
 
 def test_a_more_specific_format_supersedes_a_general_one(tmp_path):
     """AlphaPose results are also a JSON list with image_id + keypoints (what COCO results
-    detection accepts): the registry picks the format that declares it supersedes coco."""
+    detection accepts): the registry picks the format that declares it supersedes coco.
+    """
     ap = tmp_path / "alphapose-results.json"
     ap.write_text(json.dumps([{"image_id": "0.jpg", "keypoints": [1, 2, 0.9] * 17}]))
     coco = tmp_path / "results.json"

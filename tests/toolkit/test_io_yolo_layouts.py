@@ -1,5 +1,6 @@
 """YOLO layouts people come from (split folders without a yaml, ultralytics predict output),
-natural frame order, and the same checks with or without a data.yaml."""
+natural frame order, and the same checks with or without a data.yaml.
+"""
 
 from __future__ import annotations
 

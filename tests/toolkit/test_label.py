@@ -21,7 +21,8 @@ N_FRAMES = 20
 @pytest.fixture
 def detected(tmp_path, samples_root) -> Path:
     """A dataset as `toolkit detect` leaves it: 20 frames of clip.mp4 (every one) and two
-    photos, predicted points with scores, an absent tip, no stances."""
+    photos, predicted points with scores, an absent tip, no stances.
+    """
     images = [
         {
             "id": i + 1,

@@ -1,5 +1,6 @@
 """The stick judgement on data we did not make: image evidence without colour or thickness,
-real photos labelled by hand, a domain-randomised set, and calibration facts."""
+real photos labelled by hand, a domain-randomised set, and calibration facts.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def _real() -> Dataset:
 
 def test_real_photos_clean_sticks_are_not_flagged_and_not_moved():
     """Hand-labelled sticks on real photos (a bat, ski poles, a shinai; bodies from COCO labels
-    and from the real yolo11n-pose): as labels to judge, nothing is flagged and nothing moves."""
+    and from the real yolo11n-pose): as labels to judge, nothing is flagged and nothing moves.
+    """
     for ds in _real():
         ds.source[:, [layout.GRIP, layout.TIP]] = layout.IMPORTED  # judge them as labels
         rep = V.validate(ds, use_vae=False)
@@ -105,7 +107,8 @@ def randomised(tmp_path_factory):
 
 def test_randomised_set_precision_first(randomised):
     """A domain-randomised set (clutter, stick colour/thickness, image size, yaw, body noise):
-    few false flags, no error on a clean frame, clean sticks not moved."""
+    few false flags, no error on a clean frame, clean sticks not moved.
+    """
     ds, clean, kinds = randomised
     rep = V.validate(ds, use_vae=False)
     flagged = V.flagged_rows(rep.findings, len(ds))
@@ -122,7 +125,8 @@ def test_randomised_set_precision_first(randomised):
 
 def test_calibration_is_reported_and_thresholds_follow_the_data():
     """The thresholds come from the data set: a data set of sloppier grips gets a wider grip
-    tolerance, and the summary says what was used."""
+    tolerance, and the summary says what was used.
+    """
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
@@ -141,7 +145,8 @@ def test_calibration_is_reported_and_thresholds_follow_the_data():
 
 def test_real_detector_output_without_a_stick_is_one_note_and_no_change(tmp_path, realdata):
     """``toolkit detect`` (the real yolo11n-pose, no stick model) on a real clip of a person
-    holding no stick: one data-set note, no per-frame stick finding, nothing moved or invented."""
+    holding no stick: one data-set note, no per-frame stick finding, nothing moved or invented.
+    """
     from toolkit import ultra
     from toolkit.detect import DetectOptions, detect
 
@@ -163,7 +168,8 @@ def test_real_detector_output_without_a_stick_is_one_note_and_no_change(tmp_path
 
 def test_two_people_in_one_video_are_two_tracks():
     """Each person's stick is judged on its own course: two people holding their sticks at very
-    different angles in the same frames are not each other's outliers."""
+    different angles in the same frames are not each other's outliers.
+    """
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))

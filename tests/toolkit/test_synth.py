@@ -311,7 +311,8 @@ def test_rendered_stick_is_dark_along_the_true_segment(tiny):
 
 def test_stances_are_separable_but_not_trivially(medium):
     """A random forest on normalised clean 2D poses, leaving one subject out: far above chance
-    (1/12), yet well short of perfect (within-class variation, unseen subjects, handedness)."""
+    (1/12), yet well short of perfect (within-class variation, unseen subjects, handedness).
+    """
     from sklearn.ensemble import RandomForestClassifier
 
     truth = synth.load_truth(medium)
@@ -738,7 +739,8 @@ def test_samples_command_randomise(tmp_path):
 def test_default_mode_still_writes_the_committed_set(samples_root, tmp_path):
     """randomise=False is unchanged: regenerating samples/arnis gives the same truth and labels
     (images and videos are compared by their truth only: their bytes depend on OpenCV's
-    encoders)."""
+    encoders).
+    """
     from samples.generate import COMMITTED
 
     out = synth.generate(tmp_path / "arnis", **COMMITTED)

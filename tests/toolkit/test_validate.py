@@ -1,5 +1,6 @@
 """Validation checks: each fires on a constructed case and stays silent on its clean twin; real
-17-keypoint COCO data reports the stick as missing once; the samples' injected errors are found."""
+17-keypoint COCO data reports the stick as missing once; the samples' injected errors are found.
+"""
 
 from __future__ import annotations
 

@@ -149,7 +149,8 @@ def detect_results(path: Path) -> bool:
 # ---------------------------------------------------------------------- parsing
 def _load(path: Path) -> tuple[Any, bytes]:
     """The parsed file and its text; JSON lines (one object a line, as ``openpifpaf.video``
-    writes) come back as a list, with a text that keeps each object on its own line."""
+    writes) come back as a list, with a text that keeps each object on its own line.
+    """
     raw = path.read_bytes()
     if not raw.strip():
         raise InputError("Expected a JSON results list, but the file is empty.", path)
@@ -330,7 +331,8 @@ def _image_of_file(name: str) -> str:
 
 def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[list, list, str, dict]:
     """All persons, the image keys named (in source order), the tool's name, and where each key
-    was first named (file, text, JSON path) for messages."""
+    was first named (file, text, JSON path) for messages.
+    """
     persons: list[_Person] = []
     keys: list[Any] = []
     origin: dict[Any, tuple[Path, bytes, list]] = {}

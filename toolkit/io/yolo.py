@@ -135,7 +135,8 @@ class _Source:
 def _walk_images(root: str | Path, skip: frozenset[str] = frozenset()) -> list[str]:
     """Absolute image paths under ``root`` in natural order (``frame_2`` before ``frame_10``),
     hidden entries and folders named in ``skip`` left out. Plain strings: pathlib objects cost
-    more than everything else for 10k files."""
+    more than everything else for 10k files.
+    """
     out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(
@@ -151,7 +152,7 @@ def _walk_images(root: str | Path, skip: frozenset[str] = frozenset()) -> list[s
 
 
 def _img2label(image: str | Path) -> str:
-    """ultralytics' rule: the last ``/images/`` becomes ``/labels/``, the suffix ``.txt``."""
+    """Ultralytics' rule: the last ``/images/`` becomes ``/labels/``, the suffix ``.txt``."""
     s = os.fspath(image)
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
     return os.path.splitext(sb.join(s.rsplit(sa, 1)))[0] + ".txt"
@@ -698,7 +699,8 @@ class _Rows:
 
 class _LabelParser:
     """Vectorised parsing of many label files: the tokens of every line with the same count and
-    keypoint layout go through numpy together, so 10k files cost a few array operations each."""
+    keypoint layout go through numpy together, so 10k files cost a few array operations each.
+    """
 
     def __init__(
         self,
@@ -1068,7 +1070,8 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 def _jpeg_size(fh) -> tuple[int, int] | None:
     """Width and height from a JPEG's SOF marker; None when an EXIF block comes first (its
-    orientation may swap them: PIL decides) or the markers are not what we expect."""
+    orientation may swap them: PIL decides) or the markers are not what we expect.
+    """
     fh.seek(2)
     while True:
         b = fh.read(1)
@@ -1554,7 +1557,8 @@ def _stances_subjects(
 # ---------------------------------------------------------------------- detection
 def detect_yolo(path: Path) -> bool:
     """A dataset yaml, a folder with ``images/`` + ``labels/`` or a dataset yaml, or a folder
-    holding label ``.txt`` files (and no COCO ``.json``)."""
+    holding label ``.txt`` files (and no COCO ``.json``).
+    """
     path = Path(path)
     if path.is_file():
         return path.suffix.lower() in (".yaml", ".yml") and _is_dataset_yaml(path)

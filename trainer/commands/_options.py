@@ -176,7 +176,8 @@ def make_config(model: str, opts: dict):
 
 def load_prepared(dataset: Path, opts: dict, need_crops: bool, need_visual: bool = False):
     """Load a dataset and turn it into labelled arrays (with crops or pretrained visual
-    features when a model needs them)."""
+    features when a model needs them).
+    """
     from toolkit.dataset import Dataset
     from toolkit.taxonomy import Taxonomy
     from trainer.data import prepare
