@@ -77,9 +77,9 @@ def episodes(ds, kind: np.ndarray) -> list[tuple[np.ndarray, str]]:
     """Drift episodes: runs (in frame order) of one drift kind, at least :data:`MIN_EPISODE`
     frames; as (annotation rows in time order, kind).
     """
-    from viewer.findings import FrameLookup
+    from toolkit.locate import Locator
 
-    fidx = ds.images["frame_index"].to_numpy(dtype=np.float64)[FrameLookup.build(ds).ann_frame]
+    fidx = ds.images["frame_index"].to_numpy(dtype=np.float64)[Locator.build(ds).ann_frame]
     order = np.argsort(fidx, kind="stable")
     out = []
     i = 0
@@ -221,7 +221,7 @@ def child(stem: str, workflow: str, work: Path) -> list[dict]:
     from qtpy.QtWidgets import QApplication
 
     from toolkit.dataset import Dataset
-    from viewer.app import open_dataset
+    from viewer.launch import open_dataset
 
     ds_path, truth, kind = import_video(stem, work / f"{stem}_{workflow}")
     eps = episodes(Dataset.load(ds_path), kind)

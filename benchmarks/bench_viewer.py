@@ -191,7 +191,7 @@ def child(ds_path: Path, variant: str, steps: int) -> dict:
     t2 = time.perf_counter()
     rss_before = _rss_mb()
     if variant == "ours":
-        from viewer.app import open_dataset
+        from viewer.launch import open_dataset
 
         app = open_dataset(viewer, ds_path, autosave_s=0)
         n = app.session.n_frames

@@ -113,9 +113,11 @@ CHILD = textwrap.dedent(
 
 
 def _child(path: Path, writer: int, n_writers: int, seconds: float, seed: int) -> subprocess.Popen:
-    """Start an editing child. Its stdout is read through one buffered reader only (mixing
-    ``readline`` with ``communicate`` would drop the lines ``readline`` buffered); stderr goes to
-    a temporary file (``proc.errfile``).
+    """Start an editing child.
+
+    Its stdout is read through one buffered reader only (mixing ``readline`` with
+    ``communicate`` would drop the lines ``readline`` buffered); stderr goes to a temporary file
+    (``proc.errfile``).
     """
     args = [sys.executable, "-c", CHILD, str(ROOT), str(path)]
     args += [str(writer), str(n_writers), str(seconds), str(seed)]

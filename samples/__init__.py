@@ -1,0 +1,1 @@
+"""The committed synthetic sample set (``samples/arnis``) and its generator script."""

@@ -30,6 +30,7 @@ COMMITTED = {
 
 
 def main(argv: list[str] | None = None) -> Path:
+    """Regenerate the sample set (see the module docstring); returns its folder."""
     parser = argparse.ArgumentParser(
         prog="python -m samples.generate",
         description=__doc__,

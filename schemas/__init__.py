@@ -1,0 +1,1 @@
+"""JSON Schemas of the suite's files (dataset, taxonomy, review queue, validation report)."""

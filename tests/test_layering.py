@@ -81,3 +81,55 @@ def test_one_weapon_side_rule():
                 if not (delegates and "toolkit.geometry" in body or "geometry.weapon_side" in body):
                     own.append(f"{f.relative_to(ROOT)}:{n.name}")
     assert not own, own
+
+
+def test_viewer_and_trainer_do_not_import_each_other():
+    for pkg, other in (("viewer", "trainer"), ("trainer", "viewer")):
+        for f in _files(pkg):
+            bad = {m for m in _imports(f) if m.split(".")[0] == other}
+            assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Our modules -> the modules of ours each imports (anywhere in the file)."""
+    files = {}
+    for pkg in ("toolkit", "viewer", "trainer"):
+        for f in _files(pkg):
+            parts = f.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            files[name] = f
+    graph = {}
+    for name, f in files.items():
+        deps = set()
+        for m in _imports(f):
+            # ``from toolkit import geometry`` names the module toolkit.geometry.
+            while m and m not in files:
+                m = m.rpartition(".")[0]
+            if m and m != name and not name.startswith(m + "."):
+                deps.add(m)
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_circles_between_our_modules():
+    """Every import counts, also those inside functions: a deferred import hides a circle from
+    Python's import machinery, not from a reader. Packages' ``__init__`` re-exports are edges too.
+    """
+    graph = _module_graph()
+    cycles, state, stack = [], {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                cycles.append(stack[stack.index(m) :] + [m])
+            elif m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)

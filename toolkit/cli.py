@@ -8,11 +8,10 @@ commands that need them.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import click
 
-#: command name -> "module:function"; a module not present yet is simply not listed.
+#: command name -> "module:function" (the module is imported when the command is used).
 COMMANDS: dict[str, str] = {
     "import": "toolkit.commands.io_cmd:import_cmd",
     "export": "toolkit.commands.io_cmd:export_cmd",
@@ -35,18 +34,13 @@ class LazyGroup(click.Group):
         super().__init__(*args, **kwargs)
         self.lazy = lazy
 
-    def _available(self) -> list[str]:
-        return [
-            n
-            for n, target in self.lazy.items()
-            if importlib.util.find_spec(target.split(":")[0]) is not None
-        ]
-
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+        """The eager and the lazy command names, sorted."""
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy and cmd_name in self._available():
+        """The command ``cmd_name``, importing its module on first use."""
+        if cmd_name in self.lazy:
             module, attr = self.lazy[cmd_name].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, cmd_name)

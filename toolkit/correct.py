@@ -42,6 +42,8 @@ import pandas as pd
 
 from toolkit import geometry as geo
 from toolkit import layout
+from toolkit.dataset import Dataset
+from toolkit.fileio import atomic_write_text
 from toolkit.stick import assessment as stick_assess
 from toolkit.stick.assessment import REASONS as _STICK_REASONS
 
@@ -109,6 +111,7 @@ class CorrectionResult:
 
     @property
     def n_changed(self) -> int:
+        """Annotations with a changed grip or tip."""
         return int(self.changed.any(1).sum())
 
     def __repr__(self) -> str:
@@ -120,12 +123,7 @@ class CorrectionResult:
 
 def reason_names(bits: np.ndarray) -> np.ndarray:
     """``(N,)`` int bit sets -> ``(N,)`` strings like ``"swap;too_long"`` (vectorised)."""
-    bits = np.asarray(bits, dtype=np.int64)
-    out = np.full(len(bits), "", dtype=object)
-    for bit, name in REASONS.items():
-        has = (bits & bit) > 0
-        out[has] = np.where(out[has] == "", name, out[has] + ";" + name)
-    return out
+    return stick_assess.reason_names(bits, REASONS)
 
 
 def _editable(ds_source: np.ndarray) -> np.ndarray:
@@ -139,7 +137,8 @@ def correct(ds, options: CorrectOptions | None = None, **kwargs) -> CorrectionRe
 
     Args:
         ds: The dataset.
-        options: :class:`CorrectOptions`; keyword arguments override its fields.
+        options: :class:`CorrectOptions`.
+        **kwargs: Fields of :class:`CorrectOptions` that override ``options``.
 
     Returns:
         A :class:`CorrectionResult`.
@@ -303,8 +302,6 @@ def append_log(dataset_dir: str | Path, log: pd.DataFrame) -> Path:
     """Append ``log`` to ``DATASET/corrections.csv`` (atomically rewritten, with a timestamp)."""
     import datetime
 
-    from toolkit.fileio import atomic_write_text
-
     path = Path(dataset_dir) / CORRECTION_LOG
     log = log.copy()
     log.insert(0, "time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
@@ -327,8 +324,6 @@ def run(
     Returns:
         ``(change log, result)``; nothing is written when ``dry_run``.
     """
-    from toolkit.dataset import Dataset
-
     ds = Dataset.load(dataset_dir)
     opts = options or CorrectOptions()
     if not revert_stick and opts.method == "rigid" and opts.use_images and len(ds):

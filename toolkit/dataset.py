@@ -64,7 +64,7 @@ import re
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -74,7 +74,7 @@ import orjson
 import pandas as pd
 
 from toolkit import layout
-from toolkit.errors import InputError, MediaError, SaveConflictError
+from toolkit.errors import InputError, MediaError, SaveConflictError, UnknownIdError
 from toolkit.fileio import (
     atomic_write_bytes,
     name_length_problem,
@@ -82,6 +82,7 @@ from toolkit.fileio import (
     safe_relpath,
     staged_name,
 )
+from toolkit.schema import Columns, annotation_arrays, validate_dataset
 
 FORMAT_VERSION = 1
 DATASET_FILE = "dataset.json"
@@ -101,7 +102,9 @@ IMAGE_COLUMNS = (
     "frame_index",
 )
 ANNOTATION_COLUMNS = ("id", "image_id", "category_id", "score", "track_id")
-SOURCE_LETTERS = layout.SOURCE_LETTERS  # kept importable from here for old callers
+#: Edits per ``set_images`` journal record (:meth:`Dataset.set_image_fields`): one checked line
+#: each, well under the 64 KiB tail that the torn-line check reads.
+BATCH_EDITS = 256
 # Keys we model explicitly; anything else on an image/annotation is kept in ``extra`` and
 # written back unchanged (so a COCO file round-trips exactly: ``segmentation``, ``coco_url`` …).
 # ``area`` and ``iscrowd`` are hidden annotation columns (NaN/NA: derive from the bbox / 0).
@@ -292,6 +295,10 @@ class Dataset:
             scores: ``(N, 19)`` confidences, default NaN.
             source: ``(N, 19)`` codes, or one code for all points.
             bboxes: ``(N, 4)``; derived from the visible points when omitted (rounded to 0.01).
+            videos: The top-level ``videos`` list (see the class attributes).
+            media_root: Where image and video ``file_name``s are resolved.
+            taxonomy: The stance taxonomy, or None.
+            meta: Other top-level fields, kept as is.
             categories: COCO categories (see the class attributes); default one ``person``.
             keypoints_raw: ``(N, 19, 3)`` as imported, when it differs from ``keypoints``.
         """
@@ -358,14 +365,14 @@ class Dataset:
         """Row index of an annotation id."""
         rows = np.flatnonzero(self.annotations["id"].to_numpy() == ann_id)
         if not len(rows):
-            raise KeyError(f"No annotation with id {ann_id}.")
+            raise UnknownIdError(f"No annotation with id {ann_id}.")
         return int(rows[0])
 
     def image_row(self, image_id: int) -> int:
         """Row index of an image id."""
         rows = np.flatnonzero(self.images["id"].to_numpy() == image_id)
         if not len(rows):
-            raise KeyError(f"No image with id {image_id}.")
+            raise UnknownIdError(f"No image with id {image_id}.")
         return int(rows[0])
 
     def media_path(self) -> Path:
@@ -384,7 +391,7 @@ class Dataset:
         for v in self.videos:
             if v["id"] == video_id:
                 return self.media_path() / safe_relpath(v["file_name"], "videos[].file_name")
-        raise KeyError(f"No video with id {video_id}.")
+        raise UnknownIdError(f"No video with id {video_id}.")
 
     def check_media_root(self, *, allow_outside: bool = False) -> None:
         """Refuse a media root outside the dataset's allowed roots (see :func:`media_root_problem`).
@@ -609,48 +616,149 @@ class Dataset:
         self._apply(op)
 
     def set_image_field(self, image_id: int, name: str, value: Any, journal: bool = True) -> None:
-        """Set ``stance``, ``subject`` or a review field of one image; journalled first."""
-        if name not in ("stance", "subject") and not name.startswith("review"):
-            raise ValueError(
-                f"Expected 'name' to be 'stance', 'subject' or 'review*', but got {name!r}."
-            )
-        if name in ("stance", "subject") and value is not None and not isinstance(value, str):
-            raise ValueError(f"Expected '{name}' to be a string or None, but got {value!r}.")
+        """Set ``stance``, ``subject`` or a review field of one image; journalled first.
+
+        Args:
+            image_id: Image id.
+            name: ``stance``, ``subject`` or a ``review*`` field.
+            value: The new value (a string or None for ``stance``/``subject``).
+            journal: False for a bulk edit that reaches disk with :meth:`save`.
+        """
+        if (problem := _image_edit_problem(image_id, name, value, strict=False)) is not None:
+            raise ValueError(problem)
         op = {"op": "set_image", "image": int(image_id), "field": name, "value": value}
         self.image_row(op["image"])
         if journal:
             self._journal(op)
         self._apply(op)
 
+    def set_image_fields(self, edits: Iterable[tuple[int, str, Any]], journal: bool = True) -> int:
+        """Set many image fields at once (e.g. ``toolkit label``), journalled first.
+
+        All edits are checked before anything is written; then they are appended to the journal
+        as ``set_images`` records of at most :data:`BATCH_EDITS` edits each (every record is
+        one checked line: a crash keeps it whole or drops it whole) with ONE fsync for all of
+        them, and only then applied. When this returns, every edit is acknowledged, exactly as
+        if :meth:`set_image_field` had been called for each (later edits of a cell win).
+
+        Args:
+            edits: ``(image_id, name, value)`` triples, as :meth:`set_image_field` takes them.
+            journal: False for a bulk edit that reaches disk with :meth:`save`.
+
+        Returns:
+            The number of edits.
+
+        Raises:
+            ValueError: A field name or value :meth:`set_image_field` would refuse.
+            UnknownIdError: An image id the dataset does not have (nothing is written).
+        """
+        items = []
+        for image_id, name, value in edits:
+            if (problem := _image_edit_problem(image_id, name, value, strict=False)) is not None:
+                raise ValueError(problem)
+            items.append([int(image_id), name, value])
+        if not items:
+            return 0
+        rows = _first_rows(self.images["id"].to_numpy())
+        unknown = next((i for i, _, _ in items if i not in rows), None)
+        if unknown is not None:
+            raise UnknownIdError(f"No image with id {unknown}.")
+        ops = [
+            {"op": "set_images", "edits": items[at : at + BATCH_EDITS]}
+            for at in range(0, len(items), BATCH_EDITS)
+        ]
+        if journal:
+            self._journal(*ops)
+        for op in ops:
+            self._apply(op)
+        return len(items)
+
     def _apply(self, op: dict) -> None:
-        if op["op"] == "set_points":
-            row = self.ann_row(op["ann"])
-            idx = np.asarray(op["idx"], dtype=int)
-            vals = np.array([[np.nan if v is None else v for v in r] for r in op["xyv"]], float)
-            missing = (vals[:, 2] <= 0) | ~np.isfinite(vals[:, :2]).all(1)
-            vals[missing, :2] = np.nan
-            vals[missing, 2] = 0
-            self.keypoints[row, idx] = vals
-            self.source[row, idx] = layout.SOURCE_CODE[op["source"]]
-        elif op["op"] == "set_image":
+        """Apply one journal edit (an unknown id: ``UnknownIdError``, nothing changed)."""
+        kind = op["op"]
+        if kind == "set_points":
+            self._apply_points(op)
+        elif kind == "set_image":
             row = self.image_row(op["image"])
-            if op["field"] in ("stance", "subject"):
-                self.images.at[self.images.index[row], op["field"]] = op["value"]
-            else:
-                extra = dict(self.images.at[self.images.index[row], "extra"] or {})
-                extra[op["field"]] = op["value"]
-                self.images.at[self.images.index[row], "extra"] = extra
+            self._set_image_cells({(op["field"], row): op["value"]})
+        elif kind == "set_images":
+            self._apply_images(op["edits"])
         else:
-            raise ValueError(f"Expected a journal 'op' of set_points/set_image, got {op['op']!r}.")
+            raise ValueError(
+                f"Expected a journal 'op' of set_points/set_image/set_images, got {kind!r}."
+            )
+
+    def _apply_points(self, op: dict) -> None:
+        row = self.ann_row(op["ann"])
+        idx = np.asarray(op["idx"], dtype=int)
+        vals = np.array([[np.nan if v is None else v for v in r] for r in op["xyv"]], float)
+        missing = (vals[:, 2] <= 0) | ~np.isfinite(vals[:, :2]).all(1)
+        vals[missing, :2] = np.nan
+        vals[missing, 2] = 0
+        self.keypoints[row, idx] = vals
+        self.source[row, idx] = layout.SOURCE_CODE[op["source"]]
+
+    def _apply_images(self, edits: list) -> int:
+        """Apply a ``set_images`` record's edits in order.
+
+        Returns:
+            How many edits named an id this dataset lacks (skipped).
+        """
+        rows = _first_rows(self.images["id"].to_numpy())
+        cells: dict[tuple[str, int], Any] = {}
+        unknown = 0
+        for image_id, name, value in edits:
+            row = rows.get(image_id)
+            if row is None:
+                unknown += 1
+                continue
+            cells.pop((name, row), None)  # keep the order of last writes
+            cells[(name, row)] = value
+        self._set_image_cells(cells)
+        return unknown
+
+    def _set_image_cells(self, cells: dict[tuple[str, int], Any]) -> None:
+        """Write ``(field, image row) -> value`` cells.
+
+        ``stance``/``subject`` go to their columns; review fields to a new ``extra`` dict per
+        row (never mutated in place: the save merge compares cells).
+        """
+        index = self.images.index
+        by_field: dict[str, tuple[list[int], list[Any]]] = {}
+        extras: dict[int, dict] = {}
+        for (name, row), value in cells.items():
+            if name in ("stance", "subject"):
+                rows, values = by_field.setdefault(name, ([], []))
+                rows.append(row)
+                values.append(value)
+            else:
+                if row not in extras:
+                    extras[row] = dict(self.images.at[index[row], "extra"] or {})
+                extras[row][name] = value
+        for name, (rows, values) in by_field.items():
+            col = self.images.columns.get_loc(name)
+            self.images.iloc[rows, col] = pd.Series(values, index=index[rows], dtype=object)
+        for row, extra in extras.items():
+            self.images.at[index[row], "extra"] = extra
 
     def _apply_all(self, ops: list[dict], jpath: Path | None = None) -> int:
-        """Apply journalled ops in order; ops naming an id this dataset lacks are skipped
-        (warned once). Returns how many were applied.
+        """Apply journalled ops in order; edits naming an id this dataset lacks are skipped.
+
+        A warning names how many were skipped.
+
+        Returns:
+            How many edits were applied (a ``set_images`` record counts each of its edits).
         """
-        unknown = 0
+        unknown = applied = 0
         for op in ops:
+            if op["op"] == "set_images":
+                missed = self._apply_images(op["edits"])
+                unknown += missed
+                applied += len(op["edits"]) - missed
+                continue
             try:
                 self._apply(op)
+                applied += 1
             except KeyError:
                 unknown += 1
         if unknown:
@@ -660,22 +768,23 @@ class Dataset:
                 "they were skipped.",
                 stacklevel=3,
             )
-        return len(ops) - unknown
+        return applied
 
-    def _journal(self, op: dict) -> None:
-        """Append one edit to ``journal.jsonl`` and fsync before returning (the acknowledgement).
+    def _journal(self, *ops: dict) -> None:
+        """Append edits to ``journal.jsonl`` and fsync once before returning (the acknowledgement).
 
         The file is opened per append (not kept open): another process's :meth:`save` replaces
         the journal by rename, and a cached handle would keep writing to the unlinked file. Each
         line carries its length and CRC-32; a torn last line (a crash mid-append) is cut off
-        before the new line is written, so it can never swallow the next edit.
+        before the new lines are written, so it can never swallow the next edit.
         """
         if self.path is None:
             return
-        entry = {**op, "w": self._writer, "t": time.time()}
+        now = time.time()
+        entries = [{**op, "w": self._writer, "t": now} for op in ops]
         with _journal_lock(self.path):
-            append_journal(self.path / JOURNAL_FILE, [entry])
-        self._ops.append(entry)
+            append_journal(self.path / JOURNAL_FILE, entries)
+        self._ops.extend(entries)
 
     def close(self) -> None:
         """Kept for API compatibility: the journal is opened per append, nothing stays open."""
@@ -705,97 +814,76 @@ class Dataset:
         images = _table_records(
             self.images, IMAGE_COLUMNS, keep_null=("stance", "subject") if full else ()
         )
-        n = len(self)
-        if not n:
+        if not len(self):
             return images, []
+        columns = self._annotation_columns(k)
+        if extensions:
+            columns.update(self._extension_columns(k, full))
+        return images, _annotation_records(columns, len(self), bool(extensions))
+
+    def _annotation_columns(self, k: int) -> dict[str, list]:
+        """The plain COCO fields of every annotation, column by column (lists of length N)."""
         kp = _kpts_to_disk(self.keypoints[:, :k])
         # Machine- or human-made points are rounded to 1/1000 px; imported ones stay exact.
         made = np.repeat(self.source[:, :k] != layout.IMPORTED, 3, axis=1)
         kp = np.where(made, np.round(kp, 3), kp)
-        kp_rows = json_rows(kp)
-        vis = (kp[:, 2::3] > 0).sum(1).tolist()
         bb = np.asarray(self.bboxes, np.float64)
         bb_ok = np.isfinite(bb).all(1)
-        bb_rows = json_rows(np.where(bb_ok[:, None], bb, 0.0))
         area = np.where(bb_ok, np.round(bb[:, 2] * bb[:, 3], 2), 0.0)
         has_area = bb_ok.copy()
-        if "area" in self.annotations:  # the source's own area (e.g. of a segmentation) wins
-            src_area = self.annotations["area"].to_numpy(np.float64)
+        ann = self.annotations
+        if "area" in ann:  # the source's own area (e.g. of a segmentation) wins
+            src_area = ann["area"].to_numpy(np.float64)
             area = np.where(np.isfinite(src_area), src_area, area)
             has_area |= np.isfinite(src_area)
-        area = _numbers(area)
-        has_area = has_area.tolist()
-        iscrowd = (
-            _column_values(self.annotations["iscrowd"])
-            if "iscrowd" in self.annotations
-            else [None] * n
-        )
-        bb_ok = bb_ok.tolist()
-        ann = self.annotations
-        ids = ann["id"].to_numpy().tolist()
-        img_ids = ann["image_id"].to_numpy().tolist()
-        cats = ann["category_id"].to_numpy().tolist()
-        ann_score = _column_values(ann["score"])
-        track = _column_values(ann["track_id"])
-        extras = ann["extra"].to_numpy()
-        preds = ann["predictions"].to_numpy()
-        raw_rows = src_str = sc_rows = None
-        if extensions:
-            raw = self.keypoints_raw[:, :k]
-            now = self.keypoints[:, :k]
-            same = ((raw == now) | (np.isnan(raw) & np.isnan(now))).all((1, 2))
-            raw_rows = [None] * n
-            if full:
-                for i, row in zip(
-                    np.flatnonzero(~same).tolist(),
-                    json_rows(_kpts_to_disk(raw[~same])),
-                    strict=True,
-                ):
-                    raw_rows[i] = row
-            letters = np.frombuffer(SOURCE_LETTERS.encode(), np.uint8)[self.source[:, :k]]
-            flat = letters.tobytes().decode("ascii")
-            src_str = [flat[i * k : (i + 1) * k] for i in range(n)]
-            if not full:
-                plain = (self.source[:, :k] == layout.IMPORTED).all(1)
-                src_str = [None if p else s for p, s in zip(plain.tolist(), src_str, strict=True)]
-            # Scores are float32: written in float32's shortest form, so they come back exactly.
-            sc = np.ascontiguousarray(self.scores[:, :k], dtype=np.float32)
-            has = np.isfinite(sc).any(1)
-            sc_rows = [None] * n
-            for i, row in zip(np.flatnonzero(has).tolist(), json_rows(sc[has]), strict=True):
-                sc_rows[i] = row
-        out = []
-        for i in range(n):
-            rec: dict[str, Any] = {
-                "id": ids[i],
-                "image_id": img_ids[i],
-                "category_id": cats[i],
-                "keypoints": kp_rows[i],
-                "num_keypoints": vis[i],
-            }
-            if bb_ok[i]:
-                rec["bbox"] = bb_rows[i]
-            if has_area[i]:
-                rec["area"] = area[i]
-            rec["iscrowd"] = 0 if iscrowd[i] is None else int(iscrowd[i])
-            if extensions:
-                if raw_rows[i] is not None:
-                    rec["keypoints_raw"] = raw_rows[i]
-                if src_str[i] is not None:
-                    rec["keypoint_source"] = src_str[i]
-                if sc_rows[i] is not None:
-                    rec["keypoint_scores"] = sc_rows[i]
-            if ann_score[i] is not None:
-                rec["score"] = ann_score[i]
-            if track[i] is not None:
-                rec["track_id"] = int(track[i])
-            p = preds[i]
-            if p is not None and not (isinstance(p, float) and np.isnan(p)):
-                rec["predictions"] = p
-            if extras[i]:
-                rec.update(extras[i])
-            out.append(rec)
-        return images, out
+        n = len(self)
+        return {
+            "keypoints": json_rows(kp),
+            "num_keypoints": (kp[:, 2::3] > 0).sum(1).tolist(),
+            "bbox": json_rows(np.where(bb_ok[:, None], bb, 0.0)),
+            "bbox_ok": bb_ok.tolist(),
+            "area": _numbers(area),
+            "has_area": has_area.tolist(),
+            "iscrowd": _column_values(ann["iscrowd"]) if "iscrowd" in ann else [None] * n,
+            "id": ann["id"].to_numpy().tolist(),
+            "image_id": ann["image_id"].to_numpy().tolist(),
+            "category_id": ann["category_id"].to_numpy().tolist(),
+            "score": _column_values(ann["score"]),
+            "track_id": _column_values(ann["track_id"]),
+            "extra": ann["extra"].to_numpy().tolist(),
+            "predictions": ann["predictions"].to_numpy().tolist(),
+        }
+
+    def _extension_columns(self, k: int, full: bool) -> dict[str, list]:
+        """The suite's extensions per annotation (None where a row does not write one).
+
+        Args:
+            k: Keypoints written (17 or 19).
+            full: Every extension (``extensions=True``); else only provenance and scores where
+                they carry information (``extensions="auto"``).
+        """
+        n = len(self)
+        raw = self.keypoints_raw[:, :k]
+        now = self.keypoints[:, :k]
+        same = ((raw == now) | (np.isnan(raw) & np.isnan(now))).all((1, 2))
+        raw_rows: list = [None] * n
+        if full:
+            changed = np.flatnonzero(~same).tolist()
+            for i, row in zip(changed, json_rows(_kpts_to_disk(raw[~same])), strict=True):
+                raw_rows[i] = row
+        letters = np.frombuffer(layout.SOURCE_LETTERS.encode(), np.uint8)[self.source[:, :k]]
+        flat = letters.tobytes().decode("ascii")
+        src_str: list = [flat[i * k : (i + 1) * k] for i in range(n)]
+        if not full:
+            plain = (self.source[:, :k] == layout.IMPORTED).all(1)
+            src_str = [None if p else s for p, s in zip(plain.tolist(), src_str, strict=True)]
+        # Scores are float32: written in float32's shortest form, so they come back exactly.
+        sc = np.ascontiguousarray(self.scores[:, :k], dtype=np.float32)
+        has = np.isfinite(sc).any(1)
+        sc_rows: list = [None] * n
+        for i, row in zip(np.flatnonzero(has).tolist(), json_rows(sc[has]), strict=True):
+            sc_rows[i] = row
+        return {"keypoints_raw": raw_rows, "keypoint_source": src_str, "keypoint_scores": sc_rows}
 
     def _document(self) -> dict:
         images, anns = self.coco_records()
@@ -905,7 +993,6 @@ class Dataset:
         data = self.to_bytes()
         if not first:
             return data
-        from toolkit.schema import validate_dataset
 
         shown = staged_name(target / DATASET_FILE)
         try:
@@ -1044,8 +1131,6 @@ class Dataset:
                     ds_file,
                     getattr(exc, "lineno", None),
                 ) from None
-            from toolkit.schema import annotation_arrays, validate_dataset
-
             if validate:
                 arrays = validate_dataset(doc, ds_file, raw=raw_bytes)
             else:
@@ -1083,8 +1168,6 @@ class Dataset:
             arrays: The numeric columns :func:`toolkit.schema.validate_dataset` returned (saves
                 converting them twice).
         """
-        from toolkit.schema import annotation_arrays
-
         anns = doc.get("annotations") or []
         images = doc.get("images") or []
         if arrays is None:
@@ -1125,7 +1208,6 @@ class Dataset:
             ops = journal.after(self._marker)
         count = self._apply_all(ops, self.path / JOURNAL_FILE)
         self._jid, self._jpos = journal.id, len(journal.entries)
-        self._replayed = count
         return count
 
     def pending_edits(self) -> int:
@@ -1133,7 +1215,7 @@ class Dataset:
         if self.path is None:
             return 0
         journal = read_journal(self.path / JOURNAL_FILE, warn=False)
-        return len(journal.after(self._marker))
+        return sum(_edit_count(op) for op in journal.after(self._marker))
 
     def copy(self) -> Dataset:
         """A deep copy detached from its directory (no journal)."""
@@ -1219,48 +1301,85 @@ def _op_problem(op: Any) -> str | None:
         return "Expected a journal edit to be an object."
     kind = op.get("op")
     if kind == "set_points":
-        ann, idx, xyv, src = op.get("ann"), op.get("idx"), op.get("xyv"), op.get("source")
-        if type(ann) is not int:
-            return f"Expected 'ann' to be an annotation id, but got {ann!r}."
-        if (
-            type(idx) is not list
-            or not idx
-            or not all(type(i) is int and 0 <= i < layout.NUM_KEYPOINTS for i in idx)
-        ):
-            return f"Expected 'idx' to be keypoint indices 0..18, but got {idx!r}."
-        if (
-            type(xyv) is not list
-            or len(xyv) != len(idx)
-            or not all(
-                type(r) is list
-                and len(r) == 3
-                and all(v is None or (type(v) in (int, float) and math.isfinite(v)) for v in r)
-                for r in xyv
-            )
-        ):
-            return "Expected 'xyv' to hold one [x, y, v] (numbers or null) per index."
-        for r in xyv:
-            x, y, v = r
-            if v is not None and v > 0 and v not in (1, 2):
-                return f"Expected each visibility to be 0, 1 or 2, but got {v!r}."
-            if v and any(c is not None and abs(c) > COORD_LIMIT for c in (x, y)):
-                return f"Expected coordinates within +-{COORD_LIMIT:g} px, but got {r!r}."
-        if src not in layout.SOURCE_CODE:
-            return f"Expected 'source' to be one of {list(layout.SOURCES)}, but got {src!r}."
-        return None
+        return _points_op_problem(op)
     if kind == "set_image":
-        image, name = op.get("image"), op.get("field")
-        if type(image) is not int:
-            return f"Expected 'image' to be an image id, but got {image!r}."
-        if type(name) is not str or not (
-            name in ("stance", "subject") or name.startswith("review")
-        ):
-            return f"Expected 'field' to be 'stance', 'subject' or 'review*', but got {name!r}."
-        value = op.get("value")
-        if name in ("stance", "subject") and value is not None and type(value) is not str:
-            return f"Expected '{name}' to be a string or null, but got {value!r}."
+        return _image_edit_problem(op.get("image"), op.get("field"), op.get("value"))
+    if kind == "set_images":
+        edits = op.get("edits")
+        if type(edits) is not list or not edits:
+            return "Expected 'edits' to be a list of [image, field, value]."
+        for e in edits:
+            if type(e) is not list or len(e) != 3:
+                return f"Expected each edit to be [image, field, value], but got {e!r}."
+            if (problem := _image_edit_problem(*e)) is not None:
+                return problem
         return None
-    return f"Expected a journal 'op' of set_points/set_image, but got {kind!r}."
+    return f"Expected a journal 'op' of set_points/set_image/set_images, but got {kind!r}."
+
+
+def _points_op_problem(op: dict) -> str | None:
+    """Why a ``set_points`` edit is malformed (None when it is fine)."""
+    ann, idx, xyv, src = op.get("ann"), op.get("idx"), op.get("xyv"), op.get("source")
+    if type(ann) is not int:
+        return f"Expected 'ann' to be an annotation id, but got {ann!r}."
+    if (
+        type(idx) is not list
+        or not idx
+        or not all(type(i) is int and 0 <= i < layout.NUM_KEYPOINTS for i in idx)
+    ):
+        return f"Expected 'idx' to be keypoint indices 0..18, but got {idx!r}."
+    if (
+        type(xyv) is not list
+        or len(xyv) != len(idx)
+        or not all(
+            type(r) is list
+            and len(r) == 3
+            and all(v is None or (type(v) in (int, float) and math.isfinite(v)) for v in r)
+            for r in xyv
+        )
+    ):
+        return "Expected 'xyv' to hold one [x, y, v] (numbers or null) per index."
+    for r in xyv:
+        x, y, v = r
+        if v is not None and v > 0 and v not in (1, 2):
+            return f"Expected each visibility to be 0, 1 or 2, but got {v!r}."
+        if v and any(c is not None and abs(c) > COORD_LIMIT for c in (x, y)):
+            return f"Expected coordinates within +-{COORD_LIMIT:g} px, but got {r!r}."
+    if src not in layout.SOURCE_CODE:
+        return f"Expected 'source' to be one of {list(layout.SOURCES)}, but got {src!r}."
+    return None
+
+
+def _image_edit_problem(image: Any, name: Any, value: Any, strict: bool = True) -> str | None:
+    """Why an image-field edit is malformed (None when it is fine).
+
+    Args:
+        image: The image id (``strict``: a JSON int; else any integer, e.g. numpy's).
+        name: ``stance``, ``subject`` or a ``review*`` field.
+        value: A string or None for ``stance``/``subject``; anything JSON for a review field.
+        strict: Check a journal line (the id a JSON int); False: an API call's field and value
+            only (its id is converted with ``int``).
+    """
+    if strict and type(image) is not int:
+        return f"Expected 'image' to be an image id, but got {image!r}."
+    if not isinstance(name, str) or not (
+        name in ("stance", "subject") or name.startswith("review")
+    ):
+        return f"Expected 'field' to be 'stance', 'subject' or 'review*', but got {name!r}."
+    if name in ("stance", "subject") and value is not None and not isinstance(value, str):
+        return f"Expected '{name}' to be a string or None, but got {value!r}."
+    return None
+
+
+def _edit_count(op: dict) -> int:
+    """How many edits a journal record holds (a ``set_images`` record holds several)."""
+    return len(op["edits"]) if op.get("op") == "set_images" else 1
+
+
+def _first_rows(ids: np.ndarray) -> dict[int, int]:
+    """``id -> row`` of its first occurrence (what :meth:`Dataset.image_row` finds)."""
+    ids = ids.tolist()
+    return dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
 
 
 @dataclass
@@ -1663,6 +1782,61 @@ class warnings_off:
         return self._cm.__exit__(*exc)
 
 
+_EXTENSION_KEYS = ("keypoints_raw", "keypoint_source", "keypoint_scores")
+
+
+def _annotation_records(c: dict[str, list], n: int, extensions: bool) -> list[dict]:
+    """Assemble the ``annotations`` records from their columns.
+
+    The columns are :meth:`Dataset._annotation_columns` (and the extension columns); the keys
+    keep the order ``dataset.json`` has always had.
+    """
+    ids, img_ids, cats, kps, vis = (
+        c["id"],
+        c["image_id"],
+        c["category_id"],
+        c["keypoints"],
+        c["num_keypoints"],
+    )
+    bb_ok, bbox, has_area, area, iscrowd = (
+        c["bbox_ok"],
+        c["bbox"],
+        c["has_area"],
+        c["area"],
+        c["iscrowd"],
+    )
+    ext = [(key, c[key]) for key in _EXTENSION_KEYS] if extensions else []
+    score, track, preds, extras = c["score"], c["track_id"], c["predictions"], c["extra"]
+    out = []
+    for i in range(n):
+        rec: dict[str, Any] = {
+            "id": ids[i],
+            "image_id": img_ids[i],
+            "category_id": cats[i],
+            "keypoints": kps[i],
+            "num_keypoints": vis[i],
+        }
+        if bb_ok[i]:
+            rec["bbox"] = bbox[i]
+        if has_area[i]:
+            rec["area"] = area[i]
+        rec["iscrowd"] = 0 if iscrowd[i] is None else int(iscrowd[i])
+        for key, values in ext:
+            if values[i] is not None:
+                rec[key] = values[i]
+        if score[i] is not None:
+            rec["score"] = score[i]
+        if track[i] is not None:
+            rec["track_id"] = int(track[i])
+        p = preds[i]
+        if p is not None and not (isinstance(p, float) and np.isnan(p)):
+            rec["predictions"] = p
+        if extras[i]:
+            rec.update(extras[i])
+        out.append(rec)
+    return out
+
+
 def _extras(records: list[dict], known: set[str]) -> list[dict | None]:
     return [
         None if r.keys() <= known else {k: v for k, v in r.items() if k not in known}
@@ -1694,7 +1868,6 @@ def _obj(values: list) -> pd.Series:
 
 
 def _images_table(images: list[dict], cols: Any = None) -> pd.DataFrame:
-    from toolkit.schema import Columns
 
     cols = cols or Columns(images)
     _get_all = _getter(cols)
@@ -1715,7 +1888,6 @@ def _images_table(images: list[dict], cols: Any = None) -> pd.DataFrame:
 
 
 def _annotations_table(anns: list[dict], cols: Any = None) -> pd.DataFrame:
-    from toolkit.schema import Columns
 
     cols = cols or Columns(anns)
     _get_all = _getter(cols)

@@ -145,7 +145,8 @@ def plan(
         out: The demo folder.
         samples: The sample set (``data.yaml``, ``labels.csv``, ``videos/``).
         full: The full training setting (GeoPose-Net with the visual stream) instead of quick.
-        folds, epochs: Override the setting (tests run a tiny demo).
+        folds: Override the setting's folds (tests run a tiny demo).
+        epochs: Override the setting's epochs.
         video: Also import, correct and score one sample video.
         vae: Run the learned-plausibility check in validate.
         quiet: Ask the trainer for no progress bars.
@@ -300,7 +301,11 @@ def run_demo(
         overwrite: Replace an existing ``out``.
         samples: Sample set to use (default the committed ``samples/arnis``; generated into
             ``out/samples`` when absent).
-        folds, epochs, video, vae, quiet: See :func:`plan`.
+        folds: See :func:`plan`.
+        epochs: See :func:`plan`.
+        video: See :func:`plan`.
+        vae: See :func:`plan`.
+        quiet: See :func:`plan`.
         echo: Where progress lines go.
         runner: Runs one argv and returns its exit code (default: ``subprocess.call``).
 

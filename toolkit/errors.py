@@ -37,6 +37,16 @@ class SaveConflictError(InputError, RuntimeError):
     """
 
 
+class UnknownIdError(InputError, KeyError):
+    """An id (annotation, image, video) the dataset does not have.
+
+    An :class:`InputError` (the CLI prints it and exits 2: the id came from the user's input)
+    and a ``KeyError`` (what library callers catch for a missing id).
+    """
+
+    __str__ = BaseException.__str__  # KeyError's own would print the message's repr
+
+
 class MediaError(InputError):
     """Media files (images, videos) that are missing or outside the dataset's allowed roots."""
 

@@ -129,8 +129,9 @@ class Points:
 
 
 def _transpose_blocks(kp: np.ndarray, keys: list[int], block: int = 8192) -> np.ndarray:
-    """``(N, K, C)`` -> contiguous ``(len(keys), C, N)`` of keypoints ``keys``, copied ``block``
-    rows at a time.
+    """``(N, K, C)`` -> contiguous ``(len(keys), C, N)`` of keypoints ``keys``.
+
+    Copied ``block`` rows at a time.
     """
     n = len(kp)
     out = np.empty((len(keys), kp.shape[2], n), dtype=np.float64)
@@ -145,8 +146,9 @@ def _transpose_blocks(kp: np.ndarray, keys: list[int], block: int = 8192) -> np.
 def _masked_blocks(
     kp: np.ndarray, keys: list[int], block: int = 8192
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(len(keys), N)`` contiguous ``x`` and ``y`` of keypoints ``keys`` (NaN where ``v <= 0``),
-    written ``block`` rows at a time.
+    """``(len(keys), N)`` contiguous ``x`` and ``y`` of keypoints ``keys``.
+
+    NaN where ``v <= 0``; written ``block`` rows at a time.
     """
     n = len(kp)
     x = np.empty((len(keys), n), dtype=np.float64)
@@ -165,8 +167,9 @@ def as_points(kp: np.ndarray | Points) -> Points:
 
 
 def _xy(kp: np.ndarray | Points, idx: list[int] | None = None) -> np.ndarray:
-    """``(N, K, 2)`` coordinates (of keypoints ``idx`` only, when given) with NaN where the
-    point is missing (``v <= 0``). Selecting first keeps this cheap on millions of rows.
+    """``(N, K, 2)`` coordinates with NaN where the point is missing (``v <= 0``).
+
+    Only keypoints ``idx`` when given: selecting first keeps this cheap on millions of rows.
     """
     if isinstance(kp, Points):
         kp = kp.kp

@@ -25,7 +25,8 @@ Refused, naming the CSV file and line: an unknown file, image id or video; a seg
 no frame of the dataset or ends before it starts; two rows (segments or frames) that give one
 frame different stances; a stance outside the dataset's taxonomy (or ``taxonomy=FILE``'s).
 
-Every change is journalled (``Dataset.set_image_field``) before it counts, then folded into
+Every change is journalled (one batch, ``Dataset.set_image_fields``) before it counts, then
+folded into
 ``dataset.json`` by :func:`label_dataset` unless ``fold=False`` (useful while a viewer holds the
 dataset open: its next save folds them).
 """
@@ -36,13 +37,17 @@ import csv
 import io as _io
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
 from toolkit.dataset import Dataset
 from toolkit.errors import InputError, expected
+from toolkit.io import frame_number
+from toolkit.taxonomy import read_document
 
 _TIME = re.compile(r"^(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
 
@@ -94,9 +99,6 @@ class LabelSummary:
     per_stance: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 def _read_text(path: Path) -> str:
     try:
@@ -139,16 +141,53 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
     """Parse and resolve a labels CSV against ``ds`` (see the module docstring).
 
     Raises:
-        InputError: A bad header, an unknown file/image/video, an empty segment (file, line).
+        InputError: A bad header, an unknown file/image/video, an empty segment, a line the
+            CSV parser refuses (e.g. a bare carriage return inside a field) (file, line).
     """
     path = Path(path)
     text = _read_text(path)
-    lines = [ln for ln in text.splitlines(keepends=True)]
+    lines = text.splitlines(keepends=True)
     reader = csv.reader(
         _io.StringIO("".join("\n" if ln.lstrip().startswith("#") else ln for ln in lines))
     )
+    rows = _csv_rows(reader, path)
+    cols = _header(rows, reader, path)
+    resolve = _Resolver(ds, path)
+    out: list[LabelRow] = []
+    for row in rows:
+        if not row or not any(c.strip() for c in row):
+            continue
+        out.append(
+            resolve.row(dict(zip(cols, (c.strip() for c in row), strict=False)), reader.line_num)
+        )
+    if not out:
+        raise InputError("Expected label rows after the header, but found none.", path)
+    _check_overlaps(out, path)
+    return out
+
+
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a line the CSV parser refuses is an :class:`InputError` (file, line)."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a bare carriage return inside an unquoted field
+            raise InputError(
+                f"Expected CSV text, but the line cannot be parsed: {exc}.", path, reader.line_num
+            ) from None
+        yield row
+
+
+def _header(rows: Iterator[list[str]], reader: Any, path: Path) -> list[str]:
+    """The normalised column names of the first non-empty row.
+
+    Raises:
+        InputError: No ``stance``/``subject`` column, or no way to name the images.
+    """
     header = None
-    for header in reader:
+    for header in rows:
         if any(c.strip() for c in header):
             break
     cols = [c.strip().lower() for c in header or []]
@@ -174,136 +213,141 @@ def read_label_rows(ds: Dataset, path: str | Path) -> list[LabelRow]:
             path,
             reader.line_num,
         )
-    col = {c: i for i, c in enumerate(cols)}
-    imgs = ds.images
-    by_name = {str(n): r for r, n in enumerate(imgs["file_name"].tolist())}
-    by_id = {int(i): r for r, i in enumerate(imgs["id"].tolist())}
-    vid_col = imgs["video_id"]
-    has_frames = bool(vid_col.notna().any())
-    videos: dict[str, dict] = {}
-    for v in ds.videos:
-        videos[str(v["id"])] = v
-        videos[str(v["file_name"])] = v
-        videos[PurePosixPath(str(v["file_name"])).name] = v
-        videos[PurePosixPath(str(v["file_name"])).stem] = v
-    frames_of: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
-    for v in ds.videos:
-        rows = np.flatnonzero((vid_col == v["id"]).fillna(False).to_numpy(dtype=bool))
-        f = imgs["frame_index"].iloc[rows].to_numpy(dtype=np.int64)
-        order = np.argsort(f, kind="stable")
-        frames_of[v["id"]] = (f[order], rows[order])
-    folders = _image_folders(ds)
-    frames_of.update(folders)
+    return cols
 
-    def cell(row: list[str], name: str) -> str:
-        i = col.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
 
-    out: list[LabelRow] = []
-    for row in reader:
-        if not row or not any(c.strip() for c in row):
-            continue
-        line = reader.line_num
-        stance = cell(row, "stance") or None
-        subject = cell(row, "subject") or None
-        given = [k for k in ("file", "image_id", "video") if cell(row, k)]
+class _Resolver:
+    """Resolves CSV rows (as ``column -> cell``) to image rows of a dataset."""
+
+    def __init__(self, ds: Dataset, path: Path):
+        self.ds = ds
+        self.path = path
+        imgs = ds.images
+        self.by_name = {str(n): r for r, n in enumerate(imgs["file_name"].tolist())}
+        self.by_id = {int(i): r for r, i in enumerate(imgs["id"].tolist())}
+        vid_col = imgs["video_id"]
+        self.has_frames = bool(vid_col.notna().any())
+        self.videos: dict[str, dict] = {}
+        for v in ds.videos:
+            name = PurePosixPath(str(v["file_name"]))
+            for key in (str(v["id"]), str(v["file_name"]), name.name, name.stem):
+                self.videos[key] = v
+        self.frames_of: dict[int | str, tuple[np.ndarray, np.ndarray]] = {}
+        for v in ds.videos:
+            rows = np.flatnonzero((vid_col == v["id"]).fillna(False).to_numpy(dtype=bool))
+            f = imgs["frame_index"].iloc[rows].to_numpy(dtype=np.int64)
+            order = np.argsort(f, kind="stable")
+            self.frames_of[v["id"]] = (f[order], rows[order])
+        self.folders = _image_folders(ds)
+        self.frames_of.update(self.folders)
+
+    def row(self, cells: dict[str, str], line: int) -> LabelRow:
+        """The :class:`LabelRow` of one CSV line."""
+        stance = cells.get("stance") or None
+        subject = cells.get("subject") or None
+        given = [k for k in ("file", "image_id", "video") if cells.get(k)]
         if len(given) != 1:
             raise InputError(
                 "Expected each row to name its images one way (a file, an image_id or a "
                 f"video segment), but this row gives {' and '.join(given) or 'none'}.",
-                path,
+                self.path,
                 line,
             )
-        kind = given[0]
-        if kind == "file":
-            name = cell(row, "file").replace("\\", "/")
-            if name not in by_name:
-                hint = ""
-                if has_frames:
-                    hint = " (video frames are named <video stem>/<frame:06d>.jpg)"
-                raise InputError(
-                    f"Expected a file_name of the dataset, but {name!r} is not one{hint}; "
-                    "`toolkit info DATASET --json` lists them.",
-                    path,
-                    line,
-                )
-            out.append(LabelRow(line, np.array([by_name[name]]), stance, subject, name))
-        elif kind == "image_id":
-            raw = cell(row, "image_id")
-            if not re.fullmatch(r"\d+", raw) or int(raw) not in by_id:
-                raise InputError(
-                    expected("image_id", "the id of an image of the dataset", raw), path, line
-                )
-            out.append(LabelRow(line, np.array([by_id[int(raw)]]), stance, subject, f"image {raw}"))
-        else:
-            key = cell(row, "video")
-            v = videos.get(key) or videos.get(PurePosixPath(key).name)
-            folder = None if v is not None else _folder_key(key, folders, ds)
-            if v is None and folder is None:
-                known = sorted({str(x["file_name"]) for x in ds.videos})
-                dirs = sorted(folders)
-                raise InputError(
-                    expected(
-                        "video",
-                        (f"one of the dataset's videos {known[:5]}" if known else "a video")
-                        + (
-                            f" or an image folder of numbered frames {dirs[:5]}"
-                            if dirs
-                            else " (the dataset has no video and no numbered frame images: "
-                            "name its images with a 'file' column)"
-                        ),
-                        key,
-                    ),
-                    path,
-                    line,
-                )
-            if folder is not None:
-                v = {"id": folder, "file_name": f"{folder}/" if folder != "." else "./"}
-            fps = v.get("fps")
-            start = _frame(cell(row, "start"), fps, "start", path, line)
-            end = _frame(cell(row, "end"), fps, "end", path, line)
-            if end < start:
-                raise InputError(
-                    f"Expected 'end' ({end}) to be at or after 'start' ({start}).", path, line
-                )
-            f, rows = frames_of[v["id"]]
-            lo, hi = np.searchsorted(f, start, "left"), np.searchsorted(f, end, "right")
-            if hi <= lo:
-                span = f"{f[0]}..{f[-1]}" if len(f) else "none"
-                counted = (
-                    "frame_index counted from 0"
-                    if folder is None
-                    else "frames numbered as in the image names"
-                )
-                raise InputError(
-                    f"Expected the segment {start}..{end} of {v['file_name']} to cover frames of "
-                    f"the dataset ({counted}; the dataset has frames {span}), "
-                    "but it covers none.",
-                    path,
-                    line,
-                )
-            out.append(
-                LabelRow(
-                    line,
-                    rows[lo:hi],
-                    stance,
-                    subject,
-                    f"{v['file_name']} frames {start}..{end}",
-                    (v["id"] if folder is not None else int(v["id"]), start, end),
-                )
+        if given[0] == "file":
+            return self._file(cells["file"], stance, subject, line)
+        if given[0] == "image_id":
+            return self._image_id(cells["image_id"], stance, subject, line)
+        return self._segment(cells, stance, subject, line)
+
+    def _file(self, cell: str, stance: str | None, subject: str | None, line: int) -> LabelRow:
+        name = cell.replace("\\", "/")
+        if name not in self.by_name:
+            hint = (
+                " (video frames are named <video stem>/<frame:06d>.jpg)" if self.has_frames else ""
             )
-    if not out:
-        raise InputError("Expected label rows after the header, but found none.", path)
-    _check_overlaps(out, path)
-    return out
+            raise InputError(
+                f"Expected a file_name of the dataset, but {name!r} is not one{hint}; "
+                "`toolkit info DATASET --json` lists them.",
+                self.path,
+                line,
+            )
+        return LabelRow(line, np.array([self.by_name[name]]), stance, subject, name)
+
+    def _image_id(self, raw: str, stance: str | None, subject: str | None, line: int) -> LabelRow:
+        if not re.fullmatch(r"\d+", raw) or int(raw) not in self.by_id:
+            raise InputError(
+                expected("image_id", "the id of an image of the dataset", raw), self.path, line
+            )
+        return LabelRow(line, np.array([self.by_id[int(raw)]]), stance, subject, f"image {raw}")
+
+    def _video(self, key: str, line: int) -> tuple[dict, str | None]:
+        """The video (or image folder, as a video-like dict) a segment names, and the folder."""
+        v = self.videos.get(key) or self.videos.get(PurePosixPath(key).name)
+        if v is not None:
+            return v, None
+        folder = _folder_key(key, self.folders, self.ds)
+        if folder is not None:
+            return {"id": folder, "file_name": f"{folder}/" if folder != "." else "./"}, folder
+        known = sorted({str(x["file_name"]) for x in self.ds.videos})
+        dirs = sorted(self.folders)
+        raise InputError(
+            expected(
+                "video",
+                (f"one of the dataset's videos {known[:5]}" if known else "a video")
+                + (
+                    f" or an image folder of numbered frames {dirs[:5]}"
+                    if dirs
+                    else " (the dataset has no video and no numbered frame images: "
+                    "name its images with a 'file' column)"
+                ),
+                key,
+            ),
+            self.path,
+            line,
+        )
+
+    def _segment(
+        self, cells: dict[str, str], stance: str | None, subject: str | None, line: int
+    ) -> LabelRow:
+        v, folder = self._video(cells["video"], line)
+        fps = v.get("fps")
+        start = _frame(cells.get("start", ""), fps, "start", self.path, line)
+        end = _frame(cells.get("end", ""), fps, "end", self.path, line)
+        if end < start:
+            raise InputError(
+                f"Expected 'end' ({end}) to be at or after 'start' ({start}).", self.path, line
+            )
+        f, rows = self.frames_of[v["id"]]
+        lo, hi = np.searchsorted(f, start, "left"), np.searchsorted(f, end, "right")
+        if hi <= lo:
+            span = f"{f[0]}..{f[-1]}" if len(f) else "none"
+            counted = (
+                "frame_index counted from 0"
+                if folder is None
+                else "frames numbered as in the image names"
+            )
+            raise InputError(
+                f"Expected the segment {start}..{end} of {v['file_name']} to cover frames of "
+                f"the dataset ({counted}; the dataset has frames {span}), but it covers none.",
+                self.path,
+                line,
+            )
+        return LabelRow(
+            line,
+            rows[lo:hi],
+            stance,
+            subject,
+            f"{v['file_name']} frames {start}..{end}",
+            (v["id"] if folder is not None else int(v["id"]), start, end),
+        )
 
 
 def _image_folders(ds: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Numbered frame images outside videos, per folder (``.`` for the top): folder ->
-    (sorted frame numbers, image rows).
-    """
-    from toolkit.io import frame_number
+    """Numbered frame images outside videos, per folder (``.`` for the top).
 
+    Returns:
+        ``folder -> (sorted frame numbers, image rows)``.
+    """
     imgs = ds.images
     still = np.flatnonzero(imgs["video_id"].isna().to_numpy(dtype=bool))
     per: dict[str, tuple[list[int], list[int]]] = {}
@@ -339,9 +383,7 @@ def _folder_key(key: str, folders: dict, ds: Dataset) -> str | None:
 
 
 def _check_overlaps(rows: list[LabelRow], path: Path) -> None:
-    """Two segments of one video (or image folder) that overlap with different stances are
-    refused.
-    """
+    """Refuse two segments of one video (or image folder) that overlap with different stances."""
     segs: dict[int | str, list[tuple[int, int, str, int]]] = {}
     for r in rows:
         seg = r.segment
@@ -371,7 +413,6 @@ def label_dataset(
     taxonomy: str | Path | None = None,
     dry_run: bool = False,
     fold: bool = True,
-    progress: bool = False,
 ) -> LabelSummary:
     """Set stances (and subjects) of ``dataset``'s images from the CSV ``labels``.
 
@@ -383,7 +424,6 @@ def label_dataset(
         dry_run: Check and count, change nothing.
         fold: Save (fold the journal into ``dataset.json``) at the end; False leaves the
             journalled edits for the next save (e.g. a viewer that has the dataset open).
-        progress: Show a progress bar on stderr (each edit is fsynced: about 3 ms each here).
 
     Returns:
         A :class:`LabelSummary`.
@@ -465,11 +505,8 @@ def label_dataset(
     summary.unlabelled = int(sum(v is None for v in final))
     if dry_run:
         return summary
-    from tqdm import tqdm
-
-    bar = tqdm(changes, desc="label", unit="edit", disable=not progress or len(changes) < 200)
-    for image_id, name, value in bar:
-        ds.set_image_field(image_id, name, value)  # journalled before it counts
+    # One batch: every edit is journalled (one fsync for all) before any of them counts.
+    ds.set_image_fields(changes)
     if fold and changes:
         ds.save()
     return summary
@@ -491,7 +528,5 @@ def _allowed_stances(ds: Dataset, taxonomy: str | Path | None) -> list[str] | No
         return [s["name"] for s in ds.taxonomy["stances"]]
     if taxonomy is None:
         return None
-    from toolkit.taxonomy import read_document
-
     doc = read_document(taxonomy)
     return [s["name"] for s in doc["stances"]]

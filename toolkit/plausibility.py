@@ -7,7 +7,7 @@ reconstructs poorly is unlike the rest of the data: a candidate for review (it f
 changes anything).
 
 torch is imported inside the functions only, so ``toolkit validate --no-vae`` (and every other
-command) starts without it; :func:`score` returns None when torch is not installed.
+command) starts without it.
 """
 
 from __future__ import annotations
@@ -103,11 +103,13 @@ def score(
     batch: int = 256,
     max_train: int = 20000,
     threads: int = 1,
-) -> PlausibilityResult | None:
+) -> PlausibilityResult:
     """Train the beta-VAE on ``kp`` and return every pose's reconstruction error.
 
     Args:
         kp: ``(N, 19, 3)`` keypoints.
+        batch: Mini-batch size.
+        max_train: Most poses trained on (a random subset beyond it; all are scored).
         epochs: Passes over (at most ``max_train``) training poses.
         beta: Weight of the KL term (beta > 1 favours a smooth, compact latent space).
         seed: Seed for torch and the sampling of training poses.
@@ -115,12 +117,10 @@ def score(
             only add synchronisation overhead).
 
     Returns:
-        A :class:`PlausibilityResult`, or None when torch is not installed.
+        A :class:`PlausibilityResult` (errors NaN for poses it could not score).
     """
-    try:
-        import torch
-    except ImportError:
-        return None
+    import torch  # a required dependency, imported here to keep `toolkit validate --no-vae` light
+
     t0 = time.perf_counter()
     x, mask, usable = prepare(kp)
     errors = np.full(len(kp), np.nan)
@@ -165,8 +165,10 @@ def score(
 
 
 class _Adam:
-    """A minimal Adam (Kingma & Ba): ``torch.optim`` imports torch._dynamo on first use,
-    which costs seconds of start-up for a model that trains in about one.
+    """A minimal Adam (Kingma & Ba).
+
+    ``torch.optim`` imports torch._dynamo on first use, which costs seconds of start-up for a
+    model that trains in about one.
     """
 
     def __init__(

@@ -11,6 +11,10 @@ A queue file (``schemas/review_queue.schema.json``) lists items, each naming a f
     q = ReviewQueue.load("ds/queue.json")
     q.mark_done(0)                                          # sets done and saves atomically
 
+This module is the only reader and writer of queue files. A reviewer walking a queue (the viewer's
+``--queue``) reads it with :meth:`QueueDocument.read` instead: leniently (items that are not
+objects are skipped, unknown fields and reasons kept) and writing back only ``done``.
+
 Building a queue does three things, in this order:
 
 1. **De-duplicate** by frame: several items for one frame become one, the highest-scoring; the
@@ -99,6 +103,7 @@ class QueueItem:
         return ("f", self.file_name)
 
     def to_dict(self) -> dict:
+        """The item as stored in the queue file (absent optional fields left out)."""
         d: dict[str, Any] = {}
         if self.rank is not None:
             d["rank"] = self.rank
@@ -118,6 +123,7 @@ class QueueItem:
 
     @classmethod
     def from_dict(cls, d: dict) -> QueueItem:
+        """An item from its stored form (see :meth:`to_dict`)."""
         return cls(
             reason=d["reason"],
             score=d["score"],
@@ -330,6 +336,7 @@ class ReviewQueue:
         return pd.DataFrame({c: [getattr(it, c) for it in self.items] for c in cols})
 
     def to_dict(self) -> dict:
+        """The queue file's document (``schemas/review_queue.schema.json``)."""
         doc: dict[str, Any] = {
             "version": QUEUE_VERSION,
             "dataset": self.dataset,
@@ -342,7 +349,6 @@ class ReviewQueue:
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the queue atomically (validated against the schema first)."""
-        from toolkit.fileio import atomic_write_bytes
         from toolkit.schema import validate
 
         target = Path(path) if path is not None else self.path
@@ -350,9 +356,7 @@ class ReviewQueue:
             raise ValueError("Expected a 'path' to save the queue to, but it has none.")
         doc = self.to_dict()
         validate(doc, "review_queue", target)
-        atomic_write_bytes(
-            target, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-        )
+        _write_document(target, doc)
         self.path = target
         return target
 
@@ -367,15 +371,7 @@ class ReviewQueue:
         from toolkit.schema import validate
 
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Expected 'QUEUE' to be a review queue file, but {path} does "
-                "not exist (write one with `trainer score`)."
-            )
-        try:
-            doc = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"Expected valid JSON, but parsing failed: {exc}", path) from None
+        doc = _read_document(path, "QUEUE")
         validate(doc, "review_queue", path)
         return cls(
             items=[QueueItem.from_dict(d) for d in doc["items"]],
@@ -400,6 +396,78 @@ class ReviewQueue:
         if not p.is_absolute() and self.path is not None:
             p = self.path.parent / p
         return p
+
+
+@dataclass
+class QueueDocument:
+    """A queue file as written, for a reviewer who walks it and marks items done.
+
+    Unlike :meth:`ReviewQueue.load` it does not validate: a hand-edited or newer file still
+    opens. The document is ``{"items": [...], ...}`` or a bare list of items; entries that are
+    not objects are skipped; every field is kept, and :meth:`set_done` rewrites the file
+    atomically with only ``done`` changed.
+
+    Attributes:
+        path: The file.
+        doc: The parsed document (written back as it is, but for ``done``).
+        records: The item objects, in file order (the same dicts as in ``doc``).
+    """
+
+    path: Path
+    doc: Any
+    records: list[dict]
+
+    @classmethod
+    def read(cls, path: str | Path, what: str = "--queue") -> QueueDocument:
+        """Read a queue file leniently.
+
+        Args:
+            path: The file.
+            what: How the user named it, for messages (an option or argument name).
+
+        Raises:
+            FileNotFoundError: No such file.
+            InputError: Not JSON, or no list of items in it.
+        """
+        path = Path(path)
+        doc = _read_document(path, what)
+        raw = doc.get("items") if isinstance(doc, dict) else doc
+        if not isinstance(raw, list):
+            raise InputError(
+                f"Expected 'items' to be a list of frames to review, but got {type(raw).__name__}.",
+                path,
+            )
+        return cls(path, doc, [rec for rec in raw if isinstance(rec, dict)])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_done(self, index: int, done: bool = True) -> None:
+        """Set record ``index``'s ``done`` and rewrite the file atomically before returning."""
+        self.records[index]["done"] = bool(done)
+        _write_document(self.path, self.doc)
+
+
+def _read_document(path: Path, what: str) -> Any:
+    """The parsed queue file: the one place queue files are read."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected '{what}' to be a review queue file, but {path} does not exist (write one "
+            "with `trainer score`)."
+        )
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"Expected a JSON review queue, but parsing failed: {exc}", path) from None
+
+
+def _write_document(path: Path, doc: Any) -> None:
+    """Write a queue document atomically: the one place queue files are written."""
+    from toolkit.fileio import atomic_write_bytes
+
+    atomic_write_bytes(
+        path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
 
 
 def items_for_rows(

@@ -1,5 +1,6 @@
-"""Outputs of ``toolkit validate``: terminal text, JSON, CSV, a self-contained HTML report, and
-the findings file the viewer reads.
+"""Outputs of ``toolkit validate``: text, JSON, CSV, HTML, and the findings file.
+
+Terminal text, JSON, CSV, a self-contained HTML report, and the findings file the viewer reads:
 
 * JSON: ``{"version": 1, "summary": {...}, "findings": [...]}``, validated against
   ``schemas/validation_report.schema.json`` before it is written.
@@ -24,6 +25,8 @@ import pandas as pd
 
 from toolkit import layout
 from toolkit.fileio import atomic_write_bytes, atomic_write_text, read_json
+from toolkit.schema import validate
+from toolkit.stick.image import iter_frames as _frames
 from toolkit.validate import FINDINGS_FILE, SEVERITIES, Report, findings_records
 
 FORMATS = ("text", "json", "csv", "html")
@@ -86,8 +89,6 @@ def to_json_bytes(report: Report, validate_schema: bool = True) -> bytes:
     """The JSON document (checked against ``schemas/validation_report.schema.json``)."""
     doc = report.to_dict()
     if validate_schema:
-        from toolkit.schema import validate
-
         validate(doc, "validation_report")
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
 
@@ -261,11 +262,44 @@ def draw_pose(img: np.ndarray, kp: np.ndarray, scale: float = 1.0) -> np.ndarray
     return out
 
 
+def draw_proposal(img: np.ndarray, prop: dict, kp: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Draw a finding's proposed stick (cyan, grip and tip as rings) over ``img`` (BGR).
+
+    Args:
+        img: The picture (drawn on in place and returned).
+        prop: The finding's ``proposal`` (``{"keypoints": [[index, x, y], ...], ...}``).
+        kp: ``(19, 3)`` the labelled points in the picture's coordinates (unscaled); a point the
+            proposal does not move stays where it is labelled.
+        scale: Picture pixels per keypoint pixel.
+    """
+    import cv2
+
+    xy = kp[:, :2].astype(np.float64).copy()
+    for k, x, y in prop.get("keypoints", []):
+        if int(k) in (layout.GRIP, layout.TIP):
+            xy[int(k)] = (float(x), float(y))
+    g, t = xy[layout.GRIP] * scale, xy[layout.TIP] * scale
+    if not (np.isfinite(g).all() and np.isfinite(t).all()):
+        return img
+    th = max(1, int(round(1.5 * scale)))
+    gi, ti = tuple(np.round(g).astype(int)), tuple(np.round(t).astype(int))
+    cv2.line(img, gi, ti, (230, 220, 0), th, cv2.LINE_AA)
+    for p in (gi, ti):
+        cv2.circle(img, p, th + 3, (230, 220, 0), 1, cv2.LINE_AA)
+    return img
+
+
+def _first_proposals(f: pd.DataFrame) -> dict[int, dict]:
+    """Row -> its first finding's proposal (rows without one are absent)."""
+    if "proposal" not in f.columns:
+        return {}
+    has = f[f["proposal"].map(lambda p: isinstance(p, dict))]
+    return {int(r): p for r, p in zip(has["row"], has["proposal"], strict=True)}
+
+
 def _thumbnails(report: Report, ds, n: int = 12, size: int = 256) -> list[dict]:
     """The worst frames (most severe, then largest value) with the pose drawn on them."""
     import cv2
-
-    from toolkit.stick.image import iter_frames as _frames
 
     f = report.findings
     f = f[f["row"] >= 0]
@@ -280,6 +314,7 @@ def _thumbnails(report: Report, ds, n: int = 12, size: int = 256) -> list[dict]:
     )
     rows = worst["row"].to_numpy(dtype=int)
     codes = f.groupby("row")["code"].agg(lambda c: ", ".join(sorted(set(c))))
+    props = _first_proposals(f[f["row"].isin(rows)].iloc[::-1])
     cards = {}
     for chunk, img in _frames(ds, rows, color=True):  # one iteration per image / frame
         for r in chunk:
@@ -299,6 +334,10 @@ def _thumbnails(report: Report, ds, n: int = 12, size: int = 256) -> list[dict]:
                 crop, (max(1, int(crop.shape[1] * sc)), max(1, int(crop.shape[0] * sc)))
             )
             pic = draw_pose(crop, k2, sc)
+            if int(r) in props:
+                prop = props[int(r)]
+                moved = {"keypoints": [[k, x - lo[0], y - lo[1]] for k, x, y in prop["keypoints"]]}
+                pic = draw_proposal(pic, moved, k2, sc)
             ok, png = cv2.imencode(".png", pic)
             if ok:
                 cards[int(r)] = base64.b64encode(png.tobytes()).decode("ascii")
@@ -365,7 +404,8 @@ def to_html(
     if thumbs:
         parts.append(
             "<h2>Worst frames</h2><p class='muted'>Skeleton green, stick red (grip "
-            "orange).</p><div class='grid'>"
+            "orange); a proposed fix in cyan (Enter accepts it in the viewer).</p>"
+            "<div class='grid'>"
         )
         for t in thumbs:
             img = (
@@ -405,8 +445,9 @@ def to_html(
 def write_report(
     report: Report, out_dir: str | Path, formats: tuple[str, ...] = FORMATS, ds=None
 ) -> list[Path]:
-    """Write the report files into ``out_dir`` (``report.txt``, ``report.json``,
-    ``findings.csv``, ``report.html``, as asked).
+    """Write the report files into ``out_dir``.
+
+    ``report.txt``, ``report.json``, ``findings.csv``, ``report.html``, as asked.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

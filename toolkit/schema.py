@@ -26,7 +26,9 @@ from typing import Any
 import fastjsonschema
 import numpy as np
 
+from toolkit import layout
 from toolkit.errors import InputError
+from toolkit.fileio import name_length_problem
 
 _MISSING = object()
 #: Largest coordinate accepted (pixels); mirrors ``definitions.coordinate`` in the schema.
@@ -36,8 +38,10 @@ _ARRAY_FIELDS = ("keypoints", "keypoints_raw", "keypoint_scores", "keypoint_sour
 
 
 class Columns:
-    """Per-key views of a list of dicts, each extracted once and shared by validation and
-    loading (pulling a key out of 100k dicts costs ~10 ms; doing it three times adds up).
+    """Per-key views of a list of dicts, each extracted once.
+
+    Shared by validation and loading (pulling a key out of 100k dicts costs ~10 ms; doing it
+    three times adds up).
 
     Attributes:
         records: The dicts.
@@ -267,8 +271,9 @@ _FLAT_ANN_KEYS = frozenset(
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists/objects in ``value`` nest more than ``limit`` levels (iterative, no
-    recursion; whole lists of scalars are checked at C speed).
+    """Whether lists/objects in ``value`` nest more than ``limit`` levels.
+
+    Iterative, no recursion; whole lists of scalars are checked at C speed.
     """
     level = [value]
     depth = 0
@@ -293,8 +298,9 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
 def check_depth(
     value: Any, parts: list, file: str | Path | None = None, raw: bytes | None = None
 ) -> None:
-    """Raise :class:`InputError` when ``value`` (at ``parts``) nests deeper than
-    :data:`MAX_DEPTH` levels.
+    """Raise :class:`InputError` when ``value`` (at ``parts``) nests too deeply.
+
+    The limit is :data:`MAX_DEPTH` levels.
     """
     if type(value) in (list, dict) and depth_exceeds([value], MAX_DEPTH + 1):
         raise InputError(
@@ -330,8 +336,6 @@ def _nesting(
 
 def _file_names(doc: dict, file: str | Path | None, raw: bytes | None, img_cols: Columns) -> None:
     """Image and video file names the file system can hold (each part <= 255 bytes)."""
-    from toolkit.fileio import name_length_problem
-
     names = img_cols.present("file_name")[0]
     vids = doc.get("videos") or []
     sections = [("images", names)]
@@ -558,16 +562,51 @@ def annotation_arrays(
     Raises:
         InputError: Naming ``annotations[i].<field>`` (and the line, with ``raw``).
     """
-    from toolkit import layout
-
     k = layout.NUM_KEYPOINTS
-    check_bools = raw is None or b"true" in raw or b"false" in raw
     if anns and set(map(type, anns)) != {dict}:
         i = next(i for i, a in enumerate(anns) if type(a) is not dict)
         _fail("annotations", i, anns[i], file, raw)
     cols = cols or Columns(anns)
+    m = _Matrices(anns, file, raw, cols)
+    n = len(anns)
+    kp, _ = m.read("keypoints", 3 * k, required=True, points=True)
+    raw_kp, raw_idx = m.read("keypoints_raw", 3 * k, points=True)
+    has_raw = np.zeros(n, bool)
+    has_raw[raw_idx] = True
+    scores, sc_idx = m.read("keypoint_scores", k, nullable=True, lo=0.0, hi=1.0)
+    bbox, bb_idx = m.read("bbox", 4, lo=-COORD_LIMIT, hi=COORD_LIMIT)
+    return {
+        "keypoints": kp.reshape(n, 3 * k),
+        "keypoints_raw": raw_kp,
+        "has_raw": has_raw,
+        "keypoint_scores": _full_rows(scores, sc_idx, n, k, np.float32),
+        "bbox": _full_rows(bbox, bb_idx, n, 4, np.float64),
+        "keypoint_source": _source_codes(anns, file, raw, cols),
+        "columns": cols,
+    }
 
-    def matrix(
+
+def _full_rows(arr: np.ndarray, idx: np.ndarray, n: int, width: int, dtype: type) -> np.ndarray:
+    """``(n, width)`` with ``arr`` at rows ``idx`` and NaN elsewhere."""
+    if len(idx) == n:
+        return arr.astype(dtype, copy=False)
+    out = np.full((n, width), np.nan, dtype)
+    out[idx] = arr
+    return out
+
+
+class _Matrices:
+    """Reads one numeric per-annotation field as a checked matrix (see :func:`annotation_arrays`)."""
+
+    def __init__(self, anns: list, file: str | Path | None, raw: bytes | None, cols: Columns):
+        self.anns = anns
+        self.file = file
+        self.raw = raw
+        self.cols = cols
+        self.check_bools = raw is None or b"true" in raw or b"false" in raw
+
+    def read(
+        self,
         key: str,
         width: int,
         *,
@@ -577,23 +616,38 @@ def annotation_arrays(
         hi: float | None = None,
         points: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(values of the annotations that have ``key`` as ``(m, width)``, their row indices)."""
-        n = len(anns)
-        pv, has = cols.present(key)
+        """The values of the annotations that have ``key`` as ``(m, width)``, and their rows.
+
+        Args:
+            key: The field.
+            width: Numbers per annotation.
+            required: Every annotation must have it.
+            nullable: ``null`` allowed (becomes NaN).
+            lo: Smallest value allowed.
+            hi: Largest value allowed.
+            points: ``x, y, v`` triples (v in 0, 1, 2; coordinates within the limit).
+        """
+        pv, has = self.cols.present(key)
         if has is None:
-            idx = np.arange(n)
+            idx = np.arange(len(self.anns))
         else:
             if required:
                 i = int(np.flatnonzero(~has)[0])
-                _fail("annotations", i, anns[i], file, raw, (key, "present"))
+                _fail("annotations", i, self.anns[i], self.file, self.raw, (key, "present"))
             idx = np.flatnonzero(has)
         if not pv:
             return np.zeros((0, width)), idx
 
         def fail_at(rows: np.ndarray, reason: str) -> None:
             i = int(idx[int(np.flatnonzero(rows)[0])])
-            _fail("annotations", i, anns[i], file, raw, (key, reason))
+            _fail("annotations", i, self.anns[i], self.file, self.raw, (key, reason))
 
+        arr = self._numbers(pv, width, nullable, fail_at)
+        _check_matrix(arr, width, nullable, lo, hi, points, fail_at)
+        return arr, idx
+
+    def _numbers(self, pv: list, width: int, nullable: bool, fail_at: Any) -> np.ndarray:
+        """``pv`` (lists of ``width`` numbers, nulls when ``nullable``) as ``(m, width)``."""
         if set(map(type, pv)) != {list}:
             fail_at(
                 np.fromiter((type(v) is not list for v in pv), bool, len(pv)),
@@ -607,7 +661,7 @@ def annotation_arrays(
         except (ValueError, TypeError):  # a nested list somewhere: find it below
             arr = np.zeros(0, dtype=object)
         if arr.dtype.kind not in "if" or (
-            check_bools and bool in set(map(type, chain.from_iterable(pv)))
+            self.check_bools and bool in set(map(type, chain.from_iterable(pv)))
         ):
             allowed = (int, float, type(None)) if nullable else (int, float)
             rowbad = np.fromiter(
@@ -616,62 +670,48 @@ def annotation_arrays(
             if rowbad.any():
                 fail_at(rowbad, f"a list of {width} numbers")
             arr = np.array(pv, dtype=np.float64)  # only nulls remain: they become NaN
-        arr = arr.astype(np.float64, copy=False).reshape(len(pv), width)
-        nonfinite = np.isinf(arr) if nullable else ~np.isfinite(arr)
-        if nonfinite.any():
-            fail_at(nonfinite.any(1), f"a list of {width} finite numbers")
-        with np.errstate(invalid="ignore"):
-            if lo is not None and (arr < lo).any():
-                fail_at((arr < lo).any(1), f"numbers >= {lo}")
-            if hi is not None and (arr > hi).any():
-                fail_at((arr > hi).any(1), f"numbers <= {hi}")
-        if points:
-            v = arr[:, 2::3]
-            badv = ~((v == 0) | (v == 1) | (v == 2))
-            if badv.any():
-                fail_at(badv.any(1), "x, y, v triples with v in 0, 1, 2")
-            far = np.abs(np.delete(arr, np.s_[2::3], axis=1)) > COORD_LIMIT
-            if far.any():
-                fail_at(far.any(1), f"coordinates within +-{COORD_LIMIT:g} px")
-        return arr, idx
+        return arr.astype(np.float64, copy=False).reshape(len(pv), width)
 
-    def full(arr: np.ndarray, idx: np.ndarray, width: int, dtype: type) -> np.ndarray:
-        if len(idx) == len(anns):
-            return arr.astype(dtype, copy=False)
-        out = np.full((len(anns), width), np.nan, dtype)
-        out[idx] = arr
-        return out
 
-    n = len(anns)
-    kp, _ = matrix("keypoints", 3 * k, required=True, points=True)
-    raw_kp, raw_idx = matrix("keypoints_raw", 3 * k, points=True)
-    has_raw = np.zeros(n, bool)
-    has_raw[raw_idx] = True
-    scores, sc_idx = matrix("keypoint_scores", k, nullable=True, lo=0.0, hi=1.0)
-    bbox, bb_idx = matrix("bbox", 4, lo=-COORD_LIMIT, hi=COORD_LIMIT)
-    return {
-        "keypoints": kp.reshape(n, 3 * k),
-        "keypoints_raw": raw_kp,
-        "has_raw": has_raw,
-        "keypoint_scores": full(scores, sc_idx, k, np.float32),
-        "bbox": full(bbox, bb_idx, 4, np.float64),
-        "keypoint_source": _source_codes(anns, file, raw, cols),
-        "columns": cols,
-    }
+def _check_matrix(
+    arr: np.ndarray,
+    width: int,
+    nullable: bool,
+    lo: float | None,
+    hi: float | None,
+    points: bool,
+    fail_at: Any,
+) -> None:
+    """Fail at the first row that is not finite, out of ``lo..hi`` or not ``x, y, v`` points."""
+    nonfinite = np.isinf(arr) if nullable else ~np.isfinite(arr)
+    if nonfinite.any():
+        fail_at(nonfinite.any(1), f"a list of {width} finite numbers")
+    with np.errstate(invalid="ignore"):
+        if lo is not None and (arr < lo).any():
+            fail_at((arr < lo).any(1), f"numbers >= {lo}")
+        if hi is not None and (arr > hi).any():
+            fail_at((arr > hi).any(1), f"numbers <= {hi}")
+    if points:
+        v = arr[:, 2::3]
+        badv = ~((v == 0) | (v == 1) | (v == 2))
+        if badv.any():
+            fail_at(badv.any(1), "x, y, v triples with v in 0, 1, 2")
+        far = np.abs(np.delete(arr, np.s_[2::3], axis=1)) > COORD_LIMIT
+        if far.any():
+            fail_at(far.any(1), f"coordinates within +-{COORD_LIMIT:g} px")
 
 
 def _source_codes(
     anns: list, file: str | Path | None, raw: bytes | None, cols: Columns
 ) -> np.ndarray:
     """``keypoint_source`` (19-letter string or list of names) -> ``(N, 19)`` uint8 codes."""
-    from toolkit import layout
-    from toolkit.layout import SOURCE_LETTERS
-
     k = layout.NUM_KEYPOINTS
     n = len(anns)
     out = np.zeros((n, k), np.uint8)
     lut = np.full(256, 255, np.uint8)
-    lut[np.frombuffer(SOURCE_LETTERS.encode(), np.uint8)] = np.arange(len(SOURCE_LETTERS))
+    lut[np.frombuffer(layout.SOURCE_LETTERS.encode(), np.uint8)] = np.arange(
+        len(layout.SOURCE_LETTERS)
+    )
     pv, mask = cols.present("keypoint_source")
     if mask is None and set(map(type, pv)) == {str}:
         vals, strs, others = pv, range(n), []
@@ -702,7 +742,7 @@ def _source_codes(
                 anns[i],
                 file,
                 raw,
-                ("keypoint_source", f"{k} letters from '{SOURCE_LETTERS}'"),
+                ("keypoint_source", f"{k} letters from '{layout.SOURCE_LETTERS}'"),
             )
         out[list(strs) if len(strs) != n else slice(None)] = codes
     for i in others:

@@ -256,10 +256,12 @@ class Subject:
 
     @property
     def arm(self) -> float:
+        """Shoulder to wrist (metres)."""
         return self.upper_arm + self.forearm
 
     @property
     def leg(self) -> float:
+        """Hip to ankle (metres)."""
         return self.thigh + self.shin
 
 
@@ -271,8 +273,10 @@ _SKINS = ((150, 180, 220), (120, 160, 205), (100, 135, 180), (160, 195, 235))
 
 
 def make_subjects(n: int = 8, seed: int = 0, randomise: bool = False) -> list[Subject]:
-    """``n`` subjects of varied height and limb ratios; indices in :data:`LEFT_HANDED` are
-    left-handed (at least two when ``n >= 7``; for smaller sets the last one is left-handed).
+    """``n`` subjects of varied height and limb ratios.
+
+    Indices in :data:`LEFT_HANDED` are left-handed (at least two when ``n >= 7``; for smaller
+    sets the last one is left-handed).
 
     With ``randomise`` (its own random stream): heights 1.45-1.95 m, every proportion within
     :data:`RANDOM_PROPORTION_SPREAD` (+-12 %), the stick 2.3-3.4 forearm lengths, and clothing
@@ -326,9 +330,10 @@ def _random_subject(i: int, seed: int, left: bool) -> Subject:
 def random_colours(
     rng: np.random.Generator,
 ) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
-    """Shirt, trousers and skin (BGR) from the full range: clothing uniform in 0..255 per
-    channel (dark clothing too, so the stick is not always the darkest thing), skin anywhere
-    from very dark to very light brown with a little hue jitter.
+    """Shirt, trousers and skin (BGR) from the full range.
+
+    Clothing is uniform in 0..255 per channel (dark clothing too, so the stick is not always the
+    darkest thing), skin anywhere from very dark to very light brown with a little hue jitter.
     """
     shirt, pants = (tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2))
     t = rng.uniform(0, 1)
@@ -536,16 +541,19 @@ class Camera:
     ty: float = 0.0
 
     def rotation(self) -> np.ndarray:
+        """The ``(3, 3)`` body-to-camera rotation (roll, pitch, yaw)."""
         return _rot_z(self.roll) @ _rot_x(self.pitch) @ _rot_y(self.yaw)
 
     def project_metric(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(..., 3)`` body-frame points -> ``(..., 2)`` image-plane metres (y down) and depth
-        (larger = nearer the camera).
+        """``(..., 3)`` body-frame points -> ``(..., 2)`` image-plane metres (y down) and depth.
+
+        A larger depth is nearer the camera.
         """
         cam = pts @ self.rotation().T
         return np.stack([cam[..., 0], -cam[..., 1]], -1), cam[..., 2]
 
     def to_pixels(self, metric: np.ndarray) -> np.ndarray:
+        """Image-plane metres -> pixels (``scale`` per metre, then the offset)."""
         return metric * self.scale + np.array([self.tx, self.ty])
 
 
@@ -643,8 +651,9 @@ def apply_error(
 def _draw_error(
     kind: str, rng: np.random.Generator, randomise: bool = False
 ) -> tuple[float, float, float]:
-    """(magnitude, sign, spread) for an image error (:data:`RANDOM_ERROR_RANGES` if
-    ``randomise``).
+    """(magnitude, sign, spread) for an image error.
+
+    With ``randomise`` the magnitudes come from :data:`RANDOM_ERROR_RANGES`.
     """
     if randomise:
         mag = {k: rng.uniform(*r) for k, r in RANDOM_ERROR_RANGES.items()}.get(kind, 0.0)
@@ -712,8 +721,10 @@ class Style:
 
 
 def random_style(rng: np.random.Generator) -> Style:
-    """Stick colour and thickness, blur (sigma U(0, 2)), JPEG quality (40-95), sensor grain and
-    the label noise level (wrist sigma ``U(0, 1) ** 1.5 *`` :data:`RANDOM_BODY_NOISE`).
+    """A random rendering style.
+
+    Stick colour and thickness, blur (sigma U(0, 2)), JPEG quality (40-95), sensor grain and the
+    label noise level (wrist sigma ``U(0, 1) ** 1.5 *`` :data:`RANDOM_BODY_NOISE`).
     """
     kind = str(rng.choice(list(STICK_COLOURS)))
     colour = np.clip(np.asarray(STICK_COLOURS[kind], float) + rng.normal(0, 12, 3), 0, 255)
@@ -843,10 +854,15 @@ def render(
     """Draw a stick figure with its stick; returns a ``uint8`` BGR image.
 
     Args:
-        pts: ``(19, 2)`` clean pixel coordinates; ``depth`` ``(19,)`` (larger = nearer).
-        extra, extra_depth: Head centre and toes (pixels, depth) from :func:`pose_3d`.
+        pts: ``(19, 2)`` clean pixel coordinates.
+        depth: ``(19,)`` camera depth of ``pts`` (larger = nearer).
+        extra: Head centre and toes (pixels) from :func:`pose_3d`.
+        extra_depth: Their depths.
+        subject: Who is drawn (colours, height, handedness).
         scale: Pixels per metre (sets limb thickness).
         background: ``(H, W, 3)`` float background (a noise layer is added here).
+        rng: The random stream (noise, grain).
+        stick_color: The stick's BGR colour without a ``style``.
         style: Randomised mode (:func:`random_style`): the stick takes the style's colour and
             thickness and is drawn in depth order in four pieces (so the body hides the parts
             behind it) with the fist over its grip end; then sensor grain and blur. ``None``:
@@ -858,20 +874,54 @@ def render(
         img = np.clip(background + _noise(rng, background.shape[0]), 0, 255).astype(np.uint8)
     else:
         img = np.ascontiguousarray(np.clip(background, 0, 255).astype(np.uint8))
-    sh = 16  # fixed-point shift for sub-pixel drawing
-    f = float(1 << sh)
+    items = _body_items(pts, depth, extra, extra_depth, subject, scale, style)
+    items.sort(key=lambda it: it[0])
+    for _, what, a in items:
+        _paint(img, what, a, pts, depth, subject, style)
+    if style is not None:
+        noisy = img.astype(np.float32)
+        noisy += _grain(rng, img.shape[0]) * np.float32(style.grain)
+        if style.blur_sigma > 0.1:
+            noisy = cv2.GaussianBlur(noisy, (0, 0), style.blur_sigma)
+        return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
+    # The stick last: it is what the suite is about, and a line detector must find it.
+    stick_w = max(2, int(round(0.022 * scale)))
+    cv2.line(
+        img, _ip(pts[layout.GRIP]), _ip(pts[layout.TIP]), stick_color, stick_w, cv2.LINE_AA, _SH
+    )
+    return img
 
-    def ip(p: np.ndarray) -> tuple[int, int]:
-        return int(round(p[0] * f)), int(round(p[1] * f))
 
+#: Fixed-point shift for sub-pixel drawing with OpenCV.
+_SH = 16
+_F = float(1 << _SH)
+
+
+def _ip(p: np.ndarray) -> tuple[int, int]:
+    """A point in OpenCV's fixed-point coordinates (:data:`_SH` fractional bits)."""
+    return int(round(p[0] * _F)), int(round(p[1] * _F))
+
+
+def _body_items(
+    pts: np.ndarray,
+    depth: np.ndarray,
+    extra: np.ndarray,
+    extra_depth: np.ndarray,
+    subject: Subject,
+    scale: float,
+    style: Style | None,
+) -> list[tuple[float, str, tuple]]:
+    """What to draw as ``(depth key, kind, arguments)``.
+
+    Limbs, feet, torso, neck, head, hands and (with a ``style``) the stick in four pieces.
+    """
     limb = max(3, int(round(0.06 * scale)))
     arm = max(3, int(round(0.05 * scale)))
     k = layout
-    shade = {"near": 1.0, "far": 0.85}
     items: list[tuple[float, str, tuple]] = []
 
     def col(c: tuple[int, int, int], far: bool) -> tuple[int, ...]:
-        m = shade["far" if far else "near"]
+        m = 0.85 if far else 1.0
         return tuple(int(v * m) for v in c)
 
     # Which side is nearer the camera decides the shading of paired limbs.
@@ -888,16 +938,12 @@ def render(
         items.append((float(depth[a] + depth[b]) / 2, "line", (pts[a], pts[b], col(c, far), w)))
     for ankle, toe in ((k.L_ANKLE, L_TOE), (k.R_ANKLE, R_TOE)):
         far = left_far if ankle == k.L_ANKLE else not left_far
+        shoes = (120, 130, 140) if style is None else style.shoes
         items.append(
             (
                 float(depth[ankle] + extra_depth[toe]) / 2 - 1e-3,
                 "line",
-                (
-                    pts[ankle],
-                    extra[toe],
-                    col((120, 130, 140) if style is None else style.shoes, far),
-                    max(3, limb - 1),
-                ),
+                (pts[ankle], extra[toe], col(shoes, far), max(3, limb - 1)),
             )
         )
     torso = pts[[k.L_SHOULDER, k.R_SHOULDER, k.R_HIP, k.L_HIP]]
@@ -908,7 +954,17 @@ def render(
     )
     head_r = 0.105 * subject.height / 1.75 * scale
     items.append((float(extra_depth[HEAD]), "head", (extra[HEAD], head_r)))
+    items.extend(_hand_items(pts, depth, subject, arm, style))
+    return items
+
+
+def _hand_items(
+    pts: np.ndarray, depth: np.ndarray, subject: Subject, arm: int, style: Style | None
+) -> list[tuple[float, str, tuple]]:
+    """Both hands, the weapon hand's fist round the grip, and (styled) the stick's pieces."""
+    k = layout
     weapon = k.L_WRIST if subject.handedness == "left" else k.R_WRIST
+    items: list[tuple[float, str, tuple]] = []
     for wr in (k.L_WRIST, k.R_WRIST):
         items.append((float(depth[wr]) + 1e-3, "circle", (pts[wr], arm * 0.75, subject.skin)))
     # The weapon hand is a fist closed round the grip.
@@ -921,34 +977,38 @@ def render(
             if j == 0:  # the fist closes over the grip end
                 key = min(key, fist_depth - 1e-4)
             items.append((key, "stick", (g + (t - g) * j / 4, g + (t - g) * (j + 1) / 4)))
-    items.sort(key=lambda it: it[0])
-    for _, what, a in items:
-        if what == "line":
-            cv2.line(img, ip(a[0]), ip(a[1]), a[2], a[3], cv2.LINE_AA, sh)
-            for end in a[:2]:
-                cv2.circle(img, ip(end), int(a[3] * f / 2), a[2], -1, cv2.LINE_AA, sh)
-        elif what == "poly":
-            cv2.fillPoly(img, [np.round(a[0] * f).astype(np.int32)], a[1], cv2.LINE_AA, sh)
-        elif what == "circle":
-            cv2.circle(img, ip(a[0]), int(a[1] * f), a[2], -1, cv2.LINE_AA, sh)
-        elif what == "stick":
-            cv2.line(img, ip(a[0]), ip(a[1]), style.stick_color, style.stick_px, cv2.LINE_AA, sh)
-        else:  # head with a hint of a face toward the nose
-            cv2.circle(img, ip(a[0]), int(a[1] * f), subject.skin, -1, cv2.LINE_AA, sh)
-            face = tuple(int(v * 0.85) for v in subject.skin)
-            for e in (k.L_EYE, k.R_EYE):
-                if depth[e] > depth[k.NOSE] - 0.2:
-                    cv2.circle(img, ip(pts[e]), int(1.5 * f), face, -1, cv2.LINE_AA, sh)
-    if style is not None:
-        noisy = img.astype(np.float32)
-        noisy += _grain(rng, img.shape[0]) * np.float32(style.grain)
-        if style.blur_sigma > 0.1:
-            noisy = cv2.GaussianBlur(noisy, (0, 0), style.blur_sigma)
-        return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
-    # The stick last: it is what the suite is about, and a line detector must find it.
-    stick_w = max(2, int(round(0.022 * scale)))
-    cv2.line(img, ip(pts[k.GRIP]), ip(pts[k.TIP]), stick_color, stick_w, cv2.LINE_AA, sh)
-    return img
+    return items
+
+
+def _paint(
+    img: np.ndarray,
+    what: str,
+    a: tuple,
+    pts: np.ndarray,
+    depth: np.ndarray,
+    subject: Subject,
+    style: Style | None,
+) -> None:
+    """Draw one item of :func:`_body_items` onto ``img`` (in place)."""
+    import cv2
+
+    sh, f = _SH, _F
+    if what == "line":
+        cv2.line(img, _ip(a[0]), _ip(a[1]), a[2], a[3], cv2.LINE_AA, sh)
+        for end in a[:2]:
+            cv2.circle(img, _ip(end), int(a[3] * f / 2), a[2], -1, cv2.LINE_AA, sh)
+    elif what == "poly":
+        cv2.fillPoly(img, [np.round(a[0] * f).astype(np.int32)], a[1], cv2.LINE_AA, sh)
+    elif what == "circle":
+        cv2.circle(img, _ip(a[0]), int(a[1] * f), a[2], -1, cv2.LINE_AA, sh)
+    elif what == "stick":
+        cv2.line(img, _ip(a[0]), _ip(a[1]), style.stick_color, style.stick_px, cv2.LINE_AA, sh)
+    else:  # head with a hint of a face toward the nose
+        cv2.circle(img, _ip(a[0]), int(a[1] * f), subject.skin, -1, cv2.LINE_AA, sh)
+        face = tuple(int(v * 0.85) for v in subject.skin)
+        for e in (layout.L_EYE, layout.R_EYE):
+            if depth[e] > depth[layout.NOSE] - 0.2:
+                cv2.circle(img, _ip(pts[e]), int(1.5 * f), face, -1, cv2.LINE_AA, sh)
 
 
 # ---------------------------------------------------------------------------------- scenes
@@ -1174,8 +1234,10 @@ def _truth_row(
     foreshortened: bool,
     extra: list | None = None,
 ) -> list:
-    """One ``truth.csv`` row; ``extra`` (randomised mode) holds the
-    :data:`RANDOM_TRUTH_COLUMNS` values, appended at the end.
+    """One ``truth.csv`` row.
+
+    ``extra`` (randomised mode) holds the :data:`RANDOM_TRUTH_COLUMNS` values, appended at the
+    end.
     """
     row = [
         file_name,
@@ -1652,8 +1714,10 @@ def _write_video(
 
 # ---------------------------------------------------------------------------------- truth
 def load_truth(sample_root: str | Path) -> pd.DataFrame:
-    """``truth.csv`` of a sample set as a DataFrame (``video`` empty string for still images,
-    ``frame_index`` nullable Int64). Use :func:`truth_array` for the ``(N, 19, 3)`` points.
+    """``truth.csv`` of a sample set as a DataFrame.
+
+    ``video`` is an empty string for still images, ``frame_index`` nullable Int64. Use
+    :func:`truth_array` for the ``(N, 19, 3)`` points.
     """
     path = Path(sample_root) / "truth.csv"
     if not path.is_file():
@@ -1689,8 +1753,9 @@ def load_truth(sample_root: str | Path) -> pd.DataFrame:
 
 
 def truth_array(truth: pd.DataFrame) -> np.ndarray:
-    """``(N, 19, 3)`` clean keypoints (pixels) from a :func:`load_truth` frame; NaN x/y where
-    ``v == 0`` (the Dataset convention).
+    """``(N, 19, 3)`` clean keypoints (pixels) from a :func:`load_truth` frame.
+
+    NaN x/y where ``v == 0`` (the Dataset convention).
     """
     cols = [f"{a}{i}" for i in range(layout.NUM_KEYPOINTS) for a in "xyv"]
     kp = truth[cols].to_numpy(np.float64).reshape(-1, layout.NUM_KEYPOINTS, 3)

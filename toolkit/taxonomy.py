@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import InputError, expected
+from toolkit.schema import validate
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Taxonomy:
 
     @property
     def hierarchical(self) -> bool:
+        """Whether the stances form families x chambers."""
         return bool(self.families) and bool(self.chambers)
 
     def __repr__(self) -> str:
@@ -53,8 +55,6 @@ class Taxonomy:
             InputError: Schema violations, duplicate stance names, or family/chamber given for
                 some stances but not others.
         """
-        from toolkit.schema import validate
-
         validate(doc, "taxonomy", file)
         names = [s["name"] for s in doc["stances"]]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -119,8 +119,6 @@ def read_document(path: str | Path, option: str = "--taxonomy") -> dict:
         InputError: Not JSON (with the line), or a schema violation.
     """
     import orjson
-
-    from toolkit.schema import validate
 
     path = Path(path)
     if not path.is_file():

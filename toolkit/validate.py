@@ -17,8 +17,11 @@ Categories and checks:
   human range), ``lr_swap`` (left/right labels exchanged).
 * ``stick``: ``missing`` (once per data set when the data has no stick at all, e.g. COCO-17),
   ``grip_missing``, ``tip_missing``, ``too_long`` (against the subject's estimated stick length),
-  ``grip_far`` (from the weapon wrist), ``swap``, ``forearm_angle`` (atypical for the stance),
-  ``image_mismatch`` (the image shows the stick elsewhere).
+  ``grip_far`` (from the weapon wrist), ``grip_wrist_disagree`` (an uncertain wrist),
+  ``grip_off_line`` (the image's stick starts at the wrist, not the grip), ``swap``,
+  ``forearm_angle`` (atypical for the stance), ``image_mismatch`` (the image shows the stick
+  elsewhere), ``image_ends_early`` / ``image_runs_on`` (the image's stick ends before / runs on
+  past the labelled tip). The judgement is :func:`toolkit.stick.assessment.assess`.
 * ``temporal`` (video only): ``jump`` (a keypoint spikes away for one frame), ``drift`` (stick
   angle/length outliers over several frames).
 * ``plausibility``: ``vae`` (high reconstruction error of a small beta-VAE on normalised poses).
@@ -34,11 +37,16 @@ import numpy as np
 import pandas as pd
 
 from toolkit import geometry as geo
-from toolkit import layout
+from toolkit import layout, plausibility
+from toolkit.dataset import DATASET_FILE, Dataset
+from toolkit.errors import InputError
+from toolkit.schema import validate_dataset
+from toolkit.stick import AssessOptions, assess
+from toolkit.stick.assessment import reason_names
+from toolkit.stick.stats import _group_chunks, group_codes
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-CATEGORIES = ("structure", "anatomy", "stick", "temporal", "plausibility")
 FINDINGS_FILE = "validation.json"
 REPORT_VERSION = 1
 FINDING_COLUMNS = (
@@ -137,6 +145,7 @@ class Report:
     measures: dict[str, tuple[np.ndarray, float | None]] = field(default_factory=dict)
 
     def worst_severity(self) -> str | None:
+        """The most severe finding's severity (None without findings)."""
         if not len(self.findings):
             return None
         return SEVERITIES[int(self.findings["severity"].map(SEVERITY_RANK).max())]
@@ -204,8 +213,10 @@ class _Collector:
         message: str,
         proposal: np.ndarray | None = None,
     ) -> int:
-        """Add one finding per True row of ``mask``; ``value``/``keypoints`` may be per row;
-        ``proposal``: ``(N,)`` object array of proposed fixes (dict or None).
+        """Add one finding per True row of ``mask``.
+
+        ``value``/``keypoints`` may be per row; ``proposal``: ``(N,)`` object array of proposed
+        fixes (dict or None).
         """
         idx = np.flatnonzero(mask)
         if not len(idx):
@@ -300,8 +311,10 @@ def _names_where(mask: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray
 
 
 def _column_nanmedian(rows: list[np.ndarray], n: int) -> np.ndarray:
-    """``np.nanmedian(np.array(rows).T, 0)`` (NaN everywhere when no value is finite), computed
-    row by row on the contiguous rows where numpy would take the same 1-D path (n >= 600).
+    """``np.nanmedian(np.array(rows).T, 0)``, NaN everywhere when no value is finite.
+
+    Computed row by row on the contiguous rows where numpy would take the same 1-D path
+    (n >= 600).
     """
     if not any(np.isfinite(r).any() for r in rows):
         return np.full(len(rows), np.nan)
@@ -324,6 +337,12 @@ def _pack_bits(columns: list[np.ndarray]) -> np.ndarray:
     for j, col in enumerate(columns):  # loops over keypoints (<= 19), not annotations
         bits |= col.astype(np.int64) << j
     return bits
+
+
+def _keypoint_rows(c, masks, code, severity, value, threshold, message) -> None:
+    """One finding per row where any of the per-keypoint ``masks`` holds, naming those keypoints."""
+    bits = _pack_bits(masks)
+    c.rows(bits != 0, code, severity, value, threshold, _names_of_bits(bits), message)
 
 
 def _names_of_bits(bits: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
@@ -352,6 +371,7 @@ def check_structure(
     measures: dict,
     pts: geo.Points | None = None,
 ) -> None:
+    """Structure checks (schema, counts, visibility, image bounds, duplicates, labels)."""
     kp = ds.keypoints
     pts = geo.Points(kp) if pts is None else pts
     n_kp = kp.shape[1]
@@ -372,16 +392,10 @@ def check_structure(
     for k in range(n_kp):  # loops over keypoints, not annotations
         vk = pts.raw(k)[2]
         bad_v.append((vk != 0) & (vk != 1) & (vk != 2))
-    bits = _pack_bits(bad_v)
-    c.rows(
-        bits != 0,
-        "structure.visibility",
-        "error",
-        _count(bad_v, len(kp)),
-        0,
-        _names_of_bits(bits),
+    _keypoint_rows(
+        c, bad_v, "structure.visibility", "error", _count(bad_v, len(kp)), 0,
         "Visibility flags must be 0, 1 or 2.",
-    )
+    )  # fmt: skip
     ft = c.ft
     w = ft["width"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
     h = ft["height"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -398,29 +412,17 @@ def check_structure(
             dist = np.maximum(np.maximum(-xr, -yr), np.maximum(xr - w[r], yr - h[r]))
             worst[r] = np.maximum(worst[r], dist)
             outside.append(out_k)
-    bits = _pack_bits(outside)
-    c.rows(
-        bits != 0,
-        "structure.out_of_image",
-        "error",
-        worst,
-        tol,
-        _names_of_bits(bits),
+    _keypoint_rows(
+        c, outside, "structure.out_of_image", "error", worst, tol,
         "Keypoints lie outside the image (value: pixels beyond the border).",
-    )
+    )  # fmt: skip
     # Body points missing: information (occlusion is normal), only where some are labelled.
     enough = n_body >= o.min_body_points
     miss = [~b & enough for b in body_present]
-    bits = _pack_bits(miss)
-    c.rows(
-        bits != 0,
-        "structure.missing_points",
-        "info",
-        _count(miss, len(kp)),
-        0,
-        _names_of_bits(bits),
+    _keypoint_rows(
+        c, miss, "structure.missing_points", "info", _count(miss, len(kp)), 0,
         "Body keypoints not labelled (occluded or skipped).",
-    )
+    )  # fmt: skip
     sc = ds.scores
     if np.isfinite(sc).any():
         with np.errstate(invalid="ignore"):
@@ -452,13 +454,16 @@ def check_structure(
         # and far cheaper than hashing 38 columns.
         # Blocks of rows keep the (rows, 38) rounded copy small (no 300 MB temporary); the
         # per-row products are the same as one big product.
+        # Whole rows are copied (a contiguous copy, far cheaper than gathering the x/y columns);
+        # the visibility columns weigh zero.
         xy_cols = [kp.shape[2] * k + c for k in range(n_kp) for c in (0, 1)]
-        weights = np.random.default_rng(0).uniform(1.0, 2.0, len(xy_cols))
-        flat = kp.reshape(len(kp), -1)
+        flat = np.ascontiguousarray(kp).reshape(len(kp), -1)
+        weights = np.zeros(flat.shape[1])
+        weights[xy_cols] = np.random.default_rng(0).uniform(1.0, 2.0, len(xy_cols))
         h_pose = np.empty(len(kp))
         big = np.finfo(np.float64).max
         for start in range(0, len(kp), 65536):  # blocks of rows, not annotations
-            rounded = np.take(flat[start : start + 65536], xy_cols, axis=1)
+            rounded = np.array(flat[start : start + 65536], dtype=np.float64)
             if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
                 rounded[np.isnan(rounded)] = -1.0
                 rounded[rounded == np.inf] = big
@@ -533,6 +538,7 @@ def check_anatomy(
     scale: np.ndarray,
     pts: geo.Points | None = None,
 ) -> None:
+    """Anatomy checks against the data set's own robust statistics (bones, angles, sides)."""
     kp = ds.keypoints
     pts = geo.Points(kp) if pts is None else pts
     n = len(kp)
@@ -692,10 +698,6 @@ def check_stick(
         The :class:`toolkit.stick.StickAssessment` (``has_stick`` False when the data set
         carries no stick: then one data-set-level finding and nothing per frame).
     """
-    from toolkit.stick import AssessOptions, assess
-    from toolkit.stick.assessment import reason_names
-    from toolkit.stick.stats import _group_chunks, group_codes
-
     a = assess(ds, AssessOptions(use_images=o.use_images, use_time=o.use_time))
     for f in a.dataset_findings:
         c.dataset(f["code"], f["severity"], f["message"], f["value"], f["threshold"],
@@ -754,8 +756,9 @@ def _first_valid(x: np.ndarray) -> float:
 
 
 def check_temporal(ds, c: _Collector, o: ValidateOptions, scale: np.ndarray) -> None:
-    """Video checks on the body: one-frame spikes of any keypoint (the stick's course over
-    time is judged by :func:`check_stick`).
+    """Video checks on the body: one-frame spikes of any keypoint.
+
+    The stick's course over time is judged by :func:`check_stick`.
     """
     video = c.video_id
     frame = c.frame
@@ -814,12 +817,8 @@ def check_temporal(ds, c: _Collector, o: ValidateOptions, scale: np.ndarray) -> 
 def check_plausibility(
     ds, c: _Collector, o: ValidateOptions, summary: dict, measures: dict
 ) -> None:
-    from toolkit import plausibility
-
+    """The beta-VAE plausibility check (``plausibility.vae``), when enabled."""
     res = plausibility.score(ds.keypoints, epochs=o.vae_epochs, seed=o.seed)
-    if res is None:
-        summary["notes"].append("plausibility: torch is not available, the VAE check was skipped.")
-        return
     err = res.errors
     finite = np.isfinite(err)
     if finite.sum() < 10:
@@ -889,10 +888,6 @@ def validate_dir(
         ``(report, dataset or None)``.
     """
     import orjson
-
-    from toolkit.dataset import DATASET_FILE, Dataset
-    from toolkit.errors import InputError
-    from toolkit.schema import validate_dataset
 
     path = Path(path)
     ds_file = path / DATASET_FILE if path.is_dir() else path

@@ -1,6 +1,6 @@
 """The viewer inside a napari window: layers, events, key bindings, autosave.
 
-:func:`open_dataset` adds to a napari viewer
+:class:`ArnisApp` adds to a napari viewer
 
 * ``frames``: an Image layer over a lazy :class:`viewer.frames.FrameSource` (frames decoded on
   demand and ahead of the slider by a background thread, in a cache bounded in bytes), which
@@ -11,17 +11,16 @@
   sized by confidence, bordered by state (red flagged, orange corrected, violet interpolated,
   green human);
 
-and docks :class:`viewer.widgets.ArnisDock`. The rules behind every edit live in
-:class:`viewer.session.EditSession`; this module only translates napari events into them.
+The rules behind every edit live in :class:`viewer.session.EditSession`; this module only
+translates napari events into them. It knows nothing of the dock: it announces what changed to
+its ``listeners`` (:data:`EVENTS`), and :mod:`viewer.launch` wires the dock to them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import weakref
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,31 +35,10 @@ from viewer.session import EditSession, rigid_adjust
 AUTOSAVE_S = 60.0
 #: The dock follows a scrub this long after the last frame step (seconds).
 DOCK_DELAY_S = 0.12
-_APPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def app_for(viewer) -> ArnisApp | None:
-    """The :class:`ArnisApp` opened in ``viewer``, if any."""
-    return _APPS.get(viewer)
-
-
-def open_dataset(
-    viewer,
-    path: str | Path,
-    queue: str | Path | None = None,
-    autosave_s: float = AUTOSAVE_S,
-    dock: bool = True,
-) -> ArnisApp:
-    """Open a dataset directory for review in a napari viewer.
-
-    Args:
-        viewer: A ``napari.Viewer``.
-        path: The dataset directory (``dataset.json`` inside).
-        queue: A review-queue JSON (``--queue``), or None to list the flagged frames.
-        autosave_s: Save (fold the journal) this often when there are unsaved edits; 0 = never.
-        dock: Add the dock widget.
-    """
-    return ArnisApp(viewer, EditSession.open(path, queue), autosave_s=autosave_s, dock=dock)
+#: What the app announces to its listeners, ``fn(kind, index=None)``: anything shown changed;
+#: the review-list filter (or what it matches) changed; review item ``index`` was marked done or
+#: not; the dataset was reloaded (the review list may differ); the key help was asked for.
+EVENTS = ("changed", "filter", "done", "reloaded", "help")
 
 
 class ArnisApp:
@@ -77,12 +55,10 @@ class ArnisApp:
         unlocked: Whether body points may be dragged (grip and tip always may).
         rigid: Whether dragging the tip keeps the stick length (rotates about the grip).
         message: The last status message.
-        listeners: Called with no argument after anything the dock shows changed.
+        listeners: Called as ``fn(kind, index=None)`` with one of :data:`EVENTS`.
     """
 
-    def __init__(
-        self, viewer, session: EditSession, autosave_s: float = AUTOSAVE_S, dock: bool = True
-    ):
+    def __init__(self, viewer, session: EditSession, autosave_s: float = AUTOSAVE_S):
         self.viewer = viewer
         self.session = session
         self.frame = -1
@@ -90,7 +66,7 @@ class ArnisApp:
         self.rigid = False
         self.queue_filter = "all"
         self.message = ""
-        self.listeners: list[Callable[[], None]] = []
+        self.listeners: list[Callable[..., None]] = []
         self._dock_timer = None
         self._sync = 0
         self._rows = np.zeros(0, np.int64)
@@ -141,8 +117,10 @@ class ArnisApp:
         )
         for layer in (self.skeleton_layer, self.stick_layer):
             _reuse_color_shader(viewer, layer)
-        for layer in (self.skeleton_layer, self.stick_layer, self.points_layer):
+        # The layer-list icons stay as first drawn: a per-frame icon of a video shows nothing.
+        for layer in (self.image_layer, self.skeleton_layer, self.stick_layer, self.points_layer):
             _freeze_thumbnail(layer)
+        _quiet_layer_list(viewer)
         self.points_layer.mode = "select"
         self.points_layer.mouse_drag_callbacks.append(self._follow_drag)
         self.points_layer.events.mode.connect(self._keep_drag_last)
@@ -163,7 +141,6 @@ class ArnisApp:
         overlay.visible = True
         overlay.font_size = 11
         overlay.position = "top_left"
-        _APPS[viewer] = self
         self._timer = None
         if autosave_s and autosave_s > 0:
             from qtpy.QtCore import QTimer
@@ -178,10 +155,6 @@ class ArnisApp:
         self._dock_timer.setSingleShot(True)
         self._dock_timer.setInterval(int(DOCK_DELAY_S * 1000))
         self._dock_timer.timeout.connect(self._catch_up)
-        self.dock = None
-        if dock:
-            self.dock = _add_dock(viewer)
-            self._dock_timer.setParent(self.dock)  # gone with the dock's window
         self.goto(session.first_flagged(), force=True)
 
     # ------------------------------------------------------------------ helpers
@@ -204,8 +177,19 @@ class ArnisApp:
         self._update_overlay()
         if self._dock_timer is not None:
             self._dock_timer.stop()
+        self._emit("changed")
+        self._expect_jumps()
+
+    def _expect_jumps(self) -> None:
+        """Have the frames N and Shift-N would jump to decoded while the viewer is idle."""
+        s = self.session
+        targets = (s.next_flagged(self.frame, 1), s.next_flagged(self.frame, -1))
+        self.frames.expect([t for t in targets if t is not None])
+
+    def _emit(self, kind: str, index: int | None = None) -> None:
+        """Announce ``kind`` (one of :data:`EVENTS`) to the listeners."""
         for fn in list(self.listeners):
-            fn()
+            fn(kind, index)
 
     def _catch_up(self) -> None:
         """The deferred dock update (see :meth:`_notify_later`)."""
@@ -229,6 +213,7 @@ class ArnisApp:
 
     @property
     def ds(self):
+        """The dataset under review."""
         return self.session.ds
 
     # ------------------------------------------------------------------ drawing
@@ -257,8 +242,10 @@ class ArnisApp:
             self.render(step=True)
 
     def _before_slice(self, event=None) -> None:
-        """The slider moved and napari has not sliced the layers yet: only store the new
-        frame's content in our layers; napari's slicing right after draws them (once).
+        """The slider moved and napari has not sliced the layers yet.
+
+        Only store the new frame's content in our layers; napari's slicing right after draws them
+        (once).
         """
         if self.viewer.dims.ndim != 3:
             return
@@ -456,12 +443,15 @@ class ArnisApp:
 
     # ------------------------------------------------------------------ actions (keys, dock)
     def next_frame(self) -> None:
+        """Step to the next frame (a scrub step)."""
         self.goto(self.frame + 1, scrub=True)
 
     def previous_frame(self) -> None:
+        """Step to the previous frame (a scrub step)."""
         self.goto(self.frame - 1, scrub=True)
 
     def next_flagged(self) -> None:
+        """Jump to the next flagged frame."""
         t = self.session.next_flagged(self.frame, 1)
         if t is None:
             self._notify("No flagged frame after this one.")
@@ -469,6 +459,7 @@ class ArnisApp:
             self.goto(t)
 
     def previous_flagged(self) -> None:
+        """Jump to the previous flagged frame."""
         t = self.session.next_flagged(self.frame, -1)
         if t is None:
             self._notify("No flagged frame before this one.")
@@ -477,13 +468,14 @@ class ArnisApp:
 
     def _after_edit(self, edit, nothing: str) -> None:
         self.render(keep_selection=True)
-        if edit is not None and self.dock is not None and self.queue_filter == FILTER_PROPOSAL:
-            self.dock.apply_filter()  # accepted frames leave the "with a proposed fix" list
+        if edit is not None and self.queue_filter == FILTER_PROPOSAL:
+            self._emit("filter")  # accepted frames leave the "with a proposed fix" list
         self._notify(edit.label if edit is not None else nothing)
 
     def accept_correction(self) -> None:
-        """Accept this frame's proposed fixes: corrected / interpolated points and validate
-        proposals become human.
+        """Accept this frame's proposed fixes.
+
+        Corrected / interpolated points and validate proposals become human.
         """
         self._after_edit(
             self.session.accept_correction(self.frame),
@@ -491,8 +483,9 @@ class ArnisApp:
         )
 
     def accept_range(self) -> None:
-        """Accept the proposed fixes of the run of frames around this one (e.g. an
-        interpolation), as one undoable step.
+        """Accept the proposed fixes of the run of frames around this one, as one undoable step.
+
+        The run is e.g. an interpolation.
         """
         self._after_edit(
             self.session.accept_range(self.frame),
@@ -526,8 +519,9 @@ class ArnisApp:
         self._notify(message)
 
     def _target_row(self) -> int | None:
-        """The person a stick action is for: the selected point's, else the only one, else the
-        one nearest the mouse.
+        """The person a stick action is for.
+
+        The selected point's, else the only one, else the one nearest the mouse.
         """
         rows = self._rows
         if not len(rows):
@@ -547,8 +541,7 @@ class ArnisApp:
     def set_queue_filter(self, name: str) -> None:
         """Show only the review items matching ``name`` (see :meth:`ReviewList.filters`)."""
         self.queue_filter = name
-        if self.dock is not None:
-            self.dock.apply_filter()
+        self._emit("filter")
         n = len(self.filter_frames())
         self._notify(f"review list: {name} ({n} frames)")
 
@@ -559,6 +552,7 @@ class ArnisApp:
         return sorted({review.items[i].frame for i in items if review.items[i].frame is not None})
 
     def revert_stick(self) -> None:
+        """Revert grip and tip to the raw import, as a human decision."""
         self._after_edit(self.session.revert_stick(self.frame), "The stick already is as imported.")
 
     def mark_missing(self) -> None:
@@ -588,9 +582,11 @@ class ArnisApp:
         return [i] if d[i] <= 1.5 * self.point_size else []
 
     def place_grip(self) -> None:
+        """Put the grip at the mouse pointer."""
         self._place(layout.GRIP)
 
     def place_tip(self) -> None:
+        """Put the tip at the mouse pointer."""
         self._place(layout.TIP)
 
     def _place(self, k: int) -> None:
@@ -625,14 +621,17 @@ class ArnisApp:
         self._after_edit(edit, "")
 
     def set_stance(self, value: str | None) -> None:
+        """Set this frame's stance label (None clears it)."""
         self._after_edit(self.session.set_stance(self.frame, value), "")
 
     def next_stance(self) -> None:
+        """Give this frame the next stance label (taxonomy order)."""
         self._after_edit(
             self.session.cycle_stance(self.frame, 1), "No stance names (no taxonomy and no labels)."
         )
 
     def previous_stance(self) -> None:
+        """Give this frame the previous stance label (taxonomy order)."""
         self._after_edit(
             self.session.cycle_stance(self.frame, -1),
             "No stance names (no taxonomy and no labels).",
@@ -658,21 +657,23 @@ class ArnisApp:
             self.set_done(i, done)
 
     def set_done(self, i: int, done: bool) -> None:
+        """Mark review item ``i`` done (or not); saved at once."""
         try:
             self.session.review.set_done(i, done)
         except OSError as exc:
             self._notify(f"Could not save the queue: {exc}", warn=True)
             return
-        if self.dock is not None:
-            self.dock.sync_done(i)
+        self._emit("done", i)
         self._notify(f"review item {i + 1} {'done' if done else 'not done'}")
 
     def toggle_unlock(self) -> None:
+        """Unlock or lock the body points."""
         self.unlocked = not self.unlocked
         self._enforce_lock()
         self._notify("Body points unlocked." if self.unlocked else "Body points locked.")
 
     def toggle_rigid(self) -> None:
+        """Turn the rigid stick on or off."""
         self.rigid = not self.rigid
         self._notify(
             "Rigid stick: dragging the tip rotates it about the grip."
@@ -681,10 +682,12 @@ class ArnisApp:
         )
 
     def undo(self) -> None:
+        """Undo the last edit (coordinates and provenance)."""
         edit = self.session.undo()
         self._after_undo(edit, "undid", "Nothing to undo.")
 
     def redo(self) -> None:
+        """Redo the last undone edit."""
         edit = self.session.redo()
         self._after_undo(edit, "redid", "Nothing to redo.")
 
@@ -704,22 +707,23 @@ class ArnisApp:
         return ok
 
     def autosave(self) -> None:
+        """Save when there are unsaved edits and no pending save conflict."""
         if self.session.unsaved and self.session.conflict is None:
             self.save()
 
     def reload(self) -> None:
-        """After a save conflict: re-read the file from disk with this session's edits replayed
-        onto it (they are in the journal).
+        """After a save conflict: re-read the file with this session's edits replayed onto it.
+
+        The edits are in the journal.
         """
         self.session.reload()
-        if self.dock is not None:
-            self.dock.attach(self)  # the review list may have changed
+        self._emit("reloaded")  # the review list may have changed
         self.render()
         self._notify("Reloaded from disk with your journalled edits replayed; save again.")
 
     def toggle_help(self) -> None:
-        if self.dock is not None:
-            self.dock.toggle_help()
+        """Ask the dock to show or hide the key help."""
+        self._emit("help")
 
     def close(self) -> None:
         """Stop autosave and release the decoders (edits are already journalled)."""
@@ -731,15 +735,32 @@ class ArnisApp:
         self.session.ds.close()
 
 
+#: A layer's colour managers (napari evented models of their own, outside ``layer.events``).
+_COLOR_MANAGERS = ("_face", "_border", "_edge")
+#: napari's context manager that holds a layer's refresh (a test renames it to run the fallback).
+_REFRESH_BLOCKER = "_block_refresh"
+
+
 @contextlib.contextmanager
 def _quiet(layer) -> Iterator[None]:
     """Let several setters update ``layer`` without each redrawing it (call refresh() after).
 
-    Blocks the layer's events and its internal refresh (napari's ``Layer._block_refresh``, used
-    the same way inside napari; skipped if a future napari drops it).
+    Blocks the layer's events, its colour managers' events and its internal refresh
+    (napari's ``Layer._block_refresh``, used the same way inside napari). The colour managers
+    must be blocked too: a colour set after new data would otherwise make the drawing read the
+    new data through the old slice's indices (an IndexError when the frame has fewer points).
+    If a future napari drops ``_block_refresh``, the setters refresh the layer each (correct,
+    only slower).
     """
-    block = getattr(layer, "_block_refresh", None)
-    with layer.events.blocker_all(), block() if block else contextlib.nullcontext():
+    block = getattr(layer, _REFRESH_BLOCKER, None)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(layer.events.blocker_all())
+        if block is not None:
+            for name in _COLOR_MANAGERS:
+                events = getattr(getattr(layer, name, None), "events", None)
+                if events is not None:
+                    stack.enter_context(events.blocker_all())
+            stack.enter_context(block())
         yield
 
 
@@ -784,44 +805,94 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
     return bool((a == b).all())
 
 
-def _freeze_thumbnail(layer) -> None:
+def _freeze_thumbnail(layer) -> bool:
     """Stop napari from recomputing ``layer``'s layer-list icon on every frame step.
 
     napari redraws each layer's thumbnail (and repaints the layer list) whenever the layer is
     sliced; for our overlays, redrawn per frame, that was a tenth of a frame step and shows
     nothing useful. The icon drawn when the layer was added stays.
+
+    Returns:
+        Whether it could; False (the icon follows every frame, as before) when the layer has
+        no napari ``_update_thumbnail``.
     """
-    if hasattr(layer, "_update_thumbnail"):
-        layer._update_thumbnail = _no_thumbnail
+    if not callable(getattr(layer, "_update_thumbnail", None)):
+        return False
+    layer._update_thumbnail = _no_thumbnail
+    return True
 
 
 def _no_thumbnail(*_args, **_kwargs) -> None:
+    """The frozen icon's update: nothing."""
     return None
 
 
-def _connect_first(emitter, callback: Callable) -> None:
+#: Layer events that change nothing a row of napari's layer list shows (name, visibility, icon,
+#: loaded / locked state), yet make it repaint the row: three of them per overlay per step.
+ROW_SILENT_EVENTS = frozenset({"set_data", "_extent_augmented", "highlight"})
+
+
+def _quiet_layer_list(viewer) -> bool:
+    """Stop napari's layer list from repainting its rows on events that change nothing in them.
+
+    napari's layer-list model turns every event of every layer into a repaint of its row; a frame
+    step fires :data:`ROW_SILENT_EVENTS` on each of our three overlays, so the list repainted
+    five or six rows per step (a layer's icon still updates: ``thumbnail`` passes).
+
+    Returns:
+        Whether the filter is in place; False (rows repaint as before) when napari's Qt viewer,
+        its layer list or the model's ``_process_event`` are not where this expects them.
+    """
+    try:
+        model = viewer.window._qt_viewer.layers.model()
+        while not hasattr(model, "_process_event") and hasattr(model, "sourceModel"):
+            model = model.sourceModel()  # the list shows it through a (reversing) proxy
+    except (AttributeError, RuntimeError):
+        return False
+    process = getattr(model, "_process_event", None)
+    if process is None:
+        return False
+    if getattr(process, "arnis_quiet", False):
+        return True
+
+    def process_shown(event) -> None:
+        if getattr(event, "type", None) not in ROW_SILENT_EVENTS:
+            process(event)
+
+    process_shown.arnis_quiet = True
+    # napari holds the bound method as (model, name) and looks the name up per event.
+    model._process_event = process_shown
+    return True
+
+
+def _connect_first(emitter, callback: Callable) -> bool:
     """Connect ``callback`` to a napari event emitter, ahead of napari's own callbacks.
 
     napari always runs its own callbacks before any other; when its emitter internals are not
     as expected the callback stays connected after them (still correct, only slower).
+
+    Returns:
+        Whether it runs first.
     """
     emitter.connect(callback)
     lists = [getattr(emitter, n, None) for n in _EMITTER_LISTS]
     if any(not isinstance(lst, list) for lst in lists) or len({len(x) for x in lists}) != 1:
-        return
+        return False
     i = next((j for j, cb in enumerate(lists[0]) if _same_callback(cb, callback)), -1)
-    if i <= 0:
-        return
+    if i < 0:
+        return False
     for lst in lists:
         lst.insert(0, lst.pop(i))
+    return True
 
 
 _EMITTER_LISTS = ("_callbacks", "_callback_refs", "_callback_pass_event")
 
 
 def _same_callback(stored, callback) -> bool:
-    """Whether an emitter's stored callback is ``callback`` (bound methods are kept as
-    ``(weakref to the object, method name)``).
+    """Whether an emitter's stored callback is ``callback``.
+
+    Bound methods are kept as ``(weakref to the object, method name)``.
     """
     if isinstance(stored, tuple) and len(stored) == 2 and callable(stored[0]):
         return stored[0]() is getattr(callback, "__self__", None) and stored[1] == getattr(
@@ -830,7 +901,7 @@ def _same_callback(stored, callback) -> bool:
     return stored == callback
 
 
-def _reuse_color_shader(viewer, layer) -> None:
+def _reuse_color_shader(viewer, layer) -> bool:
     """Stop a Vectors layer from recompiling its shader program on every data update.
 
     vispy's Mesh visual (napari draws vectors with it) builds a new ``color_transform`` shader
@@ -838,15 +909,20 @@ def _reuse_color_shader(viewer, layer) -> None:
     updated per frame that was about a fifth of a frame step under software OpenGL. For RGBA
     colours the function is a stateless pass-through, so one instance per visual is reused
     (vispy skips assigning the same object). Colormapped data still gets a fresh one.
-    Does nothing if napari or vispy no longer expose these internals.
+
+    Returns:
+        Whether it could; False (a fresh shader function per update, as before) if napari or
+        vispy no longer expose these internals.
     """
     try:
         node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node
-    except (AttributeError, KeyError):
-        return
+    except (AttributeError, KeyError, TypeError):
+        return False
     build = getattr(node, "_build_color_transform", None)
-    if build is None or getattr(build, "arnis_reuse", False):
-        return
+    if build is None:
+        return False
+    if getattr(build, "arnis_reuse", False):
+        return True
     cached: list = []
 
     def build_once(colors):
@@ -858,12 +934,4 @@ def _reuse_color_shader(viewer, layer) -> None:
 
     build_once.arnis_reuse = True
     object.__setattr__(node, "_build_color_transform", build_once)  # vispy nodes are frozen
-
-
-def _add_dock(viewer):
-    """Dock :class:`ArnisDock` (through the plugin manifest when it is installed)."""
-    from viewer.widgets import ArnisDock
-
-    widget = ArnisDock(viewer)
-    viewer.window.add_dock_widget(widget, name="Arnis review", area="right")
-    return widget
+    return True

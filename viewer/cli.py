@@ -65,8 +65,10 @@ def main(
     window: bool,
     autosave: float,
 ) -> None:
-    """Review and fix a DATASET in napari: drag grip and tip, set stance labels, walk the
-    flagged frames or a review queue, fix a drifting stick with two keyframes.
+    """Review and fix a DATASET in napari.
+
+    Drag grip and tip, set stance labels, walk the flagged frames or a review queue, fix a drifting
+    stick with two keyframes.
 
     Every edit is journalled (fsynced) before it shows, with provenance "human" (or
     "interpolated" between keyframes, until accepted); Ctrl-Z undoes; Ctrl-S (and autosave)
@@ -94,7 +96,7 @@ def main(
     _require_display()
     import napari
 
-    from viewer.app import open_dataset
+    from viewer.launch import open_dataset
 
     if screenshot is not None:
         write_screenshot(dataset, screenshot, frame=frame, queue=queue, window=window)
@@ -135,7 +137,7 @@ def write_screenshot(
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from viewer.app import open_dataset
+    from viewer.launch import dock_for, open_dataset
 
     viewer = napari.Viewer(show=True, title="Arnis review")
     try:
@@ -146,7 +148,7 @@ def write_screenshot(
             raise ValueError(f"Expected '--frame' to be in 0..{n - 1}, but got {frame}.")
         if not window:  # the canvas gets the whole width: no layer list, controls or dock
             qt = viewer.window._qt_viewer
-            for dock in (qt.dockLayerList, qt.dockLayerControls, app.dock.parent()):
+            for dock in (qt.dockLayerList, qt.dockLayerControls, dock_for(viewer).parent()):
                 if dock is not None and hasattr(dock, "hide"):
                     dock.hide()
         viewer.window.resize(*size)

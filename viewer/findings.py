@@ -1,10 +1,13 @@
-"""Where a finding or a queue item points: frame lookups and the ``validate`` findings file.
+"""The ``validate`` findings of a dataset, by viewer frame, and their proposed fixes.
 
 The viewer does not run any check itself: it reads what ``toolkit validate`` stored in
 ``DATASET/validation.json`` (``{"findings": [{code, severity, file_name | video + frame_index,
-ann_id, keypoints, value, threshold, message, proposal?}, ...]}``) and maps each entry onto a frame
-of the viewer. The file is read defensively: a missing or unreadable file means "no findings", and
-a malformed ``proposal`` is ignored (with one warning) instead of failing.
+ann_id, keypoints, value, threshold, message, proposal?}, ...]}``) through the suite's one reader
+of that file, :func:`toolkit.report.read_findings_file` (a missing or unreadable file means "no
+findings"), and maps each entry onto a frame of the viewer with :class:`toolkit.locate.Locator`
+(the suite's one "record -> frame / annotation" lookup; a viewer frame is a row of
+``ds.images``). A malformed ``proposal`` is ignored
+(with one warning) instead of failing.
 
 A finding may carry a proposed fix, ``"proposal": {"keypoints": [[kp_index, x, y], ...],
 "method": "<name>", "confidence": <0..1>}`` (``kp_index`` 17 = grip, 18 = tip; ``x, y`` in image
@@ -20,110 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
-import pandas as pd
 
 from toolkit import layout
+from toolkit.locate import Locator
+from toolkit.report import read_findings_file
 
-FINDINGS_FILE = "validation.json"
 #: Severities that make a frame "flagged" (``info`` findings are listed but do not flag).
 FLAG_SEVERITIES = ("error", "warning")
-
-
-@dataclass
-class FrameLookup:
-    """Maps the ways files name a frame onto the viewer's frame index (= row of ``ds.images``).
-
-    Attributes:
-        by_image_id: image id -> frame.
-        by_file_name: image ``file_name`` -> frame.
-        by_video_frame: ``(video key, frame_index)`` -> frame, where the video key is the video's
-            id, its ``file_name`` or its stem (all three are accepted).
-        ann_frame: ``(N,)`` frame of each annotation row.
-        ann_ids: ``(N,)`` annotation ids.
-    """
-
-    by_image_id: dict[int, int]
-    by_file_name: dict[str, int]
-    by_video_frame: dict[tuple[Any, int], int]
-    ann_frame: np.ndarray
-    ann_ids: np.ndarray
-    _ann_row: dict[int, int] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def build(cls, ds) -> FrameLookup:
-        images = ds.images
-        ids = images["id"].to_numpy(dtype=np.int64)
-        by_id = dict(zip(ids.tolist(), range(len(ids)), strict=True))
-        by_name = dict(zip(images["file_name"].tolist(), range(len(ids)), strict=True))
-        keys: dict[int, list] = {}
-        for v in ds.videos:
-            name = str(v.get("file_name", v["id"]))
-            keys[v["id"]] = [v["id"], name, Path(name).stem, Path(name).name]
-        by_vf: dict[tuple[Any, int], int] = {}
-        vid = images["video_id"].to_numpy(dtype=object)
-        fr = images["frame_index"].to_numpy(dtype=object)
-        has = ~(pd.isna(images["video_id"]).to_numpy() | pd.isna(images["frame_index"]).to_numpy())
-        for t in np.flatnonzero(has).tolist():
-            for key in keys.get(int(vid[t]), [int(vid[t])]):
-                by_vf[(key, int(fr[t]))] = t
-        img_ids = ds.annotations["image_id"].to_numpy(dtype=np.int64)
-        ann_frame = pd.Index(ids).get_indexer(img_ids).astype(np.int64)
-        ann_ids = ds.annotations["id"].to_numpy(dtype=np.int64)
-        return cls(
-            by_id,
-            by_name,
-            by_vf,
-            ann_frame,
-            ann_ids,
-            dict(zip(ann_ids.tolist(), range(len(ann_ids)), strict=True)),
-        )
-
-    def frame_of(self, rec: dict) -> int | None:
-        """The frame a record names (``image_id``, ``file_name``, ``video`` + ``frame_index``
-        or ``ann_id``), or None when it names none of the dataset's frames.
-        """
-        if not isinstance(rec, dict):
-            return None
-        iid = rec.get("image_id")
-        if isinstance(iid, int) and iid in self.by_image_id:
-            return self.by_image_id[iid]
-        fn = rec.get("file_name")
-        if isinstance(fn, str) and fn in self.by_file_name:
-            return self.by_file_name[fn]
-        video, fidx = rec.get("video"), rec.get("frame_index")
-        if video is not None and isinstance(fidx, int | float) and np.isfinite(fidx):
-            t = self.by_video_frame.get((video, int(fidx)))
-            if t is None and isinstance(video, str):
-                t = self.by_video_frame.get((Path(video).stem, int(fidx)))
-            if t is not None:
-                return t
-        row = self.ann_row(rec.get("ann_id"))
-        return None if row is None else int(self.ann_frame[row])
-
-    def ann_row(self, ann_id: Any) -> int | None:
-        if isinstance(ann_id, int) and not isinstance(ann_id, bool):
-            return self._ann_row.get(ann_id)
-        return None
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; None (with a warning) when it is absent or unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        warnings.warn(f"{path}: ignored, not readable JSON ({exc}).", stacklevel=2)
-        return None
-
-
-def _entries(doc: Any, key: str) -> list[dict]:
-    if isinstance(doc, dict):
-        doc = doc.get(key)
-    if not isinstance(doc, list):
-        return []
-    return [e for e in doc if isinstance(e, dict)]
 
 
 def keypoint_indices(value: Any) -> list[int]:
@@ -215,24 +121,19 @@ class Findings:
 
     @classmethod
     def empty(cls, n_frames: int, n_ann: int) -> Findings:
+        """No findings, for ``n_frames`` frames and ``n_ann`` annotations."""
         return cls({}, np.zeros(n_frames, bool), np.zeros((n_ann, layout.NUM_KEYPOINTS), bool))
 
     @classmethod
-    def load(cls, ds, lookup: FrameLookup, path: str | Path | None = None) -> Findings:
-        """Read ``path`` (default ``DATASET/validation.json``); empty when there is none."""
-        n_frames, n_ann = len(ds.images), len(ds)
-        if path is None:
-            if ds.path is None:
-                return cls.empty(n_frames, n_ann)
-            path = Path(ds.path) / FINDINGS_FILE
-        path = Path(path)
-        out = cls.empty(n_frames, n_ann)
-        doc = read_json(path)
-        if doc is None:
+    def load(cls, ds, lookup: Locator) -> Findings:
+        """The dataset's ``validation.json`` findings by frame; empty when there is none."""
+        out = cls.empty(len(ds.images), len(ds))
+        if ds.path is None:
             return out
+        records, path = read_findings_file(ds.path)
         out.source = path
         bad = 0
-        for rec in _entries(doc, "findings"):
+        for rec in records:
             t = lookup.frame_of(rec)
             if t is None:
                 continue  # data-set level, or a frame this dataset does not have

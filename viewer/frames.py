@@ -13,17 +13,21 @@ background thread that decodes ahead so a frame step rarely waits for the decode
   on (one cheap sequential decode per frame); backward it decodes short chunks in file order (a
   seek to the keyframe before the chunk, then forward), nearest chunk first, because a video can
   only be decoded forward from a keyframe.
+* **Likely jumps.** The viewer names the frames it expects a jump to (the next and previous
+  flagged frames, :meth:`FrameSource.expect`); the thread decodes them when it has nothing else
+  to do, with a second decoder per video, so the one that scrubs stays where the viewer is.
 * **Jumps.** A frame not in the cache is decoded at once on the caller's thread (OpenCV seeks to
   the keyframe before it and decodes forward; a short jump forward decodes through instead), and
   the thread then fills the frames after it. A request for the frame the thread is decoding at
   that moment waits for it instead of decoding it twice.
 * **The format napari uploads fastest.** Frames are C-contiguous ``uint8`` RGB arrays of exactly
-  ``(H, W, 3)``: napari hands them to the GPU texture as they are (no cast, no copy).
+  ``(H, W, 3)``: napari hands them to the GPU texture as they are (no cast, no copy). napari
+  asks for ``source[t:t + 1]`` on every step: that is a view of the cached frame, not a copy.
 
 Video frames come from :class:`toolkit.io.video.VideoReader` (one decoder per video, shared by
-the caller and the thread), image files from OpenCV. Frame ``t`` is row ``t`` of ``ds.images`` (the dataset's
-order). Frames of different sizes are padded at the right and bottom to the largest one, so pixel
-coordinates never move.
+the caller and the thread), image files from :func:`toolkit.media.read_image`. Frame ``t`` is
+row ``t`` of ``ds.images`` (the dataset's order). Frames of different sizes are padded at the
+right and bottom to the largest one, so pixel coordinates never move.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ JUMP_AHEAD = 4
 BACK_CHUNK = 12
 #: How long a request waits for a frame the background thread is decoding right now (seconds).
 INFLIGHT_WAIT_S = 0.25
+#: Most frames :meth:`FrameSource.expect` keeps waiting for the idle thread.
+EXPECT_MAX = 4
 
 
 class _Unreadable(Exception):
@@ -99,6 +105,7 @@ class FrameCache:
                 self.nbytes -= dropped.nbytes
 
     def clear(self) -> None:
+        """Drop every frame."""
         with self._lock:
             self._items.clear()
             self.nbytes = 0
@@ -120,7 +127,8 @@ class FrameSource:
         cache: The decoded frames (:class:`FrameCache`).
         ahead: Frames decoded ahead (capped at half the cache).
         stats: Counters: ``hits`` (served from the cache), ``decoded`` (decoded on request),
-            ``waited`` (waited for the background thread), ``prefetched`` (decoded ahead).
+            ``waited`` (waited for the background thread), ``prefetched`` (decoded ahead),
+            ``expected`` (decoded for a likely jump).
 
     Shapes:
         ``source[t]``: ``(H, W, 3)``; ``source[a:b]``: ``(b - a, H, W, 3)``.
@@ -150,12 +158,12 @@ class FrameSource:
         # One decoder per video, shared by the caller and the thread (each VideoReader locks
         # itself): after a jump the thread reads on from where the caller's seek left the
         # decoder, instead of seeking a second decoder to the same place.
-        self._readers: dict[int, object] = {}
+        self._readers: dict[tuple[int, str], object] = {}
         self._readers_lock = threading.Lock()
         self._warned: set = set()
         self._warn_lock = threading.Lock()
         self.cache = FrameCache(cache_mb * 2**20)
-        self.stats = {"hits": 0, "decoded": 0, "waited": 0, "prefetched": 0}
+        self.stats = {"hits": 0, "decoded": 0, "waited": 0, "prefetched": 0, "expected": 0}
         w = int(np.nanmax(widths)) if np.isfinite(widths).any() else 0
         h = int(np.nanmax(heights)) if np.isfinite(heights).any() else 0
         self.shape = (len(images), 1, 1, 3)
@@ -170,6 +178,7 @@ class FrameSource:
         self._direction = 1
         self._run = 0
         self._inflight = -1
+        self._expected: list[int] = []
         self._closed = False
         self._thread: threading.Thread | None = None
         if prefetch and self.ahead > 0 and len(images) > 1:
@@ -185,6 +194,7 @@ class FrameSource:
 
     @property
     def size(self) -> int:
+        """Number of elements, as numpy counts them (napari reads it)."""
         return int(np.prod(self.shape))
 
     def __len__(self) -> int:
@@ -198,6 +208,11 @@ class FrameSource:
 
     # ------------------------------------------------------------------ napari's access
     def __getitem__(self, key) -> np.ndarray:
+        """Frames as napari asks for them: ``source[t]``, ``source[t:t + 1]``, etc.
+
+        One frame, however asked for, is a view of the cached array (napari asks for
+        ``[t:t + 1]`` on every step; a copy of a 1080p frame is 6 MB); several are stacked.
+        """
         if not isinstance(key, tuple):
             key = (key,)
         if key and key[0] is Ellipsis:
@@ -214,16 +229,18 @@ class FrameSource:
                 f"Expected at most {MAX_FRAMES_PER_READ} frames per read, but "
                 f"{len(idx)} were asked for (the video is decoded on demand)."
             )
-        stack = (
-            np.stack([self.frame(i) for i in idx])
-            if len(idx)
-            else np.zeros((0, *self.shape[1:]), np.uint8)
-        )
+        if len(idx) == 1:
+            stack = self.frame(idx[0])[None]
+        elif len(idx):
+            stack = np.stack([self.frame(i) for i in idx])
+        else:
+            stack = np.zeros((0, *self.shape[1:]), np.uint8)
         return stack[(slice(None), *rest)]
 
     def frame(self, t: int) -> np.ndarray:
-        """Frame ``t`` as a read-only, C-contiguous ``(H, W, 3)`` uint8 RGB array (grey where
-        the file cannot be read).
+        """Frame ``t`` as a read-only, C-contiguous ``(H, W, 3)`` uint8 RGB array.
+
+        Grey where the file cannot be read.
         """
         if t < 0:
             t += self.shape[0]
@@ -242,13 +259,14 @@ class FrameSource:
         return img
 
     # ------------------------------------------------------------------ decoding
-    def _read(self, t: int, background: bool = False) -> np.ndarray:
+    def _read(self, t: int, background: bool = False, role: str = "scrub") -> np.ndarray:
         """Decode frame ``t``, padded.
 
         An unreadable frame is grey (with one warning) for the caller; the background thread
-        gets :class:`_Unreadable` instead and leaves it to the caller.
+        gets :class:`_Unreadable` instead and leaves it to the caller. ``role`` picks the
+        video decoder: ``"scrub"`` (shared with the caller) or ``"jump"`` (likely jumps).
         """
-        img = self._decode(t, background)
+        img = self._decode(t, background, role)
         h, w = self.shape[1:3]
         if img.shape[:2] != (h, w) and (h, w) != (1, 1):
             out = np.zeros((h, w, 3), np.uint8)
@@ -260,10 +278,10 @@ class FrameSource:
         img.flags.writeable = False
         return img
 
-    def _decode(self, t: int, background: bool) -> np.ndarray:
+    def _decode(self, t: int, background: bool, role: str = "scrub") -> np.ndarray:
         try:
             if np.isfinite(self._video[t]):
-                return self._reader(int(self._video[t]))[int(self._findex[t])]
+                return self._reader(int(self._video[t]), role)[int(self._findex[t])]
             return self._image(t)
         except (OSError, ValueError, IndexError, KeyError) as exc:
             if background:
@@ -272,25 +290,21 @@ class FrameSource:
             h, w = self.shape[1:3] if self.shape[1] > 1 else (64, 64)
             return np.full((h, w, 3), 64, np.uint8)
 
-    def _reader(self, video_id: int):
+    def _reader(self, video_id: int, role: str = "scrub"):
         with self._readers_lock:
-            reader = self._readers.get(video_id)
+            reader = self._readers.get((video_id, role))
             if reader is None:
                 from toolkit.io.video import VideoReader
 
                 # The reader's own cache is not needed: ours holds the decoded frames.
                 reader = VideoReader(self._ds.video_path(video_id), cache_size=1)
-                self._readers[video_id] = reader
+                self._readers[(video_id, role)] = reader
             return reader
 
     def _image(self, t: int) -> np.ndarray:
-        import cv2
+        from toolkit.media import read_image
 
-        path = self._ds.image_path(str(self._files[t]))
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"{path}: not found or not an image OpenCV can read.")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return read_image(self._ds.image_path(str(self._files[t])), "to show it in the viewer")
 
     def _warn_once(self, t: int, exc: Exception) -> None:
         key = self._video[t] if np.isfinite(self._video[t]) else Path(str(self._files[t]))
@@ -321,6 +335,21 @@ class FrameSource:
         with self._cond:
             self._hint = (t, self._direction, ahead)
             self._cond.notify_all()
+
+    def expect(self, frames) -> None:
+        """Name the frames the viewer is likely to jump to next (replacing earlier ones).
+
+        The background thread decodes the ones not cached (at most :data:`EXPECT_MAX`, in the
+        order given) when no scrub needs it, with its own decoder per video.
+        """
+        if self._thread is None:
+            return
+        n = self.shape[0]
+        want = [int(f) for f in frames if 0 <= int(f) < n and int(f) not in self.cache]
+        with self._cond:
+            self._expected = want[:EXPECT_MAX]
+            if self._expected:
+                self._cond.notify_all()
 
     def _wait_inflight(self, t: int) -> np.ndarray | None:
         """Frame ``t`` if the thread is decoding it right now (waiting for it), else None."""
@@ -357,11 +386,15 @@ class FrameSource:
         return chunks
 
     def _next_hint(self, timeout: float) -> tuple[int, int, int] | None:
-        """Wait up to ``timeout`` s for a request to decode ahead of; None when there was none
-        (or the source is closed).
+        """Wait up to ``timeout`` s for a request to decode ahead of.
+
+        Returns:
+            The request, or None when there was none (or the source is closed).
         """
         with self._cond:
-            self._cond.wait_for(lambda: self._hint is not None or self._closed, timeout=timeout)
+            self._cond.wait_for(
+                lambda: self._hint is not None or self._expected or self._closed, timeout=timeout
+            )
             if self._closed or self._hint is None:
                 return None
             hint, self._hint = self._hint, None
@@ -385,18 +418,32 @@ class FrameSource:
                     break
                 if f in self.cache:  # the reader decodes through it without converting it
                     continue
-                with self._cond:
-                    self._inflight = f
-                try:
-                    img = self._read(f, background=True)
-                    self.cache.put(f, img)
+                if self._decode_ahead(f, "scrub"):
                     self.stats["prefetched"] += 1
-                except _Unreadable:
-                    continue  # the caller shows it grey and warns
-                finally:
-                    with self._cond:
-                        self._inflight = -1
-                        self._cond.notify_all()
+
+    def _fill_expected(self) -> None:
+        """Decode the frames :meth:`expect` named, until a scrub asks for the thread."""
+        while not self._closed:
+            with self._cond:
+                if self._hint is not None or not self._expected:
+                    return
+                f = self._expected.pop(0)
+            if f not in self.cache and self._decode_ahead(f, "jump"):
+                self.stats["expected"] += 1
+
+    def _decode_ahead(self, f: int, role: str) -> bool:
+        """Decode frame ``f`` into the cache on the thread; False when it cannot be read."""
+        with self._cond:
+            self._inflight = f
+        try:
+            self.cache.put(f, self._read(f, background=True, role=role))
+            return True
+        except _Unreadable:
+            return False  # the caller shows it grey and warns
+        finally:
+            with self._cond:
+                self._inflight = -1
+                self._cond.notify_all()
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
@@ -423,4 +470,6 @@ def _prefetch_main(ref: weakref.ref) -> None:
         hint = src._next_hint(timeout=1.0)
         if hint is not None:
             src._fill(*hint)
+        else:
+            src._fill_expected()
         del src

@@ -40,7 +40,7 @@ def read_dataset(path) -> list[tuple]:
     """Open the dataset in the current napari viewer (layers + dock)."""
     import napari
 
-    from viewer.app import open_dataset
+    from viewer.launch import open_dataset
 
     viewer = napari.current_viewer()
     if viewer is None:

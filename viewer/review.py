@@ -1,9 +1,10 @@
 """The review list shown in the dock: a queue file (``--queue``) or the flagged frames.
 
-A queue file (``schemas/review_queue.schema.json``, written by ``trainer score`` through
-``toolkit.queue``) is read defensively: items that name no frame of the dataset are listed as
-"not in dataset" instead of failing, unknown fields are kept, and marking an item done rewrites the
-whole document atomically (``toolkit.fileio.atomic_write_text``) with only ``done`` changed.
+A queue file (``schemas/review_queue.schema.json``, written by ``trainer score``) is read and
+written by :class:`toolkit.queue.QueueDocument`, the one home of queue files: leniently (items
+that name no frame of the dataset are listed as "not in dataset" instead of failing, unknown
+fields are kept), and marking an item done rewrites the whole document atomically with only
+``done`` changed. This module only maps the items onto the viewer's frames.
 
 Without a queue file the list is built from the validate findings (one item per flagged frame);
 "done" is then stored on the image as the journalled field ``review_done``.
@@ -14,13 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from toolkit.errors import InputError
-from toolkit.fileio import atomic_write_text
-from viewer.findings import Findings, FrameLookup, describe
+from toolkit.locate import Locator
+from toolkit.queue import QueueDocument
+from viewer.findings import Findings, describe
 
 #: Review-list filters besides one per item code.
 FILTER_ALL = "all"
@@ -53,6 +51,7 @@ class ReviewItem:
             self.code = self.reason.split(" ", 1)[0] if self.reason else "review"
 
     def label(self, name: str) -> str:
+        """The list entry: reason, score and where (``name`` of the frame)."""
         score = "" if self.score != self.score else f" ({self.score:.2f})"
         where = name if self.frame is not None else f"{name} - not in dataset"
         return f"{self.reason}{score}: {where}"
@@ -64,45 +63,26 @@ class ReviewList:
 
     Attributes:
         items: The entries, in file order (a queue is already ranked).
-        path: The queue file, or None for a findings-based list.
-        doc: The parsed queue document (kept to write back unchanged but for ``done``).
+        queue: The queue file (its records are the items' ``record``), or None for a
+            findings-based list.
         persist_done: For findings-based lists, ``(frame, done) -> None`` (journalled edit).
     """
 
     items: list[ReviewItem]
-    path: Path | None = None
-    doc: Any = None
+    queue: QueueDocument | None = None
     persist_done: Callable[[int, bool], None] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_queue(cls, path: str | Path, lookup: FrameLookup) -> ReviewList:
+    def from_queue(cls, path: str | Path, lookup: Locator) -> ReviewList:
         """Read a queue file (``{"items": [...]}`` or a bare list of items).
 
         Raises:
             FileNotFoundError: No such file.
             InputError: Not JSON, or no list of items in it.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Expected '--queue' to be an existing file, but {path} does not exist."
-            )
-        try:
-            doc = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise InputError(
-                f"Expected a JSON review queue, but parsing failed: {exc}", path
-            ) from None
-        raw = doc.get("items") if isinstance(doc, dict) else doc
-        if not isinstance(raw, list):
-            raise InputError(
-                f"Expected 'items' to be a list of frames to review, but got {type(raw).__name__}.",
-                path,
-            )
+        queue = QueueDocument.read(path, "--queue")
         items = []
-        for rec in raw:
-            if not isinstance(rec, dict):
-                continue
+        for rec in queue.records:
             score = rec.get("score")
             items.append(
                 ReviewItem(
@@ -113,7 +93,7 @@ class ReviewList:
                     record=rec,
                 )
             )
-        return cls(items, path, doc)
+        return cls(items, queue)
 
     @classmethod
     def from_findings(
@@ -137,29 +117,30 @@ class ReviewList:
                     code=str(recs[0].get("code", "finding")) if recs else "finding",
                 )
             )
-        return cls(items, None, None, persist_done)
+        return cls(items, None, persist_done)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def path(self) -> Path | None:
+        """The queue file, or None for a findings-based list."""
+        return None if self.queue is None else self.queue.path
 
     def set_done(self, i: int, done: bool = True) -> None:
         """Mark item ``i`` done (or not) and persist it before returning."""
         item = self.items[i]
         item.done = bool(done)
-        if self.path is not None and item.record is not None:
-            item.record["done"] = item.done
-            atomic_write_text(
-                self.path,
-                orjson.dumps(
-                    self.doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
-                ).decode(),
-            )
+        if self.queue is not None:
+            self.queue.set_done(i, item.done)
         elif self.persist_done is not None and item.frame is not None:
             self.persist_done(item.frame, item.done)
 
     def filters(self) -> list[str]:
-        """The filter names for this list: :data:`FILTER_ALL`, :data:`FILTER_OPEN`,
-        :data:`FILTER_PROPOSAL`, then one per item code (sorted).
+        """The filter names for this list.
+
+        :data:`FILTER_ALL`, :data:`FILTER_OPEN`, :data:`FILTER_PROPOSAL`, then one per item code
+        (sorted).
         """
         codes = sorted({it.code for it in self.items})
         return [FILTER_ALL, FILTER_OPEN, FILTER_PROPOSAL, *codes]

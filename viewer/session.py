@@ -20,8 +20,18 @@ import pandas as pd
 
 from toolkit import geometry, layout
 from toolkit.dataset import Dataset
-from viewer.findings import Findings, FrameLookup, Proposal
-from viewer.interpolate import carry_stick, interpolate_stick
+from toolkit.locate import Locator
+from viewer.findings import Findings, Proposal
+from viewer.interpolate import (
+    WRISTS,
+    bent_slope,
+    carry_stick,
+    interpolate_stick,
+    key_slopes,
+    smooth_track,
+    stick_angle,
+    wrap_angle,
+)
 from viewer.review import ReviewList
 
 STICK = np.array([layout.GRIP, layout.TIP])
@@ -105,7 +115,7 @@ class EditSession:
         if not len(ds.images):
             raise ValueError(f"Expected a dataset with images to review, but {ds.path} has none.")
         self.ds = ds
-        self.lookup = FrameLookup.build(ds)
+        self.lookup = Locator.build(ds)
         self.n_frames = len(ds.images)
         ann_frame = self.lookup.ann_frame
         order = np.argsort(ann_frame, kind="stable")
@@ -141,18 +151,22 @@ class EditSession:
         return self._ann_order[self._ann_start[t] : self._ann_start[t + 1]]
 
     def image_id(self, t: int) -> int:
+        """The image id of frame ``t``."""
         return int(self.ds.images["id"].iat[t])
 
     def frame_name(self, t: int) -> str:
+        """The file name of frame ``t`` (virtual for video frames)."""
         return str(self.ds.images["file_name"].iat[t])
 
     def stance(self, t: int) -> str | None:
+        """The stance label of frame ``t``, or None."""
         v = self.ds.images["stance"].iat[t]
         return None if v is None or v != v else str(v)
 
     def corrected_frames(self) -> np.ndarray:
-        """``(T,)`` bool: frames with an automatic correction or an interpolated stick not yet
-        accepted or edited.
+        """Frames with an automatic correction or an interpolated stick not yet accepted.
+
+        Returns ``(T,)`` bool; edited frames are not pending either.
         """
         out = np.zeros(self.n_frames, bool)
         pending = np.isin(self.ds.source, PENDING_SOURCES).any(1)
@@ -172,8 +186,9 @@ class EditSession:
         return self.corrected_frames() | self.proposal_frames()
 
     def _open_proposals(self, t: int) -> list[Proposal]:
-        """Frame ``t``'s proposals whose points no person has set since (see
-        :meth:`accept_frames`).
+        """Frame ``t``'s proposals whose points no person has set since.
+
+        See :meth:`accept_frames`.
         """
         out = []
         for p in self.findings.proposals.get(t, []):
@@ -189,8 +204,10 @@ class EditSession:
         return self.findings.flagged | self.corrected_frames()
 
     def is_flagged(self, t: int) -> bool:
-        """Whether frame ``t`` is flagged (:meth:`flagged_frames` for one frame, without
-        scanning the whole dataset on every frame step).
+        """Whether frame ``t`` is flagged.
+
+        This is :meth:`flagged_frames` for one frame, without scanning the whole dataset on every
+        frame step.
         """
         if self.findings.flagged[t]:
             return True
@@ -242,6 +259,7 @@ class EditSession:
         return int(earlier[-1]) if len(earlier) else None
 
     def first_flagged(self) -> int:
+        """The first flagged frame, or 0 when none is flagged."""
         flagged = np.flatnonzero(self.flagged_frames())
         return int(flagged[0]) if len(flagged) else 0
 
@@ -367,9 +385,11 @@ class EditSession:
         return self.apply_points(t, f"{label} ({n} frame{'s' if n != 1 else ''})", parts)
 
     def accept_range(self, t: int) -> Edit | None:
-        """Accept the proposed fixes of the range around ``t``: the frames of every
-        interpolation (between its outer keyframes, keyframes added inside it included) that
-        ``t`` lies in, else the run of pending frames around ``t`` (:meth:`pending_run`).
+        """Accept the proposed fixes of the range around ``t``.
+
+        The range is the frames of every interpolation (between its outer keyframes, keyframes added
+        inside it included) that ``t`` lies in, else the run of pending frames around ``t``
+        (:meth:`pending_run`).
         """
         run = self.interpolation_range(t)
         if not len(run):
@@ -379,8 +399,9 @@ class EditSession:
         return self.accept_frames(run, t, "accepted the range")
 
     def interpolation_range(self, t: int) -> np.ndarray:
-        """Frames with pending points inside the interpolations (outer keyframes included)
-        that frame ``t`` lies in; empty when it lies in none.
+        """Frames with pending points inside the interpolations that frame ``t`` lies in.
+
+        Outer keyframes included; empty when it lies in none.
         """
         pending = self.corrected_frames()
         out: set[int] = set()
@@ -437,9 +458,10 @@ class EditSession:
 
     # ------------------------------------------------------------------ keyframes
     def weapon_side(self, row: int) -> int:
-        """The weapon side of annotation ``row``: :func:`toolkit.geometry.weapon_side` with the
-        row's track (person in its video) as the group, so a row without a grip takes the
-        person's usual hand.
+        """The weapon side of annotation ``row``.
+
+        It is :func:`toolkit.geometry.weapon_side` with the row's track (person in its video) as the
+        group, so a row without a grip takes the person's usual hand.
         """
         rows = self.track_rows(int(self.track[row]))
         if not len(rows):
@@ -456,8 +478,10 @@ class EditSession:
         return rows[np.argsort(times, kind="stable")]
 
     def set_keyframe(self, t: int, row: int) -> tuple[Edit | None, str]:
-        """Key I: make ``row``'s stick on frame ``t`` a keyframe; the second keyframe of the
-        same person fills the frames between the two (:meth:`interpolate`).
+        """Key I: make ``row``'s stick on frame ``t`` a keyframe.
+
+        The second keyframe of the same person fills the frames between the two
+        (:meth:`interpolate`).
 
         The stick as it is becomes ``human``. Pressing it again on the waiting keyframe's frame
         cancels the wait. On a frame inside an interpolated stretch (e.g. after dragging a tip
@@ -495,8 +519,9 @@ class EditSession:
         return edit, edit.label + ": check them, A accepts the range"
 
     def _interpolated_bounds(self, row: int) -> tuple[int, int] | None:
-        """The keyframes around ``row`` when it lies in an interpolated stretch of its track
-        (interpolated frames next to it, then keyframes with a whole stick on both sides).
+        """The keyframes around ``row`` when it lies in an interpolated stretch of its track.
+
+        That is: interpolated frames next to it, then keyframes with a whole stick on both sides.
         """
         rows = self.track_rows(int(self.track[row]))
         pos = int(np.flatnonzero(rows == row)[0])
@@ -580,16 +605,37 @@ class EditSession:
         ends = [row0, row1, *[r for r in (extra_keys or []) if r in set(mids.tolist())]]
         parts = [(r, STICK, kp[r, STICK].copy(), "human") for r in ends]
         ftimes = self.frame_time[self.lookup.ann_frame[fill]] if len(fill) else np.zeros(0)
-        for a, b in zip(keys[:-1], keys[1:], strict=True):
-            t0 = self.frame_time[self.lookup.ann_frame[a]]
-            t1 = self.frame_time[self.lookup.ann_frame[b]]
+        pose = self._smoothed_pose(rows, times, side, np.asarray([*keys, *fill.tolist()]))
+        at = pd.Index(rows).get_indexer
+        ktimes = self.frame_time[self.lookup.ann_frame[np.asarray(keys)]]
+        kangles = stick_angle(kp[np.asarray(keys)])
+        outside = stick_angle(kp[rows])
+        slopes = key_slopes(
+            ktimes,
+            kangles,
+            (times[times < ktimes[0]], outside[times < ktimes[0]]),
+            (times[times > ktimes[-1]], outside[times > ktimes[-1]]),
+        )
+        for i, (a, b) in enumerate(zip(keys[:-1], keys[1:], strict=True)):
+            t0, t1 = ktimes[i], ktimes[i + 1]
             sel = (ftimes > t0) & (ftimes < t1)
             if not sel.any():
                 continue
             seg = fill[sel]
             alpha = (ftimes[sel] - t0) / (t1 - t0)
+            turn = float(wrap_angle(kangles[i + 1] - kangles[i]))
+            bend = (
+                bent_slope(slopes[i], t1 - t0, turn),
+                bent_slope(slopes[i + 1], t1 - t0, turn),
+            )
             out = interpolate_stick(
-                kp[a], kp[b], kp[seg], alpha, side, None if lengths is None else lengths[sel]
+                pose[at([a])[0]],
+                pose[at([b])[0]],
+                pose[at(seg)],
+                alpha,
+                side,
+                None if lengths is None else lengths[sel],
+                bend,
             )
             for r, gt in zip(seg.tolist(), out, strict=True):
                 v = kp[r, STICK, 2]
@@ -603,6 +649,28 @@ class EditSession:
         return self.apply_points(
             t, f"interpolated the stick on {n} frame{'s' if n != 1 else ''} ({f0}-{f1})", parts
         )
+
+    def _smoothed_pose(
+        self, rows: np.ndarray, times: np.ndarray, side: int, at_rows: np.ndarray
+    ) -> np.ndarray:
+        """``rows``' keypoints with the weapon wrist smoothed over time at ``at_rows``.
+
+        The wrist of each row in ``at_rows`` becomes :func:`viewer.interpolate.smooth_track` of
+        the track's wrist (``rows`` at ``times``), where that is known; the grip of an
+        interpolated stick follows it.
+
+        Returns:
+            ``(len(rows), 19, 3)``, a copy.
+        """
+        pose = self.ds.keypoints[rows].copy()
+        if side not in (0, 1) or not len(at_rows):
+            return pose
+        w = WRISTS[side]
+        pos = pd.Index(rows).get_indexer(at_rows)
+        smooth = smooth_track(times, pose[:, w, :2], times[pos])
+        ok = np.isfinite(smooth).all(1)
+        pose[pos[ok], w, :2] = smooth[ok]
+        return pose
 
     def _pair_side(self, keys: list[int]) -> int:
         """One weapon side for an interpolation: the keyframes' own, when they agree."""
@@ -633,8 +701,10 @@ class EditSession:
         return np.asarray(level * scale, np.float64)[rows]
 
     def copy_previous_stick(self, t: int, row: int) -> tuple[Edit | None, str]:
-        """Key C: the stick of the same person on the previous frame (at most
-        :data:`COPY_LOOKBACK` frames back), carried by the weapon wrist, as a ``human`` edit.
+        """Key C: the same person's stick on the previous frame, carried by the wrist.
+
+        The weapon wrist carries it; it looks at most :data:`COPY_LOOKBACK` frames back; the result
+        is a ``human`` edit.
         """
         code = int(self.track[row])
         if code < 0:
@@ -691,9 +761,10 @@ class EditSession:
         return self.set_stance(t, names[i % len(names)])
 
     def _reopen_journal(self) -> None:
-        """Append to the journal by path, not through a handle kept open: another program
-        that saved the dataset replaced ``journal.jsonl`` (atomic rename), and an old handle
-        would write into the unlinked file, losing the edit.
+        """Append to the journal by path, not through a handle kept open.
+
+        Another program that saved the dataset replaced ``journal.jsonl`` (atomic rename), and an
+        old handle would write into the unlinked file, losing the edit.
         """
         self.ds.close()
 
@@ -719,6 +790,7 @@ class EditSession:
         return edit
 
     def redo(self) -> Edit | None:
+        """Redo the last undone edit (journalled); None when there is none."""
         if not self._redo:
             return None
         edit = self._redo.pop()
@@ -744,10 +816,12 @@ class EditSession:
 
     @property
     def can_undo(self) -> bool:
+        """Whether there is an edit to undo."""
         return bool(self._undo)
 
     @property
     def can_redo(self) -> bool:
+        """Whether there is an undone edit to redo."""
         return bool(self._redo)
 
     # ------------------------------------------------------------------ review list
@@ -780,15 +854,16 @@ class EditSession:
         return True, f"saved {self.ds.path / 'dataset.json'}"
 
     def reload(self) -> None:
-        """Re-read the dataset from disk, replaying this session's journalled edits onto it
-        (the merge after a save conflict). The undo history is dropped.
+        """Re-read the dataset from disk, replaying this session's journalled edits onto it.
+
+        This is the merge after a save conflict. The undo history is dropped.
         """
         path = self.ds.path
         self.ds.close()
         self.__init__(Dataset.load(path), self.review.path)
 
 
-def _tracks(ds, lookup: FrameLookup) -> tuple[np.ndarray, np.ndarray]:
+def _tracks(ds, lookup: Locator) -> tuple[np.ndarray, np.ndarray]:
     """Per annotation row, a track code (one person in one video), and per frame its time.
 
     A person is the annotation's ``track_id`` when it has one, else the image's ``subject``
@@ -839,8 +914,10 @@ def describe_prediction(p: Any) -> str:
 
 
 def rigid_adjust(old: np.ndarray, new: np.ndarray, moved: np.ndarray) -> np.ndarray:
-    """Keep the stick rigid: a tip moved alone rotates about the grip at the old length; a grip
-    moved alone carries the tip with it.
+    """Keep the stick rigid.
+
+    A tip moved alone rotates about the grip at the old length; a grip moved alone carries the tip
+    with it.
 
     Args:
         old: ``(19, 2)`` positions before the move.

@@ -1,9 +1,14 @@
 """The dock widget: the current frame's findings, stance, prediction, the review list, actions.
 
-Every control has an ``objectName`` so tests (and scripts) can ``findChild`` it.
+Every control has an ``objectName`` so tests (and scripts) can ``findChild`` it. The dock does not
+import the app: :mod:`viewer.launch` attaches it to an :class:`viewer.app.ArnisApp`, whose public
+actions its buttons call, and whose change announcements (``app.listeners``) it follows.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -31,15 +36,27 @@ class ArnisDock(QWidget):
 
     Opened from the plugin menu before a dataset, it shows an "Open dataset…" button.
 
+    Args:
+        napari_viewer: The napari viewer.
+        opener: ``path -> None``: opens a dataset directory in the viewer (and attaches it to
+            this dock); None hides the "Open dataset…" button.
+        parent: The Qt parent.
+
     Attributes:
         viewer: The napari viewer.
         app: The :class:`viewer.app.ArnisApp` it shows (None until a dataset is open).
     """
 
-    def __init__(self, napari_viewer, parent: QWidget | None = None):
+    def __init__(
+        self,
+        napari_viewer,
+        opener: Callable[[str], object] | None = None,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.app = None
+        self._opener = opener
         self._updating = False
         self._queue_rows: dict[int, list[int]] = {}
         self._shown_findings: list[str] | None = None
@@ -153,13 +170,7 @@ class ArnisDock(QWidget):
         hl.addWidget(self.help_text)
         lay.addWidget(self.help_box)
 
-        from viewer.app import app_for
-
-        app = app_for(napari_viewer)
-        if app is not None:
-            self.attach(app)
-        else:
-            self._set_enabled(False)
+        self._set_enabled(False)
 
     def _button(self, text: str, name: str, layout) -> QPushButton:
         b = QPushButton(text)
@@ -170,30 +181,48 @@ class ArnisDock(QWidget):
 
     # ------------------------------------------------------------------ wiring
     def attach(self, app) -> None:
-        """Show ``app``'s dataset (called when the dataset is opened)."""
+        """Show ``app``'s dataset and follow its announcements (called when it is opened)."""
+        if self.app is not None and self.app is not app:
+            _remove(self.app.listeners, self.on_app_event)
         self.app = app
-        app.dock = self
-        if self.refresh not in app.listeners:
-            app.listeners.append(self.refresh)
+        if self.on_app_event not in app.listeners:
+            app.listeners.append(self.on_app_event)
+            self.destroyed.connect(lambda *_: _remove(app.listeners, self.on_app_event))
         self._set_enabled(True)
         self._fill_queue()
         self.refresh()
 
+    def on_app_event(self, kind: str, index: int | None = None) -> None:
+        """Follow one announcement of the app (see :data:`viewer.app.EVENTS`).
+
+        Args:
+            kind: ``"changed"`` (refresh), ``"filter"`` (the review-list filter or what it
+                matches changed), ``"done"`` (item ``index`` done or not), ``"reloaded"`` (the
+                review list may have changed) or ``"help"`` (show / hide the key help).
+            index: The review item, for ``"done"``.
+        """
+        if kind == "changed":
+            self.refresh()
+        elif kind == "filter":
+            self.apply_filter()
+        elif kind == "done" and index is not None:
+            self.sync_done(index)
+        elif kind == "reloaded":
+            self._fill_queue()
+            self.refresh()
+        elif kind == "help":
+            self.toggle_help()
+
     def _set_enabled(self, on: bool) -> None:
-        self.open_button.setVisible(not on)
+        self.open_button.setVisible(not on and self._opener is not None)
         for w in self.findChildren((QPushButton, QComboBox, QCheckBox, QListWidget)):
             if w is not self.open_button:
                 w.setEnabled(on)
 
     def _open_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open an Arnis dataset")
-        if path:
-            from viewer.app import open_dataset
-
-            open_dataset(self.viewer, path, dock=False)
-            from viewer.app import app_for
-
-            self.attach(app_for(self.viewer))
+        if path and self._opener is not None:
+            self._opener(path)
 
     def _act(self, name: str) -> None:
         app = self.app
@@ -265,7 +294,8 @@ class ArnisDock(QWidget):
             self.app.set_done(i, done)
 
     def toggle_help(self) -> None:
-        self.help_box.setVisible(not self.help_box.isVisible())
+        """Show or hide the key help."""
+        self.help_box.setVisible(self.help_box.isHidden())  # its own state, shown or not
 
     # ------------------------------------------------------------------ display
     def _fill_queue(self) -> None:
@@ -368,3 +398,9 @@ class ArnisDock(QWidget):
                 self.status_label.setText(status)
         finally:
             self._updating = False
+
+
+def _remove(listeners: list, fn) -> None:
+    """Drop ``fn`` from ``listeners`` if it is there."""
+    with contextlib.suppress(ValueError):
+        listeners.remove(fn)

@@ -83,7 +83,6 @@ def test_info_counts_pending_edits_and_stances(coco_dir, tmp_path):
     ds = Dataset.load(tmp_path / "ds")
     ds.set_image_field(785, "stance", "forward_high")
     ds.set_points(int(ds.annotations["id"].iloc[0]), [17, 18], [[1, 2, 2], [3, 4, 2]])
-    ds.close()
     code, out = run("info", tmp_path / "ds", "--json")
     s = json.loads(out)
     assert s["pending_edits"] == 2
@@ -374,3 +373,49 @@ def test_yaml_syntax_error_through_the_cli(tmp_path):
     assert code == 2 and f"{bad}:" in out and "Expected valid YAML" in out
     assert "could not recognise" not in out
     assert "Example: toolkit import samples/arnis/data.yaml" in out
+
+
+# ---------------------------------------------------------------------- issue 14
+def test_yolo_labels_csv_with_a_bare_carriage_return_exits_2_with_file_and_line(
+    samples_root, tmp_path
+):
+    labels = tmp_path / "stances.csv"
+    labels.write_bytes(b"file,stance\nforward_high/s01_000.jpg,forward_high\na.jpg,for\rward\n")
+    code, out = run(
+        "import", samples_root / "data.yaml", "--out", tmp_path / "ds", "--labels", labels
+    )
+    assert code == 2, out
+    assert f"{labels}:3:" in out and "cannot be parsed" in out
+    assert leftovers(tmp_path, "ds") == []
+
+
+def test_format_choices_come_from_the_registry(monkeypatch):
+    from toolkit import io
+
+    formats = io.formats()
+    fake = io.Format(name="fake", detect=lambda p: False, read=lambda p: None)
+    monkeypatch.setitem(io._REGISTRY, "fake", fake)
+    code, out = run("import", "--help")
+    assert code == 0 and "fake" in out  # readable choices: every registered format
+    code, out = run("export", "--help")
+    assert code == 0 and "fake" not in out  # no writer: not an export choice
+    assert io.format_names("write") == sorted(n for n, f in formats.items() if f.write)
+    assert set(io.format_names("read")) == {n for n, f in formats.items() if f.read} | {"fake"}
+    code, out = run("export", "ds", "--format", "fake", "--out", "x")
+    assert code == 2 and "'fake' is not one of" in out
+
+
+def test_a_bug_is_not_reported_as_bad_input(tmp_path, monkeypatch):
+    """A KeyError from a bug keeps its traceback (exit 1); bad input stays exit 2."""
+    import toolkit.info
+
+    def broken(path):
+        return {}["missing"]
+
+    monkeypatch.setattr(toolkit.info, "info", broken)
+    res = CliRunner().invoke(main, ["info", str(tmp_path)])
+    assert res.exit_code == 1 and isinstance(res.exception, KeyError)
+    assert "Example:" not in res.output
+    monkeypatch.undo()
+    code, out = run("info", tmp_path / "nope")
+    assert code == 2 and "Example: toolkit info" in out

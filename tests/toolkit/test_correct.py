@@ -10,6 +10,7 @@ import pytest
 from toolkit import correct as C
 from toolkit import geometry as geo
 from toolkit import layout
+from toolkit import validate as V
 from toolkit.dataset import Dataset
 from toolkit.synth import stick_figures
 
@@ -320,3 +321,34 @@ def test_samples_tip_error_is_cut_and_clean_frames_not_hurt(samples_root):
     moved = np.hypot(*(res.keypoints[:, layout.TIP, :2] - ds.keypoints[:, layout.TIP, :2]).T)
     length = np.hypot(*(truth[:, layout.TIP, :2] - truth[:, layout.GRIP, :2]).T)
     assert np.mean(np.nan_to_num(moved[ok]) > 0.05 * length[ok]) <= 0.01
+
+
+def test_image_shows_a_grip_off_the_hand_that_geometry_alone_lets_pass(tmp_path):
+    """Grips about 0.45 forearms off the wrist, mostly inside the data set's grip tolerance.
+
+    The image's stick runs from the hand to the tip: a warning with the grip proposed back at the
+    hand, and no point moved (one witness is not decisive).
+    """
+    kp0, stance, _ = make_poses(60, seed=7)
+    kp = kp0.copy()
+    for i in range(len(kp)):
+        _draw(tmp_path, f"{i:05d}.jpg", kp0[[i]], kp0[[i], layout.TIP, :2])
+    side = geo.weapon_side(kp0)
+    rows = np.arange(60)
+    wrist = kp0[rows, layout.L_WRIST + side, :2]
+    fore = np.hypot(*(wrist - kp0[rows, layout.L_ELBOW + side, :2]).T)
+    v = kp0[:, layout.TIP, :2] - kp0[:, layout.GRIP, :2]
+    normal = np.stack([-v[:, 1], v[:, 0]], 1) / np.hypot(*v.T)[:, None]
+    off = np.array([4, 17, 33])
+    kp[off, layout.GRIP, :2] += 0.45 * fore[off, None] * normal[off]
+    ds = make_dataset(kp, stance, media_root=str(tmp_path))
+    rep = V.validate(ds, use_vae=False)
+    grip_codes = ["stick.grip_off_line", "stick.grip_far"]
+    hits = rep.findings[rep.findings["code"].isin(grip_codes)]
+    assert set(hits["row"]) == set(off.tolist()), hits
+    line = hits[hits["code"] == "stick.grip_off_line"]
+    assert len(line) >= 2 and (line["severity"] == "warning").all(), hits
+    res = C.correct(ds)
+    assert not res.changed.any()
+    prop = res.assessment.proposal[off, 0]
+    assert (np.hypot(*(prop - kp0[off, layout.GRIP, :2]).T) < 0.25 * fore[off]).all()

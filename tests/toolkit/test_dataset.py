@@ -187,7 +187,6 @@ def test_set_points_is_journalled_and_replayed(tmp_path):
     ds.save(tmp_path / "ds")
     ds.set_points(101, [17, 18], [[10, 20, 2], [np.nan, np.nan, 0]], source="human")
     ds.set_image_field(10, "stance", "back_low")
-    ds.close()
     assert Dataset.load(tmp_path / "ds").pending_edits() == 2
     back = Dataset.load(tmp_path / "ds")
     assert back.keypoints[1, 17].tolist() == [10, 20, 2]
@@ -228,7 +227,6 @@ def test_torn_last_journal_line_is_ignored(tmp_path):
     ds = make_ds()
     ds.save(tmp_path / "ds")
     ds.set_points(100, [17], [[50, 60, 2]])
-    ds.close()
     with open(tmp_path / "ds" / JOURNAL_FILE, "ab") as fh:
         fh.write(b'{"op": "set_points", "ann": 100, "idx": [18], "xy')  # crash mid-append
     back = Dataset.load(tmp_path / "ds")
@@ -424,3 +422,63 @@ def test_save_folds_edits_another_process_journalled(tmp_path):
     assert a.pending_edits() == 0
     again = Dataset.load(tmp_path / "ds")
     np.testing.assert_allclose(again.keypoints[0, 17:, :2], [[1.0, 2.0], [5.0, 6.0]])
+
+
+# ---------------------------------------------------------------------- batched edits
+def test_set_image_fields_is_one_fsync_and_replays_like_single_edits(tmp_path, monkeypatch):
+    from toolkit import dataset as D
+
+    monkeypatch.setattr(D, "BATCH_EDITS", 2)
+    ds = make_ds()
+    ds.save(tmp_path / "ds")
+    fsyncs = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real(fd))
+    edits = [
+        (10, "stance", "cat_low"),
+        (11, "subject", "s09"),
+        (12, "review_note", "check the tip"),
+        (10, "stance", "horse_high"),  # a later edit of the same cell wins
+        (99, "stance", None),
+    ]
+    assert ds.set_image_fields(edits) == 5
+    assert len(fsyncs) == 1
+    journal = read_journal(tmp_path / "ds" / JOURNAL_FILE)
+    assert [len(e["edits"]) for e in journal.entries] == [2, 2, 1]  # BATCH_EDITS per line
+    back = Dataset.load(tmp_path / "ds")
+    assert back.pending_edits() == 5
+    for got in (ds, back):
+        assert got.images["stance"].tolist()[:2] == ["horse_high", "forward_high"]
+        assert got.images["stance"].tolist()[-1] is None
+        assert got.images["subject"].tolist()[1] == "s09"
+        assert got.images["extra"].tolist()[2]["review_note"] == "check the tip"
+    back.save()
+    again = Dataset.load(tmp_path / "ds")
+    assert again.pending_edits() == 0 and again.images["stance"].tolist()[0] == "horse_high"
+
+
+def test_set_image_fields_checks_everything_before_writing(tmp_path):
+    ds = make_ds()
+    ds.save(tmp_path / "ds")
+    with pytest.raises(KeyError, match="No image with id 404"):
+        ds.set_image_fields([(10, "stance", "cat_low"), (404, "stance", "cat_low")])
+    with pytest.raises(ValueError, match="'field'"):
+        ds.set_image_fields([(10, "stance", "cat_low"), (11, "width", 3)])
+    with pytest.raises(ValueError, match="string or None"):
+        ds.set_image_fields([(10, "subject", 7)])
+    assert ds.set_image_fields([]) == 0
+    assert ds.pending_edits() == 0 and ds.images["stance"].tolist()[0] is None
+
+
+def test_a_torn_batch_record_is_dropped_whole(tmp_path):
+    ds = make_ds()
+    ds.save(tmp_path / "ds")
+    ds.set_image_fields([(10, "stance", "cat_low")])
+    jpath = tmp_path / "ds" / JOURNAL_FILE
+    whole = jpath.read_bytes()
+    ds.set_image_fields([(11, "stance", "cat_high"), (12, "stance", "cat_high")])
+    torn = jpath.read_bytes()
+    jpath.write_bytes(torn[: len(whole) + (len(torn) - len(whole)) // 2])  # crash mid-record
+    with pytest.warns(UserWarning, match="torn"):
+        back = Dataset.load(tmp_path / "ds")
+    assert back.images["stance"].tolist()[:3] == ["cat_low", "forward_high", None]

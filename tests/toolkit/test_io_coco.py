@@ -386,3 +386,67 @@ def test_import_refuses_what_load_refuses(tmp_path, mutate, match):
         io.import_dataset(gt, tmp_path / "ds")
     assert exc.value.path == gt
     assert not (tmp_path / "ds").exists()
+
+
+def _set(where, key, value):
+    return lambda d: where(d).__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    "mutate, field, match",
+    [
+        # categories (_category_problem)
+        (_set(lambda d: d["categories"], 0, 7), "categories[0]", "an object with an 'id'"),
+        (
+            _set(lambda d: d["categories"][0], "keypoints", ["nose", "left_paw"]),
+            "categories[0].keypoints",
+            "cannot be imported",
+        ),
+        (
+            _set(lambda d: d["categories"][0], "supercategory", 3),
+            "categories[0].supercategory",
+            "a string",
+        ),
+        (_set(lambda d: d["categories"][0], "id", "1"), "categories[0].id", "an integer"),
+        # images (_image_name, _check_image_links)
+        (_set(lambda d: d["images"][1], "width", 0), "images[1].width", "a positive integer"),
+        (
+            _set(lambda d: d["images"][1], "file_name", "s01_0.jpg"),
+            "images[1].file_name",
+            "unique",
+        ),
+        (_set(lambda d: d["images"][1], "video_id", 4), "images[1].video_id", "a videos"),
+        (_set(lambda d: d["images"][1], "stance", 5), "images[1].stance", "a string or null"),
+        (lambda d: d["images"][1].pop("height"), "images[1]", "'height'"),
+        # annotations (_person_keypoints, _check_per_keypoint)
+        (
+            lambda d: d["annotations"][1]["keypoints"].__setitem__(5, 3),
+            "annotations[1].keypoints[5]",
+            "0, 1 or 2",
+        ),
+        (
+            lambda d: d["annotations"][1]["keypoints"].__setitem__(4, "x"),
+            "annotations[1].keypoints[4]",
+            "a finite number",
+        ),
+        (
+            _set(lambda d: d["annotations"][1], "keypoint_scores", [1.5] * 19),
+            "annotations[1].keypoint_scores",
+            "0..1",
+        ),
+        (
+            _set(lambda d: d["annotations"][1], "keypoint_source", "ii"),
+            "annotations[1].keypoint_source",
+            "19 letters",
+        ),
+        (_set(lambda d: d["annotations"][1], "bbox", [1, 2]), "annotations[1].bbox", "4 finite"),
+    ],
+)
+def test_every_record_check_names_its_field(tmp_path, mutate, field, match):
+    gt, doc = _tiny_coco(tmp_path)
+    mutate(doc)
+    gt.write_bytes(orjson.dumps(doc))
+    with pytest.raises(InputError, match=match) as exc:
+        read_coco(gt)
+    assert exc.value.path == gt and exc.value.line is not None
+    assert f"'{field}'" in str(exc.value)

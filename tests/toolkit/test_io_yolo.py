@@ -863,3 +863,27 @@ def test_samples_video_with_per_frame_labels(samples_root):
     assert set(ds.images["subject"]) == {video.stem.split("_")[0]}
     # save_txt files carry confidences: kept as scores.
     assert np.isfinite(ds.scores).any() and any("confidences" in n for n in res.notes)
+
+
+def test_image_lists_name_repeats_escapes_and_images_in_two_splits(tmp_path):
+    """The branches of the yaml discovery: a repeat in one list, an image in two splits, an
+    image outside the dataset folder (each named with the list file and line).
+    """
+    root = tmp_path / "data"
+    tree(root, {"a.jpg": [line(person(0.5, 0.5))], "b.jpg": [line(person(0.4, 0.5))]})
+    write_image(tmp_path / "outside.jpg")
+    (root / "train.txt").write_text("images/a.jpg\nimages/b.jpg\nimages/a.jpg\n")
+    (root / "val.txt").write_text(f"images/b.jpg\n{tmp_path / 'outside.jpg'}\n")
+    yml = yaml_file(
+        root / "data.yaml", "path:\ntrain: train.txt\nval: val.txt\nkpt_shape: [19, 3]\n"
+    )
+    with pytest.raises(InputError, match="escapes it") as err:
+        read_yolo(yml)
+    assert err.value.path == root / "val.txt" and err.value.line == 2
+    res = read_yolo(yml, skip_bad=True)
+    reasons = {(Path(s.path).name, s.line): s.reason for s in res.skipped}
+    assert "listed again" in reasons[("train.txt", 3)]
+    assert "escapes it" in reasons[("val.txt", 2)]
+    assert res.dataset.images["file_name"].tolist() == ["a.jpg", "b.jpg"]
+    assert [e["split"] for e in res.dataset.images["extra"]] == ["train", "train"]
+    assert any("1 images are in more than one split" in n for n in res.notes)

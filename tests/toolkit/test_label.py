@@ -145,6 +145,7 @@ def test_rows_by_id_replace_and_dry_run(detected, tmp_path):
         ("video,start,end,stance\nother.mp4,0,5,cat_low\n", 2, "clip.mp4"),
         ("video,start,end,stance\nclip.mp4,0,x,cat_low\n", 2, "a time"),
         ("image_id,stance\n999,cat_low\n", 2, "image_id"),
+        ("file,stance\nclip/000001.jpg,cat\rlow\n", 2, "cannot be parsed"),  # a bare CR
         ("name,label\na,b\n", 1, "header"),
         (
             "file,stance\nclip/000001.jpg,cat_low\nfile,stance\n",

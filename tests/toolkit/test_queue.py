@@ -11,6 +11,7 @@ from toolkit.dataset import Dataset
 from toolkit.errors import InputError
 from toolkit.queue import (
     REASONS,
+    QueueDocument,
     QueueItem,
     ReviewQueue,
     dedupe,
@@ -168,3 +169,33 @@ def test_items_for_rows_names_video_frames_and_images():
     assert items[1].details == {"code": "b"}
     per_image = items_for_rows(ds, np.array([1]), "low_confidence", np.array([1.0]), per="image")
     assert per_image[0].ann_id is None and per_image[0].frame_index == 7
+
+
+def test_queue_document_reads_leniently_and_writes_back_only_done(tmp_path):
+    q = tmp_path / "q.json"
+    doc = {
+        "version": 1,
+        "items": [
+            {"file_name": "a.jpg", "reason": "hand_made", "score": 1, "note": {"k": [1, 2]}},
+            "junk",
+            {"video": "clip.mp4", "frame_index": 3, "reason": "validation", "done": True},
+        ],
+        "extra": "kept",
+    }
+    q.write_bytes(orjson.dumps(doc))
+    qd = QueueDocument.read(q)
+    assert len(qd) == 2 and qd.records[1]["frame_index"] == 3
+    qd.set_done(0)
+    saved = orjson.loads(q.read_bytes())
+    assert saved["items"][0] == {**doc["items"][0], "done": True}
+    assert saved["items"][1] == "junk" and saved["extra"] == "kept"
+    q.write_bytes(orjson.dumps([{"file_name": "b.jpg"}]))  # a bare list of items
+    assert QueueDocument.read(q).records == [{"file_name": "b.jpg"}]
+    q.write_bytes(b'{"items": 3}')
+    with pytest.raises(InputError, match="'items'"):
+        QueueDocument.read(q)
+    q.write_bytes(b"{nope")
+    with pytest.raises(InputError, match="JSON"):
+        QueueDocument.read(q)
+    with pytest.raises(FileNotFoundError, match="--queue"):
+        QueueDocument.read(tmp_path / "missing.json")

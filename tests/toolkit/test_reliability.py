@@ -133,6 +133,48 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     assert res["stale_temp_files"] == 0
 
 
+# ---------------------------------------------------------------------- toolkit label
+_LABEL_KILLED = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import toolkit.dataset as D
+from toolkit.dataset import Dataset
+from toolkit.labels import label_dataset
+
+D.BATCH_EDITS = 7  # several journal records, one fsync
+
+def killed(self, *args, **kwargs):  # every edit is journalled: label is about to fold
+    print("ack", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if {when!r} == "fold":
+    Dataset.save = killed
+label_dataset({path!r}, {csv!r})
+print("done", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("when", ["fold", "after"])
+def test_a_killed_label_run_loses_nothing_acknowledged(tmp_path, when):
+    n = 40
+    path = _small(tmp_path, n)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,stance,subject\n" + "".join(f"a{i}.jpg,cat_low,s{i}\n" for i in range(n)))
+    script = _LABEL_KILLED.format(root=str(ROOT), when=when, path=str(path), csv=str(csv))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert ("ack" if when == "fold" else "done") in proc.stdout
+    back = Dataset.load(path)
+    assert back.images["stance"].tolist() == ["cat_low"] * n
+    assert back.images["subject"].tolist() == [f"s{i}" for i in range(n)]
+    assert back.pending_edits() == (2 * n if when == "fold" else 0)
+    back.save()  # folds what the killed run journalled
+    assert Dataset.load(path).images["stance"].tolist() == ["cat_low"] * n
+
+
 # ---------------------------------------------------------------------- the journal
 def test_journal_lines_check_themselves(tmp_path):
     path = _small(tmp_path)

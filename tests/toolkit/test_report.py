@@ -116,3 +116,30 @@ def test_empty_report_is_valid(tmp_path):
     rep = V.validate(H.make_dataset(kp, stance), use_vae=False, use_images=False)
     schema_validate(json.loads(R.to_json_bytes(rep)), "validation_report")
     assert "findings" in R.to_html(rep)
+
+
+def test_proposed_fix_is_drawn_in_cyan_over_the_labelled_stick():
+    img = np.zeros((100, 100, 3), np.uint8)
+    kp = np.full((19, 3), np.nan)
+    kp[layout.GRIP] = (10, 10, 2)
+    kp[layout.TIP] = (90, 10, 2)
+    prop = {"keypoints": [[layout.TIP, 10.0, 90.0]], "method": "image_evidence"}
+    out = R.draw_proposal(img, prop, kp)
+    cyan = (out[..., 0] > 200) & (out[..., 1] > 200) & (out[..., 2] < 50)
+    assert cyan[50, 8:13].any()  # along the proposed stick (grip kept, tip moved down)
+    assert not cyan[10, 40:60].any()  # not along the labelled one
+    # A proposal that leaves no complete stick draws nothing.
+    kp[layout.GRIP] = (np.nan, np.nan, 0)
+    assert not R.draw_proposal(np.zeros_like(img), prop, kp).any()
+
+
+def test_read_findings_file_is_the_one_reader(case, tmp_path):
+    _, rep = case
+    assert R.read_findings_file(tmp_path) == ([], None)
+    R.write_findings_file(rep, tmp_path)
+    found, path = R.read_findings_file(tmp_path)
+    assert path == tmp_path / V.FINDINGS_FILE
+    assert len(found) == len(rep.findings)
+    (tmp_path / V.FINDINGS_FILE).write_text("{not json")
+    with pytest.warns(UserWarning, match="not readable JSON"):
+        assert R.read_findings_file(tmp_path) == ([], None)

@@ -198,3 +198,30 @@ def test_two_people_in_one_video_are_two_tracks():
     assert not a.check("temporal.jump").mask.any()
     res = C.correct(ds, use_images=False)
     assert res.n_changed == 0
+
+
+def test_a_drift_episode_longer_than_the_half_window_is_found_at_the_wide_scale():
+    """A 14-frame episode (the stick turned 30 degrees) in a 100-frame track: the 10-frame
+    half-window's median follows it, the wide window does not; a clean track stays unflagged.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(3)
+    t = np.arange(100.0)
+    ang = np.radians(20 * np.sin(t / 15)) + rng.normal(0, 0.01, 100)
+    grip = np.stack([300 + 5 * np.sin(t / 9), 300 + 3 * np.cos(t / 7)], 1)
+    length = 120 + rng.normal(0, 1.0, 100)
+    clean = grip + length[:, None] * np.stack([np.cos(ang), np.sin(ang)], 1)
+    bad = np.arange(40, 54)
+    turned = ang.copy()
+    turned[bad] += np.radians(30)
+    tip = grip + length[:, None] * np.stack([np.cos(turned), np.sin(turned)], 1)
+    track = np.zeros(100, np.int64)
+    narrow = temporal.tip_outliers(grip, tip, track, t, episode_frames=10**6)  # no wide scale
+    assert narrow["outlier"][bad].mean() < 0.5
+    found = temporal.tip_outliers(grip, tip, track, t)
+    assert found["outlier"][bad].mean() >= 0.8
+    assert not found["outlier"][np.setdiff1d(np.arange(100), bad)].any()
+    fixed = found["fit_tip"][bad][found["outlier"][bad]]
+    assert np.median(np.hypot(*(fixed - clean[bad][found["outlier"][bad]]).T)) < 0.1 * 120
+    assert not temporal.tip_outliers(grip, clean, track, t)["outlier"].any()

@@ -56,6 +56,59 @@ def _row(base, k=0):
     return int(np.flatnonzero(~base[2])[k])
 
 
+_BODY_CASES = (
+    "few_keypoints",
+    "visibility",
+    "out_of_image",
+    "missing_points",
+    "bone_length",
+    "symmetry",
+    "joint_angle",
+    "lr_swap",
+)
+
+
+def _corrupt_body(case, kp, r, g, v, s):
+    if case == "few_keypoints":
+        kp[r, 2:17] = (np.nan, np.nan, 0)
+    elif case == "visibility":
+        kp[r, layout.NOSE, 2] = 3
+    elif case == "out_of_image":
+        kp[r, layout.NOSE, 0] = 850  # images are 800 wide
+    elif case == "missing_points":
+        kp[r, layout.L_EAR] = (np.nan, np.nan, 0)
+    elif case == "bone_length":
+        kp[r, layout.L_ANKLE, 1] += 2.5 * s
+    elif case == "symmetry":
+        kp[r, layout.L_ANKLE, :2] = kp[r, layout.L_KNEE, :2] + (0, 0.3 * s)  # short left shin
+        kp[r, layout.R_ANKLE, :2] = kp[r, layout.R_KNEE, :2] + (0, 1.4 * s)  # long right shin
+    elif case == "joint_angle":
+        kp[r, layout.R_WRIST, :2] = kp[r, layout.R_SHOULDER, :2] + 0.02 * s
+        kp[r, layout.GRIP, :2] = kp[r, layout.R_WRIST, :2]
+        kp[r, layout.TIP, :2] = kp[r, layout.GRIP, :2] + v
+    elif case == "lr_swap":
+        kp[r, [layout.L_SHOULDER, layout.R_SHOULDER]] = kp[
+            r, [layout.R_SHOULDER, layout.L_SHOULDER]
+        ]
+
+
+def _corrupt_stick(case, kp, r, g, v, s):
+    if case == "too_long":
+        kp[r, layout.TIP, :2] = g + 1.7 * v
+    elif case == "grip_far":
+        kp[r, layout.GRIP, :2] = g + 0.6 * s * geo.unit(np.array([-v[1], v[0]]))
+    elif case == "swap":
+        kp[r, [layout.GRIP, layout.TIP]] = kp[r, [layout.TIP, layout.GRIP]]
+    elif case == "tip_missing":
+        kp[r, layout.TIP] = (np.nan, np.nan, 0)
+    elif case == "grip_missing":
+        kp[r, layout.GRIP] = (np.nan, np.nan, 0)
+    elif case == "forearm_angle":
+        kp[r, layout.TIP, :2] = g + geo.rotate(v[None], np.array([110.0]))[0]
+    elif case == "duplicate_pose":
+        kp[r] = kp[r + 1]
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -100,41 +153,7 @@ def test_each_row_check_fires_on_its_case_only(base, case):
         "forearm_angle": ("stick.forearm_angle", "info"),
         "duplicate_pose": ("structure.duplicate_pose", "warning"),
     }[case]
-    if case == "few_keypoints":
-        kp[r, 2:17] = (np.nan, np.nan, 0)
-    elif case == "visibility":
-        kp[r, layout.NOSE, 2] = 3
-    elif case == "out_of_image":
-        kp[r, layout.NOSE, 0] = 850  # images are 800 wide
-    elif case == "missing_points":
-        kp[r, layout.L_EAR] = (np.nan, np.nan, 0)
-    elif case == "bone_length":
-        kp[r, layout.L_ANKLE, 1] += 2.5 * s
-    elif case == "symmetry":
-        kp[r, layout.L_ANKLE, :2] = kp[r, layout.L_KNEE, :2] + (0, 0.3 * s)  # short left shin
-        kp[r, layout.R_ANKLE, :2] = kp[r, layout.R_KNEE, :2] + (0, 1.4 * s)  # long right shin
-    elif case == "joint_angle":
-        kp[r, layout.R_WRIST, :2] = kp[r, layout.R_SHOULDER, :2] + 0.02 * s
-        kp[r, layout.GRIP, :2] = kp[r, layout.R_WRIST, :2]
-        kp[r, layout.TIP, :2] = kp[r, layout.GRIP, :2] + v
-    elif case == "lr_swap":
-        kp[r, [layout.L_SHOULDER, layout.R_SHOULDER]] = kp[
-            r, [layout.R_SHOULDER, layout.L_SHOULDER]
-        ]
-    elif case == "too_long":
-        kp[r, layout.TIP, :2] = g + 1.7 * v
-    elif case == "grip_far":
-        kp[r, layout.GRIP, :2] = g + 0.6 * s * geo.unit(np.array([-v[1], v[0]]))
-    elif case == "swap":
-        kp[r, [layout.GRIP, layout.TIP]] = kp[r, [layout.TIP, layout.GRIP]]
-    elif case == "tip_missing":
-        kp[r, layout.TIP] = (np.nan, np.nan, 0)
-    elif case == "grip_missing":
-        kp[r, layout.GRIP] = (np.nan, np.nan, 0)
-    elif case == "forearm_angle":
-        kp[r, layout.TIP, :2] = g + geo.rotate(v[None], np.array([110.0]))[0]
-    elif case == "duplicate_pose":
-        kp[r] = kp[r + 1]
+    (_corrupt_body if case in _BODY_CASES else _corrupt_stick)(case, kp, r, g, v, s)
     if case == "duplicate_pose":
         r += 1  # the later copy is the one flagged
     rep = run(kp, stance)

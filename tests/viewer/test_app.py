@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QPushButton
 from toolkit import layout
 from toolkit.dataset import JOURNAL_FILE, Dataset, read_journal
 from viewer import convert
-from viewer.app import open_dataset
+from viewer.launch import dock_for, open_dataset
 
 pytestmark = pytest.mark.gui
 
@@ -66,7 +66,7 @@ def test_opens_on_first_flagged_frame_with_layers_and_dock(make_napari_viewer, s
     assert pts.features["keypoint"].iat[18] == "stick_tip"
     assert len(app.stick_layer.data) == 2 and len(app.skeleton_layer.data) == 19
     assert "FLAGGED" in viewer.canvas.overlays.text.text
-    dock = app.dock
+    dock = dock_for(app.viewer)
     findings = dock.findChild(QListWidget, "findings_list")
     assert "corrected" in findings.item(0).text()
     assert dock.findChild(QComboBox, "stance_combo").currentText() == "back_high"
@@ -195,7 +195,7 @@ def test_keys_flagged_accept_undo_missing_stance_save(make_napari_viewer, small_
     assert len(app.points_layer.data) == 18
     _press(qtbot, viewer, Qt.Key.Key_BracketRight)  # back_high -> forward_high (wraps)
     assert app.session.stance(2) == "forward_high"
-    assert app.dock.findChild(QComboBox, "stance_combo").currentText() == "forward_high"
+    assert dock_for(app.viewer).findChild(QComboBox, "stance_combo").currentText() == "forward_high"
     _press(qtbot, viewer, Qt.Key.Key_S, CTRL)
     assert "saved" in app.message
     back = Dataset.load(small_dataset)
@@ -242,14 +242,22 @@ def test_unmergeable_save_shows_the_conflict_and_reload(
     monkeypatch.setattr(app.session.ds, "save", refuse)
     assert app.save() is False
     assert "changed on disk" in app.message
-    assert "changed on disk" in app.dock.findChild(QLabel, "status_label").text()
-    assert app.dock.findChild(QPushButton, "reload_button").isVisibleTo(app.dock)
+    assert "changed on disk" in dock_for(app.viewer).findChild(QLabel, "status_label").text()
+    assert (
+        dock_for(app.viewer)
+        .findChild(QPushButton, "reload_button")
+        .isVisibleTo(dock_for(app.viewer))
+    )
     app.autosave()  # paused while a conflict is pending
     assert app.ds.pending_edits() == 1
     monkeypatch.undo()
     app.reload()  # a fresh dataset object: its journalled edit replayed
     assert app.session.stance(app.frame) == "forward_low" and app.save()
-    assert not app.dock.findChild(QPushButton, "reload_button").isVisibleTo(app.dock)
+    assert (
+        not dock_for(app.viewer)
+        .findChild(QPushButton, "reload_button")
+        .isVisibleTo(dock_for(app.viewer))
+    )
 
 
 def test_queue_click_jumps_and_done_is_saved(make_napari_viewer, small_dataset, qtbot):
@@ -278,7 +286,7 @@ def test_queue_click_jumps_and_done_is_saved(make_napari_viewer, small_dataset, 
     }
     qfile.write_bytes(orjson.dumps(doc))
     viewer, app = _open(make_napari_viewer, small_dataset, queue=qfile)
-    qlist = app.dock.findChild(QListWidget, "queue_list")
+    qlist = dock_for(app.viewer).findChild(QListWidget, "queue_list")
     assert qlist.count() == 2 and "not in dataset" in qlist.item(1).text()
     rect = qlist.visualItemRect(qlist.item(0))
     qtbot.mouseClick(qlist.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -361,7 +369,7 @@ def test_real_video_opens_and_scrubs(make_napari_viewer, realdata, tmp_path, qtb
 
 
 def test_napari_reader_opens_a_dataset_folder(make_napari_viewer, small_dataset, tmp_path):
-    from viewer.app import app_for
+    from viewer.launch import app_for
     from viewer.plugin import get_reader
 
     assert get_reader(str(tmp_path)) is None  # no dataset.json: not ours
@@ -371,19 +379,50 @@ def test_napari_reader_opens_a_dataset_folder(make_napari_viewer, small_dataset,
     app = app_for(viewer)
     assert app is not None and app.frame == 2
     assert "keypoints" in [layer.name for layer in viewer.layers]
-    assert app.dock.findChild(QListWidget, "queue_list") is not None
+    assert dock_for(app.viewer).findChild(QListWidget, "queue_list") is not None
     app.close()
 
 
-def test_dock_before_a_dataset_offers_to_open_one(make_napari_viewer):
-    from viewer.widgets import ArnisDock
+def test_dock_before_a_dataset_offers_to_open_one(make_napari_viewer, small_dataset, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog
+
+    from viewer.launch import app_for, make_dock
 
     viewer = make_napari_viewer()
-    dock = ArnisDock(viewer)
+    dock = make_dock(viewer)  # what napari's Plugins menu builds (napari.yaml)
     assert dock.app is None
     assert dock.findChild(QPushButton, "open_button").isVisibleTo(dock)
     assert not dock.findChild(QPushButton, "save_button").isEnabled()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a: str(small_dataset))
+    dock.findChild(QPushButton, "open_button").click()
+    app = app_for(viewer)
+    assert app is not None and dock.app is app and dock_for(viewer) is dock
+    assert not dock.findChild(QPushButton, "open_button").isVisibleTo(dock)
+    assert "Frame 3" in dock.findChild(QLabel, "frame_label").text()
+    app.close()
     dock.deleteLater()
+
+
+def test_napari_manifest_reader_claims_only_dataset_folders(small_dataset, tmp_path):
+    from pathlib import Path
+
+    from npe2 import PluginManager, PluginManifest
+
+    import viewer
+
+    manifest = PluginManifest.from_file(Path(viewer.__file__).parent / "napari.yaml")
+    (reader,) = manifest.contributions.readers
+    assert "*" not in reader.filename_patterns and reader.accepts_directories
+    pm = PluginManager()
+    pm.register(manifest)
+
+    def claims(path) -> bool:
+        return any(r.command == reader.command for r in pm.iter_compatible_readers(str(path)))
+
+    image = tmp_path / "frame.png"
+    image.write_bytes(b"")
+    assert claims(small_dataset) and claims(small_dataset / "dataset.json")
+    assert not claims(image) and not claims(tmp_path / "clip.mp4")
 
 
 def test_autosave_folds_the_journal(make_napari_viewer, small_dataset, qtbot):
@@ -464,9 +503,9 @@ def test_copy_stick_and_accept_listed_frames_from_the_dock(
     (video_dataset / "validation.json").write_bytes(orjson.dumps({"findings": findings}))
     viewer, app = _open(make_napari_viewer, video_dataset)
     assert app.frame == 2
-    combo = app.dock.findChild(QComboBox, "queue_filter")
+    combo = dock_for(app.viewer).findChild(QComboBox, "queue_filter")
     combo.setCurrentText("stick.angle")
-    qlist = app.dock.findChild(QListWidget, "queue_list")
+    qlist = dock_for(app.viewer).findChild(QListWidget, "queue_list")
     assert [qlist.item(i).isHidden() for i in range(3)] == [False, True, False]
     _press(qtbot, viewer, Qt.Key.Key_A, SHIFT)  # accept every listed frame's proposal
     np.testing.assert_allclose(app.ds.keypoints[[2, 10], layout.TIP, :2], [[62, 25], [70, 25]])
@@ -474,7 +513,7 @@ def test_copy_stick_and_accept_listed_frames_from_the_dock(
     assert "2 frames" in app.message
     app.goto(4)
     qtbot.mouseClick(
-        app.dock.findChild(QPushButton, "copy_stick_button"), Qt.MouseButton.LeftButton
+        dock_for(app.viewer).findChild(QPushButton, "copy_stick_button"), Qt.MouseButton.LeftButton
     )
     kp = app.ds.keypoints
     np.testing.assert_allclose(kp[4, layout.GRIP, :2], stick_truth(kp[4], 4)[0])
@@ -488,3 +527,72 @@ def test_copy_stick_and_accept_listed_frames_from_the_dock(
     back = Dataset.load(video_dataset)
     np.testing.assert_allclose(back.keypoints[10, layout.TIP, :2], [70, 25])
     assert back.source[4, layout.GRIP] == layout.HUMAN and back.source[5, layout.GRIP] == 0
+
+
+# ---------------------------------------------------------------------- napari internals
+# viewer/app.py reaches into napari / vispy internals in five places, each to skip work a frame
+# step does not need. Each has a fallback for a napari that no longer has them; these tests run
+# both paths.
+
+
+def test_internals_in_place_on_a_real_viewer(make_napari_viewer, small_dataset):
+    from napari.utils.events import EventEmitter
+
+    from viewer import app as app_mod
+
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    assert app_mod._reuse_color_shader(viewer, app.stick_layer)
+    assert app_mod._freeze_thumbnail(app.stick_layer)
+    assert app_mod._quiet_layer_list(viewer)
+    model = viewer.window._qt_viewer.layers.model().sourceModel()
+    changed = []
+    model.dataChanged.connect(lambda *a: changed.append(a))
+    app.stick_layer.events.set_data()  # nothing a layer-list row shows
+    assert not changed
+    app.stick_layer.events.thumbnail()  # the row's icon: repainted
+    assert changed
+    order = []
+    emitter = EventEmitter(source=None, type_name="probe")
+    emitter.connect(lambda e: order.append("napari"))
+    assert app_mod._connect_first(emitter, lambda e: order.append("ours"))
+    emitter()
+    assert order == ["ours", "napari"]
+    app.close()
+
+
+def test_internals_fall_back_when_napari_lacks_them():
+    from types import SimpleNamespace
+
+    from viewer import app as app_mod
+
+    bare = SimpleNamespace()  # no window, no _qt_viewer, no thumbnail, no emitter lists
+    assert not app_mod._reuse_color_shader(bare, bare)
+    assert not app_mod._quiet_layer_list(bare)
+    assert not app_mod._freeze_thumbnail(bare) and not hasattr(bare, "_update_thumbnail")
+    calls = []
+
+    class PlainEmitter:  # an emitter without napari's callback lists
+        def connect(self, cb):
+            calls.append(cb)
+
+    cb = lambda e: None  # noqa: E731
+    assert not app_mod._connect_first(PlainEmitter(), cb) and calls == [cb]
+    viewer = SimpleNamespace(window=SimpleNamespace(_qt_viewer=SimpleNamespace(layers=bare)))
+    assert not app_mod._quiet_layer_list(viewer)  # a layer list without a model
+
+
+def test_frames_render_without_napari_refresh_blocking(
+    make_napari_viewer, small_dataset, monkeypatch
+):
+    """Without ``Layer._block_refresh`` every setter refreshes the layer: slower, same result."""
+    from viewer import app as app_mod
+
+    monkeypatch.setattr(app_mod, "_REFRESH_BLOCKER", "_not_in_this_napari")
+    viewer, app = _open(make_napari_viewer, small_dataset)
+    for t in range(app.session.n_frames):
+        app.goto(t)
+        rows = app.session.ann_rows(t)
+        shown = int(np.isfinite(app.ds.keypoints[rows][..., 0]).sum())
+        assert len(app.points_layer.data) == shown
+        assert len(app.points_layer.face_color) == shown
+    app.close()

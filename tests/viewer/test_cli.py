@@ -71,3 +71,25 @@ def test_screenshot_canvas_fills_the_width_and_window_shows_the_dock(small_datas
     assert w.shape[1] >= 1200 and w.shape[0] > c.shape[0]  # menus, slider, dock around it
     right = w[:, -300:]
     assert right.std() > 20  # the dock's text and buttons, not a black canvas
+
+
+@pytest.mark.gui
+def test_screenshot_of_a_frame_with_fewer_points_than_the_first(tmp_path):
+    """Regression: stepping to a frame with fewer points used to raise an IndexError (napari
+    drew the new colours through the previous frame's point indices).
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    import cv2
+
+    data = tmp_path / "coco"  # a copy: opening a dataset may leave a journal beside it
+    shutil.copytree(Path(__file__).parents[1] / "data" / "realsticks" / "coco", data)
+    doc = json.loads((data / "dataset.json").read_text())
+    assert len(doc["images"]) >= 2
+    out = tmp_path / "frame1.png"
+    res = CliRunner().invoke(main, [str(data), "--screenshot", str(out), "--frame", "1"])
+    assert res.exit_code == 0, res.output
+    img = cv2.imread(str(out))
+    assert img is not None and img.std() > 20

@@ -21,7 +21,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys
     import napari, numpy as np
     from toolkit import layout
-    from viewer.app import open_dataset
+    from viewer.launch import open_dataset
 
     viewer = napari.Viewer(show=False)
     app = open_dataset(viewer, sys.argv[1], autosave_s=0)

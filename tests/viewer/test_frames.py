@@ -87,6 +87,9 @@ def test_video_frames_decode_on_demand(tmp_path):
         assert f.flags.c_contiguous and not f.flags.writeable  # napari uploads it as it is
         assert abs(int(f.mean()) - (t * 7) % 250) <= 6  # mp4 is lossy
     assert len(src.cache) <= 6 and src.cache.nbytes <= 6 * 32 * 48 * 3  # never the whole video
+    one = src[37:38]  # how napari asks on each step: a view of the cached frame, no copy
+    assert one.shape == (1, 32, 48, 3) and np.shares_memory(one, src.frame(37))
+    assert src[36:38].shape == (2, 32, 48, 3)
     src.close()
     assert src._thread is None and len(src.cache) == 0
 
@@ -150,3 +153,31 @@ def test_frame_cache_is_bounded_in_bytes():
     assert 2 in cache and 3 not in cache
     cache.put(9, np.zeros(1000, np.uint8))  # bigger than the bound: kept alone
     assert len(cache) == 1 and cache.get(9) is not None
+
+
+def test_expected_jumps_are_decoded_when_idle(tmp_path):
+    import time
+
+    _write_video(tmp_path / "clip.mp4", 60)
+    images = [
+        {"id": i, "file_name": f"clip/{i:06d}.jpg", "video_id": 1, "frame_index": i}
+        for i in range(60)
+    ]
+    ds = Dataset.from_records(
+        images,
+        [],
+        np.zeros((0, 19, 3)),
+        videos=[{"id": 1, "file_name": "clip.mp4", "fps": 30, "frame_count": 60}],
+        media_root=str(tmp_path),
+    )
+    src = FrameSource(ds)
+    src[5]  # the viewer is on frame 5; N would jump to 40, Shift-N to 2
+    src.expect([40, 2, 5, 99])  # 5 is cached, 99 is not a frame
+    deadline = time.monotonic() + 10
+    while not (40 in src.cache and 2 in src.cache) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert 40 in src.cache and 2 in src.cache and src.stats["expected"] == 2
+    decoded = src.stats["decoded"]
+    f = src[40]  # the jump: served from the cache
+    assert src.stats["decoded"] == decoded and abs(int(f.mean()) - (40 * 7) % 250) <= 6
+    src.close()

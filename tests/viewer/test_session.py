@@ -8,7 +8,8 @@ import pytest
 
 from toolkit import layout
 from toolkit.dataset import Dataset
-from viewer.findings import FrameLookup, keypoint_indices
+from toolkit.locate import Locator
+from viewer.findings import keypoint_indices
 from viewer.review import ReviewList
 from viewer.session import EditSession, describe_prediction, rigid_adjust
 
@@ -138,7 +139,7 @@ def test_findings_map_video_frames_and_queue_reads_defensively(tmp_path):
             }
         ],
     )
-    lookup = FrameLookup.build(ds)
+    lookup = Locator.build(ds)
     assert lookup.frame_of({"video": "clip", "frame_index": 3}) == 3
     assert lookup.frame_of({"video": "videos/clip.mp4", "frame_index": 2}) == 2
     assert lookup.frame_of({"video": 7, "frame_index": 1}) == 1

@@ -11,6 +11,19 @@ import click
 
 from toolkit.errors import InputError
 
+#: What the CLI reports as bad input (exit 2): the suite's own input errors (``InputError`` and
+#: its kinds: ``SaveConflictError``, ``MediaError``, ``UnknownIdError`` ...), a path that is
+#: missing, already there or the wrong kind, and ``ValueError`` (argument checks). Anything
+#: else (``KeyError``, ``TypeError`` ...) is a bug: it propagates with its traceback (exit 1).
+BAD_INPUT: tuple[type[Exception], ...] = (
+    InputError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ValueError,
+)
+
 
 class UsageError(click.ClickException):
     """Bad input or usage: exit code 2 (findings over a threshold use 1)."""
@@ -21,7 +34,10 @@ class UsageError(click.ClickException):
 def cli_errors(
     example: str | Callable[[dict, Exception], str | None] | None = None,
 ) -> Callable:
-    """Decorate a Click command so our errors print as one clear message with exit code 2.
+    """Decorate a Click command so bad input prints as one clear message with exit code 2.
+
+    Only :data:`BAD_INPUT` errors are turned into a message; any other exception is a bug and
+    keeps its traceback (exit 1).
 
     Args:
         example: A valid invocation shown after the error, to teach the right form; or a
@@ -34,8 +50,8 @@ def cli_errors(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
-            except (InputError, FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
-                msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            except BAD_INPUT as exc:
+                msg = str(exc)
                 shown = example(kwargs, exc) if callable(example) else example
                 if shown:
                     msg += f"\n  Example: {shown}"
@@ -47,8 +63,7 @@ def cli_errors(
 
 
 def pick_example(examples: list[str], kwargs: dict, exc: Exception, default: str) -> str:
-    """The example that fits the error: one using the option the message names, else
-    ``default``.
+    """The example that fits the error: one using the option the message names, else the default.
 
     Args:
         examples: Candidate invocations (a command's ``--help`` examples).
@@ -74,4 +89,5 @@ def echo_err(msg: str) -> None:
 
 
 def is_tty() -> bool:
+    """Whether stderr is a terminal (progress bars only there)."""
     return sys.stderr.isatty()

@@ -57,6 +57,7 @@ def _import_example(kwargs: dict, exc: Exception) -> str:
 
 
 def _export_example(kwargs: dict, exc: Exception) -> str:
+    """The example that fits an export error: the option it names, else the format's own."""
     return pick_example(
         [*EXPORT_EXAMPLES.values(), "toolkit export ds --format coco --keypoints 17 --out c.json"],
         kwargs,
@@ -65,17 +66,24 @@ def _export_example(kwargs: dict, exc: Exception) -> str:
     )
 
 
-# CLI option -> reader keyword; each format's reader says which it takes (by its signature).
-_READER_OPTIONS = (
-    "labels",
-    "subject_regex",
-    "stick_labels",
-    "video",
-    "kpt_values",
-    "skip_bad",
-    "images",
-    "images_from",
-)
+class FormatChoice(click.Choice):
+    """``--format`` choices asked from the format registry (:func:`toolkit.io.format_names`).
+
+    The registry is consulted on first use (parsing, ``--help``), not when the command module
+    is imported, so ``toolkit --help`` does not load the format modules.
+    """
+
+    def __init__(self, capability: str, extra: tuple[str, ...] = ()):
+        self.capability = capability
+        self.extra = extra
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``extra`` (e.g. ``auto``), then the registered formats with the capability."""
+        from toolkit import io
+
+        return (*self.extra, *io.format_names(self.capability))
 
 
 @click.command("import")
@@ -89,7 +97,7 @@ _READER_OPTIONS = (
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "yolo", "coco", "results"]),
+    type=FormatChoice("read", extra=("auto",)),
     default="auto",
     show_default=True,
     help="Source format; auto detects it where unambiguous. results: AlphaPose, OpenPifPaf "
@@ -248,7 +256,7 @@ def import_cmd(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["coco", "yolo"]),
+    type=FormatChoice("write"),
     required=True,
     help="coco: one COCO keypoints JSON; yolo: an ultralytics pose dataset folder.",
 )

@@ -53,12 +53,9 @@ def label_cmd(
       toolkit label ds --labels frames.csv --dry-run     # frames.csv: file,stance[,subject]
       toolkit label ds --labels ids.csv --taxonomy taxonomy.json   # image_id,stance
     """
-    from toolkit.commands._common import is_tty
     from toolkit.labels import label_dataset
 
-    s = label_dataset(
-        dataset, labels, taxonomy=taxonomy, dry_run=dry_run, fold=not no_fold, progress=is_tty()
-    )
+    s = label_dataset(dataset, labels, taxonomy=taxonomy, dry_run=dry_run, fold=not no_fold)
     verb = "would label" if dry_run else "labelled"
     click.echo(
         f"{verb} {s.n_images} images of {dataset} from {s.n_rows} rows of {labels}: "

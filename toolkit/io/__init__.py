@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.dataset import Dataset
-from toolkit.errors import InputError
+from toolkit.errors import InputError, expected
+from toolkit.fileio import atomic_write_bytes, staged_dir
+from toolkit.taxonomy import read_document
 
 
 @dataclass
@@ -41,6 +43,7 @@ class SkippedItem:
     reason: str
 
     def to_dict(self) -> dict:
+        """The item as a plain dict (for the import report)."""
         return {"path": self.path, "line": self.line, "reason": self.reason}
 
 
@@ -123,8 +126,6 @@ def check_reader_args(
         ValueError: ``kpt_values`` is not auto/flag/conf, or the regex does not compile.
         FileNotFoundError: Naming the option (``labels``, ``video`` …) whose path is missing.
     """
-    from toolkit.errors import expected
-
     if kpt_values not in ("auto", "flag", "conf"):
         raise ValueError(expected("kpt_values", "'auto', 'flag' or 'conf'", kpt_values))
     for what, p in paths.items():
@@ -155,6 +156,10 @@ def register_format(
     """Register a format module's functions under ``name``.
 
     Args:
+        name: The format's name (``--format NAME``).
+        detect: ``detect(path) -> bool``: True only when the source is unambiguously this format.
+        read: ``read(path, **options) -> ImportResult``, or None when import is unsupported.
+        write: ``write(dataset, out, **options) -> Path``, or None when export is unsupported.
         supersedes: Formats whose ``detect`` also accepts this format's sources because this one
             is a more specific shape of theirs (AlphaPose results are also a JSON list with
             ``image_id`` and ``keypoints``): when both match, this one wins.
@@ -169,6 +174,19 @@ def formats() -> dict[str, Format]:
     for mod in _MODULES:
         importlib.import_module(mod)
     return dict(_REGISTRY)
+
+
+def format_names(capability: str = "read") -> list[str]:
+    """The registered formats that can ``read`` (import) or ``write`` (export), sorted.
+
+    The CLI offers these as ``--format`` choices, so a newly registered format appears there.
+
+    Raises:
+        ValueError: ``capability`` is neither ``read`` nor ``write``.
+    """
+    if capability not in ("read", "write"):
+        raise ValueError(expected("capability", "'read' or 'write'", capability))
+    return sorted(n for n, f in formats().items() if getattr(f, capability) is not None)
 
 
 def detect_format(src: str | Path) -> str:
@@ -227,9 +245,12 @@ def read(
     """Read ``src`` into an :class:`ImportResult` (see each format module for options).
 
     Args:
+        src: The source file or folder.
+        format: A registered format's name, or ``auto`` to detect it.
         taxonomy: A stance taxonomy JSON (``schemas/taxonomy.schema.json``). When omitted, a
             ``taxonomy.json`` beside the source (next to a ``data.yaml`` or COCO file, or inside a
             source folder) is used. Every stance label must be one of its stances.
+        **options: The format reader's options.
     """
     result = _read(src, format, **options)
     _attach_taxonomy(result, Path(src), taxonomy)
@@ -237,8 +258,6 @@ def read(
 
 
 def _attach_taxonomy(result: ImportResult, src: Path, explicit: str | Path | None) -> None:
-    from toolkit.taxonomy import read_document
-
     path = Path(explicit) if explicit is not None else None
     if path is None:
         candidate = (src if src.is_dir() else src.parent) / "taxonomy.json"
@@ -264,7 +283,7 @@ def _read(src: str | Path, format: str = "auto", **options: Any) -> ImportResult
     fmt = formats().get(name)
     if fmt is None or fmt.read is None:
         raise ValueError(
-            f"Expected 'format' to be one of {sorted(formats())} or 'auto', but got {format!r}."
+            f"Expected 'format' to be one of {format_names('read')} or 'auto', but got {format!r}."
         )
     if not Path(src).exists():
         raise FileNotFoundError(f"Expected 'SRC' to exist, but {src} does not.")
@@ -275,8 +294,9 @@ def write(dataset: Dataset, format: str, out: str | Path, **options: Any) -> Pat
     """Export ``dataset`` as ``format`` into ``out``."""
     fmt = formats().get(format)
     if fmt is None or fmt.write is None:
-        writable = sorted(n for n, f in formats().items() if f.write)
-        raise ValueError(f"Expected 'format' to be one of {writable}, but got {format!r}.")
+        raise ValueError(
+            f"Expected 'format' to be one of {format_names('write')}, but got {format!r}."
+        )
     return fmt.write(dataset, Path(out), **options)
 
 
@@ -297,8 +317,6 @@ def import_dataset(
     import os
 
     import orjson
-
-    from toolkit.fileio import atomic_write_bytes, staged_dir
 
     name = detect_format(src) if format == "auto" else format
     out = Path(out).absolute()

@@ -46,7 +46,6 @@ file as a whole still raise.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -57,10 +56,17 @@ import numpy as np
 import orjson
 
 from toolkit import layout
-from toolkit.dataset import DATASET_FILE, Dataset, json_rows
+from toolkit.dataset import (
+    DATASET_FILE,
+    Dataset,
+    _clean_kpts,
+    boxes_from_keypoints,
+    json_rows,
+)
 from toolkit.errors import InputError, expected
 from toolkit.fileio import atomic_write_bytes, name_length_problem, safe_relpath
 from toolkit.io import ImportResult, SkippedItem, check_reader_args, register_format
+from toolkit.io.yolo import read_labels_csv
 from toolkit.schema import (
     COORD_LIMIT,
     MAX_DEPTH,
@@ -258,6 +264,194 @@ def _source_codes(recs: list[dict], maps: list[np.ndarray], default: int) -> np.
     return out
 
 
+def _image_name(i: int, im: Any) -> str:
+    """Check ``images[i]``'s own fields; returns its (safe) ``file_name``.
+
+    Raises:
+        _Bad: Not an object, a field missing, a bad id or size, an escaping file name.
+    """
+    if not isinstance(im, dict):
+        raise _Bad(["images", i], expected(f"images[{i}]", "an object", type(im).__name__))
+    for key in _IMAGE_MODELLED:
+        if key not in im:
+            raise _Bad(
+                ["images", i], f"Expected the field '{key}', but it is missing.", im.get("id")
+            )
+    if not _is_int(im["id"]):
+        raise _Bad(["images", i, "id"], expected("id", "an integer", im["id"]))
+    for key in ("width", "height"):
+        if not _is_int(im[key]) or im[key] < 1:
+            raise _Bad(["images", i, key], expected(key, "a positive integer", im[key]), im["id"])
+    name = im["file_name"]
+    if not (type(name) is str and _PLAIN_NAME.match(name)):
+        try:
+            name = safe_relpath(name, "file_name")
+        except InputError as exc:
+            raise _Bad(["images", i, "file_name"], exc.reason, im["id"]) from None
+    return name
+
+
+def _check_image_links(
+    i: int,
+    im: dict,
+    name: str,
+    video_ids: set,
+    seen_ids: dict[Any, int],
+    seen_names: dict[str, int],
+) -> None:
+    """Check ``images[i]`` against the others and the schema (unique id and name, video ...).
+
+    Raises:
+        _Bad: The first problem found.
+    """
+    if im["id"] in seen_ids:
+        raise _Bad(
+            ["images", i, "id"],
+            f"Expected image ids to be unique, but "
+            f"{im['id']} is also images[{seen_ids[im['id']]}].",
+            im["id"],
+        )
+    if name in seen_names:
+        raise _Bad(
+            ["images", i, "file_name"],
+            f"Expected file names to be unique, but {name!r} is also images[{seen_names[name]}].",
+            im["id"],
+        )
+    if "video_id" in im and (not _is_int(im["video_id"]) or im["video_id"] not in video_ids):
+        raise _Bad(
+            ["images", i, "video_id"],
+            expected("video_id", "a videos[].id", im["video_id"]),
+            im["id"],
+        )
+    for key in ("stance", "subject"):
+        if im.get(key) is not None and not isinstance(im[key], str):
+            raise _Bad(["images", i, key], expected(key, "a string or null", im[key]), im["id"])
+    if (problem := name_length_problem(name)) is not None:
+        raise _Bad(["images", i, "file_name"], f"Expected it to be {problem}.", im["id"])
+    # The same verdict Dataset.load gives (frame_index a whole number >= 0 ...).
+    problem = check_record("images", {**im, "file_name": name}, ["images", i])
+    if problem is not None:
+        raise _Bad(["images", i], problem, im["id"])
+    if (key := _too_deep(im)) is not None:
+        raise _Bad(
+            ["images", i, key],
+            f"Expected it to be nested at most {MAX_DEPTH} levels deep.",
+            im["id"],
+        )
+
+
+def _category_problem(c: dict, names: Any) -> tuple[list, str] | None:
+    """Why a category with ``keypoints`` cannot be imported: (field path under it, reason)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return ["keypoints"], expected("keypoints", "a list of keypoint names", names)
+    unknown = [n for n in names if n not in _NAMES19]
+    if unknown or len(set(names)) != len(names) or not set(_COCO17) <= set(names):
+        return ["keypoints"], (
+            "Expected the 17 COCO keypoint names (optionally followed by stick_grip, "
+            f"stick_tip), but got {len(names)} names"
+            + (f" including unknown {unknown[:5]}" if unknown else "")
+            + ". Other layouts (e.g. COCO-WholeBody, BlazePose) cannot be imported."
+        )
+    if type(c["id"]) is not int:
+        return ["id"], expected("id", "an integer", c["id"])
+    skel = c.get("skeleton")
+    if skel is not None and not (
+        isinstance(skel, list)
+        and all(
+            isinstance(e, list)
+            and len(e) == 2
+            and all(type(x) is int and 1 <= x <= len(names) for x in e)
+            for e in skel
+        )
+    ):
+        return ["skeleton"], expected(
+            "skeleton",
+            f"a list of [a, b] keypoint numbers in 1..{len(names)}",
+            skel if len(repr(skel)) < 80 else f"{repr(skel)[:77]}...",
+        )
+    for key in ("name", "supercategory"):
+        if key in c and not isinstance(c[key], str):
+            return [key], expected(key, "a string", c[key])
+    if (key := _too_deep(c)) is not None:
+        return [key], f"Expected it to be nested at most {MAX_DEPTH} levels deep."
+    return None
+
+
+def _person_keypoints(a: dict, parts: list, image_id: Any, need_id: bool) -> list:
+    """An annotation's ``keypoints``: a list of finite numbers in range (flags for ground truth).
+
+    Raises:
+        _Bad: No keypoints (a detection-only entry), a non-number, a value out of range.
+    """
+    kps = a.get("keypoints")
+    if kps is None and "bbox" in a:
+        raise _Bad(
+            parts,
+            "Expected 'keypoints' (x, y, v for each keypoint), but this entry has only a box "
+            "('bbox'): a detection-only file has no poses to import. Export keypoint results "
+            "from a pose model (or run `toolkit detect` on the images).",
+            image_id,
+        )
+    if not isinstance(kps, list):
+        raise _Bad(
+            parts + ["keypoints"],
+            expected("keypoints", "a list of numbers", type(kps).__name__),
+            image_id,
+        )
+    if not set(map(type, kps)) <= _NUMBER_TYPES:  # JSON numbers are finite (no NaN/inf)
+        k = next(k for k, v in enumerate(kps) if not _is_num(v))
+        raise _Bad(
+            parts + ["keypoints", k],
+            expected(f"keypoints[{k}]", "a finite number", kps[k]),
+            image_id,
+        )
+    if kps and max(map(abs, kps)) > COORD_LIMIT:
+        k = next(k for k, v in enumerate(kps) if abs(v) > COORD_LIMIT)
+        raise _Bad(
+            parts + ["keypoints", k],
+            expected(f"keypoints[{k}]", f"within +-{COORD_LIMIT:g} px", kps[k]),
+            image_id,
+        )
+    if need_id and not set(kps[2::3]) <= _FLAGS:  # ground truth: COCO visibility flags
+        k = next(k for k in range(2, len(kps), 3) if kps[k] not in _FLAGS)
+        raise _Bad(
+            parts + ["keypoints", k],
+            expected(f"keypoints[{k}] (a visibility flag)", "0, 1 or 2", kps[k]),
+            image_id,
+        )
+    return kps
+
+
+def _check_per_keypoint(a: dict, k: int, parts: list, image_id: Any) -> None:
+    """``keypoint_scores`` (k confidences or null) and ``keypoint_source`` (k letters).
+
+    Raises:
+        _Bad: The first problem found.
+    """
+    sc = a.get("keypoint_scores")
+    if sc is not None and not (
+        isinstance(sc, list) and len(sc) == k and all(v is None or _is_num(v) for v in sc)
+    ):
+        raise _Bad(
+            parts + ["keypoint_scores"], expected("keypoint_scores", f"{k} numbers", sc), image_id
+        )
+    if sc is not None and any(v is not None and not 0 <= v <= 1 for v in sc):
+        raise _Bad(
+            parts + ["keypoint_scores"],
+            expected("keypoint_scores", "confidences in 0..1 (or null)", sc),
+            image_id,
+        )
+    src = a.get("keypoint_source")
+    if src is not None and not _valid_source(src, k):
+        raise _Bad(
+            parts + ["keypoint_source"],
+            expected(
+                "keypoint_source", f"{k} letters from '{layout.SOURCE_LETTERS}' (or names)", src
+            ),
+            image_id,
+        )
+
+
 class _Reader:
     """State of one import: the source, its text (for line numbers), skipped items, notes."""
 
@@ -313,73 +507,8 @@ class _Reader:
         seen_names: dict[str, int] = {}
         for i, im in enumerate(imgs):
             try:
-                if not isinstance(im, dict):
-                    raise _Bad(
-                        ["images", i], expected(f"images[{i}]", "an object", type(im).__name__)
-                    )
-                for key in _IMAGE_MODELLED:
-                    if key not in im:
-                        raise _Bad(
-                            ["images", i],
-                            f"Expected the field '{key}', but it is missing.",
-                            im.get("id"),
-                        )
-                if not _is_int(im["id"]):
-                    raise _Bad(["images", i, "id"], expected("id", "an integer", im["id"]))
-                for key in ("width", "height"):
-                    if not _is_int(im[key]) or im[key] < 1:
-                        raise _Bad(
-                            ["images", i, key],
-                            expected(key, "a positive integer", im[key]),
-                            im["id"],
-                        )
-                name = im["file_name"]
-                if not (type(name) is str and _PLAIN_NAME.match(name)):
-                    try:
-                        name = safe_relpath(name, "file_name")
-                    except InputError as exc:
-                        raise _Bad(["images", i, "file_name"], exc.reason, im["id"]) from None
-                if im["id"] in seen_ids:
-                    raise _Bad(
-                        ["images", i, "id"],
-                        f"Expected image ids to be unique, but "
-                        f"{im['id']} is also images[{seen_ids[im['id']]}].",
-                        im["id"],
-                    )
-                if name in seen_names:
-                    raise _Bad(
-                        ["images", i, "file_name"],
-                        f"Expected file names to be unique, "
-                        f"but {name!r} is also images[{seen_names[name]}].",
-                        im["id"],
-                    )
-                if "video_id" in im and (
-                    not _is_int(im["video_id"]) or im["video_id"] not in video_ids
-                ):
-                    raise _Bad(
-                        ["images", i, "video_id"],
-                        expected("video_id", "a videos[].id", im["video_id"]),
-                        im["id"],
-                    )
-                for key in ("stance", "subject"):
-                    if im.get(key) is not None and not isinstance(im[key], str):
-                        raise _Bad(
-                            ["images", i, key], expected(key, "a string or null", im[key]), im["id"]
-                        )
-                if (problem := name_length_problem(name)) is not None:
-                    raise _Bad(
-                        ["images", i, "file_name"], f"Expected it to be {problem}.", im["id"]
-                    )
-                # The same verdict Dataset.load gives (frame_index a whole number >= 0 ...).
-                problem = check_record("images", {**im, "file_name": name}, ["images", i])
-                if problem is not None:
-                    raise _Bad(["images", i], problem, im["id"])
-                if (key := _too_deep(im)) is not None:
-                    raise _Bad(
-                        ["images", i, key],
-                        f"Expected it to be nested at most {MAX_DEPTH} levels deep.",
-                        im["id"],
-                    )
+                name = _image_name(i, im)
+                _check_image_links(i, im, name, video_ids, seen_ids, seen_names)
             except _Bad as bad:
                 self.skip(bad, json_path, raw)
                 continue
@@ -387,9 +516,15 @@ class _Reader:
             seen_names[name] = i
             out.append({**im, "file_name": name, "_index": i})
         media = self.media_root(out, json_path, images_dir)
+        return self.existing_images(out, media, json_path, raw, images_dir), media, videos
+
+    def existing_images(
+        self, images: list[dict], media: Path, json_path: Path, raw: bytes, images_dir: Path | None
+    ) -> list[dict]:
+        """The image records whose file exists under ``media`` (video frames always)."""
         kept = []
         root = str(media)
-        for im in out:
+        for im in images:
             if "video_id" in im or os.path.isfile(os.path.join(root, im["file_name"])):
                 kept.append(im)
                 continue
@@ -404,7 +539,7 @@ class _Reader:
                 json_path,
                 raw,
             )
-        return kept, media, videos
+        return kept
 
     def check_videos(self, videos: list, json_path: Path, raw: bytes) -> None:
         """Every ``videos`` entry as load checks it: id, a file name inside the media root."""
@@ -464,15 +599,7 @@ class _Reader:
         """Fill ``stance``/``subject`` from the CSV, the image fields, the regex (in place)."""
         csv_rows = None
         if self.labels is not None:
-            from toolkit.io.yolo import read_labels_csv
-
-            try:
-                csv_rows = read_labels_csv(Path(self.labels))
-            except csv.Error as exc:  # e.g. a bare carriage return inside a field
-                raise InputError(
-                    f"Expected a CSV file,stance[,subject], but it cannot be parsed: {exc}.",
-                    self.labels,
-                ) from None
+            csv_rows = read_labels_csv(Path(self.labels))
             names = {im["file_name"] for im in images}
             unknown = [f for f in csv_rows if f not in names]
             if unknown:
@@ -523,48 +650,9 @@ class _Reader:
             names = c.get("keypoints")
             if names is None:
                 continue
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise self.error(
-                    ["categories", i, "keypoints"],
-                    expected("keypoints", "a list of keypoint names", names),
-                )
-            unknown = [n for n in names if n not in _NAMES19]
-            if unknown or len(set(names)) != len(names) or not set(_COCO17) <= set(names):
-                raise self.error(
-                    ["categories", i, "keypoints"],
-                    "Expected the 17 COCO keypoint names (optionally followed by stick_grip, "
-                    f"stick_tip), but got {len(names)} names"
-                    + (f" including unknown {unknown[:5]}" if unknown else "")
-                    + ". Other layouts (e.g. COCO-WholeBody, BlazePose) cannot be imported.",
-                )
-            if type(c["id"]) is not int:
-                raise self.error(["categories", i, "id"], expected("id", "an integer", c["id"]))
-            skel = c.get("skeleton")
-            if skel is not None and not (
-                isinstance(skel, list)
-                and all(
-                    isinstance(e, list)
-                    and len(e) == 2
-                    and all(type(x) is int and 1 <= x <= len(names) for x in e)
-                    for e in skel
-                )
-            ):
-                raise self.error(
-                    ["categories", i, "skeleton"],
-                    expected(
-                        "skeleton",
-                        f"a list of [a, b] keypoint numbers in 1..{len(names)}",
-                        skel if len(repr(skel)) < 80 else f"{repr(skel)[:77]}...",
-                    ),
-                )
-            for key in ("name", "supercategory"):
-                if key in c and not isinstance(c[key], str):
-                    raise self.error(["categories", i, key], expected(key, "a string", c[key]))
-            if (key := _too_deep(c)) is not None:
-                raise self.error(
-                    ["categories", i, key],
-                    f"Expected it to be nested at most {MAX_DEPTH} levels deep.",
-                )
+            problem = _category_problem(c, names)
+            if problem is not None:
+                raise self.error(["categories", i, *problem[0]], problem[1])
             out[c["id"]] = np.array([_NAMES19.index(n) for n in names], dtype=np.intp)
             cat = {k: v for k, v in c.items() if k not in ("keypoints", "skeleton")}
             if names not in (_COCO17, _NAMES19):
@@ -629,42 +717,7 @@ class _Reader:
             )
         if need_id and ("id" not in a or not _is_int(a["id"])):
             raise _Bad(parts + ["id"], expected("id", "an integer", a.get("id")), image_id)
-        kps = a.get("keypoints")
-        if kps is None and "bbox" in a:
-            raise _Bad(
-                parts,
-                "Expected 'keypoints' (x, y, v for each keypoint), but this entry has only a box "
-                "('bbox'): a detection-only file has no poses to import. Export keypoint results "
-                "from a pose model (or run `toolkit detect` on the images).",
-                image_id,
-            )
-        if not isinstance(kps, list):
-            raise _Bad(
-                parts + ["keypoints"],
-                expected("keypoints", "a list of numbers", type(kps).__name__),
-                image_id,
-            )
-        if not set(map(type, kps)) <= _NUMBER_TYPES:  # JSON numbers are finite (no NaN/inf)
-            k = next(k for k, v in enumerate(kps) if not _is_num(v))
-            raise _Bad(
-                parts + ["keypoints", k],
-                expected(f"keypoints[{k}]", "a finite number", kps[k]),
-                image_id,
-            )
-        if kps and max(map(abs, kps)) > COORD_LIMIT:
-            k = next(k for k, v in enumerate(kps) if abs(v) > COORD_LIMIT)
-            raise _Bad(
-                parts + ["keypoints", k],
-                expected(f"keypoints[{k}]", f"within +-{COORD_LIMIT:g} px", kps[k]),
-                image_id,
-            )
-        if need_id and not set(kps[2::3]) <= _FLAGS:  # ground truth: COCO visibility flags
-            k = next(k for k in range(2, len(kps), 3) if kps[k] not in _FLAGS)
-            raise _Bad(
-                parts + ["keypoints", k],
-                expected(f"keypoints[{k}] (a visibility flag)", "0, 1 or 2", kps[k]),
-                image_id,
-            )
+        kps = _person_keypoints(a, parts, image_id, need_id)
         for key in ("iscrowd", "track_id", "category_id"):
             if key in a and not _is_int(a[key]):
                 raise _Bad(parts + [key], expected(key, "an integer", a[key]), image_id)
@@ -679,32 +732,7 @@ class _Reader:
         for key in ("score", "area"):
             if key in a and not _is_num(a[key]):
                 raise _Bad(parts + [key], expected(key, "a finite number", a[key]), image_id)
-        sc = a.get("keypoint_scores")
-        if sc is not None and not (
-            isinstance(sc, list) and len(sc) == len(m) and all(v is None or _is_num(v) for v in sc)
-        ):
-            raise _Bad(
-                parts + ["keypoint_scores"],
-                expected("keypoint_scores", f"{len(m)} numbers", sc),
-                image_id,
-            )
-        if sc is not None and any(v is not None and not 0 <= v <= 1 for v in sc):
-            raise _Bad(
-                parts + ["keypoint_scores"],
-                expected("keypoint_scores", "confidences in 0..1 (or null)", sc),
-                image_id,
-            )
-        src = a.get("keypoint_source")
-        if src is not None and not _valid_source(src, len(m)):
-            raise _Bad(
-                parts + ["keypoint_source"],
-                expected(
-                    "keypoint_source",
-                    f"{len(m)} letters from '{layout.SOURCE_LETTERS}' (or names)",
-                    src,
-                ),
-                image_id,
-            )
+        _check_per_keypoint(a, len(m), parts, image_id)
         # Everything else as Dataset.load checks it (the per-keypoint fields are checked above,
         # at the source's keypoint count).
         probe = a
@@ -823,8 +851,6 @@ class _Reader:
             bb[given] = np.array([b for b in boxes if b is not None], dtype=np.float64)
         missing_box = ~given
         if missing_box.any():
-            from toolkit.dataset import _clean_kpts, boxes_from_keypoints
-
             bb[missing_box] = np.round(boxes_from_keypoints(_clean_kpts(kp[missing_box])), 2)
         meta = {
             k: v

@@ -59,6 +59,9 @@ from toolkit.io import (
     natural_key,
     register_format,
 )
+from toolkit.io.video import probe
+from toolkit.io.yolo import _image_size, _stances_subjects, read_labels_csv
+from toolkit.media import IMAGE_SUFFIXES
 from toolkit.schema import field_path, locate_line
 
 #: Keypoint counts whose first 17 points are COCO's body points, with the layout's name.
@@ -148,8 +151,10 @@ def detect_results(path: Path) -> bool:
 
 # ---------------------------------------------------------------------- parsing
 def _load(path: Path) -> tuple[Any, bytes]:
-    """The parsed file and its text; JSON lines (one object a line, as ``openpifpaf.video``
-    writes) come back as a list, with a text that keeps each object on its own line.
+    """The parsed file and its text.
+
+    JSON lines (one object a line, as ``openpifpaf.video`` writes) come back as a list, with a
+    text that keeps each object on its own line.
     """
     raw = path.read_bytes()
     if not raw.strip():
@@ -330,37 +335,12 @@ def _image_of_file(name: str) -> str:
 
 
 def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[list, list, str, dict]:
-    """All persons, the image keys named (in source order), the tool's name, and where each key
-    was first named (file, text, JSON path) for messages.
+    """Read every results file of ``src``.
+
+    Returns:
+        All persons, the image keys named (in source order), the tool's name, and where each
+        key was first named (file, text, JSON path) for messages.
     """
-    persons: list[_Person] = []
-    keys: list[Any] = []
-    origin: dict[Any, tuple[Path, bytes, list]] = {}
-
-    def bad(exc: _Bad) -> None:
-        err = exc.error()
-        if not skip_bad:
-            raise err
-        skipped.append(SkippedItem(str(err.path), err.line, err.reason))
-
-    def per_image(path: Path, key: Any, doc: Any, raw: bytes, parts: list) -> None:
-        if not isinstance(doc, list):
-            raise InputError(
-                expected(field_path(parts), "a list of detected people", type(doc).__name__),
-                path,
-                locate_line(raw, parts),
-            )
-        got = []
-        try:
-            for j, e in enumerate(doc):
-                got.append(_person(e, key, path, raw, [*parts, j]))
-        except _Bad as exc:
-            bad(exc)  # a half-read image would teach that its other people are background
-            return
-        keys.append(key)
-        origin.setdefault(key, (path, raw, parts))
-        persons.extend(got)
-
     files = (
         sorted(
             (
@@ -375,6 +355,7 @@ def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[lis
     )
     if not files:
         raise InputError("Expected .json results files in this folder, but found none.", src)
+    got = _Collected(skip_bad, skipped)
     tool = "OpenPifPaf/mmpose"
     for f in files:
         doc, raw = _load(f)
@@ -382,82 +363,121 @@ def _collect(src: Path, skip_bad: bool, skipped: list[SkippedItem]) -> tuple[lis
             doc = [doc]
         if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "frame" in doc[0]:
             tool = "OpenPifPaf"  # openpifpaf.video --json-output: {"frame", "predictions"}
-            for i, fr in enumerate(doc):
-                frame = fr.get("frame") if isinstance(fr, dict) else None
-                if type(frame) is not int or frame < 0:
-                    bad(
-                        _Bad(
-                            f,
-                            raw,
-                            [i, "frame"],
-                            expected("frame", "a frame index counted from 0", frame),
-                        )
-                    )
-                    continue
-                per_image(f, frame, fr.get("predictions"), raw, [i, "predictions"])
-            continue
-        if isinstance(doc, dict) and "instance_info" in doc:
+            got.pifpaf_video(f, doc, raw)
+        elif isinstance(doc, dict) and "instance_info" in doc:
             tool = "mmpose"
-            info = doc["instance_info"]
-            if (
-                isinstance(info, list)
-                and info
-                and isinstance(info[0], dict)
-                and "frame_id" in info[0]
-            ):
-                for i, fr in enumerate(info):
-                    fid = fr.get("frame_id") if isinstance(fr, dict) else None
-                    if type(fid) is not int or fid < 1:
-                        bad(
-                            _Bad(
-                                f,
-                                raw,
-                                ["instance_info", i, "frame_id"],
-                                expected("frame_id", "a frame number counted from 1", fid),
-                            )
-                        )
-                        continue
-                    per_image(
-                        f, fid - 1, fr.get("instances"), raw, ["instance_info", i, "instances"]
-                    )
-            else:
-                per_image(f, _image_of_file(f.name), info, raw, ["instance_info"])
-            continue
-        if not isinstance(doc, list):
+            got.mmpose(f, doc["instance_info"], raw)
+        elif not isinstance(doc, list):
             raise InputError(
                 expected("the top level", "a list of results", type(doc).__name__), f, 1
             )
-        if doc and isinstance(doc[0], dict) and "image_id" in doc[0]:
+        elif doc and isinstance(doc[0], dict) and "image_id" in doc[0]:
             tool = "AlphaPose"
-            by_key: dict[Any, list[int]] = {}
-            for j, e in enumerate(doc):
-                try:
-                    by_key.setdefault(_image_key(e, f, raw, [j]), []).append(j)
-                except _Bad as exc:
-                    bad(exc)
-            for key, idx in by_key.items():
-                try:
-                    got = [_person(doc[j], key, f, raw, [j]) for j in idx]
-                except _Bad as exc:
-                    bad(exc)
-                    continue
-                keys.append(key)
-                origin.setdefault(key, (f, raw, [idx[0], "image_id"]))
-                persons.extend(got)
+            got.alphapose(f, doc, raw)
         else:
-            per_image(f, _image_of_file(f.name), doc, raw, [])
-    return persons, keys, tool, origin
+            got.per_image(f, _image_of_file(f.name), doc, raw, [])
+    return got.persons, got.keys, tool, got.origin
+
+
+class _Collected:
+    """The persons read so far, the image keys named and where each key was first named."""
+
+    def __init__(self, skip_bad: bool, skipped: list[SkippedItem]):
+        self.skip_bad = skip_bad
+        self.skipped = skipped
+        self.persons: list[_Person] = []
+        self.keys: list[Any] = []
+        self.origin: dict[Any, tuple[Path, bytes, list]] = {}
+
+    def bad(self, exc: _Bad) -> None:
+        """Raise the problem, or with ``skip_bad`` record it as skipped."""
+        err = exc.error()
+        if not self.skip_bad:
+            raise err
+        self.skipped.append(SkippedItem(str(err.path), err.line, err.reason))
+
+    def per_image(self, path: Path, key: Any, doc: Any, raw: bytes, parts: list) -> None:
+        """The people of one image (a list); a bad one leaves the whole image out."""
+        if not isinstance(doc, list):
+            raise InputError(
+                expected(field_path(parts), "a list of detected people", type(doc).__name__),
+                path,
+                locate_line(raw, parts),
+            )
+        got = []
+        try:
+            for j, e in enumerate(doc):
+                got.append(_person(e, key, path, raw, [*parts, j]))
+        except _Bad as exc:
+            self.bad(exc)  # a half-read image would teach that its other people are background
+            return
+        self.keys.append(key)
+        self.origin.setdefault(key, (path, raw, parts))
+        self.persons.extend(got)
+
+    def pifpaf_video(self, f: Path, doc: list, raw: bytes) -> None:
+        """``openpifpaf.video --json-output``: ``{"frame", "predictions"}`` per line."""
+        for i, fr in enumerate(doc):
+            frame = fr.get("frame") if isinstance(fr, dict) else None
+            if type(frame) is not int or frame < 0:
+                self.bad(
+                    _Bad(
+                        f,
+                        raw,
+                        [i, "frame"],
+                        expected("frame", "a frame index counted from 0", frame),
+                    )
+                )
+                continue
+            self.per_image(f, frame, fr.get("predictions"), raw, [i, "predictions"])
+
+    def mmpose(self, f: Path, info: Any, raw: bytes) -> None:
+        """Read mmpose's ``instance_info``: per-frame ``{frame_id, instances}`` or one image's list."""
+        if not (
+            isinstance(info, list) and info and isinstance(info[0], dict) and "frame_id" in info[0]
+        ):
+            self.per_image(f, _image_of_file(f.name), info, raw, ["instance_info"])
+            return
+        for i, fr in enumerate(info):
+            fid = fr.get("frame_id") if isinstance(fr, dict) else None
+            if type(fid) is not int or fid < 1:
+                self.bad(
+                    _Bad(
+                        f,
+                        raw,
+                        ["instance_info", i, "frame_id"],
+                        expected("frame_id", "a frame number counted from 1", fid),
+                    )
+                )
+                continue
+            self.per_image(f, fid - 1, fr.get("instances"), raw, ["instance_info", i, "instances"])
+
+    def alphapose(self, f: Path, doc: list, raw: bytes) -> None:
+        """AlphaPose: one list of people, each naming its ``image_id``."""
+        by_key: dict[Any, list[int]] = {}
+        for j, e in enumerate(doc):
+            try:
+                by_key.setdefault(_image_key(e, f, raw, [j]), []).append(j)
+            except _Bad as exc:
+                self.bad(exc)
+        for key, idx in by_key.items():
+            try:
+                got = [_person(doc[j], key, f, raw, [j]) for j in idx]
+            except _Bad as exc:
+                self.bad(exc)
+                continue
+            self.keys.append(key)
+            self.origin.setdefault(key, (f, raw, [idx[0], "image_id"]))
+            self.persons.extend(got)
 
 
 # ---------------------------------------------------------------------- images
 def _list_images(root: Path) -> list[str]:
-    from toolkit.io.yolo import IMG_EXTS
-
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for f in filenames:
-            if os.path.splitext(f)[1].lower() in IMG_EXTS and not f.startswith("."):
+            if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES and not f.startswith("."):
                 out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
     return sorted(out, key=natural_key)
 
@@ -529,8 +549,6 @@ def read_results(
         InputError: Bad input (file, field path and line named), an image or frame not found.
         FileNotFoundError: ``src``, ``images``, ``video`` or ``labels`` does not exist.
     """
-    from toolkit.io.yolo import _image_size, _stances_subjects, read_labels_csv
-
     src = Path(src)
     regex = check_reader_args(
         "auto", subject_regex, SRC=src, images=images, video=video, labels=labels
@@ -541,154 +559,23 @@ def read_results(
     notes: list[str] = []
     persons, keys, tool, origin = _collect(src, skip_bad, skipped)
     here = src if src.is_dir() else src.parent
-
     # 1. Image keys -> file names, frames, sizes.
-    vinfo = None
-    if video is not None:
-        from toolkit.io.video import probe
-
-        video = Path(os.path.abspath(video))
-        info = probe(video)
-        vinfo = {"id": 1, "file_name": video.name, **info}
-        if not vinfo["fps"]:
-            del vinfo["fps"]
-        media = video.parent
-    else:
-        media = Path(os.path.abspath(images if images is not None else here))
-        finder = _Images(media)
-    resolved: dict[Any, tuple[str, int | None]] = {}
-    # AlphaPose is mostly run on videos, the per-image tools on image folders: name that first.
-    hint = (
-        "pass --video FILE (the video the tool read) or --images DIR (the folder of images)."
-        if tool == "AlphaPose"
-        else "pass --images DIR (the folder of images the tool read) or --video FILE (the video)."
-    )
-    for key in keys:
-        if key in resolved:
-            continue
-        where = origin.get(key, (src, None, []))
-        try:
-            if vinfo is not None:
-                n = key if isinstance(key, int) else frame_number(key)
-                if n is None or n >= vinfo["frame_count"]:
-                    raise _Bad(
-                        where[0],
-                        where[1],
-                        where[2],
-                        expected(
-                            "the frame",
-                            f"a frame number 0..{vinfo['frame_count'] - 1} of {video.name} "
-                            "(counted from 0)",
-                            key,
-                        ),
-                    )
-                resolved[key] = (f"{video.stem}/{n:06d}.jpg", n)
-            else:
-                name, n_hits = finder.find(key)
-                if name is None:
-                    what = (
-                        f"an image named {key!r}"
-                        if isinstance(key, str)
-                        else f"one image whose name carries the number {key}"
-                    )
-                    raise _Bad(
-                        where[0],
-                        where[1],
-                        where[2],
-                        f"Expected {what} in {media}, but found "
-                        f"{'several' if n_hits > 1 else 'none'}; {hint}",
-                    )
-                resolved[key] = (name, None)
-        except _Bad as exc:
-            err = exc.error()
-            if not skip_bad:
-                raise err from None
-            skipped.append(SkippedItem(str(err.path), err.line, err.reason))
-    keys = [k for k in dict.fromkeys(keys) if k in resolved]
-    by_name: dict[str, Any] = {}
-    for k in keys:
-        name = resolved[k][0]
-        if name in by_name and by_name[name] != k:
-            raise InputError(
-                f"Expected each image once, but {by_name[name]!r} and {k!r} both name {name}.",
-                src,
-            )
-        by_name[name] = k
-    if vinfo is not None:
-        keys.sort(key=lambda k: resolved[k][1])
-    else:
-        keys.sort(key=lambda k: natural_key(resolved[k][0]))
+    vinfo, media = _media(video, images, here)
+    resolved = _resolve_keys(keys, origin, src, tool, vinfo, media, skip_bad, skipped)
+    keys = _ordered_keys(keys, resolved, src, by_frame=vinfo is not None)
     image_id = {k: i + 1 for i, k in enumerate(keys)}
-
     # 2. Persons -> (N, 19, 3) in our layout.
     persons = [p for p in persons if p.key in image_id]
     persons.sort(key=lambda p: image_id[p.key])
-    n = len(persons)
-    kp = np.full((n, layout.NUM_KEYPOINTS, 3), np.nan)
-    kp[..., 2] = 0
-    scores = np.full((n, layout.NUM_KEYPOINTS), np.nan, np.float32)
-    raw_scores: list[list[float] | None] = [None] * n
-    counts: dict[int, int] = {}
-    lo, hi = math.inf, -math.inf
-    for i, p in enumerate(persons):
-        k = len(p.kp)
-        counts[k] = counts.get(k, 0) + 1
-        take = layout.NUM_KEYPOINTS if k == layout.NUM_KEYPOINTS else layout.NUM_BODY
-        src_kp = p.kp[:take]
-        conf = src_kp[:, 2]
-        if len(conf):
-            lo, hi = min(lo, float(conf.min())), max(hi, float(conf.max()))
-        if ((conf < 0) | (conf > 1)).any():
-            raw_scores[i] = [float(c) for c in conf]
-        origin = (src_kp[:, 0] == 0) & (src_kp[:, 1] == 0)
-        v = np.where(conf >= CONF_VISIBLE, 2.0, np.where(conf > 0, 1.0, 0.0))
-        v[origin] = 0.0
-        kp[i, :take, :2] = np.where(v[:, None] > 0, src_kp[:, :2], np.nan)
-        kp[i, :take, 2] = v
-        scores[i, :take] = np.clip(conf, 0, 1)
-    for k, c in sorted(counts.items()):
-        if k not in (layout.NUM_BODY, layout.NUM_KEYPOINTS):
-            notes.append(
-                f"{c} results have {k} keypoints ({LAYOUTS[k]}): the first 17 (COCO body) "
-                f"were read, the other {k - 17} dropped"
-            )
-    n17 = sum(c for k, c in counts.items() if k != layout.NUM_KEYPOINTS)
-    if n17:
-        notes.append(  # worded as the COCO reader words it
-            f"{n17} of {n} annotations have 17 keypoints: the stick (stick_grip, stick_tip) "
-            "is marked missing"
-        )
-    outside = sum(r is not None for r in raw_scores)
-    if outside:
-        notes.append(
-            f"keypoint scores range {lo:g}..{hi:g}: kept as confidences, clipped to 0..1 in "
-            f"keypoint_scores for {outside} people (their originals are in "
-            "'source_keypoint_scores')"
-        )
-
+    kp, scores, raw_scores = _persons_array(persons, notes)
     # 3. Records.
-    sizes: dict[Any, tuple[int, int]] = {}
-    for k in keys:
-        if vinfo is not None:
-            sizes[k] = (int(vinfo["width"]), int(vinfo["height"]))
-        else:
-            sizes[k] = _image_size(media / resolved[k][0])
-    bb = np.full((n, 4), np.nan)
-    anns = []
-    for i, p in enumerate(persons):
-        rec: dict[str, Any] = {"id": i + 1, "image_id": image_id[p.key], "category_id": 1}
-        if p.score is not None:
-            rec["score"] = p.score
-        if p.track is not None:
-            rec["track_id"] = p.track
-        if raw_scores[i] is not None:
-            rec["source_keypoint_scores"] = raw_scores[i]
-        if p.box is not None:
-            bb[i] = p.box
-        anns.append(rec)
-    nobox = ~np.isfinite(bb).all(1)
-    if nobox.any():
-        bb[nobox] = boxes_from_keypoints(kp[nobox])
+    sizes = {
+        k: (int(vinfo["width"]), int(vinfo["height"]))
+        if vinfo is not None
+        else _image_size(media / resolved[k][0])
+        for k in keys
+    }
+    anns, bb = _ann_records(persons, image_id, raw_scores, kp)
     csv_rows = read_labels_csv(Path(labels)) if labels is not None else None
     items = [_Item(resolved[k][0]) for k in keys]
     stance, subject = _stances_subjects(
@@ -724,11 +611,11 @@ def read_results(
         image_records.append(rec)
     if vinfo is not None and keys:
         notes.append(
-            f"{len(keys)} of {vinfo['frame_count']} frames of {video.name} have results "
+            f"{len(keys)} of {vinfo['frame_count']} frames of {vinfo['file_name']} have results "
             "(frames without people are not listed)"
         )
     notes.append(
-        f"results ({tool}): {n} people on {len(keys)} images (provenance 'predicted', "
+        f"results ({tool}): {len(persons)} people on {len(keys)} images (provenance 'predicted', "
         "no ground truth)"
     )
     ds = Dataset.from_records(
@@ -743,6 +630,197 @@ def read_results(
         media_root=str(media),
     )
     return ImportResult(dataset=ds, skipped=skipped, notes=notes, media_root=media)
+
+
+def _media(video: Path | None, images: Path | None, here: Path) -> tuple[dict | None, Path]:
+    """The video's ``videos`` entry (None for images) and the media root."""
+    if video is None:
+        return None, Path(os.path.abspath(images if images is not None else here))
+    video = Path(os.path.abspath(video))
+    vinfo = {"id": 1, "file_name": video.name, **probe(video)}
+    if not vinfo["fps"]:
+        del vinfo["fps"]
+    return vinfo, video.parent
+
+
+def _resolve_keys(
+    keys: list,
+    origin: dict,
+    src: Path,
+    tool: str,
+    vinfo: dict | None,
+    media: Path,
+    skip_bad: bool,
+    skipped: list[SkippedItem],
+) -> dict[Any, tuple[str, int | None]]:
+    """Image key -> ``(file_name, frame_index or None)``.
+
+    An unresolvable key raises, or with ``skip_bad`` is skipped.
+    """
+    finder = _Images(media) if vinfo is None else None
+    # AlphaPose is mostly run on videos, the per-image tools on image folders: name that first.
+    hint = (
+        "pass --video FILE (the video the tool read) or --images DIR (the folder of images)."
+        if tool == "AlphaPose"
+        else "pass --images DIR (the folder of images the tool read) or --video FILE (the video)."
+    )
+    resolved: dict[Any, tuple[str, int | None]] = {}
+    for key in keys:
+        if key in resolved:
+            continue
+        where = origin.get(key, (src, None, []))
+        try:
+            if vinfo is not None:
+                resolved[key] = _frame_of_key(key, vinfo, where)
+            else:
+                resolved[key] = (_file_of_key(key, finder, media, hint, where), None)
+        except _Bad as exc:
+            err = exc.error()
+            if not skip_bad:
+                raise err from None
+            skipped.append(SkippedItem(str(err.path), err.line, err.reason))
+    return resolved
+
+
+def _frame_of_key(key: Any, vinfo: dict, where: tuple) -> tuple[str, int]:
+    """A video frame's virtual ``file_name`` and index from a key (a number, or a name)."""
+    n = key if isinstance(key, int) else frame_number(key)
+    if n is None or n >= vinfo["frame_count"]:
+        raise _Bad(
+            where[0],
+            where[1],
+            where[2],
+            expected(
+                "the frame",
+                f"a frame number 0..{vinfo['frame_count'] - 1} of {vinfo['file_name']} "
+                "(counted from 0)",
+                key,
+            ),
+        )
+    return f"{PurePosixPath(vinfo['file_name']).stem}/{n:06d}.jpg", n
+
+
+def _file_of_key(key: Any, finder: _Images, media: Path, hint: str, where: tuple) -> str:
+    """The one image file in ``media`` a key names (by name, stem or number)."""
+    name, n_hits = finder.find(key)
+    if name is None:
+        what = (
+            f"an image named {key!r}"
+            if isinstance(key, str)
+            else f"one image whose name carries the number {key}"
+        )
+        raise _Bad(
+            where[0],
+            where[1],
+            where[2],
+            f"Expected {what} in {media}, but found {'several' if n_hits > 1 else 'none'}; {hint}",
+        )
+    return name
+
+
+def _ordered_keys(keys: list, resolved: dict, src: Path, by_frame: bool) -> list:
+    """The resolved keys once each, in frame order (video) or natural file order.
+
+    Raises:
+        InputError: Two keys name the same image.
+    """
+    keys = [k for k in dict.fromkeys(keys) if k in resolved]
+    by_name: dict[str, Any] = {}
+    for k in keys:
+        name = resolved[k][0]
+        if name in by_name and by_name[name] != k:
+            raise InputError(
+                f"Expected each image once, but {by_name[name]!r} and {k!r} both name {name}.",
+                src,
+            )
+        by_name[name] = k
+    if by_frame:
+        keys.sort(key=lambda k: resolved[k][1])
+    else:
+        keys.sort(key=lambda k: natural_key(resolved[k][0]))
+    return keys
+
+
+def _persons_array(
+    persons: list[_Person], notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[list[float] | None]]:
+    """The persons' points in our layout, their confidences, and raw scores outside 0..1.
+
+    Returns:
+        ``(N, 19, 3)`` keypoints (v = 2 where conf >= CONF_VISIBLE, 1 where > 0), ``(N, 19)``
+        scores clipped to 0..1, and per person the original scores when any lay outside 0..1.
+    """
+    n = len(persons)
+    kp = np.full((n, layout.NUM_KEYPOINTS, 3), np.nan)
+    kp[..., 2] = 0
+    scores = np.full((n, layout.NUM_KEYPOINTS), np.nan, np.float32)
+    raw_scores: list[list[float] | None] = [None] * n
+    counts: dict[int, int] = {}
+    lo, hi = math.inf, -math.inf
+    for i, p in enumerate(persons):
+        k = len(p.kp)
+        counts[k] = counts.get(k, 0) + 1
+        take = layout.NUM_KEYPOINTS if k == layout.NUM_KEYPOINTS else layout.NUM_BODY
+        src_kp = p.kp[:take]
+        conf = src_kp[:, 2]
+        if len(conf):
+            lo, hi = min(lo, float(conf.min())), max(hi, float(conf.max()))
+        if ((conf < 0) | (conf > 1)).any():
+            raw_scores[i] = [float(c) for c in conf]
+        at_origin = (src_kp[:, 0] == 0) & (src_kp[:, 1] == 0)
+        v = np.where(conf >= CONF_VISIBLE, 2.0, np.where(conf > 0, 1.0, 0.0))
+        v[at_origin] = 0.0
+        kp[i, :take, :2] = np.where(v[:, None] > 0, src_kp[:, :2], np.nan)
+        kp[i, :take, 2] = v
+        scores[i, :take] = np.clip(conf, 0, 1)
+    _layout_notes(counts, n, notes)
+    outside = sum(r is not None for r in raw_scores)
+    if outside:
+        notes.append(
+            f"keypoint scores range {lo:g}..{hi:g}: kept as confidences, clipped to 0..1 in "
+            f"keypoint_scores for {outside} people (their originals are in "
+            "'source_keypoint_scores')"
+        )
+    return kp, scores, raw_scores
+
+
+def _layout_notes(counts: dict[int, int], n: int, notes: list[str]) -> None:
+    """Notes on keypoint counts other than 19 (points dropped, the stick missing)."""
+    for k, c in sorted(counts.items()):
+        if k not in (layout.NUM_BODY, layout.NUM_KEYPOINTS):
+            notes.append(
+                f"{c} results have {k} keypoints ({LAYOUTS[k]}): the first 17 (COCO body) "
+                f"were read, the other {k - 17} dropped"
+            )
+    n17 = sum(c for k, c in counts.items() if k != layout.NUM_KEYPOINTS)
+    if n17:
+        notes.append(  # worded as the COCO reader words it
+            f"{n17} of {n} annotations have 17 keypoints: the stick (stick_grip, stick_tip) "
+            "is marked missing"
+        )
+
+
+def _ann_records(
+    persons: list[_Person], image_id: dict, raw_scores: list, kp: np.ndarray
+) -> tuple[list[dict], np.ndarray]:
+    """The ``annotations`` records and ``(N, 4)`` boxes (from the points where none given)."""
+    bb = np.full((len(persons), 4), np.nan)
+    anns = []
+    for i, p in enumerate(persons):
+        rec: dict[str, Any] = {"id": i + 1, "image_id": image_id[p.key], "category_id": 1}
+        if p.score is not None:
+            rec["score"] = p.score
+        if p.track is not None:
+            rec["track_id"] = p.track
+        if raw_scores[i] is not None:
+            rec["source_keypoint_scores"] = raw_scores[i]
+        if p.box is not None:
+            bb[i] = p.box
+        anns.append(rec)
+    nobox = ~np.isfinite(bb).all(1)
+    if nobox.any():
+        bb[nobox] = boxes_from_keypoints(kp[nobox])
+    return anns, bb
 
 
 @dataclass

@@ -57,6 +57,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -71,25 +72,9 @@ from toolkit.io import (
     natural_key,
     register_format,
 )
+from toolkit.io.video import probe
+from toolkit.media import IMAGE_SUFFIXES, iter_frame_pixels
 
-#: Image suffixes ultralytics reads.
-IMG_EXTS = frozenset(
-    {
-        ".avif",
-        ".bmp",
-        ".dng",
-        ".heic",
-        ".heif",
-        ".jp2",
-        ".jpeg",
-        ".jpg",
-        ".mpo",
-        ".png",
-        ".tif",
-        ".tiff",
-        ".webp",
-    }
-)
 #: Folder names that mark a split rather than a stance class.
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 #: Tolerance for normalised coordinates slightly outside 0..1 (rounding in other tools).
@@ -133,9 +118,10 @@ class _Source:
 
 
 def _walk_images(root: str | Path, skip: frozenset[str] = frozenset()) -> list[str]:
-    """Absolute image paths under ``root`` in natural order (``frame_2`` before ``frame_10``),
-    hidden entries and folders named in ``skip`` left out. Plain strings: pathlib objects cost
-    more than everything else for 10k files.
+    """Absolute image paths under ``root`` in natural order (``frame_2`` before ``frame_10``).
+
+    Hidden entries and folders named in ``skip`` are left out. Plain strings: pathlib objects
+    cost more than everything else for 10k files.
     """
     out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -145,7 +131,7 @@ def _walk_images(root: str | Path, skip: frozenset[str] = frozenset()) -> list[s
         images = [
             f
             for f in filenames
-            if os.path.splitext(f)[1].lower() in IMG_EXTS and not f.startswith(".")
+            if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES and not f.startswith(".")
         ]
         out.extend(os.path.join(dirpath, f) for f in sorted(images, key=natural_key))
     return out
@@ -198,6 +184,7 @@ def _folder_yaml(src: Path, strict: bool = False) -> Path | None:
     """The dataset yaml in folder ``src`` (``data.yaml`` first), or None.
 
     Args:
+        src: The folder.
         strict: Raise for a yaml in the folder that does not parse (reading: a broken yaml is
             refused, not silently ignored); detection passes False and never raises.
     """
@@ -246,6 +233,54 @@ def _parse_yaml(yaml_path: Path, text: str, hint: str = ""):
 
 
 def _discover_yaml(yaml_path: Path) -> _Source:
+    """Items of a YOLO dataset described by a ``data.yaml`` (ultralytics' rules).
+
+    Raises:
+        InputError: A yaml that is empty, does not parse, or names bad values (file, line).
+    """
+    doc, key_line = _yaml_document(yaml_path)
+    kpt_shape = _yaml_kpt_shape(doc.get("kpt_shape"), yaml_path, key_line)
+    names = _parse_names(doc.get("names"), yaml_path, key_line.get("names"))
+    kpt_names = _yaml_kpt_names(doc.get("kpt_names"), names, yaml_path, key_line)
+    root = _yaml_root(doc, yaml_path, key_line)
+    src = _Source(
+        items=[],
+        images_root=root,
+        names=names,
+        kpt_shape=kpt_shape,
+        kpt_names=kpt_names,
+        yaml_path=yaml_path,
+        key_line=key_line,
+    )
+    found, split_sources = _yaml_splits(doc, root, yaml_path, key_line)
+    # Record the split only when the yaml really splits (samples use the same folder for both).
+    splits_differ = len({tuple(v) for v in split_sources.values()}) > 1
+    inside = [f for f in found if _inside(f[0], root)]
+    for im, _key, _d, origin in found:
+        if not _inside(im, root):
+            src.errors.append(
+                (
+                    None,
+                    origin[0],
+                    origin[1],
+                    f"Expected image paths inside the dataset folder {root}, but {im} escapes it.",
+                )
+            )
+    src.images_root = _common_images_root(inside, root, yaml_path)
+    by_label, multi_split = _yaml_items(src, inside, splits_differ)
+    src.labels_root = Path(_img2label(src.images_root / "x.jpg")).parent
+    src.errors.extend(_split_orphans(inside, by_label))
+    if multi_split:
+        src.notes.append(f"{multi_split} images are in more than one split; kept in the first.")
+    return src
+
+
+#: An image the yaml lists: (absolute path, split key, its split folder or None, origin).
+_Found = tuple[str, str, str | None, tuple[Path, int | None]]
+
+
+def _yaml_document(yaml_path: Path) -> tuple[dict, dict[str, int]]:
+    """The parsed yaml (a dict with ``train``) and the line of each top-level key."""
     text = _read_text(yaml_path, "data.yaml")
     if not text.strip():
         raise InputError(
@@ -269,23 +304,34 @@ def _discover_yaml(yaml_path: Path) -> _Source:
             yaml_path,
             key_line.get("train"),
         )
-    kpt_shape = doc.get("kpt_shape")
-    if kpt_shape is not None:
-        if (
-            not isinstance(kpt_shape, list)
-            or len(kpt_shape) != 2
-            or not all(isinstance(v, int) for v in kpt_shape)
-            or kpt_shape[0] < 1
-            or kpt_shape[1] not in (2, 3)
-        ):
-            raise InputError(
-                expected("kpt_shape", "[K, 2] or [K, 3]", kpt_shape),
-                yaml_path,
-                key_line.get("kpt_shape"),
-            )
-        kpt_shape = (int(kpt_shape[0]), int(kpt_shape[1]))
-    names = _parse_names(doc.get("names"), yaml_path, key_line.get("names"))
-    kpt_names = doc.get("kpt_names")
+    return doc, key_line
+
+
+def _yaml_kpt_shape(
+    kpt_shape: Any, yaml_path: Path, key_line: dict[str, int]
+) -> tuple[int, int] | None:
+    """``kpt_shape`` as ``(K, 2|3)`` (None when the yaml has none)."""
+    if kpt_shape is None:
+        return None
+    if (
+        not isinstance(kpt_shape, list)
+        or len(kpt_shape) != 2
+        or not all(isinstance(v, int) for v in kpt_shape)
+        or kpt_shape[0] < 1
+        or kpt_shape[1] not in (2, 3)
+    ):
+        raise InputError(
+            expected("kpt_shape", "[K, 2] or [K, 3]", kpt_shape),
+            yaml_path,
+            key_line.get("kpt_shape"),
+        )
+    return int(kpt_shape[0]), int(kpt_shape[1])
+
+
+def _yaml_kpt_names(
+    kpt_names: Any, names: dict[int, str] | None, yaml_path: Path, key_line: dict[str, int]
+) -> list[str] | None:
+    """The person class's keypoint names (a per-class mapping picks the non-stick class)."""
     if isinstance(kpt_names, dict):
         person = next((k for k, v in (names or {0: ""}).items() if not _is_stick_name(v)), 0)
         kpt_names = kpt_names.get(person, kpt_names.get(str(person)))
@@ -297,7 +343,11 @@ def _discover_yaml(yaml_path: Path) -> _Source:
             yaml_path,
             key_line.get("kpt_names"),
         )
+    return kpt_names
 
+
+def _yaml_root(doc: dict, yaml_path: Path, key_line: dict[str, int]) -> Path:
+    """The dataset root: ``path`` (beside the yaml, else from the working directory)."""
     ydir = yaml_path.parent.absolute()
     p = doc.get("path")
     if p in (None, ""):
@@ -315,20 +365,14 @@ def _discover_yaml(yaml_path: Path) -> _Source:
             yaml_path,
             key_line.get("train"),
         )
-    root = Path(os.path.abspath(root))
+    return Path(os.path.abspath(root))
 
-    src = _Source(
-        items=[],
-        images_root=root,
-        names=names,
-        kpt_shape=kpt_shape,
-        kpt_names=kpt_names,
-        yaml_path=yaml_path,
-        key_line=key_line,
-    )
-    seen: dict[str, int] = {}
-    found_keys: dict[str, str] = {}
-    found: list[tuple[str, str, str | None, tuple[Path, int | None]]] = []
+
+def _yaml_splits(
+    doc: dict, root: Path, yaml_path: Path, key_line: dict[str, int]
+) -> tuple[list[_Found], dict[str, list[str]]]:
+    """Every image ``train``/``val``/``test`` list, and each split's source paths."""
+    found: list[_Found] = []
     split_sources: dict[str, list[str]] = {}
     for key in ("train", "val", "test"):
         val = doc.get(key) if key != "val" else doc.get("val", doc.get("validation"))
@@ -346,18 +390,8 @@ def _discover_yaml(yaml_path: Path) -> _Source:
                     (im, key, str(entry_path), (yaml_path, None)) for im in _walk_images(entry_path)
                 )
             elif entry_path.is_file() and entry_path.suffix.lower() == ".txt":
-                for lineno, line in enumerate(_read_text(entry_path, "image list").splitlines(), 1):
-                    line = line.strip()
-                    if not line:
-                        continue
-                    if line.startswith("./"):
-                        im = entry_path.parent / line[2:]
-                    elif os.path.isabs(line):
-                        im = Path(line)
-                    else:
-                        im = root / line
-                    found.append((os.path.abspath(im), key, None, (entry_path, lineno)))
-            elif entry_path.is_file() and entry_path.suffix.lower() in IMG_EXTS:
+                found.extend(_image_list(entry_path, key, root))
+            elif entry_path.is_file() and entry_path.suffix.lower() in IMAGE_SUFFIXES:
                 found.append((str(entry_path), key, None, (yaml_path, None)))
             else:
                 raise InputError(
@@ -367,35 +401,50 @@ def _discover_yaml(yaml_path: Path) -> _Source:
                     yaml_path,
                     key_line.get(key),
                 )
-    # Record the split only when the yaml really splits (samples use the same folder for both).
-    splits_differ = len({tuple(v) for v in split_sources.values()}) > 1
-    inside = [f for f in found if _inside(f[0], root)]
-    for im, _key, _d, origin in found:
-        if not _inside(im, root):
-            src.errors.append(
-                (
-                    None,
-                    origin[0],
-                    origin[1],
-                    f"Expected image paths inside the dataset folder {root}, but {im} escapes it.",
-                )
-            )
+    return found, split_sources
+
+
+def _image_list(entry_path: Path, key: str, root: Path) -> list[_Found]:
+    """The images a ``.txt`` image list names (``./x`` beside it, absolute, or under root)."""
+    out: list[_Found] = []
+    for lineno, line in enumerate(_read_text(entry_path, "image list").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("./"):
+            im = entry_path.parent / line[2:]
+        elif os.path.isabs(line):
+            im = Path(line)
+        else:
+            im = root / line
+        out.append((os.path.abspath(im), key, None, (entry_path, lineno)))
+    return out
+
+
+def _common_images_root(inside: list[_Found], root: Path, yaml_path: Path) -> Path:
+    """``root/images`` when every image is under it, else the images' common folder."""
     img_dir = root / "images"
     if inside and all(_inside(f[0], img_dir) for f in inside):
-        images_root = img_dir
-    elif inside:
-        images_root = Path(os.path.commonpath([os.path.dirname(f[0]) for f in inside]))
-    else:
-        raise InputError("Expected images in 'train'/'val', but found none.", yaml_path)
-    src.images_root = images_root
-    iroot = str(images_root)
+        return img_dir
+    if inside:
+        return Path(os.path.commonpath([os.path.dirname(f[0]) for f in inside]))
+    raise InputError("Expected images in 'train'/'val', but found none.", yaml_path)
+
+
+def _yaml_items(src: _Source, inside: list[_Found], splits_differ: bool) -> tuple[dict, int]:
+    """Fill ``src.items`` (first listing of each image wins) and its duplicate errors.
+
+    Returns:
+        ``label file -> image name`` and how many images more than one split listed.
+    """
+    iroot = str(src.images_root)
+    seen: dict[str, str] = {}  # image name -> the split that listed it first
     by_label: dict[str, str] = {}
     multi_split = 0
     for im, key, split_dir, origin in inside:
         name = _rel(im, iroot)
         if name in seen:
-            first = found_keys[name]
-            if first == key and origin[1] is not None:
+            if seen[name] == key and origin[1] is not None:
                 src.errors.append(
                     (
                         None,
@@ -404,7 +453,7 @@ def _discover_yaml(yaml_path: Path) -> _Source:
                         f"Expected each image once, but {name!r} is listed again.",
                     )
                 )
-            elif first != key and splits_differ:
+            elif seen[name] != key and splits_differ:
                 multi_split += 1
             continue
         label = _img2label(im)
@@ -420,38 +469,43 @@ def _discover_yaml(yaml_path: Path) -> _Source:
             )
             continue
         by_label[label] = name
-        seen[name] = len(src.items)
-        found_keys[name] = key
-        if split_dir is not None:
-            parts = _rel(im, split_dir).split("/")
-        else:
-            parts = name.split("/")
-            if len(parts) > 1 and parts[0].lower() in SPLIT_DIRS:
-                parts = parts[1:]
-        stance = parts[0] if len(parts) > 1 else None
+        seen[name] = key
         src.items.append(
             _Item(
                 file_name=name,
                 label=label,
                 image=im,
                 split=key if splits_differ else None,
-                folder_stance=stance,
+                folder_stance=_folder_stance(name, im, split_dir),
                 origin=origin,
             )
         )
-    src.labels_root = Path(_img2label(images_root / "x.jpg")).parent
-    # A label whose image is missing: the same check and message as without a yaml.
+    return by_label, multi_split
+
+
+def _folder_stance(name: str, image: str, split_dir: str | None) -> str | None:
+    """The stance a class folder gives (``<stance>/x.jpg`` below the split folder), or None."""
+    if split_dir is not None:
+        parts = _rel(image, split_dir).split("/")
+    else:
+        parts = name.split("/")
+        if len(parts) > 1 and parts[0].lower() in SPLIT_DIRS:
+            parts = parts[1:]
+    return parts[0] if len(parts) > 1 else None
+
+
+def _split_orphans(inside: list[_Found], by_label: dict[str, str]) -> list:
+    """A label whose image is missing: the same check and message as without a yaml."""
     label_dirs = set()
     for d in {d for _im, _k, d, _o in inside if d is not None}:
         ldir = os.path.dirname(_img2label(os.path.join(d, "x.jpg")))
         if ldir != d and os.path.isdir(ldir):  # labels beside images: nothing separate to check
             label_dirs.add(ldir)
+    errors = []
     for ldir in sorted(label_dirs):
         if not any(_inside(ldir, other) for other in label_dirs):  # nested: walked once
-            src.errors.extend(_orphan_labels(ldir, by_label))
-    if multi_split:
-        src.notes.append(f"{multi_split} images are in more than one split; kept in the first.")
-    return src
+            errors.extend(_orphan_labels(ldir, by_label))
+    return errors
 
 
 def _orphan_labels(labels_root: str, known: set[str] | dict) -> list:
@@ -460,9 +514,7 @@ def _orphan_labels(labels_root: str, known: set[str] | dict) -> list:
     for dirpath, dirnames, filenames in os.walk(labels_root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for f in sorted(filenames):
-            if not f.endswith(".txt") or f.lower() in _NON_LABEL_TXT or f.startswith("."):
-                continue
-            if f.lower().startswith("readme"):
+            if not _is_label_name(f):
                 continue
             lab = os.path.join(dirpath, f)
             if lab not in known:
@@ -492,42 +544,14 @@ def _discover_folder(src_dir: Path, images: Path | None = None) -> _Source:
     ``images`` folder is found by ultralytics' rule (the last ``/images/`` becomes ``/labels/``).
     """
     src_dir = Path(os.path.abspath(src_dir))
-    flat = False
-    note = None
-    if images is not None:
-        images_root = Path(os.path.abspath(images))
-        labels_root = src_dir / "labels" if (src_dir / "labels").is_dir() else src_dir
-        flat = True
-    elif (src_dir / "images").is_dir():
-        images_root, labels_root = src_dir / "images", src_dir / "labels"
-        if not labels_root.is_dir():
-            raise InputError(
-                "Expected a 'labels/' folder beside 'images/', but there is none.", src_dir
-            )
-    elif (src_dir / "labels").is_dir() and any(
-        os.path.splitext(f)[1].lower() in IMG_EXTS for f in os.listdir(src_dir)
-    ):
-        images_root, labels_root = src_dir, src_dir / "labels"  # ultralytics predict output
-        note = (
-            f"images taken from {src_dir}: in ultralytics predict output these are its drawings "
-            "(boxes and skeletons on the frame); pass --images DIR to use the source images."
-        )
-    else:
-        images_root = labels_root = src_dir
+    images_root, labels_root, flat, note = _folder_roots(src_dir, images)
     src = _Source(items=[], images_root=images_root, labels_root=labels_root)
     if note:
         src.notes.append(note)
-    for cfile in (labels_root / "classes.txt", src_dir / "classes.txt"):
-        if cfile.is_file():
-            src.names = {
-                i: n.strip()
-                for i, n in enumerate(x for x in _read_text(cfile).splitlines() if x.strip())
-            }
-            break
+    src.names = _classes_txt(labels_root, src_dir)
     by_label: dict[str, _Item] = {}
-    iroot, lroot = str(images_root), str(labels_root)
+    iroot = str(images_root)
     skip = frozenset({"labels"}) if labels_root != images_root and not flat else frozenset()
-    sep_images = f"{os.sep}images{os.sep}"
     for im in _walk_images(images_root, skip):
         rel = _rel(im, iroot)
         parts = rel.split("/")
@@ -536,15 +560,7 @@ def _discover_folder(src_dir: Path, images: Path | None = None) -> _Source:
             split, parts = SPLIT_DIRS[parts[0].lower()], parts[1:]
         if len(parts) > 1 and parts[0] == "images":  # train/images/x.jpg: no stance folder
             parts = parts[1:]
-        if flat:
-            label = os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
-            if not os.path.isfile(label):
-                alt = os.path.join(lroot, os.path.splitext(os.path.basename(rel))[0] + ".txt")
-                label = alt if os.path.isfile(alt) else label
-        elif images_root == labels_root and sep_images in im[len(iroot) :]:
-            label = _img2label(im)
-        else:
-            label = os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
+        label = _folder_label(im, rel, images_root, labels_root, flat)
         item = _Item(
             file_name=rel,
             label=label,
@@ -566,33 +582,101 @@ def _discover_folder(src_dir: Path, images: Path | None = None) -> _Source:
         by_label[label] = item
         src.items.append(item)
     if not src.items:
-        has_txt = any(src_dir.glob("*.txt")) or any((src_dir / "labels").glob("*.txt"))
-        hint = (
-            " Label files only? For per-frame labels of a video pass --video FILE; for labels "
-            "of still images (ultralytics predict's labels/) pass --images DIR, the folder of "
-            "the source images."
-            if has_txt
-            else ""
+        _no_images(src_dir, images_root)
+    src.errors.extend(_folder_orphans(images_root, labels_root, flat, by_label))
+    return src
+
+
+def _folder_roots(src_dir: Path, images: Path | None) -> tuple[Path, Path, bool, str | None]:
+    """``(images root, labels root, flat, note)`` of a folder without a yaml.
+
+    ``flat``: the labels of ``--images DIR`` (matched by relative path or by stem).
+    """
+    if images is not None:
+        labels_root = src_dir / "labels" if (src_dir / "labels").is_dir() else src_dir
+        return Path(os.path.abspath(images)), labels_root, True, None
+    if (src_dir / "images").is_dir():
+        if not (src_dir / "labels").is_dir():
+            raise InputError(
+                "Expected a 'labels/' folder beside 'images/', but there is none.", src_dir
+            )
+        return src_dir / "images", src_dir / "labels", False, None
+    if (src_dir / "labels").is_dir() and any(
+        os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES for f in os.listdir(src_dir)
+    ):
+        note = (
+            f"images taken from {src_dir}: in ultralytics predict output these are its drawings "
+            "(boxes and skeletons on the frame); pass --images DIR to use the source images."
         )
-        raise InputError(
-            f"Expected images (.jpg, .jpeg, .png, .bmp, .webp, .tif …) in {images_root} or its "
-            f"subfolders, but found none.{hint}",
-            src_dir,
-        )
-    # A label whose image is gone is a missing image, named by the label file: the same check
-    # and message as through a yaml.
+        return src_dir, src_dir / "labels", False, note  # ultralytics predict output
+    return src_dir, src_dir, False, None
+
+
+def _classes_txt(labels_root: Path, src_dir: Path) -> dict[int, str] | None:
+    """Class names from a ``classes.txt`` (in the labels folder, else the source folder)."""
+    for cfile in (labels_root / "classes.txt", src_dir / "classes.txt"):
+        if cfile.is_file():
+            return {
+                i: n.strip()
+                for i, n in enumerate(x for x in _read_text(cfile).splitlines() if x.strip())
+            }
+    return None
+
+
+def _folder_label(im: str, rel: str, images_root: Path, labels_root: Path, flat: bool) -> str:
+    """The label file of image ``im`` (``rel`` under ``images_root``) in a folder layout."""
+    lroot = str(labels_root)
+    if flat:
+        label = os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
+        if not os.path.isfile(label):
+            alt = os.path.join(lroot, os.path.splitext(os.path.basename(rel))[0] + ".txt")
+            label = alt if os.path.isfile(alt) else label
+        return label
+    if images_root == labels_root and f"{os.sep}images{os.sep}" in im[len(str(images_root)) :]:
+        return _img2label(im)
+    return os.path.join(lroot, os.path.splitext(rel)[0] + ".txt")
+
+
+def _no_images(src_dir: Path, images_root: Path) -> None:
+    """Raise the "no images" error (with a hint when there are label files only)."""
+    has_txt = any(src_dir.glob("*.txt")) or any((src_dir / "labels").glob("*.txt"))
+    hint = (
+        " Label files only? For per-frame labels of a video pass --video FILE; for labels "
+        "of still images (ultralytics predict's labels/) pass --images DIR, the folder of "
+        "the source images."
+        if has_txt
+        else ""
+    )
+    raise InputError(
+        f"Expected images (.jpg, .jpeg, .png, .bmp, .webp, .tif …) in {images_root} or its "
+        f"subfolders, but found none.{hint}",
+        src_dir,
+    )
+
+
+def _is_label_name(f: str) -> bool:
+    """A ``.txt`` that can be a label file (not classes.txt, a split list, a readme, hidden)."""
+    return (
+        f.endswith(".txt")
+        and f.lower() not in _NON_LABEL_TXT
+        and not f.startswith(".")
+        and not f.lower().startswith("readme")
+    )
+
+
+def _folder_orphans(images_root: Path, labels_root: Path, flat: bool, by_label: dict) -> list:
+    """Errors for label files without an image (named by the label file, as through a yaml)."""
+    errors = []
     for dirpath, dirnames, filenames in os.walk(labels_root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         in_labels = flat or labels_root != images_root or "labels" in Path(dirpath).parts
         beside = not in_labels and any(
-            os.path.splitext(f)[1].lower() in IMG_EXTS for f in filenames
+            os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES for f in filenames
         )
         if not (in_labels or beside):
             continue
         for f in sorted(filenames):
-            if not f.endswith(".txt") or f.lower() in _NON_LABEL_TXT or f.startswith("."):
-                continue
-            if f.lower().startswith("readme"):
+            if not _is_label_name(f):
                 continue
             lab = os.path.join(dirpath, f)
             if lab not in by_label:
@@ -602,13 +686,11 @@ def _discover_folder(src_dir: Path, images: Path | None = None) -> _Source:
                     if flat
                     else _NO_IMAGE
                 )
-                src.errors.append((None, lab, None, reason))
-    return src
+                errors.append((None, lab, None, reason))
+    return errors
 
 
 def _discover_video(src_dir: Path, video: Path) -> _Source:
-    from toolkit.io.video import probe
-
     if not src_dir.is_dir():
         raise InputError(
             "Expected SRC to be the folder of per-frame label files "
@@ -698,8 +780,10 @@ class _Rows:
 
 
 class _LabelParser:
-    """Vectorised parsing of many label files: the tokens of every line with the same count and
-    keypoint layout go through numpy together, so 10k files cost a few array operations each.
+    """Vectorised parsing of many label files.
+
+    The tokens of every line with the same count and keypoint layout go through numpy
+    together, so 10k files cost a few array operations each.
     """
 
     def __init__(
@@ -836,30 +920,51 @@ class _LabelParser:
     def _group(
         self, idx: np.ndarray, t: int, d: int, k: int, rows: _Rows, good: np.ndarray
     ) -> None:
+        """Parse and check the lines ``idx`` (all ``t`` tokens, ``k`` keypoints x ``d``)."""
         toks = [self._tokens[i] for i in idx]
-        try:
-            a = np.array(toks, dtype=np.float64)
-        except ValueError:
-            a = np.full((len(idx), t), np.nan)
-            for j, tk in enumerate(toks):
-                try:
-                    a[j] = np.array(tk, dtype=np.float64)
-                except ValueError:
-                    word = next(w for w in tk if not _is_float(w))
-                    self._bad(
-                        rows.file[idx[j]], rows.line[idx[j]], expected("token", "a number", word)
-                    )
-                    a[j, 0] = -1  # marked bad below without a second message
+        a = self._group_numbers(toks, idx, t, rows)
         fl, ln = rows.file[idx], rows.line[idx]
-        reason: list[str | None] = [None] * len(idx)
+        reasons = _Reasons(a[:, 0] == -1)  # the unconvertible lines: reported already
+        cls, box, kp, conf, track = self._check_values(a, toks, t, d, k, reasons)
+        stick, kp19 = self._place(cls, kp, d, k, np.asarray(self.stick_only)[fl], reasons)
+        ok = np.array([r is None for r in reasons.reason])
+        for j in np.flatnonzero(~ok):
+            if reasons.reason[j]:
+                self._bad(fl[j], ln[j], reasons.reason[j])
+        good[idx[ok]] = True
+        rows.cls[idx], rows.box[idx], rows.kp[idx] = cls, box, kp19
+        rows.conf[idx], rows.track[idx], rows.stick[idx] = conf, track, stick
 
-        def flag(mask: np.ndarray, make) -> None:
-            for j in np.flatnonzero(mask):
-                if reason[j] is None:
-                    reason[j] = make(j)
+    def _group_numbers(self, toks: list[list[str]], idx: np.ndarray, t: int, rows: _Rows):
+        """The lines' tokens as ``(n, t)`` floats.
 
-        converted_bad = a[:, 0] == -1
-        reason = ["" if b else None for b in converted_bad]
+        A line with a non-number is reported and its class set to -1 (marked bad without a
+        second message).
+        """
+        try:
+            return np.array(toks, dtype=np.float64)
+        except ValueError:
+            pass
+        a = np.full((len(idx), t), np.nan)
+        for j, tk in enumerate(toks):
+            try:
+                a[j] = np.array(tk, dtype=np.float64)
+            except ValueError:
+                word = next(w for w in tk if not _is_float(w))
+                self._bad(rows.file[idx[j]], rows.line[idx[j]], expected("token", "a number", word))
+                a[j, 0] = -1
+        return a
+
+    def _check_values(
+        self, a: np.ndarray, toks: list[list[str]], t: int, d: int, k: int, reasons: _Reasons
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Flag values out of range.
+
+        Returns:
+            Class, box, ``(n, k, d)`` keypoints, box confidence and track id (NaN where the
+            line has none).
+        """
+        flag = reasons.flag
         finite = np.isfinite(a)
         flag(
             ~finite.all(1),
@@ -883,27 +988,7 @@ class _LabelParser:
             lambda j: expected("box cx cy w h", "normalised to 0..1", " ".join(toks[j][1:5])),
         )
         kp = a[:, 5 : 5 + k * d].reshape(len(a), k, d)
-        xy = kp[..., :2]
-        out = ((xy < -EPS) | (xy > 1 + EPS)).any(-1)
-        flag(
-            out.any(1),
-            lambda j: expected(
-                f"keypoint {int(np.flatnonzero(out[j])[0])} x y",
-                "normalised to 0..1",
-                " ".join(f"{v:g}" for v in xy[j, np.flatnonzero(out[j])[0]]),
-            ),
-        )
-        if d == 3:
-            v = kp[..., 2]
-            badv = (v < 0) | (v > 2) | ((v > 1) & (v != 2))
-            flag(
-                badv.any(1),
-                lambda j: expected(
-                    f"keypoint {int(np.flatnonzero(badv[j])[0])} third value",
-                    "a visibility flag (0, 1, 2) or a confidence in 0..1",
-                    float(v[j, np.flatnonzero(badv[j])[0]]),
-                ),
-            )
+        _check_keypoints(kp, d, reasons)
         extra = t - 5 - k * d
         conf = a[:, 5 + k * d] if extra >= 1 else np.full(len(a), np.nan)
         track = a[:, 6 + k * d] if extra == 2 else np.full(len(a), np.nan)
@@ -917,10 +1002,22 @@ class _LabelParser:
                 (track < 0) | (track != np.round(track)) | (track >= 2**53),
                 lambda j: expected("track id", "a non-negative integer", float(track[j])),
             )
-        # Which lines are stick objects.
-        stick_only = np.asarray(self.stick_only)[fl]
+        return cls, box, kp, conf, track
+
+    def _place(
+        self,
+        cls: np.ndarray,
+        kp: np.ndarray,
+        d: int,
+        k: int,
+        stick_only: np.ndarray,
+        reasons: _Reasons,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which lines are sticks, and their points in our 19-point layout ``(n, 19, 3)``."""
+        flag = reasons.flag
+        n = len(cls)
+        kp19 = np.full((n, layout.NUM_KEYPOINTS, 3), np.nan)
         if k == 2:
-            stick = np.ones(len(a), dtype=bool)
             if self.stick_cls is not None:
                 flag(
                     cls != self.stick_cls,
@@ -930,43 +1027,35 @@ class _LabelParser:
                         int(cls[j]),
                     ),
                 )
-            kp19 = np.full((len(a), layout.NUM_KEYPOINTS, 3), np.nan)
             kp19[:, [layout.GRIP, layout.TIP], :d] = kp
-        else:
+            return np.ones(n, dtype=bool), kp19
+        flag(
+            stick_only,
+            lambda j: expected(
+                "a line in a stick label file",
+                "a stick with 2 keypoints (grip, tip)",
+                f"{k} keypoints",
+            ),
+        )
+        stick = np.zeros(n, dtype=bool)
+        kp19[:, self.kmap[k], :d] = kp
+        if self.stick_cls is not None:
+            # A stick written with the person layout: grip and tip are its first two points.
+            padded = cls == self.stick_cls
+            rest = (np.nan_to_num(kp[:, 2:]) != 0).any((1, 2))
             flag(
-                stick_only,
+                padded & rest,
                 lambda j: expected(
-                    "a line in a stick label file",
-                    "a stick with 2 keypoints (grip, tip)",
-                    f"{k} keypoints",
+                    f"stick line ({k} keypoints)",
+                    "grip and tip as the first two points and the rest 0",
+                    "other points set",
                 ),
             )
-            stick = np.zeros(len(a), dtype=bool)
-            kp19 = np.full((len(a), layout.NUM_KEYPOINTS, 3), np.nan)
-            kp19[:, self.kmap[k], :d] = kp
-            if self.stick_cls is not None:
-                # A stick written with the person layout: grip and tip are its first two points.
-                padded = cls == self.stick_cls
-                rest = (np.nan_to_num(kp[:, 2:]) != 0).any((1, 2))
-                flag(
-                    padded & rest,
-                    lambda j: expected(
-                        f"stick line ({k} keypoints)",
-                        "grip and tip as the first two points and the rest 0",
-                        "other points set",
-                    ),
-                )
-                if padded.any():
-                    stick[padded] = True
-                    kp19[padded] = np.nan
-                    kp19[np.ix_(padded, [layout.GRIP, layout.TIP], range(d))] = kp[padded, :2]
-        ok = np.array([r is None for r in reason])
-        for j in np.flatnonzero(~ok):
-            if reason[j]:
-                self._bad(fl[j], ln[j], reason[j])
-        good[idx[ok]] = True
-        rows.cls[idx], rows.box[idx], rows.kp[idx] = cls, box, kp19
-        rows.conf[idx], rows.track[idx], rows.stick[idx] = conf, track, stick
+            if padded.any():
+                stick[padded] = True
+                kp19[padded] = np.nan
+                kp19[np.ix_(padded, [layout.GRIP, layout.TIP], range(d))] = kp[padded, :2]
+        return stick, kp19
 
     def _decide_modes(self, rows: _Rows) -> np.ndarray:
         """Per label file: 'flag', 'conf', '' (no third values) or '?' (ambiguous)."""
@@ -1014,6 +1103,44 @@ class _LabelParser:
             else:
                 modes[f] = "conf" if a < big else "flag" if b < big else "?"
         return modes
+
+
+class _Reasons:
+    """The first problem of each line of a group (None: fine; ``""``: reported already)."""
+
+    def __init__(self, reported: np.ndarray):
+        self.reason: list[str | None] = ["" if b else None for b in reported]
+
+    def flag(self, mask: np.ndarray, make: Any) -> None:
+        """Give lines in ``mask`` without a problem yet the reason ``make(j)``."""
+        for j in np.flatnonzero(mask):
+            if self.reason[j] is None:
+                self.reason[j] = make(j)
+
+
+def _check_keypoints(kp: np.ndarray, d: int, reasons: _Reasons) -> None:
+    """Flag keypoints outside 0..1 and third values that are neither flags nor confidences."""
+    xy = kp[..., :2]
+    out = ((xy < -EPS) | (xy > 1 + EPS)).any(-1)
+    reasons.flag(
+        out.any(1),
+        lambda j: expected(
+            f"keypoint {int(np.flatnonzero(out[j])[0])} x y",
+            "normalised to 0..1",
+            " ".join(f"{v:g}" for v in xy[j, np.flatnonzero(out[j])[0]]),
+        ),
+    )
+    if d == 3:
+        v = kp[..., 2]
+        badv = (v < 0) | (v > 2) | ((v > 1) & (v != 2))
+        reasons.flag(
+            badv.any(1),
+            lambda j: expected(
+                f"keypoint {int(np.flatnonzero(badv[j])[0])} third value",
+                "a visibility flag (0, 1, 2) or a confidence in 0..1",
+                float(v[j, np.flatnonzero(badv[j])[0]]),
+            ),
+        )
 
 
 def _is_float(w: str) -> bool:
@@ -1069,8 +1196,10 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def _jpeg_size(fh) -> tuple[int, int] | None:
-    """Width and height from a JPEG's SOF marker; None when an EXIF block comes first (its
-    orientation may swap them: PIL decides) or the markers are not what we expect.
+    """Width and height from a JPEG's SOF marker.
+
+    None when an EXIF block comes first (its orientation may swap them: PIL decides) or the
+    markers are not what we expect.
     """
     fh.seek(2)
     while True:
@@ -1141,10 +1270,23 @@ def read_labels_csv(path: Path) -> dict[str, tuple[str | None, str | None, int]]
     """``file -> (stance, subject, line)`` from a ``file,stance[,subject]`` CSV.
 
     Raises:
-        InputError: Not UTF-8, missing columns, names escaping the dataset, duplicate files.
+        InputError: Not UTF-8, a line the CSV parser refuses (e.g. a bare carriage return
+            inside a field), missing columns, names escaping the dataset, duplicate files.
     """
     text = _read_text(Path(path), "labels CSV")
     reader = csv.reader(_io.StringIO(text))
+    try:
+        return _labels_csv_rows(reader, path)
+    except csv.Error as exc:
+        raise InputError(
+            f"Expected a CSV file,stance[,subject], but the line cannot be parsed: {exc}.",
+            path,
+            reader.line_num,
+        ) from None
+
+
+def _labels_csv_rows(reader: Any, path: Path) -> dict[str, tuple[str | None, str | None, int]]:
+    """The rows of :func:`read_labels_csv` (its ``csv.Error`` is turned into an InputError)."""
     header = next(reader, None)
     cols = [c.strip().lower() for c in header or []]
     if "file" not in cols or "stance" not in cols:
@@ -1230,158 +1372,39 @@ def read_yolo(
             f"but got {'--video too' if video is not None else 'a yaml, which names its images'}."
         )
     csv_rows = read_labels_csv(Path(labels)) if labels is not None else None
-
     # 1. What to import.
-    if video is not None:
-        source = _discover_video(src, Path(video))
-    elif src.is_file():
-        if src.suffix.lower() not in (".yaml", ".yml"):
-            raise InputError(
-                "Expected a dataset yaml, a YOLO dataset folder, or a folder of "
-                "per-frame label files with --video FILE.",
-                src,
-            )
-        source = _discover_yaml(src)
-    elif images is None and (y := _folder_yaml(src, strict=True)) is not None:
-        source = _discover_yaml(y)
-    else:
-        source = _discover_folder(src, images)
+    source = _discover(src, video, images)
     items = source.items
     notes = list(source.notes)
-    skipped: list[SkippedItem] = []
     errors: list[tuple[int | None, Path, int | None, str]] = list(source.errors)
-
     # 2. Labels: read every file, then parse all lines together.
-    parser = _LabelParser(
-        kpt_shape=source.kpt_shape,
-        names=source.names,
-        kpt_names=source.kpt_names,
-        kpt_values=kpt_values,
-        yaml_path=source.yaml_path,
-        key_line=source.key_line,
-    )
-    item_of_file: list[int] = []
-    no_label = 0
-    for i, it in enumerate(items):
-        if it.label is not None and os.path.isfile(it.label):
-            parser.add(it.label)
-            item_of_file.append(i)
-        else:
-            no_label += 1
-        if stick_labels is not None:
-            rel = (
-                Path(os.path.relpath(it.label, source.labels_root))
-                if it.label is not None and source.labels_root is not None
-                else Path(it.file_name).with_suffix(".txt")
-            )
-            sp = Path(stick_labels) / rel
-            if sp.is_file():
-                parser.add(sp, stick_only=True)
-                item_of_file.append(i)
+    parser, file_item, no_label = _read_label_files(source, kpt_values, stick_labels)
     rows = parser.parse()
-    file_item = np.asarray(item_of_file, dtype=np.int64)
     for fi, line, reason in parser.errors:
         errors.append((int(file_item[fi]), parser.files[fi], line, reason))
-
     # 3. Image sizes (header reads) and the video's size.
     bad_items = {e[0] for e in errors if e[0] is not None}
     if errors and not skip_bad:
         _raise_first(errors)
-    sizes = np.zeros((len(items), 2), dtype=np.int64)
-    if source.video is not None:
-        sizes[:] = (source.video["width"], source.video["height"])
-    else:
-        for i, it in enumerate(items):
-            if i in bad_items:
-                continue
-            try:
-                sizes[i] = _image_size(it.image)
-            except InputError as exc:
-                if not skip_bad:
-                    raise
-                errors.append((i, exc.path, None, exc.reason))
-                bad_items.add(i)
+    sizes = _item_sizes(source, bad_items, errors, skip_bad)
     # A label path named by an error that has no item (orphan labels) is skipped by itself.
-    for _item, path, line, reason in errors:
-        skipped.append(SkippedItem(str(path), line, reason))
+    skipped = [SkippedItem(str(path), line, reason) for _item, path, line, reason in errors]
     if skip_bad and skipped:
         notes.append(
             f"{len(skipped)} bad items skipped ({len(bad_items)} images left out); "
             "see 'skipped' in the import report."
         )
-
     # 4. Persons and sticks in pixels, for the images that survive.
     keep_item = np.ones(len(items), dtype=bool)
     keep_item[list(bad_items)] = False
     row_item = file_item[rows.file] if len(rows.file) else np.zeros(0, np.int64)
-    modes = parser._modes
-    undecided = modes == "?"
-    if undecided.any():
-        decided = [m for m in modes if m in ("flag", "conf")]
-        fill = max(("flag", "conf"), key=decided.count) if decided else "flag"
-        modes = modes.copy()
-        modes[undecided] = fill
-        notes.append(
-            f"{int(undecided.sum())} label files hold only 0 and 1 as third keypoint "
-            f"values (flags or confidences?); read as {fill}s"
-            f"{' like the other files' if decided else ''}; pass --kpt-values to "
-            "choose."
-        )
-    if (modes == "conf").any():
-        notes.append(
-            f"{int((modes == 'conf').sum())} label files carry keypoint confidences: "
-            f"kept as scores; v = 2 where conf >= {CONF_VISIBLE}, else 1."
-        )
-    kp_n, scores = _interpret(rows, modes)
+    kp_n, scores = _interpret(rows, _settle_modes(parser._modes, notes))
+    kp_px, bb = _to_pixels(kp_n, rows.box, sizes[row_item].astype(np.float64))
     alive = keep_item[row_item]
-    wh = sizes[row_item].astype(np.float64)
-    kp_px = kp_n.copy()
-    kp_px[..., 0] *= wh[:, None, 0]
-    kp_px[..., 1] *= wh[:, None, 1]
-    box = rows.box
-    bb = (
-        np.stack(
-            [
-                (box[:, 0] - box[:, 2] / 2) * wh[:, 0],
-                (box[:, 1] - box[:, 3] / 2) * wh[:, 1],
-                box[:, 2] * wh[:, 0],
-                box[:, 3] * wh[:, 1],
-            ],
-            axis=1,
-        )
-        if len(box)
-        else np.zeros((0, 4))
-    )
     person = np.flatnonzero(alive & ~rows.stick)
     stick = np.flatnonzero(alive & rows.stick)
     order = np.lexsort((rows.line[person], rows.file[person], row_item[person]))
-    person = person[order]
-    # A person written twice in one label file (a repeated line) would import as two people
-    # standing in the same place: keep the first, name the repeats.
-    if len(person) > 1:
-        sig = np.concatenate(
-            [
-                rows.file[person, None].astype(np.float64),
-                rows.cls[person, None],
-                rows.box[person],
-                np.nan_to_num(rows.kp[person], nan=-9.0).reshape(len(person), -1),
-            ],
-            1,
-        )
-        # One opaque bytes value per row: 5x faster than np.unique(axis=0). Identical lines
-        # parse to identical floats, so byte equality is the test we want.
-        rows_as_bytes = np.ascontiguousarray(sig).view(np.dtype((np.void, sig.shape[1] * 8)))
-        _, first = np.unique(rows_as_bytes.ravel(), return_index=True)
-        dup = np.ones(len(person), dtype=bool)
-        dup[first] = False
-        if dup.any():
-            where = [f"{parser.files[rows.file[p]]}:{rows.line[p]}" for p in person[dup]]
-            notes.append(
-                f"{len(where)} persons are written twice in their label file (the same line "
-                f"repeated): each imported once, the repeats left out: {', '.join(where[:10])}"
-                f"{' …' if len(where) > 10 else ''}"
-            )
-            person = person[~dup]
+    person = _drop_repeated_persons(person[order], rows, parser.files, notes)
     pkp, pscore = kp_px[person], scores[person]
     if len(stick):
         unmatched = _attach_sticks(
@@ -1403,13 +1426,195 @@ def read_yolo(
         )
     if no_label:
         notes.append(f"{no_label} images have no label file: imported with no persons.")
-
     # 5. Images table: stance and subject.
     image_ids = np.cumsum(keep_item)  # 1-based ids of kept items
     stance, subject = _stances_subjects(
         items, keep_item, source, csv_rows, regex, stance_from_folders, notes, labels
     )
-    image_records = []
+    image_records = _image_records(items, keep_item, image_ids, sizes, stance, subject)
+    ann_records = _ann_records(image_ids[row_item[person]], rows.conf[person], rows.track[person])
+    bb_p = bb[person]
+    nobox = ~np.isfinite(bb_p).all(1)
+    if nobox.any():
+        bb_p[nobox] = boxes_from_keypoints(pkp[nobox])
+    ds = Dataset.from_records(
+        image_records,
+        ann_records,
+        pkp,
+        scores=pscore,
+        bboxes=bb_p,
+        videos=[source.video] if source.video else [],
+        media_root=str(source.images_root),
+    )
+    return ImportResult(dataset=ds, skipped=skipped, notes=notes, media_root=source.images_root)
+
+
+def _discover(src: Path, video: Path | None, images: Path | None) -> _Source:
+    """What to import: a video's per-frame labels, a yaml, or a folder (its yaml first)."""
+    if video is not None:
+        return _discover_video(src, Path(video))
+    if src.is_file():
+        if src.suffix.lower() not in (".yaml", ".yml"):
+            raise InputError(
+                "Expected a dataset yaml, a YOLO dataset folder, or a folder of "
+                "per-frame label files with --video FILE.",
+                src,
+            )
+        return _discover_yaml(src)
+    if images is None and (y := _folder_yaml(src, strict=True)) is not None:
+        return _discover_yaml(y)
+    return _discover_folder(src, images)
+
+
+def _read_label_files(
+    source: _Source, kpt_values: str, stick_labels: Path | None
+) -> tuple[_LabelParser, np.ndarray, int]:
+    """A parser holding every label file (and stick label file) of the items.
+
+    Returns:
+        The parser, the item of each label file it read, and how many items have no label.
+    """
+    parser = _LabelParser(
+        kpt_shape=source.kpt_shape,
+        names=source.names,
+        kpt_names=source.kpt_names,
+        kpt_values=kpt_values,
+        yaml_path=source.yaml_path,
+        key_line=source.key_line,
+    )
+    item_of_file: list[int] = []
+    no_label = 0
+    for i, it in enumerate(source.items):
+        if it.label is not None and os.path.isfile(it.label):
+            parser.add(it.label)
+            item_of_file.append(i)
+        else:
+            no_label += 1
+        if stick_labels is not None:
+            rel = (
+                Path(os.path.relpath(it.label, source.labels_root))
+                if it.label is not None and source.labels_root is not None
+                else Path(it.file_name).with_suffix(".txt")
+            )
+            sp = Path(stick_labels) / rel
+            if sp.is_file():
+                parser.add(sp, stick_only=True)
+                item_of_file.append(i)
+    return parser, np.asarray(item_of_file, dtype=np.int64), no_label
+
+
+def _item_sizes(source: _Source, bad_items: set, errors: list, skip_bad: bool) -> np.ndarray:
+    """``(n_items, 2)`` width, height: the video's, or each image's header (bad ones 0).
+
+    An unreadable image raises, or with ``skip_bad`` joins ``errors`` and ``bad_items``.
+    """
+    sizes = np.zeros((len(source.items), 2), dtype=np.int64)
+    if source.video is not None:
+        sizes[:] = (source.video["width"], source.video["height"])
+        return sizes
+    for i, it in enumerate(source.items):
+        if i in bad_items:
+            continue
+        try:
+            sizes[i] = _image_size(it.image)
+        except InputError as exc:
+            if not skip_bad:
+                raise
+            errors.append((i, exc.path, None, exc.reason))
+            bad_items.add(i)
+    return sizes
+
+
+def _settle_modes(modes: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Per label file ``flag``/``conf``: an ambiguous file follows the majority (noted)."""
+    undecided = modes == "?"
+    if undecided.any():
+        decided = [m for m in modes if m in ("flag", "conf")]
+        fill = max(("flag", "conf"), key=decided.count) if decided else "flag"
+        modes = modes.copy()
+        modes[undecided] = fill
+        notes.append(
+            f"{int(undecided.sum())} label files hold only 0 and 1 as third keypoint "
+            f"values (flags or confidences?); read as {fill}s"
+            f"{' like the other files' if decided else ''}; pass --kpt-values to "
+            "choose."
+        )
+    if (modes == "conf").any():
+        notes.append(
+            f"{int((modes == 'conf').sum())} label files carry keypoint confidences: "
+            f"kept as scores; v = 2 where conf >= {CONF_VISIBLE}, else 1."
+        )
+    return modes
+
+
+def _to_pixels(kp_n: np.ndarray, box: np.ndarray, wh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised keypoints and ``cx cy w h`` boxes -> pixels (``x, y, w, h`` boxes).
+
+    Shapes:
+        ``kp_n``: ``(n, 19, 3)``; ``box``: ``(n, 4)``; ``wh``: ``(n, 2)`` image sizes.
+    """
+    kp_px = kp_n.copy()
+    kp_px[..., 0] *= wh[:, None, 0]
+    kp_px[..., 1] *= wh[:, None, 1]
+    if not len(box):
+        return kp_px, np.zeros((0, 4))
+    bb = np.stack(
+        [
+            (box[:, 0] - box[:, 2] / 2) * wh[:, 0],
+            (box[:, 1] - box[:, 3] / 2) * wh[:, 1],
+            box[:, 2] * wh[:, 0],
+            box[:, 3] * wh[:, 1],
+        ],
+        axis=1,
+    )
+    return kp_px, bb
+
+
+def _drop_repeated_persons(
+    person: np.ndarray, rows: _Rows, files: list[Path], notes: list[str]
+) -> np.ndarray:
+    """Keep the first of persons written twice in one label file (a repeated line), noted.
+
+    A repeat would import as two people standing in the same place.
+    """
+    if len(person) <= 1:
+        return person
+    sig = np.concatenate(
+        [
+            rows.file[person, None].astype(np.float64),
+            rows.cls[person, None],
+            rows.box[person],
+            np.nan_to_num(rows.kp[person], nan=-9.0).reshape(len(person), -1),
+        ],
+        1,
+    )
+    # One opaque bytes value per row: 5x faster than np.unique(axis=0). Identical lines
+    # parse to identical floats, so byte equality is the test we want.
+    rows_as_bytes = np.ascontiguousarray(sig).view(np.dtype((np.void, sig.shape[1] * 8)))
+    _, first = np.unique(rows_as_bytes.ravel(), return_index=True)
+    dup = np.ones(len(person), dtype=bool)
+    dup[first] = False
+    if not dup.any():
+        return person
+    where = [f"{files[rows.file[p]]}:{rows.line[p]}" for p in person[dup]]
+    notes.append(
+        f"{len(where)} persons are written twice in their label file (the same line "
+        f"repeated): each imported once, the repeats left out: {', '.join(where[:10])}"
+        f"{' …' if len(where) > 10 else ''}"
+    )
+    return person[~dup]
+
+
+def _image_records(
+    items: list[_Item],
+    keep_item: np.ndarray,
+    image_ids: np.ndarray,
+    sizes: np.ndarray,
+    stance: list,
+    subject: list,
+) -> list[dict]:
+    """The ``images`` records of the kept items."""
+    out = []
     for i in np.flatnonzero(keep_item):
         it = items[i]
         rec = {
@@ -1425,31 +1630,21 @@ def read_yolo(
             rec["frame_index"] = it.frame_index
         if it.split is not None:
             rec["split"] = it.split
-        image_records.append(rec)
-    pr_conf, pr_track = rows.conf[person], rows.track[person]
-    ann_image = image_ids[row_item[person]]
-    ann_records = []
-    for j in range(len(person)):
+        out.append(rec)
+    return out
+
+
+def _ann_records(ann_image: np.ndarray, conf: np.ndarray, track: np.ndarray) -> list[dict]:
+    """The ``annotations`` records (ids from 1) with box confidence and track where known."""
+    out = []
+    for j in range(len(ann_image)):
         rec = {"id": j + 1, "image_id": int(ann_image[j]), "category_id": 1}
-        if np.isfinite(pr_conf[j]):
-            rec["score"] = float(pr_conf[j])
-        if np.isfinite(pr_track[j]):
-            rec["track_id"] = int(pr_track[j])
-        ann_records.append(rec)
-    bb_p = bb[person]
-    nobox = ~np.isfinite(bb_p).all(1)
-    if nobox.any():
-        bb_p[nobox] = boxes_from_keypoints(pkp[nobox])
-    ds = Dataset.from_records(
-        image_records,
-        ann_records,
-        pkp,
-        scores=pscore,
-        bboxes=bb_p,
-        videos=[source.video] if source.video else [],
-        media_root=str(source.images_root),
-    )
-    return ImportResult(dataset=ds, skipped=skipped, notes=notes, media_root=source.images_root)
+        if np.isfinite(conf[j]):
+            rec["score"] = float(conf[j])
+        if np.isfinite(track[j]):
+            rec["track_id"] = int(track[j])
+        out.append(rec)
+    return out
 
 
 def _raise_first(errors: list[tuple[int | None, Path, int | None, str]]) -> None:
@@ -1556,7 +1751,9 @@ def _stances_subjects(
 
 # ---------------------------------------------------------------------- detection
 def detect_yolo(path: Path) -> bool:
-    """A dataset yaml, a folder with ``images/`` + ``labels/`` or a dataset yaml, or a folder
+    """Whether ``path`` looks like YOLO.
+
+    A dataset yaml, a folder with ``images/`` + ``labels/`` or a dataset yaml, or a folder
     holding label ``.txt`` files (and no COCO ``.json``).
     """
     path = Path(path)
@@ -1658,8 +1855,6 @@ def write_yolo(ds: Dataset, out: Path, *, overwrite: bool = False, image_ext: st
         FileExistsError: ``out`` exists and ``overwrite`` is false.
         InputError: A source image or video is missing or unreadable.
     """
-    import shutil
-
     out = Path(out)
     if not image_ext.startswith("."):
         image_ext = "." + image_ext
@@ -1670,64 +1865,17 @@ def write_yolo(ds: Dataset, out: Path, *, overwrite: bool = False, image_ext: st
             "(nothing to train on: import or detect images first).",
             ds.path,
         )
-    video_ids = imgs["video_id"].to_numpy(dtype=object)
     is_frame = imgs["video_id"].notna().to_numpy(dtype=bool)
-    names = []
-    for fn, frame in zip(imgs["file_name"].tolist(), is_frame, strict=True):
-        fn = safe_relpath(fn)
-        names.append(str(PurePosixPath(fn).with_suffix(image_ext)) if frame else fn)
-    lower = [n.lower() for n in names]
-    if len(set(lower)) != len(lower):
-        dup = next(n for n in names if lower.count(n.lower()) > 1)
-        raise InputError(f"Expected unique image file names, but {dup!r} occurs twice.")
-    widths = imgs["width"].to_numpy(dtype=object)
-    heights = imgs["height"].to_numpy(dtype=object)
+    names = _export_names(imgs["file_name"].tolist(), is_frame, image_ext)
     ann_img = ds.annotations["image_id"].to_numpy()
     img_row = {int(i): r for r, i in enumerate(imgs["id"].to_numpy())}
     ann_rows = np.array([img_row.get(int(i), -1) for i in ann_img], dtype=np.int64)
-    clipped = 0
     with staged_dir(out, overwrite=overwrite) as stage:
         (stage / "images").mkdir()
-        sizes = np.zeros((len(imgs), 2))
-        # Images: link or copy; video frames: decode in order, one reader per video.
-        by_video: dict[int, list[int]] = {}
-        for r in range(len(imgs)):
-            dst = stage / "images" / names[r]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if is_frame[r]:
-                by_video.setdefault(int(video_ids[r]), []).append(r)
-                continue
-            srcp = ds.image_path(imgs["file_name"].iat[r])
-            if not srcp.is_file():
-                raise InputError("Expected the image to exist for export, but it does not.", srcp)
-            try:
-                os.link(srcp, dst)
-            except OSError:
-                shutil.copy2(srcp, dst)
-            w, h = widths[r], heights[r]
-            sizes[r] = _image_size(srcp) if _na(w) or _na(h) else (w, h)
-        if by_video:
-            import cv2
-
-            from toolkit.io.video import VideoReader
-
-            fidx = imgs["frame_index"].to_numpy(dtype=object)
-            for vid, rs in by_video.items():
-                with VideoReader(ds.video_path(vid), cache_size=2) as vr:
-                    for r in sorted(rs, key=lambda r: int(fidx[r])):
-                        frame = vr[int(fidx[r])]
-                        ok = cv2.imwrite(
-                            str(stage / "images" / names[r]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-                        )
-                        if not ok:
-                            raise InputError(
-                                f"Expected OpenCV to write {image_ext} images, but it could not.",
-                                stage / "images" / names[r],
-                            )
-                        sizes[r] = (frame.shape[1], frame.shape[0])
-        # Labels.
-        valid = ann_rows >= 0
-        rows = np.flatnonzero(valid)
+        # Images: link or copy; video frames: decoded in order, one reader per video.
+        sizes = _link_images(ds, stage / "images", names, is_frame)
+        _write_frames(ds, stage / "images", names, np.flatnonzero(is_frame), sizes, image_ext)
+        rows = np.flatnonzero(ann_rows >= 0)
         lines, clipped, kept = _label_lines(
             ds, rows, sizes[ann_rows[rows], 0], sizes[ann_rows[rows], 1]
         )
@@ -1739,32 +1887,8 @@ def write_yolo(ds: Dataset, out: Path, *, overwrite: bool = False, image_ext: st
             lab.parent.mkdir(parents=True, exist_ok=True)
             body = per_image.get(r)
             lab.write_text("\n".join(body) + "\n" if body else "", encoding="utf-8")
-        # Splits and the yaml.
-        extras = imgs["extra"].tolist() if "extra" in imgs else [None] * len(imgs)
-        splits = [(e or {}).get("split") if isinstance(e, dict) else None for e in extras]
-        if any(splits):
-            lists: dict[str, list[str]] = {}
-            for n, s in zip(names, splits, strict=True):
-                lists.setdefault(
-                    SPLIT_DIRS.get(str(s).lower(), "train") if s else "train", []
-                ).append(f"./images/{n}")
-            for key, entries in lists.items():
-                (stage / f"{key}.txt").write_text("\n".join(entries) + "\n", encoding="utf-8")
-            train = "train.txt" if "train" in lists else next(f"{k}.txt" for k in lists)
-            val = "val.txt" if "val" in lists else train
-            text = _yaml_text(train, val, "test.txt" if "test" in lists else None)
-        else:
-            text = _yaml_text("images", "images", None)
-        (stage / "data.yaml").write_text(text, encoding="utf-8")
-        st = imgs["stance"].tolist()
-        su = imgs["subject"].tolist()
-        if any(not _na(x) for x in st + su):
-            buf = _io.StringIO()
-            wr = csv.writer(buf, lineterminator="\n")
-            wr.writerow(["file", "stance", "subject"])
-            for n, a, b in zip(names, st, su, strict=True):
-                wr.writerow([n, "" if _na(a) else a, "" if _na(b) else b])
-            (stage / "labels.csv").write_text(buf.getvalue(), encoding="utf-8")
+        _write_splits_and_yaml(stage, imgs, names)
+        _write_labels_csv(stage, imgs, names)
     dropped = int(len(rows) - kept.sum())
     if clipped or dropped:
         warnings.warn(
@@ -1773,6 +1897,105 @@ def write_yolo(ds: Dataset, out: Path, *, overwrite: bool = False, image_ext: st
             stacklevel=2,
         )
     return out
+
+
+def _export_names(file_names: list[str], is_frame: np.ndarray, image_ext: str) -> list[str]:
+    """Each image's name in the export (video frames get ``image_ext``), checked unique."""
+    names = []
+    for fn, frame in zip(file_names, is_frame, strict=True):
+        fn = safe_relpath(fn)
+        names.append(str(PurePosixPath(fn).with_suffix(image_ext)) if frame else fn)
+    lower = [n.lower() for n in names]
+    if len(set(lower)) != len(lower):
+        dup = next(n for n in names if lower.count(n.lower()) > 1)
+        raise InputError(f"Expected unique image file names, but {dup!r} occurs twice.")
+    return names
+
+
+def _link_images(ds: Dataset, images: Path, names: list[str], is_frame: np.ndarray) -> np.ndarray:
+    """Hard-link (else copy) each image file into ``images``; returns ``(n, 2)`` sizes.
+
+    Video frames are left for :func:`_write_frames` (size 0 here); every image's folder is made.
+    """
+    import shutil
+
+    imgs = ds.images
+    widths = imgs["width"].to_numpy(dtype=object)
+    heights = imgs["height"].to_numpy(dtype=object)
+    sizes = np.zeros((len(imgs), 2))
+    for r in range(len(imgs)):
+        dst = images / names[r]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if is_frame[r]:
+            continue
+        srcp = ds.image_path(imgs["file_name"].iat[r])
+        if not srcp.is_file():
+            raise InputError("Expected the image to exist for export, but it does not.", srcp)
+        try:
+            os.link(srcp, dst)
+        except OSError:
+            shutil.copy2(srcp, dst)
+        w, h = widths[r], heights[r]
+        sizes[r] = _image_size(srcp) if _na(w) or _na(h) else (w, h)
+    return sizes
+
+
+def _write_frames(
+    ds: Dataset,
+    images: Path,
+    names: list[str],
+    frame_rows: np.ndarray,
+    sizes: np.ndarray,
+    image_ext: str,
+) -> None:
+    """Decode the video frames ``frame_rows`` (image rows) and write them as images."""
+    if not len(frame_rows):
+        return
+    import cv2
+
+    for pos, rgb in iter_frame_pixels(ds, frame_rows):
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        for r in frame_rows[pos]:
+            if not cv2.imwrite(str(images / names[r]), bgr):
+                raise InputError(
+                    f"Expected OpenCV to write {image_ext} images, but it could not.",
+                    images / names[r],
+                )
+            sizes[r] = (rgb.shape[1], rgb.shape[0])
+
+
+def _write_splits_and_yaml(stage: Path, imgs: Any, names: list[str]) -> None:
+    """``data.yaml``, and ``train.txt``/``val.txt``/``test.txt`` when images carry a split."""
+    extras = imgs["extra"].tolist() if "extra" in imgs else [None] * len(imgs)
+    splits = [(e or {}).get("split") if isinstance(e, dict) else None for e in extras]
+    if any(splits):
+        lists: dict[str, list[str]] = {}
+        for n, s in zip(names, splits, strict=True):
+            lists.setdefault(SPLIT_DIRS.get(str(s).lower(), "train") if s else "train", []).append(
+                f"./images/{n}"
+            )
+        for key, entries in lists.items():
+            (stage / f"{key}.txt").write_text("\n".join(entries) + "\n", encoding="utf-8")
+        train = "train.txt" if "train" in lists else next(f"{k}.txt" for k in lists)
+        val = "val.txt" if "val" in lists else train
+        text = _yaml_text(train, val, "test.txt" if "test" in lists else None)
+    else:
+        text = _yaml_text("images", "images", None)
+    (stage / "data.yaml").write_text(text, encoding="utf-8")
+
+
+def _write_labels_csv(stage: Path, imgs: Any, names: list[str]) -> None:
+    """``labels.csv`` (``file,stance,subject``) when any image has a stance or subject."""
+    st = imgs["stance"].tolist()
+    su = imgs["subject"].tolist()
+    if not any(not _na(x) for x in st + su):
+        return
+    buf = _io.StringIO()
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(["file", "stance", "subject"])
+    for n, a, b in zip(names, st, su, strict=True):
+        wr.writerow([n, "" if _na(a) else a, "" if _na(b) else b])
+    (stage / "labels.csv").write_text(buf.getvalue(), encoding="utf-8")
 
 
 def _na(v) -> bool:

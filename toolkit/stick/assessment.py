@@ -50,6 +50,8 @@ _KEYS = (
 #: Anatomical prior of the forearm (elbow-wrist) length in torso sizes, used only when a data set
 #: has too few measurable forearms to calibrate its own.
 FOREARM_PRIOR = 0.55
+#: A grip within this many forearm lengths of the wrist is in the fist (anatomy, not a fit).
+GRIP_IN_FIST = 0.3
 
 
 @dataclass
@@ -127,6 +129,7 @@ class StickAssessment:
     notes: list[str] = field(default_factory=list)
 
     def check(self, code: str) -> Check | None:
+        """The check named ``code`` (None when it did not run)."""
         return next((c for c in self.checks if c.code == code), None)
 
     def flagged(self) -> np.ndarray:
@@ -137,11 +140,16 @@ class StickAssessment:
         return out
 
 
-def reason_names(bits: np.ndarray) -> np.ndarray:
-    """``(N,)`` reason bit sets -> ``"swap;too_long"`` strings."""
+def reason_names(bits: np.ndarray, names: dict[int, str] | None = None) -> np.ndarray:
+    """``(N,)`` reason bit sets -> ``"swap;too_long"`` strings (vectorised).
+
+    Args:
+        bits: Reason bit sets.
+        names: Bit -> name (default :data:`REASONS`; ``correct`` adds its own methods' bits).
+    """
     bits = np.asarray(bits, dtype=np.int64)
     out = np.full(len(bits), "", dtype=object)
-    for bit, name in REASONS.items():
+    for bit, name in (REASONS if names is None else names).items():
         has = (bits & bit) > 0
         out[has] = np.where(out[has] == "", name, out[has] + ";" + name)
     return out
@@ -207,7 +215,7 @@ def _wrist_confidence(ds, side: np.ndarray) -> np.ndarray:
     conf = np.where(v >= 2, 1.0, np.where(v > 0, 0.6, 0.0))
     scores = getattr(ds, "scores", None)
     if scores is not None and len(scores):
-        s = np.asarray(scores, dtype=np.float64)[rows, idx]
+        s = np.asarray(scores)[rows, idx].astype(np.float64)  # index first: (N,), not (N, 19)
         conf = np.where(np.isfinite(s), s, conf)
     return np.where(side >= 0, conf, 0.0)
 
@@ -320,6 +328,13 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
                | ((d_grip > np.maximum(1.5, 2 * thr_g)) & (d_tip_w < thr_g)))
         )  # fmt: skip
         far = g_ok & (d_grip > thr_g) & ~swap
+    # Off grips: back to the wrist at the data set's usual offset along the forearm.
+    u_fore = geo.unit(wrist - elbow)
+    with np.errstate(invalid="ignore"):
+        along = geo.dot_xy(gx - wx, gy - wy, u_fore[:, 0], u_fore[:, 1]) / fore_px
+    ok_al = base & ~far & ~swap & np.isfinite(along)
+    off = float(np.median(along[ok_al])) if ok_al.sum() >= o.min_group else 0.0
+    snap = wrist + off * fore_px[:, None] * np.nan_to_num(u_fore)
     # ------------------------------------------------------------------ length
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio_t = length_px / scale
@@ -344,37 +359,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         impossible = too_long & (ratio > 1 + tol_e)
 
     # ------------------------------------------------------------------ image evidence
-    ev = None
-    vis = {"usable": False}
-    if o.use_images:
-        rows = np.flatnonzero(g_ok)
-        reach = np.where(np.isfinite(L_px), 1.3 * L_px, np.nan)
-        try:
-            ev, n_read = img_ev.image_evidence(ds, grip, tip, reach, elbow, rows)
-        except Exception as exc:  # noqa: BLE001 - evidence is optional; say why it is missing
-            notes.append(f"image evidence skipped: {exc}")
-            n_read = 0
-        summary["images_read"] = n_read
-        if n_read == 0:
-            notes.append("no image or video frame could be read: image evidence skipped")
-            ev = None
-        else:
-            vis = img_ev.visibility(ev["z_label"][clean_like])
-            summary["image_visibility"] = {
-                k: (round(v, 3) if isinstance(v, float) and np.isfinite(v) else v)
-                for k, v in vis.items()
-            }
-            if not vis["usable"]:
-                mz = vis.get("median_z")
-                notes.append(
-                    "image evidence abstains: "
-                    + (
-                        f"too few labelled sticks ({vis['n']}) to calibrate it on"
-                        if vis["n"] < 8
-                        else "the labelled sticks do not stand out in these images "
-                        f"(median z {mz:.2f})"
-                    )
-                )
+    ev, vis = _read_image_evidence(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes)
     usable_img = ev is not None and vis["usable"]
     if usable_img:
         z_lab, z_best = ev["z_label"], ev["z_best"]
@@ -408,8 +393,11 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
                 g_ok & ~t_ok & (z_best >= strong) & (ev["z_opposite"] < 2.0)
                 & np.isfinite(ev["best_end"])
             )  # fmt: skip
+        grip_line = _grip_off_line(
+            ds, ev, snap, tip, elbow, confident & ~far & ~swap & t_ok, d_grip, thr_g
+        )
     else:
-        confirmed = other = ends_early = runs_on = shows_tip = np.zeros(n, bool)
+        confirmed = other = ends_early = runs_on = shows_tip = grip_line = np.zeros(n, bool)
 
     # ------------------------------------------------------------------ time
     tr = temporal.track_codes(ds, video) if o.use_time else np.full(n, -1)
@@ -441,7 +429,16 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         cand = np.flatnonzero(swap & confident)
         swap_seen = img_ev.segment_confirms(ds, tip, grip, cand, elbow)
     propose(swap, tip, grip, SWAP, np.where(swap_seen, 0.95, 0.7), swap_seen, swap_seen)
-    # Time: outliers of a reliable track.
+    # Time: outliers of a reliable track. Where the image also shows the stick on another line
+    # from the grip (two witnesses that the label is off), the image's line is the fix: the
+    # track's course is interpolated over the episode, the image sees the stick itself.
+    if usable_img:
+        bt = np.radians(ev["best_angle"])
+        bdir = np.stack([np.cos(bt), np.sin(bt)], 1)
+        blen = np.where(ev["at_border"], length_px, ev["best_end"])
+        blen = np.where(np.isfinite(L_px), np.fmin(blen, 1.1 * L_px), blen)
+        both = t_out & other
+        propose(both, None, grip + bdir * blen[:, None], TEMPORAL | IMAGE, 0.95, None, both)
     propose(t_out, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
             None, t_out)  # fmt: skip
     # Impossible length: pull the tip in along the stick (to the image's end of the line when
@@ -452,13 +449,18 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     new_len = np.where(use_img_len, img_len, L_px)
     pulled = grip + geo.unit(tip - grip) * new_len[:, None]
     propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible)
-    propose(too_long, None, pulled, TOO_LONG, 0.6)
+    # Longer than the subject's stick and the image's line ending before the labelled tip: two
+    # independent witnesses, so the tip moves to where the line ends.
+    seen_long = too_long & ends_early & use_img_len
+    propose(seen_long, None, pulled, TOO_LONG | IMAGE, 0.85, None, seen_long)
+    # Longer than the subject's stick beyond the data set's spread: the pull along the label is
+    # monotone toward the truth (a projection only shortens a stick, so the true tip lies at or
+    # inside the subject's length), so it is applied too, where the subject's length rests on
+    # enough sticks (a subject seen in few frames may never have shown its stick in full).
+    well_known = stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
+    propose(too_long, None, pulled, TOO_LONG, 0.75, None, too_long & well_known)
     # The image: other direction / line ends early / runs on / shows a missing tip.
     if usable_img:
-        bt = np.radians(ev["best_angle"])
-        bdir = np.stack([np.cos(bt), np.sin(bt)], 1)
-        blen = np.where(ev["at_border"], length_px, ev["best_end"])
-        blen = np.where(np.isfinite(L_px), np.fmin(blen, 1.1 * L_px), blen)
         propose(other, None, grip + bdir * blen[:, None], IMAGE, 0.6)
         udir = geo.unit(tip - grip)
         propose(ends_early, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.6)
@@ -466,14 +468,8 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         propose(shows_tip, None, grip + bdir * blen[:, None], IMAGE | TIP_FILLED, 0.5)
     # Missing tips inside a reliable track: the neighbours' course (never applied alone).
     propose(tim["missing"] & ~t_ok, None, tim["fit_tip"], TEMPORAL | TIP_FILLED, 0.5)
-    # Off grips: back to the wrist at the data set's usual offset along the forearm.
-    u_fore = geo.unit(wrist - elbow)
-    with np.errstate(invalid="ignore"):
-        along = geo.dot_xy(gx - wx, gy - wy, u_fore[:, 0], u_fore[:, 1]) / fore_px
-    ok_al = base & ~far & ~swap & np.isfinite(along)
-    off = float(np.median(along[ok_al])) if ok_al.sum() >= o.min_group else 0.0
-    snap = wrist + off * fore_px[:, None] * np.nan_to_num(u_fore)
     propose(far & confident, snap, None, GRIP, 0.6)
+    propose(grip_line, snap, None, GRIP, 0.7)
     decisive[:, 0] &= edit_g
     decisive[:, 1] &= edit_t
 
@@ -503,6 +499,11 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         np.where(d_grip > thr_g_err, "error", "warning"), d_grip, thr_g,
         "stick_grip," + wname,
         "The grip is far from a confident weapon wrist (value: forearm lengths).",
+    )  # fmt: skip
+    add(
+        "stick.grip_off_line", grip_line, sev, d_grip, GRIP_IN_FIST, "stick_grip," + wname,
+        "The stick's line in the image runs from the weapon wrist to the tip and passes by the "
+        "labelled grip: the grip looks off the hand (value: grip to wrist, forearm lengths).",
     )  # fmt: skip
     add(
         "stick.grip_wrist_disagree", far & ~confident, np.full(n, "info", object), d_grip,
@@ -582,6 +583,63 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         True, ds_findings, checks, proposal, p_reason, p_conf, decisive, side, subj_len,
         summary, notes,
     )  # fmt: skip
+
+
+def _read_image_evidence(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes):
+    """Image evidence for every row with a grip, and whether the data set's images show sticks.
+
+    Returns:
+        ``(evidence dict or None, visibility dict)``; the calibration goes into ``summary`` and
+        the reasons for abstaining into ``notes``.
+    """
+    ev = None
+    vis = {"usable": False}
+    if not o.use_images:
+        return ev, vis
+    rows = np.flatnonzero(g_ok)
+    reach = np.where(np.isfinite(L_px), 1.3 * L_px, np.nan)
+    try:
+        ev, n_read = img_ev.image_evidence(ds, grip, tip, reach, elbow, rows)
+    except Exception as exc:  # noqa: BLE001 - evidence is optional; say why it is missing
+        notes.append(f"image evidence skipped: {exc}")
+        n_read = 0
+    summary["images_read"] = n_read
+    if n_read == 0:
+        notes.append("no image or video frame could be read: image evidence skipped")
+        return None, vis
+    vis = img_ev.visibility(ev["z_label"][clean_like])
+    summary["image_visibility"] = {
+        k: (round(v, 3) if isinstance(v, float) and np.isfinite(v) else v) for k, v in vis.items()
+    }
+    if not vis["usable"]:
+        mz = vis.get("median_z")
+        notes.append(
+            "image evidence abstains: "
+            + (
+                f"too few labelled sticks ({vis['n']}) to calibrate it on"
+                if vis["n"] < 8
+                else f"the labelled sticks do not stand out in these images (median z {mz:.2f})"
+            )
+        )
+    return ev, vis
+
+
+def _grip_off_line(ds, ev, snap, tip, elbow, eligible, d_grip, thr_g) -> np.ndarray:
+    """``(N,)`` grips off the hand, seen in the image.
+
+    The label's outer part lies on a line, its inner part does not, and the segment from the
+    snapped grip (at the weapon wrist) to the same tip stands out clearly more than the label. A clean stick hidden near the hand fails the last test (both
+    segments lose the same hidden part), so the check needs the line to start at the wrist. The
+    snapped grip is only as good as the wrist: the grip must be off by at least half of the
+    grip tolerance of its wrist-confidence band (the data set's own wrist noise), and out of the
+    fist.
+    """
+    z_in, z_out, z_lab = ev["z_inner"], ev["z_outer"], ev["z_label"]
+    with np.errstate(invalid="ignore"):
+        off = d_grip > np.maximum(GRIP_IN_FIST, 0.5 * thr_g)
+        cand = eligible & off & (z_out >= 3.0) & (z_in <= 0.25 * z_out)
+        z_alt = img_ev.segment_z(ds, snap, tip, np.flatnonzero(cand), elbow)
+        return cand & (z_alt >= 3.0) & (z_alt >= z_lab + 0.25 * z_out)
 
 
 def _run_lengths(mask: np.ndarray, track: np.ndarray, frame: np.ndarray) -> np.ndarray:

@@ -19,9 +19,9 @@ images show sticks at all; when they do not, image evidence abstains.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from toolkit import geometry as geo
+from toolkit.media import iter_pixels
 
 #: Ridge scales (Gaussian sigma, pixels) relative to the image's short side / 320: a 1280-px
 #: image is searched at 4x the scales of a 320-px one.
@@ -38,52 +38,15 @@ SCALE_WITH_SIZE = False
 def iter_frames(ds, rows: np.ndarray, color: bool = False):
     """Yield ``(rows of one image, pixels)`` for annotation ``rows`` (grayscale, or BGR).
 
-    Image files are read with OpenCV; video frames through :class:`toolkit.io.video.VideoReader`
-    in frame order (skipped, with no evidence, when that module or the file is unavailable).
+    The pixels come from :func:`toolkit.media.iter_pixels` (each image or video frame decoded
+    once); a picture that cannot be read is left out: no image evidence for its rows.
     """
     import cv2
 
-    ft = ds.frame_table()
-    img_ids = ft["image_id"].to_numpy()
-    vid = ft["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    frame = ft["frame_index"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    names = ft["file_name"].to_numpy(dtype=object)
-    is_vid = np.isfinite(vid[rows]) & np.isfinite(frame[rows])
-    still = rows[~is_vid]
-    order = still[np.argsort(img_ids[still], kind="stable")]
-    cuts = np.flatnonzero(np.diff(img_ids[order])) + 1
-    for chunk in np.split(order, cuts) if len(order) else []:  # one iteration per image file
-        try:
-            path = ds.image_path(names[chunk[0]])
-        except Exception:  # noqa: BLE001 - a bad name just means no image evidence
-            continue
-        flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
-        img = cv2.imread(str(path), flag) if path.is_file() else None
-        if img is not None:
-            yield chunk, img
-    vrows = rows[is_vid]
-    if not len(vrows):
-        return
-    try:
-        from toolkit.io.video import VideoReader
-    except ImportError:  # the video module is optional here
-        return
-    for v in pd.unique(vid[vrows]):  # one iteration per video
-        r = vrows[vid[vrows] == v]
-        r = r[np.argsort(frame[r], kind="stable")]
-        try:
-            reader = VideoReader(ds.video_path(int(v)))
-        except Exception:  # noqa: BLE001 - missing/corrupt video: no evidence for it
-            continue
-        with reader:
-            cuts = np.flatnonzero(np.diff(frame[r])) + 1
-            for chunk in np.split(r, cuts):  # one iteration per frame
-                try:
-                    rgb = reader[int(frame[chunk[0]])]
-                except Exception:  # noqa: BLE001
-                    continue
-                code = cv2.COLOR_RGB2BGR if color else cv2.COLOR_RGB2GRAY
-                yield chunk, cv2.cvtColor(np.ascontiguousarray(rgb), code)
+    rows = np.asarray(rows, dtype=np.int64)
+    code = cv2.COLOR_RGB2BGR if color else cv2.COLOR_RGB2GRAY
+    for pos, rgb in iter_pixels(ds, rows, skip_missing=True):  # one iteration per picture
+        yield rows[pos], cv2.cvtColor(np.ascontiguousarray(rgb), code)
 
 
 def ridge_map(
@@ -182,7 +145,10 @@ def oriented_samples(
     """Ridge support along rays: ``strength * cos^2(ridge direction - ray direction)``.
 
     Args:
-        start: ``(..., 2)`` ray origins; ``theta``: ``(...)`` ray directions (radians);
+        strength: Ridge strength map (:func:`ridge_map`).
+        along: The ridge direction at each pixel (radians).
+        start: ``(..., 2)`` ray origins.
+        theta: ``(...)`` ray directions (radians).
         r: ``(..., R)`` distances along each ray (pixels).
 
     Returns:
@@ -223,9 +189,12 @@ def evidence_in_image(
 
     Args:
         gray: Grey image.
-        grip, tip: ``(M, 2)`` labelled points (tip NaN when missing).
+        grip: ``(M, 2)`` labelled grips.
+        tip: ``(M, 2)`` labelled tips (NaN when missing).
         reach: ``(M,)`` longest plausible stick (pixels).
         elbow: ``(M, 2)`` the weapon elbow (rays toward the forearm are not candidates).
+        n_rays: Directions in the fan.
+        n_samples: Samples along each ray.
 
     Returns:
         Dict of ``(M,)`` arrays: ``z_label`` (the labelled segment's support as a z-score in
@@ -417,16 +386,26 @@ def visibility(z_label: np.ndarray, min_rows: int = 8, level: float = 2.0) -> di
     return {"usable": bool(usable), "median_z": med, "n": int(len(z))}
 
 
-def segment_confirms(
-    ds, start: np.ndarray, end: np.ndarray, rows: np.ndarray, elbow: np.ndarray, level: float = 3.0
+def segment_z(
+    ds, start: np.ndarray, end: np.ndarray, rows: np.ndarray, elbow: np.ndarray
 ) -> np.ndarray:
-    """``(N,)`` True where the image shows a line from ``start`` to ``end`` (z >= ``level``)."""
-    n = len(start)
-    out = np.zeros(n, bool)
+    """``(N,)`` how far the segment ``start`` -> ``end`` stands out of its fan (robust z).
+
+    NaN outside ``rows`` and where no image was read.
+    """
+    out = np.full(len(start), np.nan)
     if not len(rows):
         return out
     reach = 1.3 * geo.norm(end - start)
     ev, _ = image_evidence(ds, start, end, reach, elbow, rows)
-    with np.errstate(invalid="ignore"):
-        out[rows] = ev["z_label"][rows] >= level
+    out[rows] = ev["z_label"][rows]
     return out
+
+
+def segment_confirms(
+    ds, start: np.ndarray, end: np.ndarray, rows: np.ndarray, elbow: np.ndarray, level: float = 3.0
+) -> np.ndarray:
+    """``(N,)`` True where the image shows a line from ``start`` to ``end`` (z >= ``level``)."""
+    z = segment_z(ds, start, end, rows, elbow)
+    with np.errstate(invalid="ignore"):
+        return z >= level

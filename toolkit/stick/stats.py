@@ -15,8 +15,9 @@ from toolkit import geometry as geo
 
 
 def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per annotation: the stick-length group (subject, and video when any) and the stance, as
-    integer codes and their labels (no per-annotation strings).
+    """Per annotation: the stick-length group and the stance, as integer codes and labels.
+
+    The group is the subject (and the video, when there is one); no per-annotation strings.
 
     Returns:
         ``(group_codes (N,), group_labels (G,), stance_codes (N,), stance_labels (S,))`` with
@@ -112,6 +113,37 @@ def _robust_level(
     return level, count
 
 
+def _group_and_subject_codes(group, coded):
+    """Per row: group codes, subject codes (the group's ``subject|vN`` prefix) and subjects."""
+    # Keys are factorised once; subjects are derived from the distinct groups only.
+    if coded is None:
+        g_codes, g_uniq = pd.factorize(np.asarray(group, dtype=object))
+    else:
+        g_codes, g_uniq = coded
+    s_of_g, s_uniq = pd.factorize(np.array([str(g).split("|v")[0] for g in g_uniq], dtype=object))
+    return g_codes, s_of_g[g_codes], s_uniq
+
+
+def subject_support(
+    usable: np.ndarray, group: np.ndarray | None = None, coded: tuple | None = None
+) -> np.ndarray:
+    """``(N,)`` how many usable rows the row's subject has (all of its videos and images).
+
+    The evidence behind :func:`subject_stick_length`: a subject seen in few frames may never
+    have shown its stick unforeshortened, so its length is then a low estimate.
+
+    Args:
+        usable: ``(N,)`` rows that count.
+        group: ``(N,)`` group labels (``subject`` or ``subject|vN``), when ``coded`` is None.
+        coded: ``(codes, labels)`` of the groups (see :func:`group_codes`).
+    """
+    _, s_codes, s_uniq = _group_and_subject_codes(group, coded)
+    if not len(s_codes):
+        return np.zeros(0, np.int64)
+    counts = np.bincount(s_codes, weights=np.asarray(usable, bool), minlength=len(s_uniq))
+    return counts[s_codes].astype(np.int64)
+
+
 def subject_stick_length(
     length: np.ndarray,
     group: np.ndarray,
@@ -135,13 +167,7 @@ def subject_stick_length(
        pointing at the camera underestimates the length; only shortening is legitimate), and
        never less than ``D / band``.
     """
-    # Keys are factorised once; subjects are derived from the distinct groups only.
-    if coded is None:
-        g_codes, g_uniq = pd.factorize(np.asarray(group, dtype=object))
-    else:
-        g_codes, g_uniq = coded
-    s_of_g, s_uniq = pd.factorize(np.array([str(g).split("|v")[0] for g in g_uniq], dtype=object))
-    s_codes = s_of_g[g_codes]
+    g_codes, s_codes, s_uniq = _group_and_subject_codes(group, coded)
     g_level, _ = _robust_level(length, g_codes, usable, quantile, min_count)
     s_level, _ = _robust_level(length, s_codes, usable, quantile, min_count)
     per_group, per_subject = g_level[g_codes], s_level[s_codes]

@@ -73,6 +73,19 @@ def _fill_savgol(
     return filled
 
 
+def _runs_at_least(mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` where it holds in runs of at least ``k`` consecutive samples."""
+    if not mask.any():
+        return mask
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = np.zeros_like(mask)
+    for a, b in zip(starts, ends, strict=True):  # one iteration per run
+        if b - a >= k:
+            out[a:b] = True
+    return out
+
+
 def track_codes(ds, video: np.ndarray) -> np.ndarray:
     """``(N,)`` integer code per (video, track) for video rows, -1 for still images.
 
@@ -105,8 +118,14 @@ def tip_outliers(
     n_sigmas: float = 3.0,
     min_frames: int = 8,
     min_coverage: float = 0.6,
+    episode_frames: int = 5,
 ) -> dict[str, np.ndarray]:
     """Per track: frames whose stick angle or length leaves the track's course, and the fix.
+
+    Two scales: the rolling window of ``half_window`` frames each side catches jumps and short
+    episodes; a drift episode as long as that half-window pulls the rolling median along with
+    it, so a second window twice as wide catches episodes of ``episode_frames`` or more
+    consecutive frames (shorter deviations at the wide scale are the course's own bends).
 
     The noise floors are the track's own: the robust spread of its frame-to-frame changes of
     angle and length (so a fast swing is not an outlier, and a still stick's label jitter is
@@ -115,9 +134,15 @@ def tip_outliers(
     "repaired".
 
     Args:
-        grip, tip: ``(N, 2)`` pixels (NaN where missing).
+        grip: ``(N, 2)`` pixels (NaN where missing).
+        tip: ``(N, 2)`` pixels (NaN where missing).
         track: ``(N,)`` track codes (:func:`track_codes`; -1 = not in a video).
         frame: ``(N,)`` frame index.
+        half_window: Frames either side in the rolling median.
+        n_sigmas: Threshold in robust SDs of the track's frame-to-frame changes.
+        min_frames: Fewest frames a judged track has.
+        min_coverage: Smallest share of a judged track's frames with both stick points.
+        episode_frames: Fewest consecutive frames of an episode found at the wide scale.
 
     Returns:
         Dict of ``(N,)`` ``outlier`` (bool), ``deviation`` (how far past the threshold, in units
@@ -156,6 +181,10 @@ def tip_outliers(
         out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=2.0 * floor_a)
         out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=2.0 * floor_l)
         bad = (out_a | out_l) & ok
+        if len(rows) > 4 * half_window:  # the wide scale needs room on both sides of an episode
+            wide_a, _ = hampel(a, 2 * half_window, n_sigmas, min_scale=2.0 * floor_a)
+            wide_l, _ = hampel(ln, 2 * half_window, n_sigmas, min_scale=2.0 * floor_l)
+            bad |= _runs_at_least((wide_a | wide_l) & ok, episode_frames)
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.fmax(
                 np.abs(a - med_a) / (n_sigmas * 2.0 * floor_a),
