@@ -786,10 +786,6 @@ class Dataset:
             append_journal(self.path / JOURNAL_FILE, entries)
         self._ops.extend(entries)
 
-    def close(self) -> None:
-        """Kept for API compatibility: the journal is opened per append, nothing stays open."""
-        return None
-
     # ------------------------------------------------------------------ persistence
     def coco_records(
         self, *, extensions: bool | str = True, num_keypoints: int = layout.NUM_KEYPOINTS

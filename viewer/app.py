@@ -732,7 +732,6 @@ class ArnisApp:
         if self._dock_timer is not None:
             self._dock_timer.stop()
         self.frames.close()
-        self.session.ds.close()
 
 
 #: A layer's colour managers (napari evented models of their own, outside ``layer.events``).

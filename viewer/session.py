@@ -20,6 +20,7 @@ import pandas as pd
 
 from toolkit import geometry, layout
 from toolkit.dataset import Dataset
+from toolkit.errors import SaveConflictError
 from toolkit.locate import Locator
 from viewer.findings import Findings, Proposal
 from viewer.interpolate import (
@@ -314,7 +315,6 @@ class EditSession:
                 before[~same],
                 before_src[~same],
             )
-            self._reopen_journal()
             self.ds.set_points(self._ann_id(row), idx, after, source=layout.SOURCES[code])
             self.unsaved += 1
             edit.changes.append(
@@ -744,7 +744,6 @@ class EditSession:
         value = value or None
         if before == value:
             return None
-        self._reopen_journal()
         self.ds.set_image_field(self.image_id(t), "stance", value)
         self.unsaved += 1
         if value is not None and value not in self.stances:
@@ -759,14 +758,6 @@ class EditSession:
         cur = self.stance(t)
         i = names.index(cur) + step if cur in names else (0 if step > 0 else -1)
         return self.set_stance(t, names[i % len(names)])
-
-    def _reopen_journal(self) -> None:
-        """Append to the journal by path, not through a handle kept open.
-
-        Another program that saved the dataset replaced ``journal.jsonl`` (atomic rename), and an
-        old handle would write into the unlinked file, losing the edit.
-        """
-        self.ds.close()
 
     def _push(self, edit: Edit) -> Edit | None:
         if not edit.changes:
@@ -800,7 +791,6 @@ class EditSession:
         return edit
 
     def _restore(self, ch: PointsChange | FieldChange, before: bool) -> None:
-        self._reopen_journal()
         if isinstance(ch, FieldChange):
             self.ds.set_image_field(
                 self.image_id(ch.frame), ch.name, ch.before if before else ch.after
@@ -830,7 +820,6 @@ class EditSession:
         return bool(extra and extra.get("review_done"))
 
     def _set_review_done(self, t: int, done: bool) -> None:
-        self._reopen_journal()
         self.ds.set_image_field(self.image_id(t), "review_done", bool(done))
         self.unsaved += 1
 
@@ -844,7 +833,7 @@ class EditSession:
         """
         try:
             self.ds.save(force=force)
-        except RuntimeError as exc:
+        except SaveConflictError as exc:
             self.conflict = str(exc)
             return False, f"NOT SAVED: {exc}"
         except OSError as exc:
@@ -859,7 +848,6 @@ class EditSession:
         This is the merge after a save conflict. The undo history is dropped.
         """
         path = self.ds.path
-        self.ds.close()
         self.__init__(Dataset.load(path), self.review.path)
 
 
