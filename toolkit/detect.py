@@ -1,7 +1,10 @@
 """Run an ultralytics YOLO pose model over a video or an image folder and write a dataset.
 
 The frames stream through the model (a video is decoded frame by frame with
-:class:`toolkit.io.video.VideoReader`; never the whole video in memory). Every point written has
+:class:`toolkit.io.video.VideoReader`, in a background thread a few batches ahead of the model,
+:func:`toolkit.prefetch.prefetch`; never the whole video in memory). The model runs on the
+runtime ``DetectOptions.runtime`` chooses (:mod:`toolkit.runtime`: OpenVINO, onnxruntime or
+ultralytics' own torch ``predict``), ``DetectOptions.batch`` frames per call. Every point written has
 provenance ``predicted`` (:data:`toolkit.layout.PREDICTED`) and the model's per-keypoint
 confidence in ``ds.scores``; the annotation ``score`` is the person box confidence. A point no
 model gave (the tip when no stick was found: a 17-keypoint model alone, or no stick matched to
@@ -33,8 +36,9 @@ folder, which becomes the dataset's ``media_root``, in natural order (``frame_2`
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +48,9 @@ import numpy as np
 from toolkit import layout
 from toolkit.dataset import Dataset
 from toolkit.errors import InputError
+from toolkit.media import IMAGE_SUFFIXES
+from toolkit.runtime import Poses
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 HAND_RULES = (
     "stick",
     "more_extended",
@@ -120,21 +125,47 @@ class Source:
         if self.kind == "dataset":
             yield from self._dataset_frames()
             return
-        from toolkit.io.video import VideoReader
+        yield from self._video_frames(notes)
 
+    def _video_frames(self, notes: list[str] | None) -> Iterator[Frame]:
+        """Every ``every``-th frame of the video, decoded in order, as OpenCV's BGR.
+
+        Read sequentially (skipped frames are grabbed, not converted), which gives the frames
+        :class:`toolkit.io.video.VideoReader` gives, without its conversion to RGB and back.
+        """
+        import cv2
+
+        path = self.root / self.video["file_name"]
         stem = Path(self.video["file_name"]).stem
-        with VideoReader(self.root / self.video["file_name"], cache_size=1) as vr:
-            for i in range(0, len(vr), self.every):
-                try:
-                    rgb = vr[i]
-                except InputError:
+        total = int(self.video["frame_count"])
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                raise InputError(
+                    "Expected a video file OpenCV can open, but it could not be opened "
+                    "(corrupt, truncated or not a video).",
+                    path,
+                )
+            pos = 0  # the index the next read returns
+            for i in range(0, total, self.every):
+                while pos < i and cap.grab():  # decode and drop: exact, unlike a seek
+                    pos += 1
+                ok, bgr = cap.read() if pos == i else (False, None)
+                if not ok or bgr is None:
                     if i == 0:
-                        raise
+                        raise InputError(
+                            f"Expected frame 0 of {total} to decode, but OpenCV could not read "
+                            "it (truncated or corrupt video).",
+                            path,
+                        )
                     # Containers often over-report the frame count: stop at the last readable.
                     if notes is not None:
-                        notes.append(f"video ended at frame {i} of the {len(vr)} it reports")
+                        notes.append(f"video ended at frame {i} of the {total} it reports")
                     return
-                yield Frame(np.ascontiguousarray(rgb[..., ::-1]), f"{stem}/{i:06d}.jpg", i)
+                pos += 1
+                yield Frame(bgr, f"{stem}/{i:06d}.jpg", i)
+        finally:
+            cap.release()
 
     def _dataset_frames(self) -> Iterator[Frame]:
         """Images in table order, then each video's frames in frame order (one decoder each)."""
@@ -203,7 +234,7 @@ def open_source(source: str | Path, every: int = 1) -> Source:
         )
         if not files:
             raise InputError(
-                f"Expected a folder with images ({', '.join(IMAGE_SUFFIXES)}) in {src.absolute()} "
+                f"Expected a folder with images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {src.absolute()} "
                 "or its subfolders, but found none.",
                 src,
             )
@@ -218,37 +249,6 @@ def open_source(source: str | Path, every: int = 1) -> Source:
     )
 
 
-# ---------------------------------------------------------------------------- model output
-@dataclass
-class Poses:
-    """A model's people in one frame.
-
-    Attributes:
-        kpts: ``(n, K, 3)`` ``x, y, confidence`` in pixels.
-        boxes: ``(n, 4)`` ``x1, y1, x2, y2``.
-        conf: ``(n,)`` box confidences.
-    """
-
-    kpts: np.ndarray
-    boxes: np.ndarray
-    conf: np.ndarray
-
-    @classmethod
-    def from_result(cls, r: Any) -> Poses:
-        """From an ultralytics ``Results`` of a pose model."""
-        if r.keypoints is None or r.boxes is None or len(r.boxes) == 0:
-            k = 0 if r.keypoints is None else int(r.keypoints.data.shape[1])
-            return cls(np.zeros((0, k, 3)), np.zeros((0, 4)), np.zeros(0))
-        kp = r.keypoints.data.cpu().numpy().astype(np.float64)
-        if kp.shape[-1] == 2:  # a model without keypoint confidences
-            kp = np.concatenate([kp, np.ones(kp.shape[:-1] + (1,))], -1)
-        return cls(
-            kp,
-            r.boxes.xyxy.cpu().numpy().astype(np.float64),
-            r.boxes.conf.cpu().numpy().astype(np.float64),
-        )
-
-
 def assign_sticks(
     person_kpts: np.ndarray, person_boxes: np.ndarray, stick_kpts: np.ndarray, max_frac: float = 0.5
 ) -> np.ndarray:
@@ -259,6 +259,7 @@ def assign_sticks(
         person_boxes: ``(n, 4)`` ``x1, y1, x2, y2``; a match must lie within ``max_frac`` of the
             person's larger box side.
         stick_kpts: ``(m, 2, 3)`` sticks (grip, tip).
+        max_frac: The largest grip-to-wrist distance, as a fraction of the person's box size.
 
     Returns:
         ``(n,)`` index of the stick per person, -1 for none.
@@ -295,6 +296,8 @@ def choose_weapon_hand(
 
     Args:
         kp17: ``(N, 17+, 3)`` ``x, y, confidence``.
+        kpt_conf: The confidence at which a wrist counts as seen.
+        margin: How much farther (relative) one wrist must be from its shoulder to decide.
 
     Returns:
         ``(side, rule)``: ``(N,)`` 0 = left, 1 = right; ``(N,)`` rule names from
@@ -417,7 +420,12 @@ class DetectOptions:
             when no stick was detected.
         track: Link people across video frames (``track_id``).
         device: ``cpu``, ``cuda``/``0`` or ``auto``.
-        batch: Frames per model call.
+        batch: Frames per model call (frames of one size are stacked).
+        runtime: How the model runs (:data:`toolkit.runtime.RUNTIMES`): ``auto`` (OpenVINO for a
+            ``.pt`` on the CPU when installed, torch on a GPU or without it; an exported model on
+            its own runtime), ``torch``, ``openvino`` or ``onnx`` (see :mod:`toolkit.runtime`).
+        threads: Inference threads of the OpenVINO/onnxruntime runtimes; 0 = one per core (an
+            engine running several tasks on one machine passes each its share).
     """
 
     imgsz: int = 640
@@ -428,15 +436,45 @@ class DetectOptions:
     track: bool = True
     device: str = "auto"
     batch: int = 1
+    runtime: str = "auto"
+    threads: int = 0
+
+
+class TorchModel:
+    """A ``.pt`` pose model through ultralytics' own ``predict`` (the ``torch`` runtime).
+
+    Args:
+        model: The ``ultralytics.YOLO``.
+        imgsz: Inference size.
+        conf: Minimum box confidence.
+        device: An ultralytics device string.
+    """
+
+    def __init__(self, model: Any, imgsz: int, conf: float, device: str):
+        self.model = model
+        self.imgsz = imgsz
+        self.conf = conf
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"TorchModel(imgsz={self.imgsz}, device={self.device!r})"
+
+    def predict(self, images: list[np.ndarray]) -> list[Poses]:
+        """:class:`Poses` for a batch of BGR frames."""
+        res = self.model.predict(
+            images, imgsz=self.imgsz, conf=self.conf, verbose=False, device=self.device
+        )
+        return [Poses.from_result(r) for r in res]
 
 
 class Detector:
     """A pose model (and an optional stick model) turning frames into Arnis poses.
 
     Args:
-        weights: A ``.pt`` or exported ``.onnx`` pose model (17 or 19 keypoints).
+        weights: A ``.pt``, an exported ``.onnx`` or an OpenVINO export (folder or ``.xml``) of a
+            pose model (17 or 19 keypoints).
         stick_weights: Optional 2-keypoint (grip, tip) model.
-        options: :class:`DetectOptions`.
+        options: :class:`DetectOptions` (``runtime`` chooses how each model runs).
     """
 
     def __init__(
@@ -448,59 +486,79 @@ class Detector:
         from toolkit import ultra
 
         self.options = options or DetectOptions()
-        self.weights = ultra.resolve_weights(weights, "--weights")
-        self.model = ultra.yolo(self.weights)
         self.device = ultra.auto_device(self.options.device)
+        self.imgsz = self.options.imgsz
+        self.weights = ultra.resolve_weights(weights, "--weights")
+        self.runtime, self.model = self._load(self.weights, "--weights")
         self.stick_weights = (
             ultra.resolve_weights(stick_weights, "--stick-weights") if stick_weights else None
         )
         self.stick_model = (
-            ultra.yolo(self.stick_weights, what="--stick-weights") if self.stick_weights else None
+            self._load(self.stick_weights, "--stick-weights")[1] if self.stick_weights else None
         )
-        self.imgsz = self._check_imgsz(self.weights, self.options.imgsz)
 
     def __repr__(self) -> str:
         return (
             f"Detector(weights='{self.weights}', stick_weights={self.stick_weights!r}, "
-            f"imgsz={self.imgsz})"
+            f"runtime={self.runtime!r}, imgsz={self.imgsz})"
         )
 
-    @staticmethod
-    def _check_imgsz(weights: Path, imgsz: int) -> int:
-        """An ONNX model exported at a fixed size only runs at that size: say so clearly."""
-        if weights.suffix.lower() != ".onnx":
-            return imgsz
-        import onnx
+    def _load(self, path: Path, what: str) -> tuple[str, Any]:
+        """``(runtime, model)`` for a resolved model file (exported first when needed)."""
+        from toolkit import runtime, ultra
 
-        meta = {
-            p.key: p.value for p in onnx.load(str(weights), load_external_data=False).metadata_props
-        }
-        if meta.get("dynamic", "False") == "True" or "imgsz" not in meta:
-            return imgsz
-        fixed = [int(v) for v in meta["imgsz"].strip("[]").split(",")]
-        if max(fixed) != imgsz:
-            raise ValueError(
-                f"Expected '--imgsz' to be {max(fixed)} (the size {weights.name} was "
-                f"exported at), but got {imgsz}; re-export with dynamic=True or "
-                f"pass --imgsz {max(fixed)}."
-            )
-        return imgsz
-
-    def _predict(self, model: Any, images: list[np.ndarray]) -> list[Poses]:
-        res = model.predict(
-            images, imgsz=self.imgsz, conf=self.options.conf, verbose=False, device=self.device
+        opts = self.options
+        # on a GPU, torch is the fast runtime
+        rt, model_file = runtime.model_for(path, opts.runtime, gpu=self.device != "cpu")
+        if rt == "torch":
+            return rt, TorchModel(ultra.yolo(path, what=what), self.imgsz, opts.conf, self.device)
+        return rt, runtime.ExportedModel(
+            model_file, self.imgsz, opts.conf, batch=opts.batch, threads=opts.threads
         )
-        return [Poses.from_result(r) for r in res]
 
     def predict(self, images: list[np.ndarray]) -> list[tuple[Poses, Poses | None]]:
         """People (and sticks) for a batch of BGR frames."""
-        people = self._predict(self.model, images)
+        people = self.model.predict(images)
         sticks = (
-            self._predict(self.stick_model, images)
+            self.stick_model.predict(images)
             if self.stick_model is not None
             else [None] * len(images)
         )
         return list(zip(people, sticks, strict=True))
+
+
+def run_frames(
+    det: Detector,
+    frames: Iterable[Frame],
+    acc: _Accumulator,
+    tracker: IoUTracker | None = None,
+    bar: Any = None,
+) -> None:
+    """Run ``det`` over ``frames`` in batches, adding each frame's people to ``acc``.
+
+    The frames are produced (decoded) in a background thread, a few batches ahead
+    (:func:`toolkit.prefetch.prefetch`), while the model runs on the previous batch.
+    """
+    from toolkit.prefetch import prefetch
+
+    size = max(1, det.options.batch)
+    batch: list[Frame] = []
+
+    def flush() -> None:
+        for fr, (people, sticks) in zip(batch, det.predict([f.image for f in batch]), strict=True):
+            tids = tracker.update(people.boxes) if tracker is not None else None
+            acc.add(fr, people, sticks, tids)
+        if bar is not None:
+            bar.update(len(batch))
+        batch.clear()
+
+    with contextlib.closing(prefetch(frames, size=2 * size, name="detect-decode")) as it:
+        for fr in it:
+            batch.append(fr)
+            if len(batch) >= size:
+                flush()
+    if batch:
+        flush()
 
 
 def detect(
@@ -517,7 +575,8 @@ def detect(
 
     Args:
         source: A video file, an image file or a folder of images.
-        weights: The pose model (``.pt``/``.onnx``; see :func:`toolkit.ultra.resolve_weights`).
+        weights: The pose model (``.pt``, ``.onnx`` or OpenVINO folder/``.xml``; see
+            :func:`toolkit.ultra.resolve_weights`); ``options.runtime`` chooses how it runs.
         out: Dataset directory to write (built beside it, renamed into place when complete).
         stick_weights: Optional 2-keypoint stick model.
         options: :class:`DetectOptions`.
@@ -539,25 +598,10 @@ def detect(
     tracker = IoUTracker() if (opts.track and src.kind == "video") else None
     notes: list[str] = []
     acc = _Accumulator()
-    batch: list[Frame] = []
-    bar = tqdm(total=len(src), unit="frame", desc="detect", disable=not progress, leave=False)
-
-    def flush() -> None:
-        for fr, (people, sticks) in zip(batch, det.predict([f.image for f in batch]), strict=True):
-            tids = tracker.update(people.boxes) if tracker is not None else None
-            acc.add(fr, people, sticks, tids)
-        bar.update(len(batch))
-        batch.clear()
-
-    try:
-        for fr in src.frames(notes):
-            batch.append(fr)
-            if len(batch) >= max(1, opts.batch):
-                flush()
-        if batch:
-            flush()
-    finally:
-        bar.close()
+    with tqdm(
+        total=len(src), unit="frame", desc="detect", disable=not progress, leave=False
+    ) as bar:
+        run_frames(det, src.frames(notes), acc, tracker, bar)
     ds = acc.build(src, opts, det, notes)
     if out is not None:
         from toolkit.fileio import staged_dir
@@ -586,11 +630,28 @@ def detect_dataset(
 
     The result shares ``ds``'s frames (same ``images`` ids, ``file_name``s, ``videos`` and an
     absolute ``media_root``), so :func:`toolkit.evaluate.evaluate` pairs them exactly. Used by
-    ``trainer detector`` to report a trained model's accuracy on its data.
+    ``trainer detector`` to report a trained model's accuracy on its data. A ``.pt`` with
+    ``runtime="auto"`` runs on torch here: one pass over a training set does not repay an export
+    (seconds, and a cache entry per trained model), and the reported accuracy is torch's.
+
+    Args:
+        ds: The dataset whose frames to predict.
+        weights: The pose model (see :func:`detect`).
+        stick_weights: Optional 2-keypoint stick model.
+        options: :class:`DetectOptions` (``track`` is ignored).
+        progress: Show a tqdm bar on stderr.
+
+    Returns:
+        The predictions, as a dataset over ``ds``'s frames.
     """
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     opts = options or DetectOptions()
+    if opts.runtime == "auto":
+        all_pt = _is_pt(weights) and (stick_weights is None or _is_pt(stick_weights))
+        opts = replace(opts, runtime="torch" if all_pt else "auto")
     src = Source(root=ds.media_path().absolute(), kind="dataset", dataset=ds)
     det = Detector(weights, stick_weights, opts)
     acc = _Accumulator()
@@ -598,12 +659,14 @@ def detect_dataset(
     with tqdm(
         total=len(src), unit="frame", desc="predict", disable=not progress, leave=False
     ) as bar:
-        for fr in src.frames(notes):
-            ((people, sticks),) = det.predict([fr.image])
-            acc.add(fr, people, sticks, None)
-            bar.update(1)
+        run_frames(det, src.frames(notes), acc, None, bar)
     no_track = DetectOptions(**{**opts.__dict__, "track": False})
     return acc.build(src, no_track, det, notes)
+
+
+def _is_pt(weights: str | Path) -> bool:
+    """Whether ``weights`` names a ``.pt`` model."""
+    return Path(str(weights)).suffix.lower() == ".pt"
 
 
 class _Accumulator:
@@ -741,6 +804,7 @@ class _Accumulator:
                     else str(src.root / (src.video["file_name"] if src.video else ""))
                 ),
                 "weights": str(det.weights),
+                "runtime": det.runtime,
                 "stick_weights": str(det.stick_weights) if det.stick_weights else None,
                 "model_keypoints": int(k),
                 "imgsz": det.imgsz,

