@@ -91,6 +91,7 @@ class RunResult:
 
 
 def partial_dir(out: Path) -> Path:
+    """The folder a run is built in before it is renamed to ``out``."""
     return out.parent / f".{out.name}.partial"
 
 
@@ -126,10 +127,200 @@ def _finalise(work: Path, out: Path) -> None:
 
 
 def folds_table(prep: Prepared, folds: list[Fold]) -> pd.DataFrame:
+    """``ann_id, group, fold`` per row: the exact split (``folds.csv``)."""
     fold_of = np.full(len(prep), -1)
     for f in folds:
         fold_of[f.test] = f.index
     return pd.DataFrame({"ann_id": prep.ann_id, "group": prep.groups, "fold": fold_of})
+
+
+@dataclass
+class _RunPlan:
+    """A run folder being built: what is kept from before and which folds still need training.
+
+    Attributes:
+        prep: The labelled data.
+        cfg: The model's training settings.
+        out: The final run folder.
+        work: Where it is built (the partial folder, or ``out`` when resuming a finished run).
+        folds: Every outer fold.
+        cache: Shared crop-feature cache (mobilenet models) or None.
+        rows: ``fold index -> result.json`` of finished folds.
+        probas: ``fold index -> (n_test, C)`` out-of-fold probabilities of finished folds.
+        outputs: Fold outputs trained in this call (fold order once complete).
+        pending: Folds to train.
+        label: The model's name in messages (``trainer ablate`` names several).
+        t0: Start time (``perf_counter``).
+    """
+
+    prep: Prepared
+    cfg: TrainConfig
+    out: Path
+    work: Path
+    folds: list[Fold]
+    cache: CropCache | None
+    rows: dict
+    probas: dict
+    outputs: list
+    pending: list[Fold]
+    label: str
+    t0: float
+
+
+def _check_resumed_split(folds_csv: Path, table: pd.DataFrame) -> None:
+    """Refuse ``--resume`` on a folder whose saved split differs from this one."""
+    old = pd.read_csv(folds_csv)
+    if (
+        len(old) != len(table)
+        or not np.array_equal(old["ann_id"].to_numpy(), table["ann_id"])
+        or not np.array_equal(old["fold"].to_numpy(), table["fold"].to_numpy())
+    ):
+        raise ValueError(
+            f"Expected --resume to continue the same split, but {folds_csv} "
+            "differs (other data, --folds, --group or --seed); start a new run "
+            "or pass --overwrite."
+        )
+
+
+def _plan_run(
+    prep: Prepared,
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    n_folds: int,
+    overwrite: bool,
+    resume: bool,
+    progress: bool,
+    folds: list[Fold] | None,
+    cache: CropCache | None,
+    extra_config: dict | None,
+    echo,
+) -> _RunPlan:
+    """Prepare the run folder (split, config) and list the folds still to train."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    work = _work_dir(out, overwrite, resume)
+    if folds is None:
+        folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
+    table = folds_table(prep, folds)
+    folds_csv = work / "folds.csv"
+    if resume and folds_csv.exists():
+        _check_resumed_split(folds_csv, table)
+    atomic_write_text(folds_csv, table.to_csv(index=False))
+    _write_config(work, prep, cfg, n_folds=len(folds), extra=extra_config)
+    if cfg.visual_source == "mobilenet" and cache is None:
+        cache = CropCache(prep, cfg, progress=progress)
+    if cfg.visual_source == "yolo" and prep.visual is None:
+        raise ValueError(
+            "Expected pretrained visual features for --visual yolo: prepare the data with "
+            "trainer.visual.attach_visual_features (trainer fit does it)."
+        )
+    plan = _RunPlan(prep, cfg, out, work, folds, cache, {}, {}, [], [], cfg.model, t0)
+    for fold in folds:
+        fdir = work / "folds" / f"fold_{fold.index}"
+        if resume and (fdir / "result.json").exists():
+            plan.rows[fold.index] = json.loads((fdir / "result.json").read_text("utf-8"))
+            plan.probas[fold.index] = np.load(fdir / "proba.npy")
+            if echo:
+                echo(f"fold {fold.index + 1}/{len(folds)}: kept from the previous run")
+        else:
+            plan.pending.append(fold)
+    return plan
+
+
+def fold_task(
+    prep: Prepared, fold: Fold, cfg: TrainConfig, cache: CropCache | None, progress: bool
+) -> FoldOutput:
+    """Train one outer fold (what an engine task runs; see :func:`trainer.train.train_fold`)."""
+    return train_fold(prep, fold, cfg, cache, progress=progress)
+
+
+def _record_fold(plan: _RunPlan, fo: FoldOutput, echo, prefix: str = "") -> None:
+    """Write a trained fold (driver side) and note it."""
+    fold = fo.fold
+    res = _save_fold(plan.work / "folds" / f"fold_{fold.index}", plan.prep, fo, plan.cfg)
+    plan.rows[fold.index] = res
+    plan.probas[fold.index] = fo.proba
+    plan.outputs.append(fo)
+    if echo:
+        echo(
+            f"{prefix}fold {fold.index + 1}/{len(plan.folds)}: accuracy {res['accuracy']:.3f} "
+            f"({res['n_test']} frames, test groups {', '.join(res['test_groups'])}, "
+            f"{res['seconds']:.1f} s)"
+        )
+
+
+def _fold_tasks(plan: _RunPlan, engine, shared_prep, progress: bool) -> list:
+    """One engine task per pending fold (seeded like the fold's own training)."""
+    from toolkit.engine import Task
+
+    if plan.cache is not None and plan.cfg.cache_features and engine.kind != "local":
+        plan.cache.compute(plan.cfg.device)  # once here, not once per remote task
+    cache = plan.cache if plan.cfg.visual_source == "mobilenet" else None
+    shared_cache = engine.put(cache) if (cache is not None and engine.kind != "local") else cache
+    inner = progress and engine.kind == "local"
+    return [
+        Task(
+            fold_task,
+            (shared_prep, fold, plan.cfg, shared_cache, inner),
+            seed=plan.cfg.seed * 1000 + fold.index,
+            threads=max(1, plan.cfg.threads),
+            label=f"{plan.label} fold {fold.index}",
+        )
+        for fold in plan.pending
+    ]
+
+
+def _finish_run(plan: _RunPlan) -> RunResult:
+    """Summarise every fold (in fold order), write the results and move the run into place."""
+    prep, folds, work = plan.prep, plan.folds, plan.work
+    oof = np.full((len(prep), len(prep.taxonomy.classes)), np.nan)
+    histories = {}
+    for fold in folds:
+        hist = work / "folds" / f"fold_{fold.index}" / "history.csv"
+        if hist.exists():
+            histories[fold.index] = pd.read_csv(hist)
+        oof[fold.test] = plan.probas[fold.index]
+    rows = [plan.rows[f.index] for f in folds]
+    metrics = _summarise(prep, plan.cfg, rows, oof, folds)
+    metrics["seconds_total"] = time.perf_counter() - plan.t0
+    if plan.cache is not None:
+        metrics["crop_feature_seconds"] = plan.cache.seconds
+        metrics["visual_weights"] = plan.cache.weights_from
+    _write_results(work, prep, metrics, oof, folds, histories)
+    _finalise(work, plan.out)
+    outputs = sorted(plan.outputs, key=lambda fo: fo.fold.index)
+    return RunResult(plan.out, metrics, oof, outputs)
+
+
+def _run_plans(plans: list[_RunPlan], engine, progress: bool, echo, prefixed: bool) -> None:
+    """Train every pending fold of every plan as independent tasks on ``engine``."""
+    from toolkit.engine import LocalEngine
+
+    engine = engine or LocalEngine()
+    shared: dict[int, object] = {}
+    tasks, owner = [], []
+    for plan in plans:
+        key = id(plan.prep)
+        if key not in shared:
+            shared[key] = engine.put(plan.prep)
+        new = _fold_tasks(plan, engine, shared[key], progress)
+        tasks += new
+        owner += [plan] * len(new)
+    if not tasks:
+        return
+
+    def done(i: int, fo: FoldOutput) -> None:
+        plan = owner[i]
+        _record_fold(plan, fo, echo, f"{plan.label}: " if prefixed else "")
+
+    engine.run(
+        tasks,
+        desc="folds",
+        unit="fold",
+        progress=progress and engine.kind != "local",
+        on_result=done,
+    )
 
 
 def run_experiment(
@@ -145,8 +336,13 @@ def run_experiment(
     cache: CropCache | None = None,
     extra_config: dict | None = None,
     echo=None,
+    engine=None,
 ) -> RunResult:
     """Cross-validate one model and write its run folder.
+
+    Each pending fold is one task on ``engine`` (default: this process, fold after fold); the
+    driver writes every fold's files as its task finishes, so the run folder is the same
+    whichever engine trained the folds.
 
     Args:
         prep: The labelled data.
@@ -160,73 +356,26 @@ def run_experiment(
         cache: Shared crop-feature cache (visual models).
         extra_config: More fields for ``config.yaml`` (dataset path, command line ...).
         echo: ``echo(str)`` for one-line progress notes (default: nothing).
+        engine: A :mod:`toolkit.engine` engine (default: the local one).
 
     Raises:
         FileExistsError: ``out`` exists and neither ``overwrite`` nor ``resume``.
     """
-    out = Path(out)
-    work = _work_dir(out, overwrite, resume)
-    t0 = time.perf_counter()
-    if folds is None:
-        folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
-    table = folds_table(prep, folds)
-    folds_csv = work / "folds.csv"
-    if resume and folds_csv.exists():
-        old = pd.read_csv(folds_csv)
-        if (
-            len(old) != len(table)
-            or not np.array_equal(old["ann_id"].to_numpy(), table["ann_id"])
-            or not np.array_equal(old["fold"].to_numpy(), table["fold"].to_numpy())
-        ):
-            raise ValueError(
-                f"Expected --resume to continue the same split, but {folds_csv} "
-                "differs (other data, --folds, --group or --seed); start a new run "
-                "or pass --overwrite."
-            )
-    atomic_write_text(folds_csv, table.to_csv(index=False))
-    _write_config(work, prep, cfg, n_folds=len(folds), extra=extra_config)
-    if cfg.visual_source == "mobilenet" and cache is None:
-        cache = CropCache(prep, cfg, progress=progress)
-    if cfg.visual_source == "yolo" and prep.visual is None:
-        raise ValueError(
-            "Expected pretrained visual features for --visual yolo: prepare the data with "
-            "trainer.visual.attach_visual_features (trainer fit does it)."
-        )
-    n_classes = len(prep.taxonomy.classes)
-    oof = np.full((len(prep), n_classes), np.nan)
-    fold_rows, outputs, histories = [], [], {}
-    for fold in folds:
-        fdir = work / "folds" / f"fold_{fold.index}"
-        done = fdir / "result.json"
-        if resume and done.exists():
-            res = json.loads(done.read_text("utf-8"))
-            proba = np.load(fdir / "proba.npy")
-            if echo:
-                echo(f"fold {fold.index + 1}/{len(folds)}: kept from the previous run")
-        else:
-            fo = train_fold(prep, fold, cfg, cache, progress=progress)
-            proba = fo.proba
-            res = _save_fold(fdir, prep, fo, cfg)
-            outputs.append(fo)
-            if echo:
-                echo(
-                    f"fold {fold.index + 1}/{len(folds)}: accuracy {res['accuracy']:.3f} "
-                    f"({res['n_test']} frames, test groups {', '.join(res['test_groups'])}, "
-                    f"{res['seconds']:.1f} s)"
-                )
-        hist = fdir / "history.csv"
-        if hist.exists():
-            histories[fold.index] = pd.read_csv(hist)
-        oof[fold.test] = proba
-        fold_rows.append(res)
-    metrics = _summarise(prep, cfg, fold_rows, oof, folds)
-    metrics["seconds_total"] = time.perf_counter() - t0
-    if cache is not None:
-        metrics["crop_feature_seconds"] = cache.seconds
-        metrics["visual_weights"] = cache.weights_from
-    _write_results(work, prep, metrics, oof, folds, histories)
-    _finalise(work, out)
-    return RunResult(out, metrics, oof, outputs)
+    plan = _plan_run(
+        prep,
+        cfg,
+        out,
+        n_folds=n_folds,
+        overwrite=overwrite,
+        resume=resume,
+        progress=progress,
+        folds=folds,
+        cache=cache,
+        extra_config=extra_config,
+        echo=echo,
+    )
+    _run_plans([plan], engine, progress, echo, prefixed=False)
+    return _finish_run(plan)
 
 
 def _save_fold(fdir: Path, prep: Prepared, fo: FoldOutput, cfg: TrainConfig) -> dict:
@@ -605,8 +754,12 @@ def run_ablation(
     extra_config: dict | None = None,
     echo=None,
     folds: list[Fold] | None = None,
+    engine=None,
 ) -> tuple[list[dict], str]:
     """Cross-validate several models on the same folds; ``out/<model>/`` is each one's run.
+
+    Every (model, fold) pair is one independent task on ``engine`` (default: this process, one
+    after another), so with ``--engine ray`` all models train at once.
 
     A model name may carry a visual stream: ``geopose+yolo`` is ``geopose`` with
     ``visual="yolo"`` (the plain name uses ``cfg.visual``).
@@ -617,7 +770,13 @@ def run_ablation(
         cfg: Shared training settings.
         out: The ablation folder.
         n_folds: Outer folds (ignored when ``folds`` is given).
+        overwrite: Replace existing run folders.
+        resume: Continue existing or partial runs.
+        progress: tqdm bars on stderr.
+        extra_config: More fields for each ``config.yaml``.
+        echo: ``echo(str)`` for one-line progress notes.
         folds: Precomputed folds (e.g. a few-subject regime).
+        engine: A :mod:`toolkit.engine` engine (default: the local one).
 
     Returns:
         The ``metrics.json`` documents and the summary table (also written to
@@ -635,7 +794,7 @@ def run_ablation(
     if folds is None:
         folds = make_folds(prep.y, prep.groups, n_folds, seed=cfg.seed)
     cache = None
-    results = []
+    plans = []
     for name in models:
         model, visual = split_model_name(name)
         mcfg = replace(cfg, model=model, visual=visual or cfg.visual)
@@ -644,10 +803,11 @@ def run_ablation(
             cache = CropCache(prep, mcfg, progress=progress)
         if echo:
             echo(f"== {name}")
-        res = run_experiment(
+        plan = _plan_run(
             prep,
             mcfg,
             out / name,
+            n_folds=n_folds,
             overwrite=overwrite,
             resume=resume,
             progress=progress,
@@ -656,7 +816,13 @@ def run_ablation(
             extra_config=extra_config,
             echo=echo,
         )
-        res.metrics["label"] = name
+        plan.label = name
+        plans.append(plan)
+    _run_plans(plans, engine, progress, echo, prefixed=True)
+    results = []
+    for plan in plans:
+        res = _finish_run(plan)
+        res.metrics["label"] = plan.label
         results.append(res.metrics)
     table = summary_table(results)
     keep = (

@@ -97,6 +97,11 @@ class ScoreOptions:
     cl_rank_by: str = "self_confidence"
 
     def check(self) -> None:
+        """Refuse settings out of range.
+
+        Raises:
+            ValueError: A setting out of its range (the message names the option).
+        """
         if not 0 < self.ema_alpha <= 1:
             raise ValueError(expected("--ema-alpha", "in (0, 1]", self.ema_alpha))
         if not 0 <= self.min_kpt_conf <= 1:
@@ -259,6 +264,7 @@ class OnnxScorer:
 
     @property
     def needs_crops(self) -> bool:
+        """Whether the graph takes grip crops."""
         return "crop" in self.inputs
 
     def feed(
@@ -269,8 +275,17 @@ class OnnxScorer:
         conf: np.ndarray,
         groups: np.ndarray | None = None,
     ) -> dict:
-        """The input arrays for annotation ``rows`` (see :mod:`trainer.data`); ``groups`` (the
-        rows' subjects) give the weapon hand of frames without a grip.
+        """The input arrays for annotation ``rows`` (see :mod:`trainer.data`).
+
+        Args:
+            ds: The dataset (crops are read from its media).
+            rows: Annotation rows.
+            kp: ``(n, 19, 3)`` their keypoints.
+            conf: ``(n, 19)`` their keypoint confidences.
+            groups: The rows' subjects: they give the weapon hand of frames without a grip.
+
+        Returns:
+            ``{input name: array}`` for the graph's inputs.
         """
         from trainer.data import featurise, read_crops
 
@@ -611,18 +626,21 @@ def geometry_deviation(
 
 # ---------------------------------------------------------------------- queue
 def validation_items(ds, dataset_dir: Path) -> tuple[list, str | None]:
-    """Queue items from ``DATASET/validation.json`` (findings that name an annotation/image)."""
-    from toolkit.queue import items_for_rows
+    """Queue items from ``DATASET/validation.json`` (findings that name an annotation/image).
 
-    path = Path(dataset_dir) / "validation.json"
-    if not path.is_file():
+    The findings are read by :func:`toolkit.report.read_findings_file` (the one reader).
+    """
+    from toolkit.queue import items_for_rows
+    from toolkit.report import read_findings_file
+
+    findings, path = read_findings_file(dataset_dir)
+    if path is None:
         return [], None
-    doc = json.loads(path.read_text("utf-8"))
     rows, scores, details = [], [], []
     ann_index = pd.Index(ds.annotations["id"].to_numpy())
     img_rows = ds.annotations["image_id"].to_numpy()
     first_row_of_image = pd.Series(np.arange(len(img_rows))).groupby(img_rows).first()
-    for f in doc.get("findings", []):
+    for f in findings:
         r = -1
         if f.get("ann_id") is not None:
             r = ann_index.get_indexer([f["ann_id"]])[0]
@@ -802,6 +820,86 @@ def _store_predictions(
     ds.annotations["predictions"] = pd.Series(recs, index=ds.annotations.index, dtype=object)
 
 
+def _labels(ds, classes: list[str], echo: Callable[[str], None] | None) -> np.ndarray:
+    """Each row's stance as an index into the model's ``classes`` (-1: unlabelled/unknown)."""
+    stance = ds.frame_table()["stance"].to_numpy(dtype=object)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index.get(s, -1) if isinstance(s, str) else -1 for s in stance])
+    unknown = sorted({s for s in stance if isinstance(s, str) and s and s not in index})
+    if unknown and echo:
+        echo(f"note: labels not among the model's classes are treated as unlabelled: {unknown[:5]}")
+    return labels
+
+
+def _oof_probabilities(
+    oof: str | Path | list[str | Path] | None, run: Path | None, scorer: OnnxScorer, ds
+) -> tuple[np.ndarray | None, str | None]:
+    """Out-of-fold probabilities for the label check, and where they came from.
+
+    The given sources (several: averaged over the rows any of them covers), else the model's
+    run folder's, else the run named in the ONNX metadata; None when there are none.
+    """
+    sources = [oof] if isinstance(oof, str | Path) else list(oof or [])
+    if not sources:
+        if run is not None and (run / "oof_probabilities.csv").exists():
+            sources = [run]
+        else:
+            meta_run = scorer.meta.get("run")
+            if meta_run and (Path(meta_run) / "oof_probabilities.csv").exists():
+                sources = [meta_run]
+    if not sources:
+        return None, None
+    read = [read_oof(src, ds, scorer.classes) for src in sources]
+    stack = np.stack([p for p, _ in read])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        oof_p = np.nanmean(stack, 0)
+    return oof_p, ", ".join(f for _, f in read)
+
+
+def _model_taxonomy(scorer: OnnxScorer) -> tuple[list[str] | None, list[str] | None]:
+    """The families and chambers of the model's taxonomy (None when it has none)."""
+    tax = None
+    if scorer.meta.get("taxonomy"):
+        try:
+            tax = json.loads(scorer.meta["taxonomy"])
+        except json.JSONDecodeError:
+            tax = None
+    family = tax.get("families") if isinstance(tax, dict) else None
+    chamber = tax.get("chambers") if isinstance(tax, dict) else None
+    return family, chamber
+
+
+def _write_queue(
+    items: list, out: str | Path | None, dataset: Path, opts: ScoreOptions, meta: dict
+):
+    """Build the review queue (done flags of an existing ``out`` carry over) and save it."""
+    from toolkit.queue import ReviewQueue
+
+    previous = None
+    if out is not None:
+        out = Path(out)
+        if out.exists():
+            try:
+                previous = ReviewQueue.load(out)
+            except (InputError, ValueError):
+                previous = None
+        rel = os.path.relpath(dataset.resolve(), out.resolve().parent)
+    else:
+        rel = str(dataset)
+    # Reasons are scaled here (not through build's weights): de-duplication keeps the item with
+    # the highest raw score, so the scaling must already be in it.
+    for it in items:
+        it.score = it.score * opts.weights.get(it.reason, 1.0)
+    queue = ReviewQueue.build(
+        items, window=opts.window, limit=opts.top, dataset=rel, meta=meta, previous=previous
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        queue.save(out)
+    return queue
+
+
 def score_dataset(
     dataset: str | Path,
     models: list[str | Path],
@@ -831,7 +929,6 @@ def score_dataset(
         FileNotFoundError, InputError, ValueError: Bad inputs (CLI exit 2).
     """
     from toolkit.dataset import Dataset
-    from toolkit.queue import ReviewQueue
     from trainer.data import confidence
 
     opts = options or ScoreOptions()
@@ -886,39 +983,9 @@ def score_dataset(
         oof_source=None,
         seconds={},
     )
-    # labels in the model's class order
-    stance = ds.frame_table()["stance"].to_numpy(dtype=object)
-    index = {c: i for i, c in enumerate(scorer.classes)}
-    labels = np.array([index.get(s, -1) if isinstance(s, str) else -1 for s in stance])
-    unknown = sorted({s for s in stance if isinstance(s, str) and s and s not in index})
-    if unknown and echo:
-        echo(f"note: labels not among the model's classes are treated as unlabelled: {unknown[:5]}")
-    oof_p = None
-    sources = [oof] if isinstance(oof, str | Path) else list(oof or [])
-    if not sources:
-        if run is not None and (run / "oof_probabilities.csv").exists():
-            sources = [run]
-        else:
-            meta_run = scorer.meta.get("run")
-            if meta_run and (Path(meta_run) / "oof_probabilities.csv").exists():
-                sources = [meta_run]
-    if sources:
-        # several runs' out-of-fold probabilities are averaged (rows any of them covers)
-        read = [read_oof(src, ds, scorer.classes) for src in sources]
-        stack = np.stack([p for p, _ in read])
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            oof_p = np.nanmean(stack, 0)
-        res.oof_source = ", ".join(f for _, f in read)
-    # store predictions
-    tax = None
-    if scorer.meta.get("taxonomy"):
-        try:
-            tax = json.loads(scorer.meta["taxonomy"])
-        except json.JSONDecodeError:
-            tax = None
-    family = tax.get("families") if isinstance(tax, dict) else None
-    chamber = tax.get("chambers") if isinstance(tax, dict) else None
+    labels = _labels(ds, scorer.classes, echo)
+    oof_p, res.oof_source = _oof_probabilities(oof, run, scorer, ds)
+    family, chamber = _model_taxonomy(scorer)
     name = str(paths[0]) if len(paths) == 1 else f"ensemble of {len(paths)}: {paths[0].parent}"
     _store_predictions(ds, res, extra, name, family, chamber)
     if opts.save:
@@ -940,31 +1007,122 @@ def score_dataset(
         "held": int(held.sum()),
         "gated": int(gated.sum()),
     }
-    previous = None
-    if out is not None:
-        out = Path(out)
-        if out.exists():
-            try:
-                previous = ReviewQueue.load(out)
-            except (InputError, ValueError):
-                previous = None
-        rel = os.path.relpath(dataset.resolve(), out.resolve().parent)
-    else:
-        rel = str(dataset)
-    # Reasons are scaled here (not through build's weights): de-duplication keeps the item with
-    # the highest raw score, so the scaling must already be in it.
-    for it in items:
-        it.score = it.score * opts.weights.get(it.reason, 1.0)
-    queue = ReviewQueue.build(
-        items, window=opts.window, limit=opts.top, dataset=rel, meta=meta, previous=previous
-    )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        queue.save(out)
-    res.queue = queue
+    res.queue = _write_queue(items, out, dataset, opts, meta)
     res.seconds = {
         "inference": t_inf,
         "total": time.perf_counter() - t0,
         "frames_per_second": n / t_inf if t_inf > 0 else float("nan"),
     }
     return res
+
+
+# ---------------------------------------------------------------------- many datasets
+def score_task(
+    dataset: str,
+    models: list[str],
+    out: str | None,
+    options: ScoreOptions,
+    ensemble: bool,
+    oof: list[str],
+) -> ScoreResult:
+    """One dataset scored (what an engine task runs; see :func:`score_dataset`).
+
+    The task's writes are the dataset's own atomic save and the queue's atomic write, both
+    the same on a second attempt, so a retried task leaves nothing half-written.
+    """
+    return score_dataset(
+        dataset, models, out, options=options, ensemble=ensemble, oof=oof, progress=False
+    )
+
+
+def queue_paths(datasets: list[Path], out: Path) -> list[Path]:
+    """Queue file per dataset: ``out`` itself for one, ``out/<dataset name>.json`` for several.
+
+    Raises:
+        ValueError: Two datasets with the same folder name.
+    """
+    if len(datasets) == 1:
+        return [out]
+    first: dict[str, Path] = {}
+    for d in datasets:
+        name = d.absolute().name
+        if name in first:
+            raise ValueError(
+                f"Expected datasets with distinct folder names (each queue is OUT/<name>.json), "
+                f"but {first[name]} and {d} are both {name!r}."
+            )
+        first[name] = d
+    return [out / f"{d.absolute().name}.json" for d in datasets]
+
+
+def score_many(
+    datasets: list[str | Path],
+    models: list[str | Path],
+    out: str | Path,
+    *,
+    options: ScoreOptions | None = None,
+    ensemble: bool = False,
+    oof: list[str | Path] | None = None,
+    engine=None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> list[ScoreResult]:
+    """Score several datasets with the same model(s), one task per dataset.
+
+    The models are resolved (and exported when a run folder has no ONNX file yet) once, here,
+    before any task starts, so parallel tasks never export the same file.
+
+    Args:
+        datasets: Dataset directories.
+        models: As for :func:`score_dataset`.
+        out: The queue file (one dataset) or the folder of queues (``<name>.json`` each).
+        options: Settings.
+        ensemble: With a run folder, run each fold model separately.
+        oof: Out-of-fold probabilities (default: the run's).
+        engine: A :mod:`toolkit.engine` engine (default: this process, one after another).
+        progress: One bar over all annotations on stderr.
+        echo: One-line notes.
+
+    Returns:
+        One :class:`ScoreResult` per dataset, in order.
+    """
+    from toolkit.engine import LocalEngine, Task
+
+    opts = options or ScoreOptions()
+    opts.check()
+    dirs = [Path(d) for d in datasets]
+    for d in dirs:
+        if not (d / "dataset.json").is_file():
+            raise FileNotFoundError(
+                f"Expected a dataset folder with dataset.json, but {d / 'dataset.json'} "
+                "does not exist."
+            )
+    outs = queue_paths(dirs, Path(out))
+    resolve_models(models, ensemble, echo)  # export once, before the tasks read the files
+    engine = engine or LocalEngine()
+    tasks = [
+        Task(
+            score_task,
+            (str(d), [str(m) for m in models], str(q), opts, ensemble, [str(o) for o in oof or []]),
+            seed=i,
+            threads=1,
+            weight=_annotation_count(d),
+            label=d.name,
+        )
+        for i, (d, q) in enumerate(zip(dirs, outs, strict=True))
+    ]
+
+    def finished(i: int, res: ScoreResult) -> None:
+        if echo:
+            echo(f"{dirs[i]}: {len(res.probs)} annotations, queue {len(res.queue)} -> {outs[i]}")
+
+    return engine.run(tasks, desc="scoring", unit="frame", progress=progress, on_result=finished)
+
+
+def _annotation_count(dataset: Path) -> int:
+    """Annotations in a dataset (progress weight), read cheaply; 1 when unknown."""
+    from toolkit.fileio import read_json
+
+    doc = read_json(dataset / "dataset.json")
+    anns = doc.get("annotations") if isinstance(doc, dict) else None
+    return max(1, len(anns)) if isinstance(anns, list) else 1

@@ -178,3 +178,15 @@ def test_angles_csv_and_ablate(ds_dir, tmp_path):
     assert (tmp_path / "abl" / "ablation.csv").exists()
     res = run("ablate", ds_dir, "--out", tmp_path / "abl2", "--models", "resnet")
     assert res.exit_code == 2
+
+
+def test_engine_options_on_every_scaling_command(ds_dir, tmp_path, monkeypatch):
+    for name in ("fit", "ablate", "score"):
+        res = run(name, "--help")
+        assert all(o in res.output for o in ("--engine", "--workers", "--address")), name
+    res = run("fit", ds_dir, "--out", tmp_path / "r", "--address", "head:6379", *FAST)
+    assert res.exit_code == 2 and "--engine ray" in res.output
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    res = run("ablate", ds_dir, "--out", tmp_path / "a", "--engine", "ray", *FAST)
+    assert res.exit_code == 2 and "arnis-suite[distributed]" in res.output
+    assert not (tmp_path / "r").exists()

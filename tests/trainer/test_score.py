@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,3 +266,49 @@ def test_score_cli_errors(tmp_path, scored_setup):
         ],
     )
     assert r.exit_code == 2 and "--ema-alpha" in r.output
+
+
+def test_validation_findings_become_queue_items(tmp_path, scored_setup):
+    from trainer.score import validation_items
+
+    root, _, _ = scored_setup
+    shutil.copytree(root / "ds", tmp_path / "ds")
+    ds = Dataset.load(tmp_path / "ds")
+    assert validation_items(ds, tmp_path / "ds") == ([], None)
+    ann, img = int(ds.annotations["id"].iat[2]), int(ds.images["id"].iat[5])
+    findings = [
+        {"code": "stick_too_long", "severity": "error", "ann_id": ann, "message": "long"},
+        {"code": "blurry", "severity": "info", "image_id": img, "message": "blur"},
+        {"code": "orphan", "severity": "warning", "ann_id": 10**6},  # names nothing here
+    ]
+    (tmp_path / "ds" / "validation.json").write_text(json.dumps({"findings": findings}))
+    items, path = validation_items(ds, tmp_path / "ds")
+    assert path is not None and Path(path).name == "validation.json"
+    assert [(it.reason, it.details["code"]) for it in items] == [
+        ("validation", "stick_too_long"),
+        ("validation", "blurry"),
+    ]
+    assert [it.score for it in items] == [1.0, 0.25]  # error, info
+
+
+def test_score_many_writes_one_queue_per_dataset(tmp_path, scored_setup):
+    from trainer.score import queue_paths, score_many
+
+    root, _, _ = scored_setup
+    for name in ("day1", "day2"):
+        shutil.copytree(root / "ds", tmp_path / name)
+    res = score_many(
+        [tmp_path / "day1", tmp_path / "day2"],
+        [root / "run"],
+        tmp_path / "queues",
+        oof=[root / "rf"],
+    )
+    assert [len(r.probs) for r in res] == [len(Dataset.load(root / "ds"))] * 2
+    for name in ("day1", "day2"):
+        q = ReviewQueue.load(tmp_path / "queues" / f"{name}.json")
+        assert q.dataset_path().resolve() == (tmp_path / name).resolve()
+    # the same data and model give the same queue items, whichever dataset folder holds them
+    a, b = (ReviewQueue.load(tmp_path / "queues" / f"{n}.json") for n in ("day1", "day2"))
+    assert [(i.file_name, i.reason) for i in a] == [(i.file_name, i.reason) for i in b]
+    with pytest.raises(ValueError, match="distinct folder names"):
+        queue_paths([tmp_path / "day1", tmp_path / "x" / "day1"], tmp_path / "q")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from toolkit.commands._common import echo_err
+from toolkit.commands._engine import engine_options
 
 GROUP_NONE_WARNING = (
     "WARNING: --group none: frames of the same subject (and consecutive video frames) can land "
@@ -19,7 +20,7 @@ GROUP_NONE_WARNING = (
 
 
 def training_options(fn: Callable) -> Callable:
-    """The options every training command takes."""
+    """The options every training command takes (with ``--engine``/``--workers``/``--address``)."""
     opts = [
         click.option(
             "--folds",
@@ -138,7 +139,14 @@ def training_options(fn: Callable) -> Callable:
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return fn
+    return engine_options(fn)
+
+
+def open_training_engine(opts: dict):
+    """The engine the parsed ``--engine``/``--workers``/``--address`` ask for (a context)."""
+    from toolkit.engine import open_engine
+
+    return open_engine(opts["engine"], opts["workers"], opts["address"])
 
 
 def make_config(model: str, opts: dict):
@@ -175,8 +183,18 @@ def make_config(model: str, opts: dict):
 
 
 def load_prepared(dataset: Path, opts: dict, need_crops: bool, need_visual: bool = False):
-    """Load a dataset and turn it into labelled arrays (with crops or pretrained visual
-    features when a model needs them).
+    """Load a dataset and turn it into labelled arrays.
+
+    Crops or pretrained visual features are added when a model needs them.
+
+    Args:
+        dataset: The dataset folder.
+        opts: The parsed training options.
+        need_crops: Read grip crops (mobilenet models).
+        need_visual: Attach the pretrained yolo visual features.
+
+    Returns:
+        A :class:`trainer.data.Prepared`.
     """
     from toolkit.dataset import Dataset
     from toolkit.taxonomy import Taxonomy
@@ -206,7 +224,18 @@ def prepared_from_csv(
     opts: dict,
     feature_columns: list[str] | None = None,
 ):
-    """The CLI side of :func:`trainer.baselines.prepare_angles_csv` (warnings and notes)."""
+    """The CLI side of :func:`trainer.baselines.prepare_angles_csv` (warnings and notes).
+
+    Args:
+        path: The angle CSV.
+        label_column: Its class column.
+        group_column: Its subject/video column (None: ``--group none`` only).
+        opts: The parsed training options.
+        feature_columns: Columns to use (default: every numeric one).
+
+    Returns:
+        A :class:`trainer.data.Prepared`.
+    """
     from toolkit.taxonomy import Taxonomy
     from trainer.baselines import prepare_angles_csv
 
@@ -226,4 +255,5 @@ def prepared_from_csv(
 
 
 def command_line() -> str:
+    """The command line as typed (for ``config.yaml``)."""
     return " ".join(shlex.quote(a) for a in ["trainer", *sys.argv[1:]])

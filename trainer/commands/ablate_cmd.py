@@ -24,6 +24,7 @@ EXTRA_MODELS = ("geopose+yolo", "geopose+mobilenet", "visual+yolo", "visual+mobi
 
 
 def _models(value: str) -> list[str]:
+    """The ``--models`` list, checked."""
     names = [v.strip() for v in value.split(",") if v.strip()]
     bad = [n for n in names if n not in ALL_MODELS + EXTRA_MODELS]
     if bad or not names:
@@ -57,17 +58,27 @@ def ablate_cmd(dataset: Path, out: Path, models: str, **opts) -> None:
     Each model gets its own run folder under --out (as `trainer fit` writes it); crops and
     pretrained visual features are computed once and shared. The table shows mean ± std over
     folds, the worst fold, ECE, and the difference to angles-rf and to the best baseline.
+    Every (model, fold) pair is an independent task: --engine ray trains them all in parallel
+    (same results as --engine local; docs/cluster.md).
 
     \b
     Examples:
       trainer ablate ds --out runs/ablation
       trainer ablate ds --out runs/abl2 --models geopose,geopose+yolo,coords-mlp,angles-rf
       trainer ablate ds --out runs/abl3 --models geopose,coords-mlp --folds 4 --epochs 60
+      trainer ablate ds --out runs/abl4 --engine ray --address ray://head:10001
     """
-    from trainer.commands._options import command_line, load_prepared, make_config
+    from toolkit.engine import check_engine_options
+    from trainer.commands._options import (
+        command_line,
+        load_prepared,
+        make_config,
+        open_training_engine,
+    )
     from trainer.runs import run_ablation, split_model_name
 
     names = _models(models)
+    check_engine_options(opts["engine"], opts["workers"], opts["address"])
     visuals = set()
     for n in names:
         base, vis = split_model_name(n)
@@ -83,21 +94,23 @@ def ablate_cmd(dataset: Path, out: Path, models: str, **opts) -> None:
         f"{len(set(prep.groups.tolist()))} groups by {prep.group_by}, {opts['folds']} folds, "
         f"models {', '.join(names)}"
     )
-    _, table = run_ablation(
-        prep,
-        names,
-        cfg,
-        out,
-        n_folds=opts["folds"],
-        overwrite=opts["overwrite"],
-        resume=opts["resume"],
-        progress=not opts["quiet"],
-        extra_config={
-            "command": command_line(),
-            "dataset": str(dataset.resolve()),
-            "raw": opts["raw"],
-        },
-        echo=None if opts["quiet"] else echo_err,
-    )
+    with open_training_engine(opts) as engine:
+        _, table = run_ablation(
+            prep,
+            names,
+            cfg,
+            out,
+            n_folds=opts["folds"],
+            overwrite=opts["overwrite"],
+            resume=opts["resume"],
+            progress=not opts["quiet"],
+            extra_config={
+                "command": command_line(),
+                "dataset": str(dataset.resolve()),
+                "raw": opts["raw"],
+            },
+            echo=None if opts["quiet"] else echo_err,
+            engine=engine,
+        )
     click.echo(table)
     click.echo(f"\nablation folder: {out}")

@@ -66,7 +66,8 @@ def fit_cmd(
     Folds are stratified and grouped (StratifiedGroupKFold): with --group subject no subject is in
     both the training and the test part of a fold. The run folder holds config.yaml,
     metrics.json/csv, the confusion matrix, training curves, out-of-fold probabilities per frame
-    and one checkpoint per fold.
+    and one checkpoint per fold. Each fold is an independent task: --engine ray trains them in
+    parallel (same results as --engine local; docs/cluster.md).
 
     \b
     Examples:
@@ -74,21 +75,25 @@ def fit_cmd(
       trainer fit ds --out runs/geopose_yolo --visual yolo      # pretrained visual features
       trainer fit ds --out runs/mlp --model coords-mlp          # a strong simple baseline
       trainer fit ds --out runs/graph --model graph --raw
+      trainer fit ds --out runs/geopose --engine ray --workers 5      # folds in parallel
       trainer fit --angles-csv angles.csv --label-column stance --group-column subject \\
           --model angles-rf --out runs/rf
       trainer fit --angles-csv angles.csv --group-column video \\
           --feature-columns elbow,knee,hip --out runs/rf3
     """
+    from toolkit.engine import check_engine_options
     from trainer.baselines import ANGLE_BASELINES
     from trainer.commands._options import (
         command_line,
         load_prepared,
         make_config,
+        open_training_engine,
         prepared_from_csv,
     )
     from trainer.runs import fold_table, run_experiment, summary_table
     from trainer.train import BASELINES
 
+    check_engine_options(opts["engine"], opts["workers"], opts["address"])
     if angles_csv is not None:
         if dataset is not None:
             raise ValueError("Expected either DATASET or --angles-csv, but got both.")
@@ -129,17 +134,19 @@ def fit_cmd(
         f"{model}: {len(prep)} frames, {len(prep.taxonomy.classes)} stances, "
         f"{len(set(prep.groups.tolist()))} groups by {prep.group_by}, {opts['folds']} folds{extra}"
     )
-    res = run_experiment(
-        prep,
-        cfg,
-        out,
-        n_folds=opts["folds"],
-        overwrite=opts["overwrite"],
-        resume=opts["resume"],
-        progress=not opts["quiet"],
-        extra_config={"command": command_line(), **source},
-        echo=None if opts["quiet"] else echo_err,
-    )
+    with open_training_engine(opts) as engine:
+        res = run_experiment(
+            prep,
+            cfg,
+            out,
+            n_folds=opts["folds"],
+            overwrite=opts["overwrite"],
+            resume=opts["resume"],
+            progress=not opts["quiet"],
+            extra_config={"command": command_line(), **source},
+            echo=None if opts["quiet"] else echo_err,
+            engine=engine,
+        )
     click.echo(fold_table(res.metrics))
     click.echo()
     click.echo(summary_table([res.metrics], baseline=None))

@@ -7,12 +7,19 @@ from pathlib import Path
 import click
 
 from toolkit.commands._common import cli_errors, echo_err
+from toolkit.commands._engine import engine_options
 
 EXAMPLE = "trainer score ds --model runs/geopose --out ds/queue.json"
 
 
 @click.command("score")
-@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "datasets",
+    metavar="DATASET...",
+    nargs=-1,
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
 @click.option(
     "--model",
     "models",
@@ -25,8 +32,9 @@ EXAMPLE = "trainer score ds --model runs/geopose --out ds/queue.json"
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The review queue file to write (done flags of an existing one carry over).",
+    type=click.Path(path_type=Path),
+    help="The review queue file to write (done flags of an existing one carry over); with "
+    "several DATASETs, the folder that gets one queue per dataset (OUT/<dataset name>.json).",
 )
 @click.option(
     "--ensemble",
@@ -91,9 +99,10 @@ EXAMPLE = "trainer score ds --model runs/geopose --out ds/queue.json"
 )
 @click.option("--no-save", is_flag=True, help="Do not store the predictions in the dataset.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@engine_options
 @cli_errors(example=EXAMPLE)
 def score_cmd(
-    dataset: Path,
+    datasets: tuple[Path, ...],
     models: tuple[Path, ...],
     out: Path,
     ensemble: bool,
@@ -108,8 +117,11 @@ def score_cmd(
     threads: int,
     no_save: bool,
     quiet: bool,
+    engine: str,
+    workers: int | None,
+    address: str | None,
 ) -> None:
-    """Score every annotation of DATASET and write the review queue --out.
+    """Score every annotation of each DATASET and write the review queue --out.
 
     Predictions go into each annotation's `predictions` field (stance labels are untouched).
     The queue lists, ranked and spread out in time: likely label errors (confident learning on
@@ -117,15 +129,21 @@ def score_cmd(
     labelling next), sticks whose predicted geometry disagrees with the annotation, and the
     findings of `toolkit validate` (DATASET/validation.json).
 
+    Several DATASETs are independent tasks (one queue each, OUT/<name>.json); with --engine ray
+    they run in parallel on a Ray cluster (docs/cluster.md), with the same results.
+
     \b
     Examples:
       trainer score ds --model runs/geopose --out ds/queue.json
       trainer score ds --model runs/geopose --ensemble --out q.json     # fold disagreement
       trainer score clip_ds --model model.onnx --ema-alpha 0.3 --hold 10 --out q.json
+      trainer score day1 day2 day3 --model runs/geopose --out queues --engine ray
       viewer ds --queue ds/queue.json
     """
+    from toolkit.engine import check_engine_options
     from trainer.score import ScoreOptions, score_dataset
 
+    check_engine_options(engine, workers, address)
     opts = ScoreOptions(
         ema_alpha=ema_alpha,
         min_kpt_conf=min_kpt_conf,
@@ -138,18 +156,54 @@ def score_cmd(
         save=not no_save,
     )
     try:
-        res = score_dataset(
-            dataset,
+        if len(datasets) == 1 and engine == "local":
+            res = score_dataset(
+                datasets[0],
+                list(models),
+                out,
+                options=opts,
+                ensemble=ensemble,
+                oof=list(oof),
+                progress=not quiet,
+                echo=echo_err,
+            )
+        else:
+            _score_many(datasets, models, out, opts, ensemble, oof, quiet, engine, workers, address)
+            return
+    except RuntimeError as exc:  # export parity failure, checkpoint that does not load
+        raise click.ClickException(str(exc)) from None
+    _report(res, datasets[0], out, no_save)
+
+
+def _score_many(datasets, models, out, opts, ensemble, oof, quiet, engine, workers, address):
+    """Several datasets (or one on Ray): one task each, one line per dataset."""
+    from toolkit.engine import open_engine
+    from trainer.score import queue_paths, score_many
+
+    with open_engine(engine, workers, address) as eng:
+        results = score_many(
+            list(datasets),
             list(models),
             out,
             options=opts,
             ensemble=ensemble,
             oof=list(oof),
+            engine=eng,
             progress=not quiet,
-            echo=echo_err,
+            echo=echo_err if len(datasets) > 1 else None,
         )
-    except RuntimeError as exc:  # export parity failure, checkpoint that does not load
-        raise click.ClickException(str(exc)) from None
+    if len(datasets) == 1:
+        _report(results[0], datasets[0], out, not opts.save)
+        return
+    paths = queue_paths(list(datasets), out)
+    n = sum(len(r.probs) for r in results)
+    click.echo(f"scored {n} annotations in {len(results)} datasets with {engine} engine")
+    for d, r, q in zip(datasets, results, paths, strict=True):
+        click.echo(f"  {d}: {len(r.probs)} annotations, {len(r.queue)} queue items -> {q}")
+
+
+def _report(res, dataset: Path, out: Path, no_save: bool) -> None:
+    """The summary of one scored dataset."""
     q = res.queue
     n = len(res.probs)
     s = res.seconds
