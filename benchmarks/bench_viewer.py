@@ -198,7 +198,7 @@ def child(ds_path: Path, variant: str, steps: int) -> dict:
         start = app.frame
     else:  # reference: decode everything, hand napari one big array
         from toolkit.dataset import Dataset
-        from toolkit.io.video import VideoReader
+        from toolkit.media.video import VideoReader
 
         ds = Dataset.load(ds_path)
         with VideoReader(ds.video_path(1), cache_size=1) as vr:

@@ -7,9 +7,9 @@ commands that need them.
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from toolkit.commands.common import LazyGroup
 
 #: command name -> "module:function" (the module is imported when the command is used).
 COMMANDS: dict[str, str] = {
@@ -25,25 +25,6 @@ COMMANDS: dict[str, str] = {
     "evaluate": "toolkit.commands.evaluate_cmd:evaluate_cmd",
     "demo": "toolkit.commands.demo_cmd:demo_cmd",
 }
-
-
-class LazyGroup(click.Group):
-    """A Click group whose subcommands are imported on first use."""
-
-    def __init__(self, *args, lazy: dict[str, str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        """The eager and the lazy command names, sorted."""
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The command ``cmd_name``, importing its module on first use."""
-        if cmd_name in self.lazy:
-            module, attr = self.lazy[cmd_name].split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, cmd_name)
 
 
 @click.group(

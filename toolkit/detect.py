@@ -1,7 +1,7 @@
 """Run an ultralytics YOLO pose model over a video or an image folder and write a dataset.
 
 The frames stream through the model (a video is decoded frame by frame with
-:class:`toolkit.io.video.VideoReader`, in a background thread a few batches ahead of the model,
+:class:`toolkit.media.video.VideoReader`, in a background thread a few batches ahead of the model,
 :func:`toolkit.prefetch.prefetch`; never the whole video in memory). The model runs on the
 runtime ``DetectOptions.runtime`` chooses (:mod:`toolkit.runtime`: OpenVINO, onnxruntime or
 ultralytics' own torch ``predict``), ``DetectOptions.batch`` frames per call. Every point written has
@@ -48,7 +48,7 @@ import numpy as np
 from toolkit import layout
 from toolkit.dataset import Dataset
 from toolkit.errors import InputError
-from toolkit.media import IMAGE_SUFFIXES
+from toolkit.media import IMAGE_SUFFIXES, iter_frame_pixels
 from toolkit.runtime import Poses
 
 HAND_RULES = (
@@ -131,7 +131,7 @@ class Source:
         """Every ``every``-th frame of the video, decoded in order, as OpenCV's BGR.
 
         Read sequentially (skipped frames are grabbed, not converted), which gives the frames
-        :class:`toolkit.io.video.VideoReader` gives, without its conversion to RGB and back.
+        :class:`toolkit.media.video.VideoReader` gives, without its conversion to RGB and back.
         """
         import cv2
 
@@ -168,33 +168,23 @@ class Source:
             cap.release()
 
     def _dataset_frames(self) -> Iterator[Frame]:
-        """Images in table order, then each video's frames in frame order (one decoder each)."""
-        import cv2
+        """Images in table order, then each video's frames in frame order (one decoder each).
 
-        from toolkit.io.video import VideoReader
-
-        ds = self.dataset
-        im = ds.images
+        The pixels come from :func:`toolkit.media.iter_frame_pixels` (the one row -> pixels).
+        """
+        im = self.dataset.images
+        names = im["file_name"].to_numpy(dtype=object)
+        ids = im["id"].to_numpy()
+        vids = im["video_id"].to_numpy(dtype=object)
         is_frame = ~pd_isna(im["video_id"])
-        for row in np.flatnonzero(~is_frame):
-            fn = im["file_name"].iat[row]
-            path = ds.image_path(fn)
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise InputError(
-                    "Expected an image OpenCV can read, but it could not be decoded.", path
-                )
-            yield Frame(img, fn, image_id=int(im["id"].iat[row]))
-        frames = im[is_frame].sort_values(["video_id", "frame_index"])
-        for vid, group in frames.groupby("video_id", sort=True):
-            with VideoReader(ds.video_path(int(vid)), cache_size=1) as vr:
-                for fn, fi, iid in zip(
-                    group["file_name"], group["frame_index"], group["id"], strict=True
-                ):
-                    rgb = vr[int(fi)]
-                    yield Frame(
-                        np.ascontiguousarray(rgb[..., ::-1]), fn, int(fi), int(iid), int(vid)
-                    )
+        fidx = im["frame_index"].to_numpy(dtype=object)
+        for pos, rgb in iter_frame_pixels(self.dataset):  # one iteration per picture
+            r = int(pos[0])
+            bgr = np.ascontiguousarray(rgb[..., ::-1])
+            if not is_frame[r]:
+                yield Frame(bgr, names[r], image_id=int(ids[r]))
+            else:
+                yield Frame(bgr, names[r], int(fidx[r]), int(ids[r]), int(vids[r]))
 
 
 def pd_isna(col: Any) -> np.ndarray:
@@ -241,7 +231,7 @@ def open_source(source: str | Path, every: int = 1) -> Source:
         return Source(root=src.absolute(), kind="images", files=files)
     if src.suffix.lower() in IMAGE_SUFFIXES:
         return Source(root=src.parent.absolute(), kind="images", files=[src.name])
-    from toolkit.io.video import probe
+    from toolkit.media.video import probe
 
     info = probe(src)
     return Source(

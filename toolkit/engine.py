@@ -118,26 +118,15 @@ def run_task(
         os.environ.setdefault(k, v)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch = _torch()
-    previous = None
-    if torch is not None:
-        torch.manual_seed(seed)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(threads)))
+    import torch  # a dependency: imported first, so its threads are set before the task runs
+
+    torch.manual_seed(seed)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
     try:
         return fn(*args, **kwargs)
     finally:
-        if torch is not None and previous is not None:
-            torch.set_num_threads(previous)
-
-
-def _torch() -> Any:
-    """The torch module when installed (imported first, so threads are set before the task)."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency of every task that needs it
-        return None
-    return torch
+        torch.set_num_threads(previous)
 
 
 def _bar(total: int, desc: str, unit: str, progress: bool) -> Any:

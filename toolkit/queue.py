@@ -41,6 +41,7 @@ import numpy as np
 import orjson
 
 from toolkit.errors import InputError
+from toolkit.locate import frame_fields
 
 REASONS: tuple[str, ...] = ("label_disagreement", "low_confidence", "stick_geometry", "validation")
 QUEUE_VERSION = 1
@@ -485,38 +486,12 @@ def items_for_rows(
     """
     rows = np.asarray(rows, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64).reshape(len(rows))
-    if per == "annotation":
-        table = ds.frame_table()
-        ann_ids = table["ann_id"].to_numpy()[rows]
-    elif per == "image":
-        table = ds.images.rename(columns={"id": "image_id"})
-        ann_ids = [None] * len(rows)
-    else:
-        raise ValueError(f"Expected 'per' to be 'annotation' or 'image', but got {per!r}.")
-    video_name = {v["id"]: v["file_name"] for v in ds.videos}
-    fn = table["file_name"].to_numpy(dtype=object)[rows]
-    img = table["image_id"].to_numpy()[rows]
-    vid = table["video_id"].to_numpy(dtype=object)[rows]
-    fidx = table["frame_index"].to_numpy(dtype=object)[rows]
-    out = []
-    for i in range(len(rows)):
-        has_video = not _isna(vid[i])
-        out.append(
-            QueueItem(
-                reason,
-                scores[i],
-                file_name=fn[i],
-                video=video_name.get(int(vid[i])) if has_video else None,
-                frame_index=int(fidx[i]) if has_video and not _isna(fidx[i]) else None,
-                image_id=int(img[i]),
-                ann_id=None if ann_ids[i] is None else int(ann_ids[i]),
-                details=dict(details[i]) if details is not None else {},
-            )
+    return [
+        QueueItem(
+            reason,
+            scores[i],
+            **fields,
+            details=dict(details[i]) if details is not None else {},
         )
-    return out
-
-
-def _isna(v: Any) -> bool:
-    import pandas as pd
-
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+        for i, fields in enumerate(frame_fields(ds, rows, per))
+    ]

@@ -1,14 +1,13 @@
 """The ``trainer`` command line: stance classifier training, export and scoring.
 
-Commands are imported only when used (``trainer --help`` does not import torch); a command
-whose module is not present yet is simply not listed.
+Commands are imported only when used (``trainer --help`` does not import torch).
 """
 
 from __future__ import annotations
 
 import click
 
-from toolkit.cli import LazyGroup
+from toolkit.commands.common import LazyGroup
 
 #: command name -> "module:function".
 COMMANDS: dict[str, str] = {

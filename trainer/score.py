@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import InputError, expected
+from toolkit.locate import Locator
 
 #: Ranking multipliers per reason (the queue sorts by score x weight).
 #: Scores are 0..1 within each reason (label_disagreement 0.5 + 0.5 x margin; low_confidence +1
@@ -574,8 +575,7 @@ def read_oof(source: str | Path, ds, classes: list[str]) -> tuple[np.ndarray, st
             expected("columns", f"ann_id, label and {cols}", list(df.columns)[:8]), path
         )
     out = np.full((len(ds), len(classes)), np.nan)
-    ann = ds.annotations["id"].to_numpy()
-    pos = pd.Index(ann).get_indexer(df["ann_id"].to_numpy())
+    pos = Locator.build(ds).ann_rows(df["ann_id"].to_numpy())
     stance = ds.frame_table()["stance"].to_numpy(dtype=object)
     keep = pos >= 0
     same = np.zeros(len(df), bool)
@@ -637,16 +637,10 @@ def validation_items(ds, dataset_dir: Path) -> tuple[list, str | None]:
     if path is None:
         return [], None
     rows, scores, details = [], [], []
-    ann_index = pd.Index(ds.annotations["id"].to_numpy())
-    img_rows = ds.annotations["image_id"].to_numpy()
-    first_row_of_image = pd.Series(np.arange(len(img_rows))).groupby(img_rows).first()
+    lookup = Locator.build(ds)
     for f in findings:
-        r = -1
-        if f.get("ann_id") is not None:
-            r = ann_index.get_indexer([f["ann_id"]])[0]
-        elif f.get("image_id") is not None and f["image_id"] in first_row_of_image.index:
-            r = int(first_row_of_image[f["image_id"]])
-        if r < 0:
+        r = lookup.ann_row_of(f)  # by ann_id, else the first person of the frame it names
+        if r is None:
             continue
         sev = f.get("severity", "info")
         rows.append(r)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands._common import UsageError, cli_errors
+from toolkit.commands.common import UsageError, cli_errors
 
 EXAMPLE = "viewer my_dataset --queue my_dataset/queue.json"
 

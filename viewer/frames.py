@@ -24,7 +24,7 @@ background thread that decodes ahead so a frame step rarely waits for the decode
   ``(H, W, 3)``: napari hands them to the GPU texture as they are (no cast, no copy). napari
   asks for ``source[t:t + 1]`` on every step: that is a view of the cached frame, not a copy.
 
-Video frames come from :class:`toolkit.io.video.VideoReader` (one decoder per video, shared by
+Video frames come from :class:`toolkit.media.video.VideoReader` (one decoder per video, shared by
 the caller and the thread), image files from :func:`toolkit.media.read_image`. Frame ``t`` is
 row ``t`` of ``ds.images`` (the dataset's order). Frames of different sizes are padded at the
 right and bottom to the largest one, so pixel coordinates never move.
@@ -294,7 +294,7 @@ class FrameSource:
         with self._readers_lock:
             reader = self._readers.get((video_id, role))
             if reader is None:
-                from toolkit.io.video import VideoReader
+                from toolkit.media.video import VideoReader
 
                 # The reader's own cache is not needed: ours holds the decoded frames.
                 reader = VideoReader(self._ds.video_path(video_id), cache_size=1)

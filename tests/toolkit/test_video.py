@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from toolkit.errors import InputError
-from toolkit.io import video as video_mod
-from toolkit.io.video import VideoReader, probe
+from toolkit.media import video as video_mod
+from toolkit.media.video import VideoReader, probe
 
 
 def make_video(path: Path, n: int = 40, w: int = 64, h: int = 48, fps: float = 12.0) -> Path:

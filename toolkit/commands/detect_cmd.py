@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands._common import cli_errors, echo_err
+from toolkit.commands.common import cli_errors, echo_err
 from toolkit.commands._engine import engine_options
 
 EXAMPLE = "toolkit detect clip.mp4 --weights yolo11n-pose.pt --out clip_ds --imgsz 640 --every 2"
@@ -139,7 +139,7 @@ def detect_cmd(
       toolkit detect clip.mp4 --weights yolo11n-pose.pt --stick-weights stick.pt --out ds
       toolkit label clip_ds --labels segments.csv    # then: video,start,end,stance rows
     """
-    from toolkit.commands._common import is_tty
+    from toolkit.commands.common import is_tty
     from toolkit.detect import DetectOptions, detect
     from toolkit.engine import check_engine_options
 
@@ -187,7 +187,7 @@ def _detect_many(
     address: str | None,
 ):
     """Run the sources as tasks; returns the dataset to report when there is one."""
-    from toolkit.commands._common import is_tty
+    from toolkit.commands.common import is_tty
     from toolkit.detect_many import detect_many
     from toolkit.engine import open_engine
 

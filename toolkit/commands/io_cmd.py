@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands._common import UsageError, cli_errors, echo_err, pick_example
+from toolkit.commands.common import UsageError, cli_errors, echo_err, pick_example
 
 IMPORT_EXAMPLE = "toolkit import samples/arnis/data.yaml --out ds --subject-regex '^(s\\d+)_'"
 EXPORT_EXAMPLE = "toolkit export ds --format coco --out ds_coco.json"

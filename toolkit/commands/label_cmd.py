@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands._common import cli_errors, echo_err
+from toolkit.commands.common import cli_errors, echo_err
 
 EXAMPLE = "toolkit label clip_ds --labels stances.csv   (stances.csv: video,start,end,stance)"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands._common import cli_errors
+from toolkit.commands.common import cli_errors
 
 EXAMPLE = "toolkit validate ds --report qa --fail-on error"
 

@@ -59,7 +59,7 @@ from toolkit.io import (
     natural_key,
     register_format,
 )
-from toolkit.io.video import probe
+from toolkit.media.video import probe
 from toolkit.io.yolo import _image_size, _stances_subjects, read_labels_csv
 from toolkit.media import IMAGE_SUFFIXES
 from toolkit.schema import field_path, locate_line

@@ -72,7 +72,7 @@ from toolkit.io import (
     natural_key,
     register_format,
 )
-from toolkit.io.video import probe
+from toolkit.media.video import probe
 from toolkit.media import IMAGE_SUFFIXES, iter_frame_pixels
 
 #: Folder names that mark a split rather than a stance class.

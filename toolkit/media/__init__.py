@@ -15,7 +15,7 @@ the image evidence of stick checks) reads it here::
         ...
 
 Images are read with OpenCV and returned RGB ``(H, W, 3)`` uint8; video frames come from
-:class:`toolkit.io.video.VideoReader`, in frame order when iterating (sequential decoding, no
+:class:`toolkit.media.video.VideoReader`, in frame order when iterating (sequential decoding, no
 seek per frame). A row is a video frame when its image has both a ``video_id`` and a
 ``frame_index``. :data:`IMAGE_SUFFIXES` is the suite's one list of image file suffixes.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.io.video import VideoReader
+from toolkit.media.video import VideoReader
 from toolkit.locate import Locator
 
 __all__ = [
@@ -108,7 +108,7 @@ class _Frames:
 class FrameReader:
     """Random access to the pixels of a dataset's image rows (image files and video frames).
 
-    One :class:`toolkit.io.video.VideoReader` per video stays open until :meth:`close`, so
+    One :class:`toolkit.media.video.VideoReader` per video stays open until :meth:`close`, so
     stepping through a video decodes sequentially instead of reopening it per frame.
 
     Args:

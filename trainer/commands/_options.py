@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands._common import echo_err
+from toolkit.commands.common import echo_err
 from toolkit.commands._engine import engine_options
 
 GROUP_NONE_WARNING = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands._common import cli_errors, echo_err
+from toolkit.commands.common import cli_errors, echo_err
 
 EXAMPLE = (
     "trainer detector cleaned_ds --out runs/det1 --weights yolo11n-pose.pt --epochs 50 --imgsz 640"
@@ -77,7 +77,7 @@ def detector_cmd(
       trainer detector cleaned_ds --out runs/det_cpu --epochs 5 --imgsz 320 --device cpu
       toolkit detect clip.mp4 --weights runs/det1/best.pt --out clip_ds
     """
-    from toolkit.commands._common import is_tty
+    from toolkit.commands.common import is_tty
     from trainer.detector import train_detector
 
     m = train_detector(

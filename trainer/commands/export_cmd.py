@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands._common import cli_errors
+from toolkit.commands.common import cli_errors
 
 
 @click.command("export")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands._common import cli_errors, echo_err
+from toolkit.commands.common import cli_errors, echo_err
 from trainer.commands._options import training_options
 
 MODEL_CHOICES = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands._common import cli_errors, echo_err
+from toolkit.commands.common import cli_errors, echo_err
 from toolkit.commands._engine import engine_options
 
 EXAMPLE = "trainer score ds --model runs/geopose --out ds/queue.json"

@@ -1,8 +1,13 @@
-"""Shared CLI plumbing: turn library errors into clear messages and exit code 2."""
+"""Shared CLI plumbing of the three commands (toolkit, viewer, trainer).
+
+Library errors become clear messages and exit code 2 (:func:`cli_errors`), and
+:class:`LazyGroup` imports a subcommand's module only when it is used.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -91,3 +96,22 @@ def echo_err(msg: str) -> None:
 def is_tty() -> bool:
     """Whether stderr is a terminal (progress bars only there)."""
     return sys.stderr.isatty()
+
+
+class LazyGroup(click.Group):
+    """A Click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The eager and the lazy command names, sorted."""
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module on first use."""
+        if cmd_name in self.lazy:
+            module, attr = self.lazy[cmd_name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
