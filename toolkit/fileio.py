@@ -177,14 +177,28 @@ def staged_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    replace_dir(stage, target)
+
+
+def replace_dir(source: str | Path, target: str | Path) -> None:
+    """Put the finished folder ``source`` in place of ``target`` (renames, then an fsync).
+
+    An existing ``target`` is moved aside first and removed after the swap, so a reader sees the
+    old folder or the new one, never a mix.
+
+    Args:
+        source: The finished folder (on the same file system as ``target``).
+        target: Where it belongs.
+    """
+    source, target = Path(source), Path(target)
     if target.exists():
         trash = target.with_name(f".{target.name}.old")
         shutil.rmtree(trash, ignore_errors=True)
         os.replace(target, trash)
-        os.replace(stage, target)
+        os.replace(source, target)
         shutil.rmtree(trash, ignore_errors=True)
     else:
-        os.replace(stage, target)
+        os.replace(source, target)
     _fsync_dir(target.parent)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toolkit.fileio import atomic_write_text
+from toolkit.fileio import atomic_write_text, replace_dir
 from trainer.cv import Fold, classification_metrics, confusion, make_folds
 from trainer.data import Prepared
 from trainer.train import CropCache, FoldOutput, TrainConfig, train_fold
@@ -114,16 +114,8 @@ def _work_dir(out: Path, overwrite: bool, resume: bool) -> Path:
 
 
 def _finalise(work: Path, out: Path) -> None:
-    if work == out:
-        return
-    if out.exists():
-        trash = out.parent / f".{out.name}.old"
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(out, trash)
-        os.replace(work, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(work, out)
+    if work != out:
+        replace_dir(work, out)
 
 
 def folds_table(prep: Prepared, folds: list[Fold]) -> pd.DataFrame:
