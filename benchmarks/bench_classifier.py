@@ -9,7 +9,8 @@ Datasets (each its own table; nothing is pooled):
 3. ``randomised``: the generator's domain-randomised mode (``generate(..., randomise=True)``),
    5-fold subject-grouped; skipped with a note when the generator has no such mode.
 4. ``few_subjects``: on the generated set, train on 3, 4 and 6 subjects and test on the others
-   (several random draws of the training subjects per regime).
+   (several random draws of the training subjects per regime); ``few_subjects_randomised``: the
+   same regimes on the domain-randomised set.
 5. ``turoarnis``: the real Arnis landmarks in ``../shared/realdata/turoarnis`` (MediaPipe world
    landmarks mapped to COCO-17, no stick; exact duplicate rows removed first). The file has no
    subject ids, so its folds are stratified by class only (an optimistic estimate: frames of the
@@ -57,6 +58,7 @@ DATASETS = (
     "generated",
     "randomised",
     "few_subjects",
+    "few_subjects_randomised",
     "turoarnis",
     "real_angles_csv",
     "video",
@@ -181,6 +183,17 @@ def few_subject_folds(prep, n_train: int, draws: int, seed: int = 0) -> list:
             )
         )
     return folds
+
+
+def _few_subjects(prep, models, cfg, draws: int, tmp: Path) -> dict:
+    """Every model trained on 3, 4 and 6 subjects (``draws`` draws each), tested on the rest."""
+    regimes = {}
+    for k in (3, 4, 6):
+        folds = few_subject_folds(prep, k, draws, seed=k)
+        regimes[f"train_{k}_subjects"] = _evaluate(
+            prep, models, cfg, Path(f"{tmp}_few{k}"), folds=folds
+        )
+    return regimes
 
 
 def turoarnis_prepared(path: Path = TUROARNIS):
@@ -429,7 +442,8 @@ def main(
             gen_prep = prepare(_import(src))
         if "generated" in only:
             out["datasets"]["generated"] = _evaluate(gen_prep, models, cfg, tmp / "abl_gen")
-        if "randomised" in only:
+        rnd_prep = None
+        if "randomised" in only or "few_subjects_randomised" in only:
             src = _generate(tmp / "rnd", per_class, 8, seed=12, randomise=True)
             if src is None:
                 note = (
@@ -439,16 +453,15 @@ def main(
                 out["notes"].append(note)
                 out["datasets"]["randomised"] = {"skipped": note}
             else:
-                prep = prepare(_import(src))
-                out["datasets"]["randomised"] = _evaluate(prep, models, cfg, tmp / "abl_rnd")
+                rnd_prep = prepare(_import(src))
+        if "randomised" in only and rnd_prep is not None:
+            out["datasets"]["randomised"] = _evaluate(rnd_prep, models, cfg, tmp / "abl_rnd")
         if "few_subjects" in only:
-            regimes = {}
-            for k in (3, 4, 6):
-                folds = few_subject_folds(gen_prep, k, draws, seed=k)
-                regimes[f"train_{k}_subjects"] = _evaluate(
-                    gen_prep, models, cfg, tmp / f"abl_few{k}", folds=folds
-                )
-            out["datasets"]["few_subjects"] = regimes
+            out["datasets"]["few_subjects"] = _few_subjects(gen_prep, models, cfg, draws, tmp / "g")
+        if "few_subjects_randomised" in only and rnd_prep is not None:
+            out["datasets"]["few_subjects_randomised"] = _few_subjects(
+                rnd_prep, models, cfg, draws, tmp / "r"
+            )
         if "turoarnis" in only or "real_angles_csv" in only:
             if not TUROARNIS.is_file():
                 note = f"real data: skipped, {TUROARNIS} is not present"
@@ -530,9 +543,9 @@ def _print(out: dict) -> None:
             f"({100 * (vis['accuracy_mean'] - plain['accuracy_mean']):+.1f} points)"
         )
     for name, doc in out["datasets"].items():
-        if name == "few_subjects":
+        if name.startswith("few_subjects"):
             for regime, d in doc.items():
-                one(f"few_subjects/{regime}", d)
+                one(f"{name}/{regime}", d)
         else:
             one(name, doc)
 

@@ -164,9 +164,10 @@ def _summary(t1: np.ndarray, t64: np.ndarray) -> dict:
 
 
 def _latency(quick: bool, tmp: Path) -> dict:
-    """Onnxruntime (``trainer.export.ort_session``: 2 intra-op threads, 1 inter-op, every graph
-    optimisation; and the same without thread spinning) vs torch eager (2 threads),
-    for the full model, and onnxruntime for each stream alone.
+    """Onnxruntime vs torch eager (2 threads) for the full model, and each stream alone.
+
+    Onnxruntime runs as ``trainer.export.ort_session`` makes it (2 intra-op threads, 1 inter-op,
+    every graph optimisation), with and without thread spinning.
     """
     import torch
 

@@ -103,8 +103,9 @@ def inner_split(
 
 
 def _grouped_splits(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list:
-    """StratifiedGroupKFold splits; plain GroupKFold when every class is smaller than ``k``
-    (sklearn refuses to stratify then; groups are still never split).
+    """StratifiedGroupKFold splits, or plain GroupKFold when every class is smaller than ``k``.
+
+    sklearn refuses to stratify then; groups are still never split.
     """
     from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 

@@ -1,4 +1,9 @@
-"""Dataset -> tensors: normalised graph inputs, coordinate features, grip crops, augmentation.
+"""Dataset -> arrays: normalised graph inputs, coordinate features, grip crops, augmentation.
+
+Also the other way data enters the trainer: an existing CSV of angle features
+(:func:`read_angles_csv`, :func:`prepare_angles_csv`, and :func:`prepared_from_csv`, what
+``trainer fit --angles-csv`` calls). The feature constants (``NODE_FEATURES``,
+``EDGE_FEATURES``, ...) live in :mod:`trainer.graph`.
 
 Everything here is plain numpy over all frames (or one batch) at once; the model and the ONNX
 scorer consume exactly what :func:`featurise` and :func:`read_crops` return, so a scorer only has
@@ -22,8 +27,10 @@ Normalisation (stored in the ONNX metadata, see :func:`normalisation_spec`):
 
 from __future__ import annotations
 
+import csv
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,13 +40,15 @@ from toolkit.errors import InputError, expected
 from toolkit.geometry import UNKNOWN
 from toolkit.geometry import weapon_side as _weapon_side_rule
 from toolkit.taxonomy import Taxonomy
-from trainer.graph import GRAPH, GROUPS, GraphSpec, edge_sources
+from trainer.graph import (
+    EDGE_FEATURES,
+    GRAPH,
+    GROUPS,
+    NODE_FEATURES,
+    GraphSpec,
+    edge_sources,
+)
 
-NODE_FEATURES: tuple[str, ...] = ("x", "y", "confidence", "visibility", "weapon")
-VISIBILITY_FEATURE = NODE_FEATURES.index("visibility")
-EDGE_FEATURES: tuple[str, ...] = ("length", "sin", "cos", "rigid")
-GEOMETRY_TARGETS: tuple[str, ...] = ("grip_dx", "grip_dy", "stick_length", "angle_offset")
-WEAPON_FEATURE = NODE_FEATURES.index("weapon")
 CROP_SIZE = 128
 CROP_SIDE_TORSO = 1.5
 CROP_MIN_SIDE = 32.0
@@ -423,6 +432,7 @@ def prepare(
         group: CV grouping column: ``"subject"``, ``"video"`` or ``"none"``.
         raw: Use ``ds.keypoints_raw`` (as imported) instead of ``ds.keypoints``.
         crops: Also read the grip crops (needed by the visual stream).
+        progress: Show a progress bar while reading the crops.
 
     Raises:
         InputError: Unknown stance labels, a missing group column, or too little data.
@@ -669,8 +679,9 @@ _BONES: tuple[tuple[int, int, int], ...] = (
 
 
 def _scale_bones(xy: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """Scale bone lengths along the kinematic chain; the head follows the shoulders' midpoint
-    and the stick follows the weapon wrist.
+    """Scale bone lengths along the kinematic chain.
+
+    The head follows the shoulders' midpoint and the stick follows the weapon wrist.
 
     Shapes:
         xy: ``(B, 19, 2)`` NaN where missing; factor: ``(B, 5)`` per bone class.
@@ -726,3 +737,325 @@ def coordinate_features(kp: np.ndarray) -> tuple[np.ndarray, list[str]]:
     xy = (xyn - centre[:, None]) / scale[:, None, None]
     names = [f"{k}_{a}" for k in layout.KEYPOINT_NAMES for a in ("x", "y")]
     return xy.reshape(len(kp), -1), names
+
+
+# ---------------------------------------------------------------------- angle CSV -> arrays
+def read_angles_csv(
+    path: str | Path,
+    label_column: str,
+    group_column: str | None = None,
+    *,
+    feature_columns: list[str] | None = None,
+    notes: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+    """Read an existing CSV of angle features (one row per frame), as users have it.
+
+    Feature columns are every column other than the label and group columns, or exactly
+    ``feature_columns``. Without ``feature_columns``, a column with a non-numeric value (a camera
+    name, a frame id like ``f_0012``) is left out, and a note names it; a chosen column must be
+    numeric. Empty cells and ``nan`` are missing values (imputed later).
+
+    Args:
+        path: The CSV file (header row first).
+        label_column: Column holding the class name of each row.
+        group_column: Optional column holding the group (subject, video) for grouped CV.
+        feature_columns: Use exactly these columns as features (``--feature-columns``).
+        notes: A list that receives remarks for the user (columns left out).
+
+    Returns:
+        ``(X, y_names, groups, feature_names)``: ``X`` float64 ``(N, F)``, ``y_names`` ``(N,)`` str,
+        ``groups`` ``(N,)`` str or None, and the ``F`` feature column names.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        InputError: Empty file, no data rows, a missing column, a ragged row, an empty label or
+            group, no numeric feature column left, or a non-numeric value in a chosen feature
+            column (with its line and column).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Angle-feature CSV not found: {path}")
+    header, rows, lines = _read_csv_rows(path)
+    columns = [c.strip() for c in header]
+    for what, col in (("label column", label_column), ("group column", group_column)):
+        if col is not None and col not in columns:
+            raise InputError(expected(what, f"one of the header's columns {columns}", col), path, 1)
+    if not rows:
+        raise InputError(
+            expected("file", "at least one data row after the header", "none"), path, 2
+        )
+    feature_idx = _feature_indices(path, columns, label_column, group_column, feature_columns)
+    feature_names = [columns[i] for i in feature_idx]
+    text = np.char.strip(np.array(rows, dtype=str).reshape(len(rows), len(columns)))
+    line_of = np.asarray(lines)
+
+    def _filled(col: str) -> np.ndarray:
+        vals = text[:, columns.index(col)]
+        empty = np.flatnonzero(vals == "")
+        if len(empty):
+            raise InputError(expected(col, "a non-empty value", ""), path, int(line_of[empty[0]]))
+        return vals
+
+    y_names = _filled(label_column)
+    groups = _filled(group_column) if group_column is not None else None
+    numeric, feature_names = _numeric_features(
+        path,
+        text[:, feature_idx],
+        feature_names,
+        line_of,
+        chosen=feature_columns is not None,
+        notes=notes,
+    )
+    return numeric, y_names, groups, feature_names
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the non-blank data rows and their line numbers (ragged rows refused)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, skipinitialspace=True)
+            header = next(reader, None)
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue  # blank line
+                if len(row) != len(header):
+                    raise InputError(
+                        expected("row", f"{len(header)} fields like the header", len(row)),
+                        path,
+                        reader.line_num,
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            expected("file", "UTF-8 text", f"undecodable bytes ({exc.reason})"), path
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"Malformed CSV: {exc}", path) from None
+    if header is None or not any(c.strip() for c in header):
+        raise InputError(expected("file", "a CSV with a header row", "an empty file"), path, 1)
+    return header, rows, lines
+
+
+def _feature_indices(
+    path: Path,
+    columns: list[str],
+    label_column: str,
+    group_column: str | None,
+    feature_columns: list[str] | None,
+) -> list[int]:
+    """Header indices of the feature columns: the chosen ones, else all but label and group."""
+    if feature_columns is not None:
+        chosen = [c.strip() for c in feature_columns if c.strip()]
+        missing = [c for c in chosen if c not in columns]
+        if missing or not chosen:
+            raise InputError(
+                expected("--feature-columns", f"columns of the header {columns}", missing or []),
+                path,
+                1,
+            )
+        return [columns.index(c) for c in chosen]
+    idx = [i for i, c in enumerate(columns) if c not in (label_column, group_column)]
+    if not idx:
+        raise InputError(
+            expected("header", "at least one feature column besides label/group", columns), path, 1
+        )
+    return idx
+
+
+def _numeric_features(
+    path: Path,
+    cells: np.ndarray,
+    feature_names: list[str],
+    line_of: np.ndarray,
+    *,
+    chosen: bool,
+    notes: list[str] | None,
+) -> tuple[np.ndarray, list[str]]:
+    """Parse the feature cells; text columns are dropped with a note unless they were chosen.
+
+    Shapes:
+        cells: ``(N, F)`` stripped strings. Returns ``X (N, F')`` float64 (NaN missing) and the
+        ``F'`` kept names.
+    """
+    numeric = (
+        pd.to_numeric(pd.Series(cells.ravel(), dtype=object), errors="coerce")
+        .to_numpy(dtype=np.float64, na_value=np.nan)
+        .reshape(cells.shape)
+        .copy()
+    )
+    is_missing = np.isin(np.char.lower(cells), ("", "nan", "na", "n/a", "null", "none"))
+    bad = ~np.isfinite(numeric) & ~is_missing
+    if bad.any() and not chosen:
+        drop = bad.any(0)
+        if drop.all():
+            row, col = np.argwhere(bad)[0]
+            raise InputError(
+                expected(
+                    "at least one numeric feature column",
+                    "numbers (or empty for missing)",
+                    f"{feature_names[col]}={cells[row, col]!s}",
+                )
+                + " (every column has text in it)",
+                path,
+                int(line_of[row]),
+            )
+        if notes is not None:
+            dropped = [n for n, d in zip(feature_names, drop, strict=True) if d]
+            notes.append(
+                f"{len(dropped)} non-numeric column(s) ignored: {', '.join(dropped)} "
+                "(choose features with --feature-columns)"
+            )
+        keep = ~drop
+        numeric, cells, is_missing, bad = (
+            numeric[:, keep],
+            cells[:, keep],
+            is_missing[:, keep],
+            bad[:, keep],
+        )
+        feature_names = [n for n, k in zip(feature_names, keep, strict=True) if k]
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputError(
+            expected(
+                feature_names[col], "a finite number (or empty for missing)", str(cells[row, col])
+            ),
+            path,
+            int(line_of[row]),
+        )
+    numeric[is_missing] = np.nan
+    return numeric, feature_names
+
+
+def prepare_angles_csv(
+    path: str | Path,
+    label_column: str = "stance",
+    group_column: str | None = None,
+    *,
+    taxonomy=None,
+    group: str = "subject",
+    feature_columns: list[str] | None = None,
+):
+    """A :class:`Prepared` from an existing CSV of angle features.
+
+    Args:
+        path: The CSV file.
+        label_column: Class column.
+        group_column: Subject or video column (folds keep each group together).
+        taxonomy: A :class:`toolkit.taxonomy.Taxonomy` (default: the sorted labels, flat).
+        group: ``"none"`` allows a CSV without ``group_column`` (an optimistic estimate).
+        feature_columns: Use exactly these columns (default: every numeric column).
+
+    Raises:
+        InputError: Labels outside the taxonomy, or no group column without ``group="none"``.
+    """
+    notes: list[str] = []
+    X, names, groups, feats = read_angles_csv(
+        path, label_column, group_column, feature_columns=feature_columns, notes=notes
+    )
+    names = [str(n) for n in np.asarray(names).tolist()]
+    tax = taxonomy if taxonomy is not None else Taxonomy(classes=sorted(set(names)))
+    unknown = sorted(set(names) - set(tax.classes))
+    if unknown:
+        raise InputError(
+            expected(
+                f"'{label_column}' values", f"classes of the taxonomy {tax.classes}", unknown[:5]
+            ),
+            path,
+        )
+    index = {c: i for i, c in enumerate(tax.classes)}
+    y = np.array([index[n] for n in names], np.int64)
+    if groups is None:
+        if group != "none":
+            raise InputError(
+                "Expected --group-column naming the subject (or video) column, so "
+                "no subject is in both training and test; or pass --group none "
+                "(the estimate is then optimistic).",
+                path,
+            )
+        groups = np.array([str(i) for i in range(len(y))], dtype=object)
+    n = len(y)
+    fam = tax.family_of[y] if tax.hierarchical else np.full(n, -1, np.int64)
+    cha = tax.chamber_of[y] if tax.hierarchical else np.full(n, -1, np.int64)
+    notes.append(f"{len(feats)} feature columns from {Path(path).name}")
+    return Prepared(
+        taxonomy=tax,
+        keypoints=np.full((n, 19, 3), np.nan),
+        conf=np.zeros((n, 19)),
+        y=y,
+        family=fam,
+        chamber=cha,
+        groups=np.array([str(g) for g in np.asarray(groups).tolist()], dtype=object),
+        ann_id=np.arange(n),
+        image_id=np.full(n, -1),
+        file_name=np.full(n, "", dtype=object),
+        rows=np.arange(n),
+        angles=X,
+        group_by=group_column or "none",
+        notes=notes,
+    )
+
+
+#: What ``--group none`` means for the estimate (printed before such a run).
+GROUP_NONE_WARNING = (
+    "WARNING: --group none: frames of the same subject (and consecutive video frames) can land "
+    "in both the training and the test part of a fold, so the accuracy below is OPTIMISTIC and "
+    "does not tell how the model does on a new person."
+)
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+def prepared_from_csv(
+    path,
+    label_column: str,
+    group_column: str | None,
+    opts: dict,
+    feature_columns: list[str] | None = None,
+    *,
+    echo=None,
+    warn=None,
+) -> Prepared:
+    """A :class:`Prepared` from a CSV of angle features, as ``trainer fit --angles-csv`` reads it.
+
+    :func:`prepare_angles_csv` with the training options, saying what a user
+    must know: the ``--group none`` warning (:data:`GROUP_NONE_WARNING`) when the CSV has no
+    group column, and every note of the reader (e.g. the text columns it left out).
+
+    Args:
+        path: The angle CSV.
+        label_column: Its class column.
+        group_column: Its subject/video column (None: ``--group none`` only).
+        opts: The training options: ``group`` (``subject``/``video``/``none``) and optionally
+            ``taxonomy`` (a taxonomy file).
+        feature_columns: Columns to use (default: every numeric one).
+        echo: Where notes go (default: a line on stderr).
+        warn: Where the ``--group none`` warning goes (default: ``echo``).
+
+    Returns:
+        A :class:`Prepared` (``angles`` holds the features).
+
+    Raises:
+        InputError: See :func:`read_angles_csv`.
+    """
+    echo = echo or _stderr
+    warn = warn or echo
+    if group_column is None and opts["group"] == "none":
+        warn(GROUP_NONE_WARNING)
+    prep = prepare_angles_csv(
+        path,
+        label_column,
+        group_column,
+        taxonomy=Taxonomy.load(opts["taxonomy"]) if opts.get("taxonomy") else None,
+        group=opts["group"],
+        feature_columns=feature_columns,
+    )
+    for note in prep.notes:
+        echo(f"note: {note}")
+    return prep

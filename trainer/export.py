@@ -71,6 +71,7 @@ class ExportModule(nn.Module):
             self.output_names += ["geometry"]
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Run the module (shapes in the class docstring)."""
         kw = dict(zip(self.input_names, args, strict=True))
         acc: list[torch.Tensor] | None = None
         for m in self.models:
@@ -131,8 +132,9 @@ def example_inputs(module: ExportModule, batch: int, seed: int = 0) -> list[torc
 
 
 def ort_session(path: str | Path, threads: int = 2, spinning: bool = True):
-    """An onnxruntime CPU session: ``threads`` intra-op threads, one inter-op thread (the graph
-    runs sequentially), every graph optimisation on.
+    """An onnxruntime CPU session with ``threads`` intra-op threads and one inter-op thread.
+
+    The graph runs sequentially, with every graph optimisation on.
 
     ``spinning`` (onnxruntime's default) lets the pool threads busy-wait between ops: the lowest
     latency on an otherwise idle machine. On a 2-core machine that other processes also use,

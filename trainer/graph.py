@@ -40,7 +40,17 @@ SEMANTIC_EDGES: tuple[tuple[int, int], ...] = (
     (layout.GRIP, layout.NOSE),
 )
 GROUPS: tuple[str, ...] = ("body", "weapon", "rigid", "semantic", "self")
-EDGE_DIM = 4  # normalised length, sin, cos, rigidity flag
+
+# The feature constants of the graph input, in one home (:func:`trainer.data.featurise` writes
+# them, the model and the ONNX metadata read them).
+#: Per-node features: position in torso units, confidence, COCO visibility / 2, weapon flag.
+NODE_FEATURES: tuple[str, ...] = ("x", "y", "confidence", "visibility", "weapon")
+#: Index of the weapon flag (1 on the weapon wrist and elbow) in :data:`NODE_FEATURES`.
+WEAPON_FEATURE = NODE_FEATURES.index("weapon")
+#: Per-edge attributes: length in torso units, sin and cos of the edge angle, rigidity flag.
+EDGE_FEATURES: tuple[str, ...] = ("length", "sin", "cos", "rigid")
+#: Targets of the auxiliary stick-geometry head (:func:`trainer.data.geometry_targets`).
+GEOMETRY_TARGETS: tuple[str, ...] = ("grip_dx", "grip_dy", "stick_length", "angle_offset")
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class GraphSpec:
 
     @property
     def num_edges(self) -> int:
+        """Directed edges per frame (self loops included)."""
         return len(self.src)
 
     def __repr__(self) -> str:

@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit import layout
-from trainer.data import EDGE_FEATURES, NODE_FEATURES, WEAPON_FEATURE
-from trainer.graph import GRAPH, GROUPS, GraphSpec
+from trainer.graph import EDGE_FEATURES, GRAPH, GROUPS, NODE_FEATURES, WEAPON_FEATURE, GraphSpec
 
 VARIANTS: tuple[str, ...] = ("geopose", "graph", "visual", "flat", "no-aux")
 #: Visual streams (``--visual``): none, pretrained YOLO point features, MobileNetV3 grip crop.
@@ -37,8 +36,6 @@ VISUAL_SOURCES: tuple[str, ...] = ("none", "yolo", "mobilenet")
 VISUAL_DIM = 576  # MobileNetV3-Small feature width after global pooling
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: File name torchvision gives the ImageNet weights in the torch hub cache.
-HUB_WEIGHTS = "mobilenet_v3_small-047dcff4.pth"
 
 
 @dataclass
@@ -100,6 +97,7 @@ class DenseGATv2(nn.Module):
         self.register_buffer("no_edge", torch.full((1, heads), -1e9), persistent=False)
 
     def forward(self, x: torch.Tensor, g: FrameGraph) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         # Every reshape keeps the batch axis as -1: no shape arithmetic in the exported graph.
         c = self.conv
         n, h, d = g.num_nodes, self.heads, self.out_dim
@@ -122,6 +120,7 @@ class DenseGATv2(nn.Module):
         return out.transpose(1, 2).reshape(-1, n, h * d) + c.bias
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         return (
             f"GATv2Conv({self.conv.in_channels}, {self.out_dim}, heads={self.heads}, "
             f"edge_dim={self.conv.edge_dim}), per-frame masked softmax"
@@ -218,6 +217,7 @@ class GraphStream(nn.Module):
         )
 
     def forward(self, nodes: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         keep = None
         if self.training and self.drop_edge > 0:
             drop = torch.rand(nodes.shape[0], self.src.numel(), device=nodes.device)
@@ -231,6 +231,7 @@ class GraphStream(nn.Module):
         return pooled + F.elu(self.node_readout(h.reshape(-1, self.num_nodes * self.width)))
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         return (
             f"nodes={self.num_nodes}, edges/frame={self.src.numel()}, heads={self.heads}, "
             f"width={self.width}, drop_edge={self.drop_edge}, "
@@ -333,6 +334,7 @@ class VisualStream(nn.Module):
         self.out_dim = out_dim
 
     def features(self, crop: torch.Tensor) -> torch.Tensor:
+        """Backbone features of ImageNet-normalised crops (what the frozen phase caches)."""
         x = F.batch_norm(
             crop,
             self.norm_zero,
@@ -347,18 +349,22 @@ class VisualStream(nn.Module):
     def forward(
         self, crop: torch.Tensor | None = None, feat: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         if feat is None:
             feat = self.features(crop)
         return self.head(feat)
 
     def set_frozen(self, frozen: bool) -> None:
-        """Freeze/unfreeze the backbone; its BatchNorm statistics stay fixed either way (small
-        batches on a CPU would only add noise to them).
+        """Freeze or unfreeze the backbone.
+
+        Its BatchNorm statistics stay fixed either way (small batches on a CPU would only add
+        noise to them).
         """
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
 
     def train(self, mode: bool = True) -> VisualStream:
+        """Set the training mode; the backbone's BatchNorm layers always stay in eval mode."""
         super().train(mode)
         for m in self.backbone.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -366,6 +372,7 @@ class VisualStream(nn.Module):
         return self
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         n = sum(p.numel() for p in self.backbone.parameters())
         return (
             f"backbone=MobileNetV3-Small({n / 1e6:.2f}M params, weights={self.weights_from}), "
@@ -392,9 +399,11 @@ class FeatureStream(nn.Module):
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         return self.head(self.norm(feat))
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         return f"pretrained point features {self.in_dim} -> {self.out_dim}"
 
 
@@ -432,6 +441,7 @@ class HierarchicalHead(nn.Module):
         self.sizes = (n_cls, n_fam, n_ch)
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the module (shapes in the class docstring)."""
         fam, ch = self.family(z), self.chamber(z)
         e = self.embed(torch.cat([z, fam.softmax(-1), ch.softmax(-1)], -1))
         prior = fam.log_softmax(-1) @ self.fam_onehot.T + ch.log_softmax(-1) @ self.ch_onehot.T
@@ -443,6 +453,7 @@ class HierarchicalHead(nn.Module):
         }
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         c, f, k = self.sizes
         return f"stances={c}, families={f}, chambers={k}, stance | (z, p_family, p_chamber)"
 
@@ -461,10 +472,12 @@ class FlatHead(nn.Module):
         self.n_classes = n_classes
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the module (shapes in the class docstring)."""
         e = self.embed(z)
         return {"stance": self.classifier(e), "embedding": e}
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         return f"stances={self.n_classes}, flat"
 
 
@@ -480,6 +493,7 @@ class GeometryHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 4))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         return self.mlp(z)
 
 
@@ -498,12 +512,14 @@ class ArcMargin(nn.Module):
         self.scale, self.margin = scale, margin
 
     def forward(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         cos = F.normalize(emb, dim=-1) @ F.normalize(self.weight, dim=-1).T
         theta = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
         hit = F.one_hot(target, cos.shape[1]).bool()
         return self.scale * torch.where(hit, torch.cos(theta + self.margin), cos)
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         c, d = self.weight.shape
         return f"dim={d}, classes={c}, s={self.scale}, m={self.margin}"
 
@@ -603,6 +619,7 @@ class GeoPoseNet(nn.Module):
         crop_feat: torch.Tensor | None = None,
         visual_feat: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """Run the module (shapes in the class docstring)."""
         parts = []
         if self.graph is not None:
             parts.append(self.graph(nodes, edge_attr))
@@ -617,6 +634,7 @@ class GeoPoseNet(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         n = sum(p.numel() for p in self.parameters())
         return (
             f"variant={self.variant!r}, visual={self.visual_source!r}, classes={self.n_classes}, "

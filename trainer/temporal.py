@@ -27,8 +27,10 @@ from torch import nn
 
 @contextlib.contextmanager
 def one_thread():
-    """Torch on one intra-op thread (small tensors: more threads only spin, and on a busy
-    2-core machine they made a tiny fit ~100x slower).
+    """Torch on one intra-op thread.
+
+    The tensors are small: more threads only spin, and on a busy 2-core machine they made a
+    tiny fit ~100x slower.
     """
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -62,12 +64,15 @@ def sequence_windows(values: np.ndarray, seq: np.ndarray, frame: np.ndarray, wid
 
 @torch.no_grad()
 def frame_embeddings(models, inputs: dict[str, np.ndarray], chunk: int = 512) -> np.ndarray:
-    """Per-frame inputs of the temporal model: calibrated stance log-probabilities (members'
-    mean) and the mean 128-d stance embedding of the members.
+    """Per-frame inputs of the temporal model.
+
+    The calibrated stance log-probabilities (members' mean) and the mean 128-d stance embedding
+    of the members.
 
     Args:
         models: The fold's members (:func:`trainer.runs.load_members` or a training result).
         inputs: Model inputs (``nodes``, ``edge_attr``, ...), numpy arrays of equal length.
+        chunk: Frames per forward pass.
 
     Shapes:
         Returns ``(N, C + 128)`` float32.
@@ -132,6 +137,7 @@ class TemporalHead(nn.Module):
         self.in_dim, self.n_classes = in_dim, n_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the module (shapes in the class docstring)."""
         h = self.conv(((x - self.mu) / self.sd).transpose(1, 2))  # (B, hidden, W)
         centre = h[..., h.shape[-1] // 2]
         w = self.mix.softmax(0)[: x.shape[1]]
@@ -139,6 +145,7 @@ class TemporalHead(nn.Module):
         return smooth + self.out(torch.cat([centre, h.mean(-1)], -1))
 
     def extra_repr(self) -> str:
+        """The one-line summary inside ``repr``."""
         return f"in={self.in_dim}, classes={self.n_classes}, window conv 3+3"
 
 

@@ -1,20 +1,30 @@
 """Training one cross-validation fold of GeoPose-Net (or a baseline).
 
-Per fold, ``members`` models are trained (a seed ensemble, 1 by default); each member holds out
-a different subset of the fold's training groups as its validation rows, so with several members
-every training subject is trained on by most of them and no single odd validation subject decides
-anything. A member trains with AdamW (1e-3, weight decay 0.01), a cosine schedule, batch 16 and
-gradient clipping, and stops by ``stop``:
+Per fold, ``members`` models are trained (a seed ensemble, 1 by default). A member trains with
+AdamW (1e-3, weight decay 0.01), a cosine schedule, batch 16 and gradient clipping, and stops by
+``stop``:
 
-* ``fixed`` (default): the whole schedule, keeping the last weights (no decision hinges on the
+* ``fixed`` (default): the whole schedule, keeping the last weights (no decision hinges on a
   validation subject; the schedule length is the ``--epochs`` option);
 * ``smoothed``: the best epoch by an exponential moving average of the validation loss (after a
   third of the epochs), stopping after ``patience`` epochs without a better smoothed loss;
 * ``patience``: the raw validation loss with patience (the old behaviour).
 
-Each member's temperature is then fitted on its validation rows (temperature scaling: one scalar
-that divides the stance logits, minimising the validation NLL), and the fold's probabilities are
-the mean of the members' calibrated probabilities. Training runs in two phases:
+Which rows a member trains on:
+
+* ``fixed`` with ``refit`` (default): the fixed schedule needs no validation rows, so **every
+  member trains on all of the fold's training rows**. With 3-4 training subjects, holding one
+  out costs a quarter to a third of the people the model can learn from. The temperature
+  (temperature scaling: one scalar that divides the stance logits, minimising the NLL) comes from
+  one extra *calibration model*, trained the same way without a block of about ``val_fraction``
+  of the training groups and fitted on that block; every member gets it.
+* otherwise (``smoothed``, ``patience`` or ``refit=False``): each member holds out a different
+  block of the fold's training groups as its validation rows (for stopping and its own
+  temperature), so with several members every training subject is trained on by most of them.
+
+The fold's probabilities are the mean of the members' calibrated probabilities. Everything random
+is seeded from ``(seed, fold, member)`` alone, so a fold trains the same in any process. Training
+runs in two phases:
 
 1. **frozen backbone**: the MobileNetV3-Small crop features are computed once per run (for the
    plain crop and ``aug_views - 1`` augmented copies) and cached; only the graph stream, the
@@ -85,6 +95,10 @@ class TrainConfig:
             (16 frames x 19 nodes), so extra threads mostly spin, and on a busy 2-core machine
             they make each step 10-20x slower.
         keypoint_augment: Keypoint augmentation settings.
+        refit: With ``stop="fixed"``, train every member on all of the fold's training rows
+            and take the temperature from a calibration model trained without a held-out block
+            of groups (see :func:`train_fold`). False: each member holds out its own
+            validation groups (the behaviour of ``smoothed``/``patience``, which need them).
     """
 
     model: str = "geopose"
@@ -115,12 +129,15 @@ class TrainConfig:
     dim: int = 128
     threads: int = 1
     keypoint_augment: KeypointAugment = field(default_factory=KeypointAugment)
+    refit: bool = True
 
     def to_dict(self) -> dict:
+        """Every setting as plain types (for ``config.yaml``)."""
         return asdict(self)
 
     @property
     def neural(self) -> bool:
+        """Whether the model is a neural network (not a scikit-learn baseline)."""
         return self.model in VARIANTS
 
     @property
@@ -536,7 +553,19 @@ def train_fold(
     cache: CropCache | None = None,
     progress: bool = False,
 ) -> FoldOutput:
-    """Train and evaluate one outer fold (neural model or baseline)."""
+    """Train and evaluate one outer fold (neural model or baseline).
+
+    Args:
+        prep: The labelled data.
+        fold: The outer fold (its ``test`` rows are only predicted).
+        cfg: The training settings (``refit``, ``members``, ``calibrate``: see the module
+            docstring).
+        cache: The crop-feature cache (``--visual mobilenet`` only).
+        progress: Show a tqdm bar per member.
+
+    Returns:
+        The fold's :class:`FoldOutput` (``n_val`` is 0 when the members trained on every row).
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
     try:
@@ -555,17 +584,7 @@ def _train_fold(
         return FoldOutput(
             fold, proba, [], None, None, float("nan"), time.perf_counter() - t0, len(fold.train), 0
         )
-    source = cfg.visual_source
-    if source == "mobilenet":
-        if cache is None:
-            raise ValueError("Expected a CropCache for a visual model.")
-        if cfg.cache_features:
-            cache.compute(cfg.device)
-    if source == "yolo" and prep.visual is None:
-        raise ValueError(
-            "Expected pretrained visual features (trainer.visual.attach_visual_features) for "
-            "--visual yolo."
-        )
+    _check_visual_inputs(prep, cfg, cache)
     splits = member_splits(
         prep.y,
         prep.groups,
@@ -574,23 +593,37 @@ def _train_fold(
         seed=cfg.seed * 1000 + fold.index,
         fraction=cfg.val_fraction,
     )
-    history: list[dict] = []
-    states, temps, raws, cals, losses = [], [], [], [], []
     mc = _model_config(prep, cfg)
+    history: list[dict] = []
+    shared_t: float | None = None
+    calib_loss = float("nan")
+    empty = np.zeros(0, np.int64)
+    if refits(cfg):
+        # Every member trains on all of the fold's training rows; the temperature comes from a
+        # calibration model trained the same way without the first member's validation groups.
+        if cfg.calibrate:
+            shared_t, calib_loss, hist = _calibration_model(prep, fold, cfg, cache, splits[0], mc)
+            history += hist
+        splits = [(fold.train, empty) for _ in splits]
+    states, temps, raws, cals, losses, best_epochs = [], [], [], [], [], []
     finetuned = False
-    best_epochs = []
     for m, (fit_rows, val_rows) in enumerate(splits):
-        res = _train_member(prep, fold, cfg, cache, fit_rows, val_rows, m, mc, progress)
-        model, batches, hist, crops_used, best_epoch = res
+        model, batches, hist, crops_used, best_epoch = _train_member(
+            prep, fold, cfg, cache, fit_rows, val_rows, m, mc, progress
+        )
         for h in hist:
             h["member"] = m
         history += hist
         finetuned = finetuned or crops_used
         best_epochs.append(best_epoch)
-        val_logits = predict_logits(model, batches, val_rows, crops=crops_used)
-        t = fit_temperature(val_logits, prep.y[val_rows]) if cfg.calibrate else 1.0
+        if shared_t is None:
+            val_logits = predict_logits(model, batches, val_rows, crops=crops_used)
+            t = fit_temperature(val_logits, prep.y[val_rows]) if cfg.calibrate else 1.0
+            losses.append(_nll(val_logits, prep.y[val_rows], t))
+        else:
+            t = shared_t
+            losses.append(calib_loss)
         model.temperature.fill_(t)
-        losses.append(_nll(val_logits, prep.y[val_rows], t))
         test_logits = predict_logits(model, batches, fold.test, crops=crops_used)
         raws.append(_softmax(test_logits))
         cals.append(_softmax(test_logits / t))
@@ -599,6 +632,7 @@ def _train_fold(
     mc["finetuned"] = finetuned
     mc["best_epoch"] = best_epochs[0]
     mc["members"] = len(states)
+    mc["refit"] = refits(cfg)
     return FoldOutput(
         fold,
         np.mean(cals, 0),
@@ -615,25 +649,66 @@ def _train_fold(
     )
 
 
-def _train_member(
+def refits(cfg: TrainConfig) -> bool:
+    """Whether the members train on every training row of the fold (``refit`` with ``fixed``).
+
+    Only the fixed schedule can: ``smoothed`` and ``patience`` need validation rows to stop.
+    """
+    return bool(cfg.refit and cfg.stop == "fixed")
+
+
+def _check_visual_inputs(prep: Prepared, cfg: TrainConfig, cache: CropCache | None) -> None:
+    """Refuse a visual model without its inputs; compute the cached crop features once."""
+    source = cfg.visual_source
+    if source == "mobilenet":
+        if cache is None:
+            raise ValueError("Expected a CropCache for a visual model.")
+        if cfg.cache_features:
+            cache.compute(cfg.device)
+    if source == "yolo" and prep.visual is None:
+        raise ValueError(
+            "Expected pretrained visual features (trainer.visual.attach_visual_features) for "
+            "--visual yolo."
+        )
+
+
+#: Seed offset of the calibration model (apart from every member's seed).
+_CALIBRATION_SEED = 104_729
+
+
+def _calibration_model(
     prep: Prepared,
     fold: Fold,
     cfg: TrainConfig,
     cache: CropCache | None,
-    fit_rows: np.ndarray,
-    val_rows: np.ndarray,
-    member: int,
+    split: tuple[np.ndarray, np.ndarray],
     mc: dict,
-    progress: bool,
-):
-    """Train one ensemble member; returns ``(model, batches, history, finetuned, best_epoch)``."""
-    from tqdm.auto import tqdm
+) -> tuple[float, float, list[dict]]:
+    """Train a model without ``split``'s validation groups and fit the temperature on them.
 
-    device = torch.device(cfg.device)
-    seed = cfg.seed * 1000 + fold.index + 7919 * member
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
+    The model is trained exactly like a member (same schedule and augmentation) on the other
+    training rows; only its temperature is kept. A model trained on a few more subjects is
+    slightly less over-confident on new people, so the temperature errs on the cautious side.
+
+    Returns:
+        ``(temperature, validation NLL at that temperature, history)`` (temperature 1 and NaN
+        without validation rows).
+    """
+    fit_rows, val_rows = split
+    if not len(val_rows):
+        return 1.0, float("nan"), []
+    model, batches, hist, crops_used, _ = _train_member(
+        prep, fold, cfg, cache, fit_rows, val_rows, _CALIBRATION_SEED, mc, False
+    )
+    for h in hist:
+        h["member"] = "calibration"
+    logits = predict_logits(model, batches, val_rows, crops=crops_used)
+    t = fit_temperature(logits, prep.y[val_rows])
+    return t, _nll(logits, prep.y[val_rows], t), hist
+
+
+def _new_member_model(cfg: TrainConfig, mc: dict, cache: CropCache | None, device) -> GeoPoseNet:
+    """A freshly initialised member (seeded by the caller) on ``device``."""
     uses_mobilenet = cfg.visual_source == "mobilenet"
     model = GeoPoseNet(
         n_classes=mc["n_classes"],
@@ -647,6 +722,140 @@ def _train_member(
     ).to(device)
     if uses_mobilenet:
         model.visual.set_frozen(True)
+    return model
+
+
+def _optimiser(
+    model: GeoPoseNet, arc: ArcMargin | None, cfg: TrainConfig, with_crops: bool
+) -> tuple[torch.optim.Optimizer, list[dict]]:
+    """AdamW over the trainable parameters (the backbone at ``lr / 10`` when fine-tuning)."""
+    backbone = model.visual.backbone if cfg.visual_source == "mobilenet" else None
+    backbone_ids = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    head_params = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids]
+    groups = [{"params": head_params, "lr": cfg.lr}]
+    if with_crops and backbone is not None:
+        groups.append({"params": list(backbone.parameters()), "lr": cfg.lr / 10})
+    if arc is not None:
+        groups.append({"params": list(arc.parameters()), "lr": cfg.lr})
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay), groups
+
+
+@dataclass
+class _Stopper:
+    """The ``--stop`` rule over one phase: which weights to keep and when to stop.
+
+    Attributes:
+        cfg: The training settings.
+        n_epochs: Epochs of the phase.
+        best: ``{"loss", "state", "epoch", "phase"}`` of the kept weights.
+    """
+
+    cfg: TrainConfig
+    n_epochs: int
+    best: dict
+    stale: int = 0
+    smooth: float | None = None
+
+    def keep(self, model: GeoPoseNet, loss: float, epoch: int, phase: str) -> None:
+        """Keep the model's current weights as the best ones."""
+        self.best = {
+            "loss": loss,
+            "state": copy.deepcopy(model.state_dict()),
+            "epoch": epoch,
+            "phase": phase,
+        }
+
+    def update(
+        self, model: GeoPoseNet, val_loss: float, phase_epoch: int, epoch: int, phase: str, has_val
+    ) -> bool:
+        """Record one epoch's validation loss; True when training should stop now."""
+        cfg = self.cfg
+        if cfg.stop == "fixed" or not has_val:
+            if phase_epoch == self.n_epochs - 1:
+                self.keep(model, val_loss, epoch, phase)
+            return False
+        if cfg.stop == "smoothed":
+            self.smooth = val_loss if self.smooth is None else 0.7 * self.smooth + 0.3 * val_loss
+            crit = self.smooth if phase_epoch >= self.n_epochs // 3 else math.inf
+        else:
+            crit = val_loss
+        if crit < self.best["loss"] - 1e-4:
+            self.keep(model, crit, epoch, phase)
+            self.stale = 0
+        elif math.isfinite(crit) or cfg.stop == "patience":
+            self.stale += 1
+            return self.stale >= cfg.patience
+        return False
+
+
+def _train_epoch(
+    model: GeoPoseNet,
+    batches: _Batches,
+    fit_rows: np.ndarray,
+    opt: torch.optim.Optimizer,
+    sched,
+    groups: list[dict],
+    arc: ArcMargin | None,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    with_crops: bool,
+) -> float:
+    """One pass over ``fit_rows`` in shuffled minibatches; returns the mean training loss."""
+    cfg = batches.cfg
+    model.train()
+    perm = rng.permutation(fit_rows)
+    tot, cnt = 0.0, 0
+    params = [p for g in groups for p in g["params"]]
+    for s in range(0, len(perm), cfg.batch_size):
+        r = perm[s : s + cfg.batch_size]
+        if len(r) < 2 and len(perm) > 2:
+            continue  # a 1-row tail batch only adds noise
+        out = model(**batches.inputs(r, rng, crops=with_crops, gen=gen))
+        loss = compute_loss(out, batches.targets(r), cfg, arc)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+        opt.step()
+        sched.step()
+        tot += loss.item() * len(r)
+        cnt += len(r)
+    return tot / max(cnt, 1)
+
+
+def _validate(
+    model: GeoPoseNet, batches: _Batches, val_rows: np.ndarray, with_crops: bool, watch: bool
+) -> tuple[float, float]:
+    """Validation NLL and accuracy (NaN when not watched or without validation rows)."""
+    if not (watch and len(val_rows)):
+        return float("nan"), float("nan")
+    proba_val, val_loss = predict(model, batches, val_rows, crops=with_crops)
+    return val_loss, float(np.mean(proba_val.argmax(1) == batches.prep.y[val_rows]))
+
+
+def _train_member(
+    prep: Prepared,
+    fold: Fold,
+    cfg: TrainConfig,
+    cache: CropCache | None,
+    fit_rows: np.ndarray,
+    val_rows: np.ndarray,
+    member: int,
+    mc: dict,
+    progress: bool,
+):
+    """Train one ensemble member; returns ``(model, batches, history, finetuned, best_epoch)``.
+
+    Everything random is seeded from ``(cfg.seed, fold.index, member)`` alone, so a member
+    trains the same in any process and in any order.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(cfg.device)
+    seed = cfg.seed * 1000 + fold.index + 7919 * member
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = _new_member_model(cfg, mc, cache, device)
     arc = (
         ArcMargin(model.head.classifier.in_features, mc["n_classes"]).to(device)
         if cfg.arcface_after >= 0
@@ -654,18 +863,17 @@ def _train_member(
     )
     batches = _Batches(prep, cfg, fit_rows, cache, device)
     history: list[dict] = []
-    best = {"loss": math.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
     phases = [("frozen", cfg.epochs, False)]
-    if uses_mobilenet and cfg.finetune_epochs > 0:
+    if cfg.visual_source == "mobilenet" and cfg.finetune_epochs > 0:
         phases.append(("finetune", cfg.finetune_epochs, True))
-    total_epochs = sum(p[1] for p in phases)
     bar = tqdm(
-        total=total_epochs,
+        total=sum(p[1] for p in phases),
         desc=f"fold {fold.index + 1} {cfg.model} member {member + 1}/{cfg.members}",
         unit="epoch",
         disable=not progress,
         leave=False,
     )
+    best = {"loss": math.inf, "state": copy.deepcopy(model.state_dict()), "epoch": -1}
     epoch = 0
     for phase, n_epochs, with_crops in phases:
         if n_epochs <= 0:
@@ -673,91 +881,39 @@ def _train_member(
         if with_crops:
             model.load_state_dict(best["state"])
             model.visual.set_frozen(False)
-        backbone_ids = (
-            {id(p) for p in model.visual.backbone.parameters()} if uses_mobilenet else set()
-        )
-        head_params = [
-            p for p in model.parameters() if p.requires_grad and id(p) not in backbone_ids
-        ]
-        groups = [{"params": head_params, "lr": cfg.lr}]
-        if with_crops:
-            groups.append({"params": list(model.visual.backbone.parameters()), "lr": cfg.lr / 10})
-        if arc is not None:
-            groups.append({"params": list(arc.parameters()), "lr": cfg.lr})
-        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt, groups = _optimiser(model, arc, cfg, with_crops)
         steps_per_epoch = max(1, math.ceil(len(fit_rows) / cfg.batch_size))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * steps_per_epoch)
-        stale = 0
-        smooth = None
+        stopper = _Stopper(cfg, n_epochs, best)
         for phase_epoch in range(n_epochs):
             te = time.perf_counter()
-            model.train()
-            perm = rng.permutation(fit_rows)
-            tot, cnt = 0.0, 0
             use_arc = arc if (arc is not None and epoch >= cfg.arcface_after) else None
-            for s in range(0, len(perm), cfg.batch_size):
-                r = perm[s : s + cfg.batch_size]
-                if len(r) < 2 and len(perm) > 2:
-                    continue  # a 1-row tail batch only adds noise
-                out = model(**batches.inputs(r, rng, crops=with_crops, gen=gen))
-                loss = compute_loss(out, batches.targets(r), cfg, use_arc)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.clip)
-                opt.step()
-                sched.step()
-                tot += loss.item() * len(r)
-                cnt += len(r)
-            last = phase_epoch == n_epochs - 1
+            train_loss = _train_epoch(
+                model, batches, fit_rows, opt, sched, groups, use_arc, rng, gen, with_crops
+            )
             # The fixed schedule never looks at the validation rows while training (only its
             # curve is logged, every 5 epochs and at the end, to keep the CPU cost down).
-            watch = cfg.stop != "fixed" or phase_epoch % 5 == 4 or last
-            if watch and len(val_rows):
-                proba_val, val_loss = predict(model, batches, val_rows, crops=with_crops)
-                val_acc = float(np.mean(proba_val.argmax(1) == prep.y[val_rows]))
-            else:
-                val_loss, val_acc = float("nan"), float("nan")
+            watch = cfg.stop != "fixed" or phase_epoch % 5 == 4 or phase_epoch == n_epochs - 1
+            val_loss, val_acc = _validate(model, batches, val_rows, with_crops, watch)
             history.append(
                 {
                     "epoch": epoch,
                     "phase": phase,
-                    "train_loss": tot / max(cnt, 1),
+                    "train_loss": train_loss,
                     "val_loss": val_loss,
                     "val_accuracy": val_acc,
                     "lr": opt.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - te,
                 }
             )
-            bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}", val=f"{val_acc:.3f}")
+            bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{val_acc:.3f}")
             bar.update()
+            stop = stopper.update(model, val_loss, phase_epoch, epoch, phase, len(val_rows) > 0)
             epoch += 1
-            if cfg.stop == "fixed" or not len(val_rows):
-                if last:
-                    best = {
-                        "loss": val_loss,
-                        "state": copy.deepcopy(model.state_dict()),
-                        "epoch": epoch - 1,
-                        "phase": phase,
-                    }
-                continue
-            if cfg.stop == "smoothed":
-                smooth = val_loss if smooth is None else 0.7 * smooth + 0.3 * val_loss
-                crit = smooth if phase_epoch >= n_epochs // 3 else math.inf
-            else:
-                crit = val_loss
-            if crit < best["loss"] - 1e-4:
-                best = {
-                    "loss": crit,
-                    "state": copy.deepcopy(model.state_dict()),
-                    "epoch": epoch - 1,
-                    "phase": phase,
-                }
-                stale = 0
-            elif math.isfinite(crit) or cfg.stop == "patience":
-                stale += 1
-                if stale >= cfg.patience:
-                    bar.update(n_epochs - phase_epoch - 1)  # early stop: the bar jumps ahead
-                    break
+            if stop:
+                bar.update(n_epochs - phase_epoch - 1)  # early stop: the bar jumps ahead
+                break
+        best = stopper.best
     bar.close()
     model.load_state_dict(best["state"])
     return model, batches, history, best.get("phase") == "finetune", best["epoch"]

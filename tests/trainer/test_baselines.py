@@ -188,3 +188,21 @@ def test_read_angles_csv_not_utf8(tmp_path):
     p.write_bytes(b"a,label\n\xff\xfe,x\n")
     with pytest.raises(InputError, match="UTF-8"):
         read_angles_csv(p, "label")
+
+
+def test_prepared_from_csv_warns_and_notes(tmp_path):
+    from trainer.data import GROUP_NONE_WARNING, prepared_from_csv
+
+    p = tmp_path / "a.csv"
+    p.write_text("Frame_ID,elbow,knee,stance\nf_1,10,20,x\nf_2,11,21,y\nf_3,12,,x\nf_4,9,19,y\n")
+    said, warned = [], []
+    prep = prepared_from_csv(
+        p, "stance", None, {"group": "none"}, echo=said.append, warn=warned.append
+    )
+    assert warned == [GROUP_NONE_WARNING]
+    assert any("Frame_ID" in s and s.startswith("note:") for s in said)
+    assert prep.angles.shape == (4, 2) and np.isnan(prep.angles[2, 1])
+    chosen = prepared_from_csv(p, "stance", None, {"group": "none"}, ["knee"], echo=said.append)
+    assert chosen.angles.shape == (4, 1)
+    with pytest.raises(InputError, match="group-column"):
+        prepared_from_csv(p, "stance", None, {"group": "subject"}, echo=said.append)

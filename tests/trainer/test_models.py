@@ -7,14 +7,16 @@ import pytest
 import torch
 
 from toolkit import layout
-from trainer.data import (
+from trainer.data import featurise, geometry_targets
+from trainer.graph import (
     EDGE_FEATURES,
+    GRAPH,
+    GROUPS,
     NODE_FEATURES,
     WEAPON_FEATURE,
-    featurise,
-    geometry_targets,
+    edge_sources,
+    weapon_side,
 )
-from trainer.graph import GRAPH, GROUPS, edge_sources, weapon_side
 from trainer.models import (
     ArcMargin,
     FlatHead,

@@ -159,7 +159,9 @@ def test_geopose_fit_with_cached_features_and_finetune(toy, tmp_path):
         res = run_experiment(prep, cfg, tmp_path / "run", n_folds=2)
     assert res.metrics["crop_feature_seconds"] > 0
     hist = pd.read_csv(tmp_path / "run" / "folds" / "fold_0" / "history.csv")
-    assert hist["phase"].tolist() == ["frozen", "finetune"]
+    # the calibration model first, then the member (trained on every training row)
+    assert hist["member"].astype(str).tolist() == ["calibration"] * 2 + ["0"] * 2
+    assert hist["phase"].tolist() == ["frozen", "finetune"] * 2
     assert np.isfinite(res.oof).all()
 
 
@@ -266,3 +268,39 @@ def test_body_augmentation_changes_proportions_view_and_hand(toy):
     full = KeypointAugment(mirror=0.0).body(kp2, np.random.default_rng(1))
     assert np.isnan(full[0, 3, :2]).all() and full[0, 3, 2] == 0
     assert np.isfinite(full[1:, :, :2]).all()
+
+
+def test_refit_trains_members_on_every_training_row_and_shares_the_temperature(toy):
+    from trainer.cv import make_folds
+    from trainer.train import member_splits, train_fold
+
+    prep = prepare(toy)
+    fold = make_folds(prep.y, prep.groups, 2, seed=0)[0]
+    cfg = TrainConfig(epochs=2, batch_size=8, members=2)
+    out = train_fold(prep, fold, cfg)
+    assert out.n_fit == len(fold.train) and out.n_val == 0
+    assert len(out.members) == 2 and out.temperatures[0] == out.temperatures[1]
+    assert out.model_config["refit"] is True
+    calib = [h for h in out.history if h["member"] == "calibration"]
+    assert len(calib) == 2 and np.isfinite(calib[-1]["val_loss"])
+    assert np.isfinite(out.best_val_loss)
+    np.testing.assert_allclose(out.proba.sum(1), 1.0, atol=1e-6)
+    # the same fold again gives the same numbers (seeded from seed, fold and member alone)
+    torch.manual_seed(123)
+    np.random.seed(7)
+    again = train_fold(prep, fold, cfg)
+    np.testing.assert_allclose(again.proba, out.proba, atol=1e-6)
+    # refit off (or a stop that needs validation rows): members hold out their own groups
+    for other in (TrainConfig(**{**FAST, "refit": False}), TrainConfig(**FAST, stop="smoothed")):
+        held = train_fold(prep, fold, other)
+        fit0, val0 = member_splits(
+            prep.y, prep.groups, fold.train, other.members, seed=fold.index, fraction=0.2
+        )[0]
+        assert held.n_fit == len(fit0) and held.n_val == len(val0) > 0
+        assert held.model_config["refit"] is False
+        assert not any(h["member"] == "calibration" for h in held.history)
+    # no calibration: no calibration model, temperature 1
+    plain = train_fold(prep, fold, TrainConfig(epochs=1, batch_size=8, calibrate=False))
+    assert plain.temperatures == [1.0] and not any(
+        h["member"] == "calibration" for h in plain.history
+    )

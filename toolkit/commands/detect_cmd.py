@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import cli_errors, echo_err
 from toolkit.commands._engine import engine_options
+from toolkit.commands.common import cli_errors, echo_err
 
 EXAMPLE = "toolkit detect clip.mp4 --weights yolo11n-pose.pt --out clip_ds --imgsz 640 --every 2"
 

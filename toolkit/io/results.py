@@ -59,9 +59,9 @@ from toolkit.io import (
     natural_key,
     register_format,
 )
-from toolkit.media.video import probe
 from toolkit.io.yolo import _image_size, _stances_subjects, read_labels_csv
 from toolkit.media import IMAGE_SUFFIXES
+from toolkit.media.video import probe
 from toolkit.schema import field_path, locate_line
 
 #: Keypoint counts whose first 17 points are COCO's body points, with the layout's name.

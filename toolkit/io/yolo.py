@@ -72,8 +72,8 @@ from toolkit.io import (
     natural_key,
     register_format,
 )
-from toolkit.media.video import probe
 from toolkit.media import IMAGE_SUFFIXES, iter_frame_pixels
+from toolkit.media.video import probe
 
 #: Folder names that mark a split rather than a stance class.
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

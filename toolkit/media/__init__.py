@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.media.video import VideoReader
 from toolkit.locate import Locator
+from toolkit.media.video import VideoReader
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands.common import echo_err
 from toolkit.commands._engine import engine_options
-
-GROUP_NONE_WARNING = (
-    "WARNING: --group none: frames of the same subject (and consecutive video frames) can land "
-    "in both the training and the test part of a fold, so the accuracy below is OPTIMISTIC and "
-    "does not tell how the model does on a new person."
-)
+from toolkit.commands.common import echo_err
 
 
 def training_options(fn: Callable) -> Callable:
@@ -76,6 +70,14 @@ def training_options(fn: Callable) -> Callable:
             default=1,
             show_default=True,
             help="Models per fold (seed ensemble); each validates on other training subjects.",
+        ),
+        click.option(
+            "--refit/--no-refit",
+            default=True,
+            show_default=True,
+            help="With --stop fixed, train every member on all of the fold's training subjects; "
+            "the temperature comes from one extra calibration model trained without a held-out "
+            "block of subjects. --no-refit: each member holds out its own validation subjects.",
         ),
         click.option(
             "--visual",
@@ -165,6 +167,7 @@ def make_config(model: str, opts: dict):
         model=model,
         stop=opts["stop"],
         members=opts["members"],
+        refit=opts["refit"],
         calibrate=not opts["no_calibrate"],
         visual=opts["visual"],
         epochs=opts["epochs"],
@@ -198,12 +201,12 @@ def load_prepared(dataset: Path, opts: dict, need_crops: bool, need_visual: bool
     """
     from toolkit.dataset import Dataset
     from toolkit.taxonomy import Taxonomy
-    from trainer.data import prepare
+    from trainer.data import GROUP_NONE_WARNING, prepare
 
     ds = Dataset.load(dataset)
     tax = Taxonomy.load(opts["taxonomy"]) if opts.get("taxonomy") else None
     if opts["group"] == "none":
-        echo_err(click.style(GROUP_NONE_WARNING, fg="red", bold=True))
+        _warn_red(GROUP_NONE_WARNING)
     prep = prepare(
         ds, tax, group=opts["group"], raw=opts["raw"], crops=need_crops, progress=not opts["quiet"]
     )
@@ -217,41 +220,15 @@ def load_prepared(dataset: Path, opts: dict, need_crops: bool, need_visual: bool
     return prep
 
 
-def prepared_from_csv(
-    path: Path,
-    label_column: str,
-    group_column: str | None,
-    opts: dict,
-    feature_columns: list[str] | None = None,
-):
-    """The CLI side of :func:`trainer.baselines.prepare_angles_csv` (warnings and notes).
+def prepared_from_csv(path: Path, label_column: str, group_column: str | None, opts: dict, cols):
+    """:func:`trainer.data.prepared_from_csv` with the CLI's styled warning and notes on stderr."""
+    from trainer.data import prepared_from_csv as prepare_csv
 
-    Args:
-        path: The angle CSV.
-        label_column: Its class column.
-        group_column: Its subject/video column (None: ``--group none`` only).
-        opts: The parsed training options.
-        feature_columns: Columns to use (default: every numeric one).
+    return prepare_csv(path, label_column, group_column, opts, cols, echo=echo_err, warn=_warn_red)
 
-    Returns:
-        A :class:`trainer.data.Prepared`.
-    """
-    from toolkit.taxonomy import Taxonomy
-    from trainer.baselines import prepare_angles_csv
 
-    if group_column is None and opts["group"] == "none":
-        echo_err(click.style(GROUP_NONE_WARNING, fg="red", bold=True))
-    prep = prepare_angles_csv(
-        path,
-        label_column,
-        group_column,
-        taxonomy=Taxonomy.load(opts["taxonomy"]) if opts.get("taxonomy") else None,
-        group=opts["group"],
-        feature_columns=feature_columns,
-    )
-    for note in prep.notes:
-        echo_err(f"note: {note}")
-    return prep
+def _warn_red(message: str) -> None:
+    echo_err(click.style(message, fg="red", bold=True))
 
 
 def command_line() -> str:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands.common import cli_errors, echo_err
 from toolkit.commands._engine import engine_options
+from toolkit.commands.common import cli_errors, echo_err
 
 EXAMPLE = "trainer score ds --model runs/geopose --out ds/queue.json"
 
