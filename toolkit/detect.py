@@ -560,6 +560,7 @@ def detect(
     options: DetectOptions | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    detector: Detector | None = None,
 ) -> Dataset:
     """Run a pose model over ``source`` and build (and, with ``out``, write) a dataset.
 
@@ -572,6 +573,8 @@ def detect(
         options: :class:`DetectOptions`.
         overwrite: Replace an existing ``out``.
         progress: Show a tqdm bar on stderr.
+        detector: A :class:`Detector` already loaded with these ``weights``, ``stick_weights``
+            and ``options`` (an engine's worker reuses one across its sources).
 
     Returns:
         The dataset (saved at ``out`` when given).
@@ -584,7 +587,7 @@ def detect(
     if out is not None and Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite.")
     src = open_source(source, opts.every)
-    det = Detector(weights, stick_weights, opts)
+    det = detector or Detector(weights, stick_weights, opts)
     tracker = IoUTracker() if (opts.track and src.kind == "video") else None
     notes: list[str] = []
     acc = _Accumulator()

@@ -39,12 +39,30 @@ def source_name(source: str | Path) -> str:
     return p.stem if p.is_file() else p.name
 
 
-def detect_task(source: str, weights: str, stick_weights: str | None, options: Any) -> Dataset:
-    """One source's dataset, not written (what a task runs; see :func:`toolkit.detect.detect`)."""
-    from toolkit.detect import detect
+#: The loaded model of this process (a worker runs many sources with the same model).
+_LOADED: dict[str, Any] = {}
 
+
+def detect_task(source: str, weights: str, stick_weights: str | None, options: Any) -> Dataset:
+    """One source's dataset, not written (what a task runs; see :func:`toolkit.detect.detect`).
+
+    The model is loaded (compiled) once per process and reused for the process's next sources
+    with the same weights and options: on a cluster, a worker runs many videos.
+    """
+    from toolkit.detect import Detector, detect
+
+    key = repr((str(weights), str(stick_weights), options))
+    if key not in _LOADED:
+        _LOADED.clear()  # one model per process at a time
+        _LOADED[key] = Detector(weights, stick_weights, options)
     return detect(
-        source, weights, None, stick_weights=stick_weights, options=options, progress=False
+        source,
+        weights,
+        None,
+        stick_weights=stick_weights,
+        options=options,
+        progress=False,
+        detector=_LOADED[key],
     )
 
 

@@ -373,7 +373,10 @@ class ExportedModel:
                 model.reshape([n, 3, h, w])
             config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
             if self.threads:
+                # A share of the cores (an engine's task): several processes run side by side,
+                # and OpenVINO's default pinning would put all of their threads on core 0.
                 config["INFERENCE_NUM_THREADS"] = self.threads
+                config["ENABLE_CPU_PINNING"] = False
             self._compiled[key] = core.compile_model(model, "CPU", config)
         return self._compiled[key]
 
