@@ -112,14 +112,7 @@ def _corrupt_stick(case, kp, r, g, v, s):
 @pytest.mark.parametrize(
     "case",
     [
-        "few_keypoints",
-        "visibility",
-        "out_of_image",
-        "missing_points",
-        "bone_length",
-        "symmetry",
-        "joint_angle",
-        "lr_swap",
+        *_BODY_CASES,
         "too_long",
         "grip_far",
         "swap",
