@@ -46,6 +46,50 @@ def test_image_evidence_finds_a_stick_of_any_polarity_and_thickness(thickness, d
     assert abs(ev["best_end"][1] - 150.0) < 12.0
 
 
+def test_a_light_stick_beside_a_strong_dark_line_is_still_seen():
+    """A light stick with a thick dark limb beside it (a leg, a sleeve): the dark line's fan is
+    stronger, but the label lies on the light line, so the light polarity answers for it.
+    """
+    import cv2
+
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.normal(120, 10, (400, 400)), 0, 255).astype(np.uint8)
+    g = np.array([200.0, 120.0])
+    t = g + (0.0, 180.0)
+    cv2.line(img, (200, 120), (200, 300), 150, 4, cv2.LINE_AA)  # the light stick, faint
+    cv2.line(img, (192, 125), (160, 390), 20, 10, cv2.LINE_AA)  # a dark leg from the hand
+    long_tip = g + (0.0, 250.0)  # the same stick, labelled 40 % too long
+    ev = I.evidence_in_image(
+        img, np.stack([g, g]), np.stack([t, long_tip]), np.array([300.0, 300.0]),
+        np.stack([g - (0.0, 60.0)] * 2),
+    )  # fmt: skip
+    assert ev["z_label"][0] > 5
+    assert abs(ev["label_end"][0] - 180.0) < 15  # the line ends at the stick's end
+    assert abs(ev["label_end"][1] - 180.0) < 15  # so the too-long label's line ends early
+
+
+def test_faint_texture_beyond_a_tip_is_not_the_stick_running_on():
+    """Texture past the tip is a line of sorts, but far weaker than the stick: ``beyond_rel``
+    (the part beyond the tip against the label's own support) tells it from a stick that
+    really continues.
+    """
+    import cv2
+
+    img, g, t = _line_image(90.0, 3, dark=False, length=120.0)
+    img = img.astype(np.int16)
+    # Faint bright streaks past the tip, along the same direction.
+    for y in range(int(t[1]) + 6, int(t[1]) + 70, 9):
+        cv2.line(img, (int(g[0]), y), (int(g[0]), y + 5), 95, 1)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    short_tip = g + (0.0, 80.0)  # a truly too-short label on the same stick
+    ev = I.evidence_in_image(
+        img, np.stack([g, g]), np.stack([t, short_tip]), np.array([200.0, 200.0]),
+        np.stack([g - (0.0, 50.0)] * 2),
+    )  # fmt: skip
+    assert ev["beyond_rel"][0] < I.SAME_LINE
+    assert ev["beyond_rel"][1] >= I.SAME_LINE
+
+
 def test_image_visibility_abstains_without_evidence():
     assert not I.visibility(np.zeros(50))["usable"]
     assert not I.visibility(np.full(5, 30.0))["usable"]  # too few to calibrate on

@@ -382,11 +382,12 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
                 & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
                 & (ev["z_outer"] < 0.5)
             )  # fmt: skip
-            # The line runs on, thin, well past the labelled tip (not past the subject's stick).
+            # The line runs on, thin, well past the labelled tip (not past the subject's stick),
+            # at about the label's own strength (the same stick, not a faint texture beyond it).
             runs_on = (
                 t_ok & (ev["z_inner"] >= 3.0) & confirmed & np.isfinite(ev["label_end"])
                 & (ev["label_end"] > 1.25 * ev["label_len"]) & (ev["thin"] >= 1.5)
-                & (ev["z_beyond"] >= 3.0)
+                & (ev["z_beyond"] >= 3.0) & (ev["beyond_rel"] >= img_ev.SAME_LINE)
                 & ~(ev["label_end"] > 1.15 * L_px) & ~ev["at_border"]
             )  # fmt: skip
             shows_tip = (

@@ -33,6 +33,12 @@ N_RAYS = 180
 TUBE = (-1.5, 0.0, 1.5)
 #: Scale the ridge sigmas with the image size (False: sticks are a few pixels thick at any size).
 SCALE_WITH_SIZE = False
+#: A line ends where its support falls below this fraction of its own typical support (the
+#: median along the label, or along the best ray's first part): a ratio of the line to itself, free of colour and contrast.
+END_FRACTION = 0.3
+#: A line continues the same stick where its support is at least this fraction of the label's
+#: own (a stick keeps its contrast along its length; background texture beyond it does not).
+SAME_LINE = 0.7
 
 
 def iter_frames(ds, rows: np.ndarray, color: bool = False):
@@ -207,10 +213,18 @@ def evidence_in_image(
     dark, light, along = ridge_map(gray)
     a = _evidence(dark, along, grip, tip, reach, elbow, n_rays, n_samples)
     b = _evidence(light, along, grip, tip, reach, elbow, n_rays, n_samples)
-    # Per row, the polarity whose best candidate has the more support (raw support is on one
+    # Per row, one polarity. Where the label lies on a line (z >= 3 in the polarity with the more
+    # raw support along it), that line's polarity: the stick is dark or light, and a strong line
+    # of the other polarity beside it (a dark limb next to a light stick) must not hide it.
+    # Otherwise the polarity whose best candidate has the more support (raw support is on one
     # scale in both maps; z-scores are not, where a fan is nearly empty).
-    use_b = np.nan_to_num(b["s_best"], nan=-np.inf) > np.nan_to_num(a["s_best"], nan=-np.inf)
-    return {k: np.where(use_b, b[k], a[k]) for k in a if k != "s_best"}
+    def raw(d: dict, k: str) -> np.ndarray:
+        return np.nan_to_num(d[k], nan=-np.inf)
+
+    lab_b = raw(b, "s_label") > raw(a, "s_label")
+    on_line = np.where(lab_b, b["z_label"], a["z_label"]) >= 3.0
+    use_b = np.where(on_line, lab_b, raw(b, "s_best") > raw(a, "s_best"))
+    return {k: np.where(use_b, b[k], a[k]) for k in a if k not in ("s_best", "s_label")}
 
 
 def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> dict:
@@ -268,10 +282,16 @@ def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> di
     far = np.linspace(0.05, 1.6, 96)  # out to 1.6 x the reach / label length
     r_best = far[None, :] * reach[:, None]
     best_prof = oriented_samples(strength, along, grip, best_theta, r_best)
-    best_end = _line_end(best_prof, tau, r_best)
+    # A line ends where its support drops well below its own level, not merely to the level of
+    # an empty fan (on a textured background every faint ridge beats an empty fan's level).
+    own_best = np.median(fan_s[rows, best, : int(0.6 * n_samples)], 1)
+    best_end = _line_end(best_prof, np.maximum(tau, END_FRACTION * own_best), r_best)
     r_lab_far = far[None, :] * np.maximum(np.where(has, lab_len, 0), 0.5 * reach)[:, None]
     lab_prof = oriented_samples(strength, along, grip, lt, r_lab_far)
-    label_end = np.where(has, _line_end(lab_prof, tau, r_lab_far), np.nan)
+    within = r_lab_far <= np.where(has, lab_len, 0)[:, None]
+    own_lab = np.nanmedian(np.where(within, lab_prof, np.nan), 1) if within.any() else 0.0
+    tau_lab = np.maximum(tau, END_FRACTION * np.nan_to_num(own_lab))
+    label_end = np.where(has, _line_end(lab_prof, tau_lab, r_lab_far), np.nan)
     # Thinness of the part beyond the labelled tip (a limb lying along it is not thin).
     u = np.stack([np.cos(lt), np.sin(lt)], 1)
     nrm = np.stack([-u[:, 1], u[:, 0]], 1)
@@ -286,6 +306,8 @@ def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> di
         _bilinear(strength, axis - width * nrm[:, None, :])[0].mean(1),
     )
     thin = np.where(t1 - t0 > 2, centre / np.maximum(side, 1e-3), np.nan)
+    # The part beyond the labelled tip against the label's own level (1: as strong as the label).
+    beyond_rel = np.where(has, beyond.mean(1) / np.maximum(np.nan_to_num(own_lab), 1e-6), np.nan)
     end_pts = grip + np.stack([np.cos(lt), np.sin(lt)], 1) * np.nan_to_num(label_end)[:, None]
     best_pts = grip + np.stack([np.cos(best_theta), np.sin(best_theta)], 1) * best_end[:, None]
     margin = 3.0
@@ -295,6 +317,7 @@ def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> di
         at_border |= p[:, 1] > h - 1 - margin
     return {
         "s_best": cand[rows, best],
+        "s_label": np.where(has, lab_s.mean(1), np.nan),
         "z_label": z_label,
         "z_inner": z_inner,
         "z_outer": z_outer,
@@ -307,6 +330,7 @@ def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> di
         "label_len": np.where(has, lab_len, np.nan),
         "at_border": at_border,
         "thin": thin,
+        "beyond_rel": beyond_rel,
     }
 
 
@@ -336,7 +360,7 @@ def _line_end(profile: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray
 
 
 EVIDENCE_KEYS = (
-    "z_label", "z_inner", "z_outer", "z_beyond", "z_best", "z_opposite", "best_angle", "best_end", "label_end", "label_len", "thin",
+    "z_label", "z_inner", "z_outer", "z_beyond", "z_best", "z_opposite", "best_angle", "best_end", "label_end", "label_len", "thin", "beyond_rel",
 )  # fmt: skip
 
 
