@@ -213,6 +213,7 @@ def evidence_in_image(
     dark, light, along = ridge_map(gray)
     a = _evidence(dark, along, grip, tip, reach, elbow, n_rays, n_samples)
     b = _evidence(light, along, grip, tip, reach, elbow, n_rays, n_samples)
+
     # Per row, one polarity. Where the label lies on a line (z >= 3 in the polarity with the more
     # raw support along it), that line's polarity: the stick is dark or light, and a strong line
     # of the other polarity beside it (a dark limb next to a light stick) must not hide it.
