@@ -261,11 +261,66 @@ def test_a_drift_episode_longer_than_the_half_window_is_found_at_the_wide_scale(
     turned[bad] += np.radians(30)
     tip = grip + length[:, None] * np.stack([np.cos(turned), np.sin(turned)], 1)
     track = np.zeros(100, np.int64)
-    narrow = temporal.tip_outliers(grip, tip, track, t, episode_frames=10**6)  # no wide scale
-    assert narrow["outlier"][bad].mean() < 0.5
+    # The narrow rolling filter alone follows the episode.
+    narrow, _ = temporal.hampel(np.degrees(turned), 10, 3.0, min_scale=2.0)
+    assert narrow[bad].mean() < 0.5
     found = temporal.tip_outliers(grip, tip, track, t)
     assert found["outlier"][bad].mean() >= 0.8
     assert not found["outlier"][np.setdiff1d(np.arange(100), bad)].any()
     fixed = found["fit_tip"][bad][found["outlier"][bad]]
     assert np.median(np.hypot(*(fixed - clean[bad][found["outlier"][bad]]).T)) < 0.1 * 120
     assert not temporal.tip_outliers(grip, clean, track, t)["outlier"].any()
+
+
+def test_an_episode_filling_the_window_is_found_by_its_steps():
+    """A 22-frame episode (the tip 35 % too far out, its size ramping) in a 60-frame track fills
+    both rolling windows; the steps that open and close it give it away. A fast smooth swing of
+    the same size, and a one-frame spike, open no episode.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(5)
+    n = 60
+    t = np.arange(float(n))
+    ang = np.radians(30 * np.sin(t / 12)) + rng.normal(0, 0.005, n)
+    grip = np.stack([300 + 4 * np.sin(t / 9), 300 + 3 * np.cos(t / 7)], 1)
+    length = 100 + 10 * np.sin(t / 20) + rng.normal(0, 0.5, n)
+    unit = np.stack([np.cos(ang), np.sin(ang)], 1)
+    clean = grip + length[:, None] * unit
+    bad = np.arange(20, 42)
+    factor = np.ones(n)
+    factor[bad] = 1.3 + 0.15 * np.sin(np.pi * (np.arange(len(bad)) + 0.5) / len(bad))
+    tip = grip + (length * factor)[:, None] * unit
+    track = np.zeros(n, np.int64)
+    found = temporal.tip_outliers(grip, tip, track, t)
+    assert found["outlier"][bad].mean() >= 0.8
+    assert not found["outlier"][np.setdiff1d(np.arange(n), bad)].any()
+    hit = bad[found["outlier"][bad]]
+    before = np.median(np.hypot(*(tip[hit] - clean[hit]).T))
+    after = np.median(np.hypot(*(found["fit_tip"][hit] - clean[hit]).T))
+    assert after < 0.35 * before  # the course over 22 frames of a turning stick, not exact
+    # A clean track whose length swings smoothly by as much (a stick turning to the camera).
+    swing = grip + (length * (1 + 0.45 * np.sin(np.pi * t / n) ** 4))[:, None] * unit
+    assert not temporal.tip_outliers(grip, swing, track, t)["outlier"].any()
+    # A one-frame spike is the rolling filter's; it opens no episode around it.
+    y = np.log(length)
+    spiked = y.copy()
+    spiked[30] += 0.5
+    assert not temporal.step_episodes(spiked, np.arange(n) != 30, temporal.STEP_LOG_LENGTH).any()
+    assert temporal.step_episodes(spiked, np.ones(n, bool), temporal.STEP_LOG_LENGTH).sum() <= 1
+
+
+def test_a_swapped_frame_does_not_break_the_angle_course():
+    """One frame 180 degrees off (grip and tip swapped) must not shift the rest of the track's
+    unwrapped angle by 360 degrees (``np.unwrap`` does).
+    """
+    from toolkit.stick import temporal
+
+    ang = np.r_[np.linspace(-60, -88, 20), -88 + 180 + 1.5, np.full(20, -86.0)]
+    ang = (ang + 180) % 360 - 180
+    out = temporal.unwrap_degrees(ang)
+    assert np.allclose(out[21:], -86.0)
+    assert np.allclose(out[:20], np.linspace(-60, -88, 20))
+    # A steady turn through +-180 unwraps continuously.
+    turn = (np.arange(0, 720, 7.0) + 180) % 360 - 180
+    assert np.allclose(np.diff(temporal.unwrap_degrees(turn)), 7.0)

@@ -86,6 +86,73 @@ def _runs_at_least(mask: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+#: The smallest label errors worth a person's time (a stick 15 % off in length, 12 degrees off
+#: in angle): a step-bracketed episode must sit at least this far off its flanks. These are the
+#: sizes of an error, not of any renderer's noise; the noise floors come from each track.
+STEP_LOG_LENGTH = float(np.log(1.15))
+STEP_ANGLE = 12.0
+
+
+def step_episodes(
+    y: np.ndarray,
+    ok: np.ndarray,
+    min_step: float,
+    k: float = 4.0,
+    min_len: int = 3,
+    max_len: int = 25,
+    flank: int = 5,
+) -> np.ndarray:
+    """Samples inside episodes that a step opens and an opposite step closes.
+
+    A label that drifts off the stick for a while starts and ends with a jump the stick's own
+    motion does not make: the series steps away, stays off (its level may ramp), and steps back.
+    A segment qualifies when both steps exceed ``k`` robust SDs of the series' frame-to-frame
+    changes (and ``min_step``), and every sample inside sits off the line between the flanks'
+    medians, in the first step's direction, by more than ``min_step`` and by more than ``k``
+    robust SDs of the local frame-to-frame changes (so a fast swing is not an episode). Rolling
+    medians miss such episodes when they fill much of the window.
+
+    Args:
+        y: ``(T,)`` series in frame order (log length, or unwrapped angle in degrees).
+        ok: ``(T,)`` usable samples (others are skipped: NaN, known outliers).
+        min_step: The smallest step (and offset) that counts, in ``y``'s units.
+        k: Steps and offsets in robust SDs.
+        min_len: Fewest usable samples in an episode.
+        max_len: Most usable samples in an episode.
+        flank: Samples on each side that define the course.
+
+    Returns:
+        ``(T,)`` bool.
+    """
+    out = np.zeros(len(y), bool)
+    idx = np.flatnonzero(ok)
+    if len(idx) < 2 * flank + min_len:
+        return out
+    v = y[idx]
+    d = np.diff(v)
+    thr = max(k * 1.4826 * float(np.median(np.abs(d))), min_step)
+    cand = np.flatnonzero(np.abs(d) > thr)
+    for a in cand:  # a handful of steps per track
+        for b in cand[cand > a]:
+            if b - a > max_len:
+                break
+            if np.sign(d[b]) == np.sign(d[a]) or b - a < min_len:
+                continue
+            left, right = v[max(0, a - flank + 1) : a + 1], v[b + 1 : b + 1 + flank]
+            if len(left) < 2 or len(right) < 2:
+                break
+            pos = np.arange(a + 1, b + 1)
+            base = np.interp(pos, [a, b + 1], [np.median(left), np.median(right)])
+            shift = np.sign(d[a]) * (v[a + 1 : b + 1] - base)
+            lo, hi = max(0, a - flank), min(len(d), b + flank + 1)
+            local = np.r_[d[lo:a], d[a + 1 : b], d[b + 1 : hi]]
+            local_sd = 1.4826 * float(np.median(np.abs(local))) if len(local) else np.inf
+            if (shift > max(min_step, k * local_sd)).all():
+                out[idx[a + 1 : b + 1]] = True
+            break
+    return out
+
+
 def track_codes(ds, video: np.ndarray) -> np.ndarray:
     """``(N,)`` integer code per (video, track) for video rows, -1 for still images.
 
@@ -109,6 +176,64 @@ def track_codes(ds, video: np.ndarray) -> np.ndarray:
     return out
 
 
+def unwrap_degrees(deg: np.ndarray, memory: int = 3) -> np.ndarray:
+    """Unwrap a series of angles (degrees), each against the median of the previous few.
+
+    ``np.unwrap`` steps from one sample to the next, so a single flipped sample (a swapped
+    grip and tip: 180 degrees off) shifts everything after it by 360 degrees, and a track's
+    course looks broken from there on. Here each sample is unwrapped against the median of the
+    ``memory`` samples before it, which a single flip does not move.
+    """
+    x = np.asarray(deg, dtype=np.float64)
+    out = np.empty(len(x))
+    if not len(x):
+        return out
+    out[0] = x[0]
+    for i in range(1, len(x)):  # sequential by nature; tracks are hundreds of frames
+        ref = float(np.median(out[max(0, i - memory) : i]))
+        out[i] = ref + (x[i] - ref + 180.0) % 360.0 - 180.0
+    return out
+
+
+def _course_outliers(
+    a: np.ndarray,
+    ln: np.ndarray,
+    ok: np.ndarray,
+    half_window: int,
+    n_sigmas: float,
+    scale_a: float,
+    scale_l: float,
+    episode_frames: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One track's outliers of its angle and length course (see :func:`tip_outliers`).
+
+    First the one- and two-frame outliers of the rolling course (spikes); then the episodes that
+    steps open and close, on the series without the spikes; then, with those episodes left out
+    of the course, the rolling filters at both scales (an episode that fills a window would
+    otherwise drag the window's median and make the clean frames beside it look off).
+
+    Returns:
+        ``(outliers, step episodes, rolling median of the angle, of the length)``.
+    """
+    out_a, _ = hampel(a, half_window, n_sigmas, min_scale=scale_a)
+    out_l, _ = hampel(ln, half_window, n_sigmas, min_scale=scale_l)
+    steady = ok & ~(out_a | out_l)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_len = np.log(ln)
+    stepped = (
+        step_episodes(log_len, steady, STEP_LOG_LENGTH) | step_episodes(a, steady, STEP_ANGLE)
+    ) & steady
+    a_c, ln_c = np.where(stepped, np.nan, a), np.where(stepped, np.nan, ln)
+    out_a, med_a = hampel(a_c, half_window, n_sigmas, min_scale=scale_a)
+    out_l, med_l = hampel(ln_c, half_window, n_sigmas, min_scale=scale_l)
+    bad = ((out_a | out_l) & ok) | stepped
+    if len(a) > 4 * half_window:  # the wide scale needs room on both sides of an episode
+        wide_a, _ = hampel(a_c, 2 * half_window, n_sigmas, min_scale=scale_a)
+        wide_l, _ = hampel(ln_c, 2 * half_window, n_sigmas, min_scale=scale_l)
+        bad |= _runs_at_least((wide_a | wide_l) & ok, episode_frames)
+    return bad, stepped, med_a, med_l
+
+
 def tip_outliers(
     grip: np.ndarray,
     tip: np.ndarray,
@@ -126,6 +251,8 @@ def tip_outliers(
     episodes; a drift episode as long as that half-window pulls the rolling median along with
     it, so a second window twice as wide catches episodes of ``episode_frames`` or more
     consecutive frames (shorter deviations at the wide scale are the course's own bends).
+    Episodes longer still, which fill much of either window, are found by the steps that open
+    and close them (:func:`step_episodes`).
 
     The noise floors are the track's own: the robust spread of its frame-to-frame changes of
     angle and length (so a fast swing is not an outlier, and a still stick's label jitter is
@@ -170,7 +297,7 @@ def tip_outliers(
         out["judged"][rows] = True
         t = frame[rows].astype(np.float64)
         a = ang[rows].copy()
-        a[ok] = np.degrees(np.unwrap(np.radians(a[ok])))
+        a[ok] = unwrap_degrees(a[ok])
         ln = np.where(ok, length[rows], np.nan)
         # Floors from the track's own frame-to-frame changes (natural motion + label jitter).
         da = np.abs(np.diff(a[ok]))
@@ -178,26 +305,23 @@ def tip_outliers(
         floor_a = max(1.0, 1.4826 * float(np.median(da))) if len(da) else 1.0
         med_len = float(np.nanmedian(ln))
         floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
-        out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=2.0 * floor_a)
-        out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=2.0 * floor_l)
-        bad = (out_a | out_l) & ok
-        if len(rows) > 4 * half_window:  # the wide scale needs room on both sides of an episode
-            wide_a, _ = hampel(a, 2 * half_window, n_sigmas, min_scale=2.0 * floor_a)
-            wide_l, _ = hampel(ln, 2 * half_window, n_sigmas, min_scale=2.0 * floor_l)
-            bad |= _runs_at_least((wide_a | wide_l) & ok, episode_frames)
+        bad, stepped, med_a, med_l = _course_outliers(
+            a, ln, ok, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.fmax(
                 np.abs(a - med_a) / (n_sigmas * 2.0 * floor_a),
                 np.abs(ln - med_l) / (n_sigmas * 2.0 * floor_l),
             )
-        out["deviation"][rows] = dev
+        out["deviation"][rows] = np.where(stepped, np.fmax(dev, 1.0), dev)
         gaps = ~ok & np.isfinite(grip[rows]).all(1)
         # Only gaps with labelled frames on both sides: interpolation, never extrapolation.
         idx = np.flatnonzero(ok)
         inside = (np.arange(len(rows)) > idx.min()) & (np.arange(len(rows)) < idx.max())
         gaps &= inside
-        # Too many outliers: the track has no reliable course; judge nothing in it.
-        if bad.sum() > 0.35 * ok.sum():
+        # Too many outliers of the rolling course: the track has none; judge nothing in it.
+        # (Step episodes are not counted: their flanks, not a rolling median, are their course.)
+        if (bad & ~stepped).sum() > 0.35 * ok.sum():
             out["judged"][rows] = False
             continue
         need = bad | gaps
