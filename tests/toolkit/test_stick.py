@@ -324,3 +324,29 @@ def test_a_swapped_frame_does_not_break_the_angle_course():
     # A steady turn through +-180 unwraps continuously.
     turn = (np.arange(0, 720, 7.0) + 180) % 360 - 180
     assert np.allclose(np.diff(temporal.unwrap_degrees(turn)), 7.0)
+
+
+def test_a_swap_of_a_short_stick_is_seen_in_time_and_undone():
+    """A short, foreshortened stick swapped for one frame: both ends sit near the hand, so the
+    geometry cannot tell, and the image cannot either (both labels cover the same pixels). The
+    track can: the label turned end for end lies on its course. ``correct`` swaps it back.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    kp, stance = H._video(n=40, seed=4)
+    g = kp[:, layout.GRIP, :2]
+    kp[:, layout.TIP, :2] = g + 0.35 * (kp[:, layout.TIP, :2] - g)  # pointing at the camera
+    clean = kp.copy()
+    kp[20, [layout.GRIP, layout.TIP]] = clean[20, [layout.TIP, layout.GRIP]]
+    ds = H.make_dataset(kp, stance, subjects=np.array(["s1"] * 40), video=True)
+    a = assess(ds, AssessOptions(use_images=False))
+    swap = a.check("stick.swap")
+    assert np.flatnonzero(swap.mask).tolist() == [20]
+    assert swap.severity[20] == "error"
+    res = C.correct(ds, use_images=False)
+    assert np.flatnonzero(res.changed.any(1)).tolist() == [20]
+    assert np.allclose(res.keypoints[20, [layout.GRIP, layout.TIP], :2],
+                       clean[20, [layout.GRIP, layout.TIP], :2])  # fmt: skip

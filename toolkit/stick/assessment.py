@@ -405,7 +405,17 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     tim = temporal.tip_outliers(
         grip, np.where(t_ok[:, None], tip, np.nan), tr, frame, o.hampel_window, o.hampel_sigmas
     )
-    t_out = tim["outlier"] & ~confirmed & ~swap
+    # A swap seen in time: the label left the course, and the label turned end for end lies on
+    # it (the image cannot see a swap: both labels cover the same pixels).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fit_vec = tim["fit_tip"] - grip
+        d_flip = np.abs(geo.wrap_degrees(geo.angle(grip - tip) - geo.angle(fit_vec)))
+        len_fit = length_px / geo.norm(fit_vec)
+        time_swap = (
+            tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
+            & (len_fit < 1.25)
+        )  # fmt: skip
+    t_out = tim["outlier"] & ~confirmed & ~swap & ~time_swap
     with np.errstate(invalid="ignore", divide="ignore"):
         t_move = geo.norm(tim["fit_tip"] - tip) / np.where(np.isfinite(L_px), L_px, length_px)
     t_out &= t_move > 0.1
@@ -429,6 +439,8 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     if usable_img:
         cand = np.flatnonzero(swap & confident)
         swap_seen = img_ev.segment_confirms(ds, tip, grip, cand, elbow)
+    # Time sees a swap on its own (the geometry may agree or, for a short stick, not tell).
+    propose(time_swap, tip, grip, SWAP | TEMPORAL, np.where(swap, 0.95, 0.9), time_swap, time_swap)
     propose(swap, tip, grip, SWAP, np.where(swap_seen, 0.95, 0.7), swap_seen, swap_seen)
     # Time: outliers of a reliable track. Where the image also shows the stick on another line
     # from the grip (two witnesses that the label is off), the image's line is the fix: the
@@ -490,10 +502,12 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         "stick_grip", "The tip is labelled but the grip is missing.",
     )  # fmt: skip
     add(
-        "stick.swap", swap, np.where(confident, "error", "warning"), d_grip, thr_g,
+        "stick.swap", swap | time_swap, np.where(confident | time_swap, "error", "warning"),
+        np.where(swap, d_grip, d_flip), np.where(swap, thr_g, 20.0),
         "stick_grip,stick_tip",
-        "The tip sits at the hand and the grip away from it: grip and tip look swapped "
-        "(value: grip to wrist, forearm lengths).",
+        "Grip and tip look swapped: the tip sits at the hand and the grip away from it (value: "
+        "grip to wrist, forearm lengths), or, in video, the label turned end for end lies on "
+        "the track's course (value: degrees between them).",
     )  # fmt: skip
     add(
         "stick.grip_far", far & confident,
