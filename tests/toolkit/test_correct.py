@@ -352,3 +352,39 @@ def test_image_shows_a_grip_off_the_hand_that_geometry_alone_lets_pass(tmp_path)
     assert not res.changed.any()
     prop = res.assessment.proposal[off, 0]
     assert (np.hypot(*(prop - kp0[off, layout.GRIP, :2]).T) < 0.25 * fore[off]).all()
+
+
+def test_time_and_image_must_agree_before_the_image_line_is_used(tmp_path):
+    """A tip spikes off its track's course in a frame where the stick is hidden and a limb
+    runs from the hand on the other side of the course. Time says the label is off; the image
+    shows "another line" (the limb). The two witnesses disagree about where the stick is, so
+    the fix follows the track's course, not the limb.
+    """
+    import cv2
+
+    clean, stance = _video(60)
+    g = clean[:, layout.GRIP, :2]
+    v = clean[:, layout.TIP, :2] - g
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 15,
+                             (800, 800))  # fmt: skip
+    limb = g[20] + geo.rotate(v[[20]], np.array([-70.0]))[0]
+    for i in range(60):
+        img = np.full((800, 800, 3), 200, np.uint8)
+        if i == 20:  # the stick hidden; a limb from the hand, on the far side of the course
+            cv2.line(img, tuple(np.round(g[i]).astype(int)), tuple(np.round(limb).astype(int)),
+                     (30, 45, 80), 5, cv2.LINE_AA)  # fmt: skip
+        else:
+            cv2.line(img, tuple(np.round(g[i]).astype(int)),
+                     tuple(np.round(clean[i, layout.TIP, :2]).astype(int)), (30, 45, 80), 3,
+                     cv2.LINE_AA)  # fmt: skip
+        writer.write(img)
+    writer.release()
+    kp = clean.copy()
+    kp[20, layout.TIP, :2] = g[20] + geo.rotate(v[[20]], np.array([50.0]))[0]  # spike
+    ds = make_dataset(kp, stance, subjects=np.array(["s1"] * 60), video=True,
+                      media_root=str(tmp_path))  # fmt: skip
+    res = C.correct(ds)
+    assert res.assessment.summary["images_read"] > 50
+    assert res.changed[20, 1]
+    assert tip_err(res.keypoints, clean)[20] < 8  # on the course, not on the limb
+    assert C.reason_names(res.reasons)[20] == "temporal"

@@ -450,7 +450,15 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         bdir = np.stack([np.cos(bt), np.sin(bt)], 1)
         blen = np.where(ev["at_border"], length_px, ev["best_end"])
         blen = np.where(np.isfinite(L_px), np.fmin(blen, 1.1 * L_px), blen)
-        both = t_out & other
+        # The two witnesses must agree with each other: the image's line is nearer the track's
+        # course than the label is (else the image saw another line, a limb, on the other side,
+        # and the course alone speaks).
+        with np.errstate(invalid="ignore"):
+            course = geo.angle(fit_vec)
+            agree = np.abs(geo.wrap_degrees(ev["best_angle"] - course)) < np.abs(
+                geo.wrap_degrees(geo.angle(tip - grip) - course)
+            )
+        both = t_out & other & agree
         propose(both, None, grip + bdir * blen[:, None], TEMPORAL | IMAGE, 0.95, None, both)
     propose(t_out, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
             None, t_out)  # fmt: skip
