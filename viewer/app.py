@@ -70,6 +70,7 @@ class ArnisApp:
         self._dock_timer = None
         self._sync = 0
         self._rows = np.zeros(0, np.int64)
+        self._shown_features: tuple | None = None  # (the layer's table, the columns in it)
         self.frames = FrameSource(session.ds)
         _, h, w, _ = self.frames.shape
         diag = math.hypot(h, w)
@@ -276,7 +277,7 @@ class ArnisApp:
             with _quiet(layer):
                 layer.selected_data = set()
                 layer.data = fp.data
-                _set_features(layer, fp.features)
+                self._shown_features = _set_features(layer, fp.columns, self._shown_features)
                 if len(fp.data):  # a step to a frame drawn alike skips the style setters
                     for name in ("face_color", "border_color", "border_width", "size"):
                         value = getattr(fp, name)
@@ -307,7 +308,9 @@ class ArnisApp:
             ):
                 with _quiet(layer):  # one redraw each (see render)
                     layer.data = data
-                    if col is not None and len(data):
+                    # Same number of lines: napari keeps their colours; set them only if they
+                    # changed (a colour setter costs as much as the data's).
+                    if col is not None and len(data) and not _same_array(layer.edge_color, col):
                         layer.edge_color = col
                 if draw:
                     layer.refresh(thumbnail=False)
@@ -768,14 +771,40 @@ def _same_array(a, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=0.0, atol=1e-6))
 
 
-def _set_features(layer, features: pd.DataFrame) -> None:
+def _set_features(layer, columns: dict[str, np.ndarray], shown: tuple | None = None) -> tuple:
     """Set a Points layer's features table (its events blocked by the caller).
 
     Stepping to a frame with the same points only changes values: those are written into the
     layer's table in place, which skips napari's re-validation of the table and its defaults
-    (a third of our per-step work). Anything else goes through the setter.
+    (a third of our per-step work). Only the columns that differ from what this function last
+    wrote (``shown``, while the layer still holds that very table) are compared and written, so
+    a step reads nothing back from the table. Anything else goes through the setter.
+
+    Args:
+        layer: The Points layer.
+        columns: The new table's columns (:attr:`convert.FramePoints.columns`).
+        shown: What the previous call returned.
+
+    Returns:
+        ``(table, columns)``: the layer's table now and the columns written into it, for the
+        next call.
     """
     cur = layer.features
+    n = len(next(iter(columns.values()), ()))
+    if (
+        shown is not None
+        and shown[0] is cur
+        and len(cur) == n
+        and list(cur.columns) == list(columns)
+        and all(shown[1][c].dtype == v.dtype for c, v in columns.items())
+    ):
+        changed = [c for c, new in columns.items() if not _same_values(shown[1][c], new)]
+        for c in changed:
+            cur[c] = columns[c]
+        if "label" in changed:  # the text drawn beside grip and tip
+            layer.text.refresh(cur)
+        return cur, dict(columns)
+    features = pd.DataFrame(columns)
     if (
         isinstance(cur, pd.DataFrame)
         and len(cur) == len(features)
@@ -789,10 +818,11 @@ def _set_features(layer, features: pd.DataFrame) -> None:
             if not (new.dtype == old.dtype and _same_values(old, new)):
                 cur[col] = new
                 changed.append(col)
-        if "label" in changed:  # the text drawn beside grip and tip
+        if "label" in changed:
             layer.text.refresh(cur)
     else:
         layer.features = features
+    return layer.features, dict(columns)
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:

@@ -101,8 +101,9 @@ class FramePoints:
 
     Attributes:
         data: ``(M, 3)`` napari ``t, y, x`` of the frame's labelled keypoints.
-        features: One row per point: ``ann_row``, ``ann_id``, ``kp``, ``keypoint``, ``label``
-            (text drawn beside grip and tip), ``confidence``, ``source``, ``flagged``.
+        columns: The features table's columns as arrays: ``ann_row``, ``ann_id``, ``kp``,
+            ``keypoint``, ``label`` (text drawn beside grip and tip), ``confidence``, ``source``,
+            ``flagged`` (a frame step compares them with the layer's table without building one).
         face_color: ``(M, 4)`` RGBA by keypoint.
         border_color: ``(M, 4)`` RGBA by state (flagged, corrected, human, plain).
         border_width: ``(M,)`` relative border widths (wide when flagged).
@@ -110,11 +111,16 @@ class FramePoints:
     """
 
     data: np.ndarray
-    features: pd.DataFrame
+    columns: dict[str, np.ndarray]
     face_color: np.ndarray
     border_color: np.ndarray
     border_width: np.ndarray
     size: np.ndarray
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The features table: one row per point, :attr:`columns` in order."""
+        return pd.DataFrame(self.columns)
 
 
 def frame_points(
@@ -144,20 +150,18 @@ def frame_points(
     flagged = np.asarray(flags, bool)[a_idx, k_idx] if len(a_idx) else np.zeros(0, bool)
     names = np.asarray(layout.KEYPOINT_NAMES, dtype=object)
     label = np.where(k_idx == layout.GRIP, "grip", np.where(k_idx == layout.TIP, "tip", ""))
-    features = pd.DataFrame(
-        {
-            "ann_row": ann_rows,
-            "ann_id": ds.annotations["id"].to_numpy(dtype=np.int64)[ann_rows],
-            "kp": k_idx.astype(np.int64),
-            "keypoint": names[k_idx] if len(k_idx) else np.array([], dtype=object),
-            "label": label.astype(object),
-            "confidence": conf,
-            "source": np.asarray(layout.SOURCES, dtype=object)[src]
-            if len(src)
-            else np.array([], dtype=object),
-            "flagged": flagged,
-        }
-    )
+    columns = {
+        "ann_row": ann_rows,
+        "ann_id": ds.annotations["id"].to_numpy(dtype=np.int64)[ann_rows],
+        "kp": k_idx.astype(np.int64),
+        "keypoint": names[k_idx] if len(k_idx) else np.array([], dtype=object),
+        "label": label.astype(object),
+        "confidence": conf,
+        "source": np.asarray(layout.SOURCES, dtype=object)[src]
+        if len(src)
+        else np.array([], dtype=object),
+        "flagged": flagged,
+    }
     border = np.tile(BORDER_PLAIN, (len(k_idx), 1))
     border[src == layout.HUMAN] = BORDER_HUMAN
     border[src == layout.CORRECTED] = BORDER_CORRECTED
@@ -169,7 +173,7 @@ def frame_points(
     size = base_size * (0.55 + 0.45 * c)  # confidence 0 -> 55 % of the full size
     return FramePoints(
         data=xy_to_napari(pos[a_idx, k_idx], t),
-        features=features,
+        columns=columns,
         face_color=KEYPOINT_COLORS[k_idx],
         border_color=border,
         border_width=width,

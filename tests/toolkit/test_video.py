@@ -52,6 +52,19 @@ def test_metadata_and_rgb_frames(clip):
     assert probe(clip) == {"fps": 12.0, "frame_count": 40, "width": 64, "height": 48}
 
 
+def test_rgba_frames_are_the_rgb_frames_with_opaque_alpha(clip):
+    with VideoReader(clip) as rgb, VideoReader(clip, channels=4, threads=1) as rgba:
+        assert rgba.shape == (40, 48, 64, 4)
+        assert rgba._cap.get(cv2.CAP_PROP_N_THREADS) == 1  # the viewer's one-thread decoder
+        for i in (0, 7, 39, 3):
+            f = rgba[i]
+            assert f.shape == (48, 64, 4) and not f.flags.writeable and f.flags.c_contiguous
+            np.testing.assert_array_equal(f[..., :3], rgb[i])
+            assert (f[..., 3] == 255).all()
+    with pytest.raises(ValueError, match="channels"):
+        VideoReader(clip, channels=1)
+
+
 def test_random_access_matches_sequential_decoding(clip):
     ref = _all_frames(clip)
     assert len(ref) == 40
@@ -130,7 +143,86 @@ def test_missing_corrupt_and_truncated_videos(tmp_path, clip):
 
 
 def test_grab_ahead_threshold_is_sane():
-    assert 1 <= video_mod.GRAB_AHEAD <= 120
+    assert 1 <= video_mod.GRAB_AHEAD <= video_mod.MAX_GRAB_AHEAD <= 1000
+
+
+def test_grab_limit_follows_the_measured_costs():
+    assert video_mod.grab_limit(None, 0.001) == video_mod.GRAB_AHEAD  # not measured yet
+    assert video_mod.grab_limit(0.010, None) == video_mod.GRAB_AHEAD
+    assert video_mod.grab_limit(0.010, 0.001) == 10  # a seek costs 10 frames decoded in order
+    assert video_mod.grab_limit(0.0005, 0.001) == 1  # seeking cheap: still read on one frame
+    assert video_mod.grab_limit(10.0, 0.001) == video_mod.MAX_GRAB_AHEAD
+
+
+class _SeekSpy:
+    """Stands in for a VideoCapture and records its seeks."""
+
+    def __init__(self, cap):
+        self.cap, self.seeks = cap, []
+
+    def __getattr__(self, name):
+        return getattr(self.cap, name)
+
+    def set(self, prop, value):
+        self.seeks.append(int(value))
+        return self.cap.set(prop, value)
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_seek_or_decode_through_around_the_limit(clip, threads):
+    """Jumps up to the limit ahead decode through, longer and backward ones seek: all exact."""
+    ref = _all_frames(clip)
+    vr = VideoReader(clip, cache_size=1, threads=threads, adaptive=False)
+    limit = vr.grab_limit
+    assert limit == video_mod.GRAB_AHEAD
+    spy = vr._cap = _SeekSpy(vr._cap)
+    # (index, seeks expected): vr[0] was read at open, so the decoder is at 1.
+    plan = [
+        (1 + limit, False),  # exactly the limit ahead: decoded through
+        (1 + limit + 1 + limit + 1, True),  # one past the limit: a seek
+        (39, False),  # the last frame, from close enough
+        (38, True),  # backward
+        (0, True),  # the first frame, backward
+        (39, True),  # the last frame, from far
+    ]
+    for i, seeks in plan:
+        before = len(spy.seeks)
+        np.testing.assert_array_equal(vr[i], ref[i], err_msg=f"frame {i}")
+        assert (len(spy.seeks) > before) == seeks, f"frame {i}"
+    vr._cap = spy.cap
+    vr.close()
+
+
+def test_adaptive_limit_uses_the_reader_s_own_costs(clip, monkeypatch):
+    ref = _all_frames(clip)
+    vr = VideoReader(clip, cache_size=1)
+    assert vr.costs == {"seek": None, "frame": None}  # the first read sets up: not counted
+    vr[1], vr[2], vr[30], vr[3]  # in order, a jump, a seek back
+    assert vr.costs["frame"] > 0 and vr.costs["seek"] > 0
+    assert 1 <= vr.grab_limit <= video_mod.MAX_GRAB_AHEAD
+    # Costs that make a seek worth 5 frames: a jump of 5 reads on, one of 6 seeks.
+    monkeypatch.setattr(vr, "_learn", lambda *a: None)
+    vr.costs = {"seek": 0.005, "frame": 0.001}
+    assert vr.grab_limit == 5
+    spy = vr._cap = _SeekSpy(vr._cap)
+    np.testing.assert_array_equal(vr[3 + 1 + 5], ref[9])
+    assert spy.seeks == []
+    np.testing.assert_array_equal(vr[9 + 1 + 6], ref[16])
+    assert spy.seeks == [16]
+    vr._cap = spy.cap
+    vr.close()
+
+
+def test_after_a_failed_read_the_next_access_seeks(clip):
+    ref = _all_frames(clip)
+    vr = VideoReader(clip, cache_size=1)
+    vr[5]
+    vr._next = -1  # as after a frame OpenCV could not read: position unknown
+    spy = vr._cap = _SeekSpy(vr._cap)
+    np.testing.assert_array_equal(vr[7], ref[7])  # a short jump, yet a seek (exact frame)
+    assert spy.seeks == [7]
+    vr._cap = spy.cap
+    vr.close()
 
 
 def test_real_video(realdata):

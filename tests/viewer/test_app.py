@@ -58,7 +58,7 @@ def test_opens_on_first_flagged_frame_with_layers_and_dock(make_napari_viewer, s
     viewer, app = _open(make_napari_viewer, small_dataset)
     assert [layer.name for layer in viewer.layers] == ["frames", "skeleton", "stick", "keypoints"]
     assert app.frame == 2 and viewer.dims.current_step[0] == 2  # pending correction
-    assert viewer.layers["frames"].data.shape == (6, 160, 160, 3)
+    assert viewer.layers["frames"].data.shape == (6, 160, 160, 4)  # RGBA
     pts = app.points_layer
     assert len(pts.data) == 19 and (pts.data[:, 0] == 2).all()
     # (t, y, x) in napari: the nose at x = 80 + 2, y = 30
@@ -311,7 +311,7 @@ def test_samples_import_and_open(make_napari_viewer, samples_root, tmp_path, qtb
     ds.save(tmp_path / "samples_ds")
     viewer, app = _open(make_napari_viewer, tmp_path / "samples_ds")
     assert app.session.n_frames == len(ds.images)
-    assert viewer.layers["frames"].data[app.frame].mean() > 5
+    assert viewer.layers["frames"].data[app.frame][..., :3].mean() > 5
     assert len(app.points_layer.data) > 0
     _press(qtbot, viewer, Qt.Key.Key_Right)
     assert app.frame >= 1
@@ -359,11 +359,11 @@ def test_real_video_opens_and_scrubs(make_napari_viewer, realdata, tmp_path, qtb
     ds.save(tmp_path / "video_ds")
     viewer, app = _open(make_napari_viewer, tmp_path / "video_ds")
     frames = viewer.layers["frames"]
-    assert frames.data.shape == (n, 576, 576, 3)
+    assert frames.data.shape == (n, 576, 576, 4)
     for t in (0, 1, 2, 60, 59, 119):
         app.goto(t)
         frame = np.asarray(frames.data[t])
-        assert frame.shape[:2] == (576, 576) and frame.mean() > 10
+        assert frame.shape[:2] == (576, 576) and frame[..., :3].mean() > 10
     assert app.frame == 119
     assert len(app.points_layer.data) == int(np.isfinite(ds.keypoints[119, :, 0]).sum())
 
@@ -439,7 +439,7 @@ def test_keyframes_interpolate_then_accept_range_and_save(
     make_napari_viewer, video_dataset, stick_truth, qtbot
 ):
     viewer, app = _open(make_napari_viewer, video_dataset)
-    assert viewer.layers["frames"].data.shape == (12, 160, 160, 3)
+    assert viewer.layers["frames"].data.shape == (12, 160, 160, 4)
     app.goto(3)
     _press(qtbot, viewer, Qt.Key.Key_I)  # keyframe 1: the stick before the drift is right
     assert "press I" in app.message and "keyframe @4" in viewer.canvas.overlays.text.text
@@ -596,3 +596,32 @@ def test_frames_render_without_napari_refresh_blocking(
         assert len(app.points_layer.data) == shown
         assert len(app.points_layer.face_color) == shown
     app.close()
+
+
+def test_feature_columns_are_written_only_where_they_changed():
+    """A step writes the changed columns into the layer's own table; anything else resets it."""
+    from napari.layers import Points
+
+    from viewer import app as app_mod
+
+    def cols(n, conf, label="tip"):
+        return {
+            "kp": np.arange(n, dtype=np.int64),
+            "label": np.array([label] + [""] * (n - 1), dtype=object),
+            "confidence": np.full(n, conf),
+        }
+
+    layer = Points(np.zeros((3, 2)))
+    shown = app_mod._set_features(layer, cols(3, 0.5))  # a new table: through the setter
+    table = layer.features
+    assert shown[0] is table and table["confidence"].tolist() == [0.5] * 3
+    shown = app_mod._set_features(layer, cols(3, 0.7, "grip"), shown)  # same rows: in place
+    assert layer.features is table
+    assert table["confidence"].tolist() == [0.7] * 3 and table["label"].tolist()[0] == "grip"
+    shown = app_mod._set_features(layer, cols(3, 0.7, "grip"), shown)  # nothing changed
+    assert layer.features is table and table["kp"].tolist() == [0, 1, 2]
+    layer.data = np.zeros((2, 2))  # napari replaces the table: what was shown is stale
+    layer.features = {"kp": [0, 1], "label": ["", ""], "confidence": [0.1, 0.1]}
+    shown = app_mod._set_features(layer, cols(2, 0.9), shown)
+    assert layer.features["confidence"].tolist() == [0.9, 0.9]
+    assert layer.features["label"].tolist() == ["tip", ""]

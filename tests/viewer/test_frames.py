@@ -30,13 +30,19 @@ def test_images_of_two_sizes_are_padded(tmp_path):
     ]
     ds = Dataset.from_records(images, [], np.zeros((0, 19, 3)), media_root=str(tmp_path))
     src = FrameSource(ds)
-    assert src.shape == (3, 40, 30, 3) and src.dtype == np.uint8 and src.ndim == 4
-    a = src[0]
-    assert a.shape == (40, 30, 3) and (a[:20] == 200).all() and (a[20:] == 0).all()
-    assert src[1:2].shape == (1, 40, 30, 3)
-    assert src[(slice(1, 2), slice(None), slice(0, 5))].shape == (1, 40, 5, 3)
+    assert src.shape == (3, 40, 30, 4) and src.dtype == np.uint8 and src.ndim == 4
+    a = src[0]  # RGBA, opaque; the padding opaque black
+    assert a.shape == (40, 30, 4) and (a[:20, :, :3] == 200).all() and (a[20:, :, :3] == 0).all()
+    assert (a[..., 3] == 255).all()
+    assert src[1:2].shape == (1, 40, 30, 4)
+    assert src[(slice(1, 2), slice(None), slice(0, 5))].shape == (1, 40, 5, 4)
+    rgb = FrameSource(ds, channels=3)  # RGB on request: the same pixels
+    assert rgb.shape == (3, 40, 30, 3)
+    np.testing.assert_array_equal(rgb[0], a[..., :3])
+    with pytest.raises(ValueError, match="channels"):
+        FrameSource(ds, channels=2)
     with pytest.warns(UserWarning, match="cannot read"):
-        assert (src[2][:10, :10] == 64).all()  # missing file: grey, not a crash
+        assert (src[2][:10, :10, :3] == 64).all()  # missing file: grey, not a crash
     many = [
         {"id": i, "file_name": "a.png", "width": 30, "height": 20}
         for i in range(MAX_FRAMES_PER_READ + 1)
@@ -78,18 +84,18 @@ def test_video_frames_decode_on_demand(tmp_path):
             }
         ],
     )
-    frame_mb = 32 * 48 * 3 / 2**20
+    frame_mb = 32 * 48 * 4 / 2**20
     src = FrameSource(ds, cache_mb=6 * frame_mb, ahead=2)
-    assert src.shape == (40, 32, 48, 3) and src.ahead == 2
+    assert src.shape == (40, 32, 48, 4) and src.ahead == 2
     for t in (0, 1, 2, 30, 5, 39, 38, 37):
         f = src[t]
-        assert f.shape == (32, 48, 3) and f.dtype == np.uint8
+        assert f.shape == (32, 48, 4) and f.dtype == np.uint8 and (f[..., 3] == 255).all()
         assert f.flags.c_contiguous and not f.flags.writeable  # napari uploads it as it is
-        assert abs(int(f.mean()) - (t * 7) % 250) <= 6  # mp4 is lossy
-    assert len(src.cache) <= 6 and src.cache.nbytes <= 6 * 32 * 48 * 3  # never the whole video
+        assert abs(int(f[..., :3].mean()) - (t * 7) % 250) <= 6  # mp4 is lossy
+    assert len(src.cache) <= 6 and src.cache.nbytes <= 6 * 32 * 48 * 4  # never the whole video
     one = src[37:38]  # how napari asks on each step: a view of the cached frame, no copy
-    assert one.shape == (1, 32, 48, 3) and np.shares_memory(one, src.frame(37))
-    assert src[36:38].shape == (2, 32, 48, 3)
+    assert one.shape == (1, 32, 48, 4) and np.shares_memory(one, src.frame(37))
+    assert src[36:38].shape == (2, 32, 48, 4)
     src.close()
     assert src._thread is None and len(src.cache) == 0
 
@@ -110,7 +116,7 @@ def test_decodes_ahead_in_the_direction_of_travel(tmp_path):
         videos=[{"id": 1, "file_name": "clip.mp4", "fps": 10.0, "frame_count": 60}],
     )
     src = FrameSource(ds, ahead=8)
-    assert src.shape == (60, 32, 48, 3)  # size from the video when the images have none
+    assert src.shape == (60, 32, 48, 4)  # size from the video when the images have none
     src[10]  # a jump: nothing decoded ahead yet
     time.sleep(0.2)
     assert 11 not in src.cache
@@ -127,9 +133,39 @@ def test_decodes_ahead_in_the_direction_of_travel(tmp_path):
     _wait(lambda: all(f in src.cache for f in range(30, 38)))
     for t in range(38, 30, -1):
         f = src[t]
-        assert abs(int(f.mean()) - (t * 7) % 250) <= 6
+        assert abs(int(f[..., :3].mean()) - (t * 7) % 250) <= 6
     src.close()
     time.sleep(0.05)
+
+
+def test_backward_plan_decodes_whole_chunks_below_the_cached_frames(tmp_path):
+    """Stepping back by one frame never plans a chunk of one frame (each chunk is a seek)."""
+    from viewer.frames import BACK_CHUNK
+
+    _write_video(tmp_path / "clip.mp4", 100)
+    images = [
+        {"id": i, "file_name": f"clip/{i:06d}.jpg", "video_id": 1, "frame_index": i}
+        for i in range(100)
+    ]
+    ds = Dataset.from_records(
+        images,
+        [],
+        np.zeros((0, 19, 3)),
+        media_root=str(tmp_path),
+        videos=[{"id": 1, "file_name": "clip.mp4", "fps": 10.0, "frame_count": 100}],
+    )
+    src = FrameSource(ds, prefetch=False, ahead=24)
+    size = min(BACK_CHUNK, src.ahead)
+    first = src._plan(60, -1, 24)  # nothing cached: chunks down from 59, nearest first
+    assert first == [list(range(60 - size, 60)), list(range(60 - 2 * size, 60 - size))]
+    for f in range(60 - 24, 80):  # what a backward scrub from 80 has decoded by frame 60
+        src.cache.put(f, src.frame(f))
+    assert src._plan(60, -1, 24) == []
+    assert src._plan(59, -1, 24) == [list(range(36 - size, 36))]  # not [35] alone
+    assert src._plan(5, -1, 24) == [[0, 1, 2, 3, 4]]  # a chunk never reaches below frame 0
+    assert src._plan(40, 1, 8) == []  # forward: what is not cached, in order
+    assert src._plan(78, 1, 8) == [[80, 81, 82, 83, 84, 85, 86]]
+    src.close()
 
 
 def _wait(cond, timeout=10.0):
@@ -179,5 +215,5 @@ def test_expected_jumps_are_decoded_when_idle(tmp_path):
     assert 40 in src.cache and 2 in src.cache and src.stats["expected"] == 2
     decoded = src.stats["decoded"]
     f = src[40]  # the jump: served from the cache
-    assert src.stats["decoded"] == decoded and abs(int(f.mean()) - (40 * 7) % 250) <= 6
+    assert src.stats["decoded"] == decoded and abs(int(f[..., :3].mean()) - (40 * 7) % 250) <= 6
     src.close()
