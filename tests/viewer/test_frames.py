@@ -100,22 +100,26 @@ def test_video_frames_decode_on_demand(tmp_path):
     assert src._thread is None and len(src.cache) == 0
 
 
-def test_decodes_ahead_in_the_direction_of_travel(tmp_path):
-    import time
-
-    _write_video(tmp_path / "clip.mp4", 60)
+def _clip_dataset(tmp_path, n: int) -> Dataset:
+    """An ``n``-frame clip (no annotations) whose images carry no size: it comes from the video."""
+    _write_video(tmp_path / "clip.mp4", n)
     images = [
         {"id": i, "file_name": f"clip/{i:06d}.jpg", "video_id": 1, "frame_index": i}
-        for i in range(60)
+        for i in range(n)
     ]
-    ds = Dataset.from_records(
+    return Dataset.from_records(
         images,
         [],
         np.zeros((0, 19, 3)),
         media_root=str(tmp_path),
-        videos=[{"id": 1, "file_name": "clip.mp4", "fps": 10.0, "frame_count": 60}],
+        videos=[{"id": 1, "file_name": "clip.mp4", "fps": 10.0, "frame_count": n}],
     )
-    src = FrameSource(ds, ahead=8)
+
+
+def test_decodes_ahead_in_the_direction_of_travel(tmp_path):
+    import time
+
+    src = FrameSource(_clip_dataset(tmp_path, 60), ahead=8)
     assert src.shape == (60, 32, 48, 4)  # size from the video when the images have none
     src[10]  # a jump: nothing decoded ahead yet
     time.sleep(0.2)
@@ -142,19 +146,7 @@ def test_backward_plan_decodes_whole_chunks_below_the_cached_frames(tmp_path):
     """Stepping back by one frame never plans a chunk of one frame (each chunk is a seek)."""
     from viewer.frames import BACK_CHUNK
 
-    _write_video(tmp_path / "clip.mp4", 100)
-    images = [
-        {"id": i, "file_name": f"clip/{i:06d}.jpg", "video_id": 1, "frame_index": i}
-        for i in range(100)
-    ]
-    ds = Dataset.from_records(
-        images,
-        [],
-        np.zeros((0, 19, 3)),
-        media_root=str(tmp_path),
-        videos=[{"id": 1, "file_name": "clip.mp4", "fps": 10.0, "frame_count": 100}],
-    )
-    src = FrameSource(ds, prefetch=False, ahead=24)
+    src = FrameSource(_clip_dataset(tmp_path, 100), prefetch=False, ahead=24)
     size = min(BACK_CHUNK, src.ahead)
     first = src._plan(60, -1, 24)  # nothing cached: chunks down from 59, nearest first
     assert first == [list(range(60 - size, 60)), list(range(60 - 2 * size, 60 - size))]
