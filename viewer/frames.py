@@ -283,11 +283,12 @@ class FrameSource:
         video decoder: ``"scrub"`` (shared with the caller) or ``"jump"`` (likely jumps).
         """
         img = self._decode(t, background, role)
-        if img.ndim == 2:
+        if img.ndim == 2:  # grey
             img = np.repeat(img[..., None], 3, axis=2)
-        if img.shape[2] != self.channels:  # image files and grey come as RGB
-            img = np.concatenate([img[..., :3], np.full(img.shape[:2] + (1,), 255, np.uint8)], 2)
-            img = img if self.channels == 4 else img[..., :3]
+        if img.shape[2] != self.channels:  # image files come as RGB
+            img = img[..., :3]
+            if self.channels == 4:
+                img = np.dstack([img, np.full(img.shape[:2], 255, np.uint8)])
         h, w = self.shape[1:3]
         if img.shape[:2] != (h, w) and (h, w) != (1, 1):
             out = np.zeros((h, w, self.channels), np.uint8)

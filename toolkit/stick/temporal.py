@@ -215,17 +215,19 @@ def _course_outliers(
     Returns:
         ``(outliers, step episodes, rolling median of the angle, of the length)``.
     """
-    out_a, _ = hampel(a, half_window, n_sigmas, min_scale=scale_a)
-    out_l, _ = hampel(ln, half_window, n_sigmas, min_scale=scale_l)
+    out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=scale_a)
+    out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=scale_l)
     steady = ok & ~(out_a | out_l)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_len = np.log(ln)
     stepped = (
         step_episodes(log_len, steady, STEP_LOG_LENGTH) | step_episodes(a, steady, STEP_ANGLE)
     ) & steady
-    a_c, ln_c = np.where(stepped, np.nan, a), np.where(stepped, np.nan, ln)
-    out_a, med_a = hampel(a_c, half_window, n_sigmas, min_scale=scale_a)
-    out_l, med_l = hampel(ln_c, half_window, n_sigmas, min_scale=scale_l)
+    a_c, ln_c = a, ln
+    if stepped.any():  # the course without the episodes (else the first pass stands)
+        a_c, ln_c = np.where(stepped, np.nan, a), np.where(stepped, np.nan, ln)
+        out_a, med_a = hampel(a_c, half_window, n_sigmas, min_scale=scale_a)
+        out_l, med_l = hampel(ln_c, half_window, n_sigmas, min_scale=scale_l)
     bad = ((out_a | out_l) & ok) | stepped
     if len(a) > 4 * half_window:  # the wide scale needs room on both sides of an episode
         wide_a, _ = hampel(a_c, 2 * half_window, n_sigmas, min_scale=scale_a)
