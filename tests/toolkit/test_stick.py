@@ -350,3 +350,55 @@ def test_a_swap_of_a_short_stick_is_seen_in_time_and_undone():
     assert np.flatnonzero(res.changed.any(1)).tolist() == [20]
     assert np.allclose(res.keypoints[20, [layout.GRIP, layout.TIP], :2],
                        clean[20, [layout.GRIP, layout.TIP], :2])  # fmt: skip
+
+
+def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
+    """A stick pointing at the camera (tip next to the hand) whose grip slipped a forearm away
+    looks like a swap to the geometry: the tip at the wrist, the grip away from it. Swapping would
+    move the correct tip, so even with the image "confirming" the segment the swap is only
+    proposed; a swapped long stick is still swapped back.
+    """
+    import importlib.util
+
+    from toolkit.stick import assessment as A
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    kp, stance, _ = H.make_poses(40, seed=2, foreshortened=0.0)
+    ds0 = H.make_dataset(kp, stance)
+    side = assess(ds0, AssessOptions(use_images=False)).side
+    g = kp[:, layout.GRIP, :2]
+    wrist = kp[np.arange(40), layout.L_WRIST + side, :2]
+    elbow = kp[np.arange(40), layout.L_ELBOW + side, :2]
+    clean = kp.copy()
+    # Row 0: a long stick, swapped.
+    kp[0, [layout.GRIP, layout.TIP]] = clean[0, [layout.TIP, layout.GRIP]]
+    # Row 1: a short stick (tip beside the hand); the grip slipped 1.2 forearms off.
+    kp[1, layout.GRIP, :2] = wrist[1]
+    kp[1, layout.TIP, :2] = wrist[1] + 0.03 * (clean[1, layout.TIP, :2] - g[1])
+    clean[1] = kp[1]
+    kp[1, layout.GRIP, :2] = wrist[1] + 1.2 * (wrist[1] - elbow[1])
+    ds = H.make_dataset(kp, stance)
+    n = len(kp)
+
+    def neutral(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes):
+        nan, zero = np.full(n, np.nan), np.zeros(n)
+        ev = {k: zero.copy() for k in ("z_label", "z_best", "z_inner", "z_outer", "z_opposite")}
+        ev.update({k: nan.copy() for k in ("best_angle", "best_end", "label_end", "label_len",
+                                           "thin", "z_beyond", "beyond_rel")})  # fmt: skip
+        ev["at_border"] = np.zeros(n, bool)
+        return ev, {"usable": True, "median_z": 10.0, "n": n}
+
+    monkeypatch.setattr(A, "_read_image_evidence", neutral)
+    monkeypatch.setattr(I, "segment_confirms", lambda ds, a, b, rows, elbow: np.ones(n, bool))
+    monkeypatch.setattr(I, "segment_z", lambda ds, a, b, rows, elbow: np.zeros(n))
+    a = assess(ds, AssessOptions(use_time=False))
+    swap = a.check("stick.swap").mask
+    assert swap[0] and swap[1]
+    assert a.decisive[0].all()
+    assert not a.decisive[1].any()
+    res = C.correct(ds, use_time=False)
+    assert np.allclose(res.keypoints[0, [layout.GRIP, layout.TIP], :2],
+                       clean[0, [layout.GRIP, layout.TIP], :2])  # fmt: skip
+    assert np.array_equal(res.keypoints[1], kp[1])  # proposed, not applied

@@ -439,6 +439,12 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     if usable_img:
         cand = np.flatnonzero(swap & confident)
         swap_seen = img_ev.segment_confirms(ds, tip, grip, cand, elbow)
+    # A short (foreshortened) stick is not swapped on the geometry's word: a grip slipped off the
+    # hand toward the camera puts the labels where a swap would (the tip at the wrist, the grip a
+    # stick's length away), and swapping them would move a correct tip.
+    with np.errstate(invalid="ignore"):
+        long_enough = np.where(np.isfinite(L_px), length_px >= 0.5 * L_px, length_px > 2 * fore_px)
+    swap_seen &= long_enough
     # Time sees a swap on its own (the geometry may agree or, for a short stick, not tell).
     propose(time_swap, tip, grip, SWAP | TEMPORAL, np.where(swap, 0.95, 0.9), time_swap, time_swap)
     propose(swap, tip, grip, SWAP, np.where(swap_seen, 0.95, 0.7), swap_seen, swap_seen)
