@@ -402,3 +402,32 @@ def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
     assert np.allclose(res.keypoints[0, [layout.GRIP, layout.TIP], :2],
                        clean[0, [layout.GRIP, layout.TIP], :2])  # fmt: skip
     assert np.array_equal(res.keypoints[1], kp[1])  # proposed, not applied
+
+
+def test_a_length_episode_during_a_fast_swing_keeps_the_labels_angles():
+    """A 12-frame too-short episode while the stick turns 6 degrees a frame: the steps are in the
+    length, so the fix keeps each label's angle and restores the length. A course interpolated
+    in angle too would cut across the swing (7-10 px off), and move the clean frames beside the
+    episode by more than 5 % of the stick.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(7)
+    n = 60
+    t = np.arange(float(n))
+    swing = 60 * (1 - np.cos(np.pi * np.clip((t - 18) / 24, 0, 1)))
+    ang = np.radians(-60 + swing) + rng.normal(0, 0.004, n)
+    grip = np.stack([300 + 2 * np.sin(t / 9), 300 + 2 * np.cos(t / 7)], 1)
+    length = 100 + rng.normal(0, 0.6, n)
+    unit = np.stack([np.cos(ang), np.sin(ang)], 1)
+    clean = grip + length[:, None] * unit
+    bad = np.arange(24, 36)
+    factor = np.ones(n)
+    factor[bad] = 0.7
+    tip = grip + (length * factor)[:, None] * unit
+    found = temporal.tip_outliers(grip, tip, np.zeros(n, np.int64), t)
+    assert found["outlier"][bad].all()
+    fixed = found["fit_tip"][bad]
+    assert np.median(np.hypot(*(fixed - clean[bad]).T)) < 2.0  # was 30 px before the fix
+    others = np.setdiff1d(np.flatnonzero(found["outlier"]), bad)
+    assert (np.hypot(*(found["fit_tip"][others] - tip[others]).T) < 0.05 * 100).all()

@@ -204,7 +204,7 @@ def _course_outliers(
     scale_a: float,
     scale_l: float,
     episode_frames: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One track's outliers of its angle and length course (see :func:`tip_outliers`).
 
     First the one- and two-frame outliers of the rolling course (spikes); then the episodes that
@@ -213,27 +213,35 @@ def _course_outliers(
     otherwise drag the window's median and make the clean frames beside it look off).
 
     Returns:
-        ``(outliers, step episodes, rolling median of the angle, of the length)``.
+        ``(outliers, step episodes, outliers off in angle, off in length, rolling median of the
+        angle, of the length)``. An outlier off in length only keeps its label's angle when it
+        is fixed (and one off in angle only, its length): the evidence says which of the two is
+        wrong, and a course interpolated across a fast swing would turn a stick whose angle was
+        right.
     """
     out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=scale_a)
     out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=scale_l)
     steady = ok & ~(out_a | out_l)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_len = np.log(ln)
-    stepped = (
-        step_episodes(log_len, steady, STEP_LOG_LENGTH) | step_episodes(a, steady, STEP_ANGLE)
-    ) & steady
+    step_a = step_episodes(a, steady, STEP_ANGLE) & steady
+    step_l = step_episodes(log_len, steady, STEP_LOG_LENGTH) & steady
+    stepped = step_a | step_l
     a_c, ln_c = a, ln
     if stepped.any():  # the course without the episodes (else the first pass stands)
         a_c, ln_c = np.where(stepped, np.nan, a), np.where(stepped, np.nan, ln)
         out_a, med_a = hampel(a_c, half_window, n_sigmas, min_scale=scale_a)
         out_l, med_l = hampel(ln_c, half_window, n_sigmas, min_scale=scale_l)
     bad = ((out_a | out_l) & ok) | stepped
+    off_a, off_l = out_a | step_a, out_l | step_l
     if len(a) > 4 * half_window:  # the wide scale needs room on both sides of an episode
         wide_a, _ = hampel(a_c, 2 * half_window, n_sigmas, min_scale=scale_a)
         wide_l, _ = hampel(ln_c, 2 * half_window, n_sigmas, min_scale=scale_l)
-        bad |= _runs_at_least((wide_a | wide_l) & ok, episode_frames)
-    return bad, stepped, med_a, med_l
+        runs = _runs_at_least((wide_a | wide_l) & ok, episode_frames)
+        bad |= runs
+        off_a |= runs & wide_a
+        off_l |= runs & wide_l
+    return bad, stepped, bad & off_a, bad & off_l, med_a, med_l
 
 
 def tip_outliers(
@@ -307,7 +315,7 @@ def tip_outliers(
         floor_a = max(1.0, 1.4826 * float(np.median(da))) if len(da) else 1.0
         med_len = float(np.nanmedian(ln))
         floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
-        bad, stepped, med_a, med_l = _course_outliers(
+        bad, stepped, bad_a, bad_l, med_a, med_l = _course_outliers(
             a, ln, ok, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames
         )
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -329,8 +337,12 @@ def tip_outliers(
         need = bad | gaps
         if not need.any():
             continue
-        a_fit = _fill_savgol(t, np.where(ok, a, np.nan), need)
-        l_fit = _fill_savgol(t, ln, need)
+        # The length of an outlier off in angle only, and the angle of one off in length only,
+        # stay the label's (a length outlier is not evidence against its angle).
+        need_a = gaps | bad_a | (bad & ~bad_l)
+        need_l = gaps | bad_l | (bad & ~bad_a)
+        a_fit = np.where(need_a, _fill_savgol(t, np.where(ok, a, np.nan), need_a), a)
+        l_fit = np.where(need_l, _fill_savgol(t, ln, need_l), ln)
         th = np.radians(a_fit)
         cand = grip[rows] + l_fit[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
         out["outlier"][rows[bad]] = True
