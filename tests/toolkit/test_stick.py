@@ -352,6 +352,23 @@ def test_a_swap_of_a_short_stick_is_seen_in_time_and_undone():
                        clean[20, [layout.GRIP, layout.TIP], :2])  # fmt: skip
 
 
+def _evidence_stub(n: int, **columns):
+    """A stand-in for ``assessment._read_image_evidence``: usable, neutral image evidence for
+    ``n`` rows (nothing seen), with the given columns set.
+    """
+
+    def read(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes):
+        nan, zero = np.full(n, np.nan), np.zeros(n)
+        ev = {k: zero.copy() for k in ("z_label", "z_best", "z_inner", "z_outer", "z_opposite")}
+        ev.update({k: nan.copy() for k in ("best_angle", "best_end", "label_end", "label_len",
+                                           "thin", "z_beyond", "beyond_rel")})  # fmt: skip
+        ev["at_border"] = np.zeros(n, bool)
+        ev.update(columns)
+        return ev, {"usable": True, "median_z": 10.0, "n": n}
+
+    return read
+
+
 def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
     """A stick pointing at the camera (tip next to the hand) whose grip slipped a forearm away
     looks like a swap to the geometry: the tip at the wrist, the grip away from it. Swapping would
@@ -382,15 +399,7 @@ def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
     ds = H.make_dataset(kp, stance)
     n = len(kp)
 
-    def neutral(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes):
-        nan, zero = np.full(n, np.nan), np.zeros(n)
-        ev = {k: zero.copy() for k in ("z_label", "z_best", "z_inner", "z_outer", "z_opposite")}
-        ev.update({k: nan.copy() for k in ("best_angle", "best_end", "label_end", "label_len",
-                                           "thin", "z_beyond", "beyond_rel")})  # fmt: skip
-        ev["at_border"] = np.zeros(n, bool)
-        return ev, {"usable": True, "median_z": 10.0, "n": n}
-
-    monkeypatch.setattr(A, "_read_image_evidence", neutral)
+    monkeypatch.setattr(A, "_read_image_evidence", _evidence_stub(n))
     monkeypatch.setattr(I, "segment_confirms", lambda ds, a, b, rows, elbow: np.ones(n, bool))
     monkeypatch.setattr(I, "segment_z", lambda ds, a, b, rows, elbow: np.zeros(n))
     a = assess(ds, AssessOptions(use_time=False))
@@ -431,3 +440,35 @@ def test_a_length_episode_during_a_fast_swing_keeps_the_labels_angles():
     assert np.median(np.hypot(*(fixed - clean[bad]).T)) < 2.0  # was 30 px before the fix
     others = np.setdiff1d(np.flatnonzero(found["outlier"]), bad)
     assert (np.hypot(*(found["fit_tip"][others] - tip[others]).T) < 0.05 * 100).all()
+
+
+def test_a_too_long_tip_is_never_pulled_far_inside_the_subjects_stick(monkeypatch):
+    """A stick 40 % too long whose line in the image fades at half its length (it passes over
+    something of its own colour): the tip is pulled in, but no further than 15 % inside the
+    subject's stick, not to where the line faded (which would swap a too-long tip for a
+    too-short one).
+    """
+    import importlib.util
+
+    from toolkit.stick import assessment as A
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    n = 60
+    kp, stance, _ = H.make_poses(n, seed=4, foreshortened=0.0)
+    clean = kp.copy()
+    g = kp[:, layout.GRIP, :2]
+    full = np.hypot(*(kp[:, layout.TIP, :2] - g).T)
+    kp[0, layout.TIP, :2] = g[0] + 1.4 * (clean[0, layout.TIP, :2] - g[0])
+    ds = H.make_dataset(kp, stance, subjects=np.array(["s1"] * n))
+    label_len = np.hypot(*(kp[:, layout.TIP, :2] - g).T)
+    faded = np.where(np.arange(n) == 0, 0.55 * full, np.nan)  # the line "ends" at 0.55 L
+    stub = _evidence_stub(n, z_inner=np.full(n, 8.0), z_label=np.full(n, 6.0),
+                          z_outer=np.full(n, -0.5), label_end=faded, label_len=label_len)  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    a = assess(ds, AssessOptions(use_time=False))
+    assert a.check("stick.too_long").mask[0]
+    assert a.decisive[0, 1]
+    new_len = np.hypot(*(a.proposal[0, 1] - g[0]))
+    assert 0.84 * full[0] <= new_len <= 1.01 * full[0]

@@ -473,11 +473,17 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     with np.errstate(invalid="ignore"):
         img_len = ev["label_end"] if usable_img else np.full(n, np.nan)
         use_img_len = np.isfinite(img_len) & (img_len > 0.5 * L_px) & (img_len < 1.05 * L_px)
-    new_len = np.where(use_img_len, img_len, L_px)
+    # Never more than 15 % inside the subject's stick (the smallest error worth a person's time):
+    # a line can fade, or pass behind something, before the stick ends, and a pull to there would
+    # trade a too-long tip for a too-short one.
+    new_len = np.where(
+        use_img_len, np.fmax(img_len, np.exp(-temporal.STEP_LOG_LENGTH) * L_px), L_px
+    )
     pulled = grip + geo.unit(tip - grip) * new_len[:, None]
     propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible)
     # Longer than the subject's stick and the image's line ending before the labelled tip: two
-    # independent witnesses, so the tip moves to where the line ends.
+    # independent witnesses, so the tip moves to where the line ends (at most 15 % inside the
+    # subject's stick, as above).
     seen_long = too_long & ends_early & use_img_len
     propose(seen_long, None, pulled, TOO_LONG | IMAGE, 0.85, None, seen_long)
     # Longer than the subject's stick beyond the data set's spread: the pull along the label is
