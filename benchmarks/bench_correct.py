@@ -10,7 +10,10 @@ Speed and the family of datasets (randomised, real photos, detector output) are 
 ``benchmarks/bench_stick.py``; this module keeps the committed-renderer accuracy table of each
 method (``rigid``, ``rigid --no-images``, ``forearm-ratio``) and the shared loaders.
 
-Run: ``python -m benchmarks.run correct`` or ``python -m benchmarks.bench_correct [--quick]``.
+Run: ``python -m benchmarks.run correct`` or ``python -m benchmarks.bench_correct [--quick]``;
+``python -m benchmarks.bench_correct --speed [N]`` runs only the speed comparison (``correct``
+and the ``validate`` rule checks beside the per-annotation reference, on N = 1,000,000 synthetic
+annotations by default).
 """
 
 from __future__ import annotations
@@ -256,5 +259,41 @@ def _f(x) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
+def speed_main(n: int) -> dict:
+    """Annotations/s of ``correct`` and the ``validate`` rule checks on ``n`` synthetic
+    annotations, beside the per-annotation Python reference, in one run
+    (:func:`benchmarks.bench_stick.speed`: geometry only, no images or time axis).
+    """
+    from benchmarks.bench_stick import speed
+
+    sp = speed(n)
+    print(
+        f"speed ({sp['n']:,} annotations): correct {sp['correct_ann_per_s']:,}/s "
+        f"({sp['correct_s']} s), validate {sp['validate_ann_per_s']:,}/s ({sp['validate_s']} s), "
+        f"per-annotation reference {sp['reference_ann_per_s']:,}/s (measured on "
+        f"{sp['reference_measured_on']:,}); agreement with the reference: flags "
+        f"{sp['agreement_flags']}, fixes {sp['agreement_fixes']}"
+    )
+    return sp
+
+
+def _cli(argv: list[str]) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_correct", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--quick", action="store_true", help="a small sample set")
+    ap.add_argument(
+        "--speed", type=int, metavar="N", nargs="?", const=1_000_000, default=None,
+        help="only the speed run on N synthetic annotations (default 1,000,000)",
+    )  # fmt: skip
+    args = ap.parse_args(argv)
+    if args.speed is not None:
+        speed_main(args.speed)
+    else:
+        main(quick=args.quick)
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    _cli(sys.argv[1:])

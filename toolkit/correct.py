@@ -170,9 +170,13 @@ def _rigid(ds, opts: CorrectOptions) -> CorrectionResult:
         kp[rows, k, :2] = a.proposal[rows, j]
         kp[rows, k, 2] = np.where(kp[rows, k, 2] > 0, kp[rows, k, 2], 1)
         apply_mask[:, j] = rows
-    before = ds.keypoints[:, [layout.GRIP, layout.TIP], :2]
-    after = kp[:, [layout.GRIP, layout.TIP], :2]
-    changed = apply_mask & ~np.isclose(before, after, atol=1e-6, equal_nan=True).all(-1)
+    # Compared only where a fix was applied (elsewhere nothing changed).
+    cand = np.flatnonzero(apply_mask.any(1))
+    stick = [layout.GRIP, layout.TIP]
+    before = ds.keypoints[cand][:, stick, :2]
+    after = kp[cand][:, stick, :2]
+    changed = np.zeros((n, 2), bool)
+    changed[cand] = apply_mask[cand] & ~np.isclose(before, after, atol=1e-6, equal_nan=True).all(-1)
     reasons = np.where(changed.any(1), a.proposal_reason, 0)
     flags = np.where(~changed.any(1), a.proposal_reason, 0)
     notes = list(a.notes) + [f["message"] for f in a.dataset_findings]

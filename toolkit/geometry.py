@@ -100,7 +100,8 @@ class Points:
         if d is None:
             ax, ay = self.xy(a)
             bx, by = self.xy(b)
-            d = np.hypot(ax - bx, ay - by)
+            dx = ax - bx
+            d = np.hypot(dx, ay - by, out=dx)  # written over its own temporary
             d.flags.writeable = False
             self._dist[key] = d
         return d
@@ -115,8 +116,8 @@ class Points:
         for k in present:  # loops over keypoints (<= 19), not annotations
             m = idx == k
             kx, ky = self.xy(int(k))
-            x[m] = kx[m]
-            y[m] = ky[m]
+            np.copyto(x, kx, where=m)  # in place: no gather or scatter of the masked rows
+            np.copyto(y, ky, where=m)
         return x, y
 
     def forget(self, *ks: int) -> None:
@@ -144,20 +145,28 @@ def _transpose_blocks(kp: np.ndarray, keys: list[int], block: int = 8192) -> np.
 
 
 def _masked_blocks(
-    kp: np.ndarray, keys: list[int], block: int = 8192
+    kp: np.ndarray, keys: list[int], block: int = 2048
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(len(keys), N)`` contiguous ``x`` and ``y`` of keypoints ``keys``.
 
-    NaN where ``v <= 0``; written ``block`` rows at a time.
+    NaN where ``v <= 0`` (or NaN); written ``block`` rows at a time (a block of the interleaved
+    array stays in cache while each keypoint's columns are copied out of it, with no gathered
+    temporary).
     """
     n = len(kp)
     x = np.empty((len(keys), n), dtype=np.float64)
     y = np.empty((len(keys), n), dtype=np.float64)
     for start in range(0, n, block):  # blocks of rows: a few hundred per million
-        part = kp[start : start + block][:, keys].transpose(1, 2, 0)  # (K, 3, B)
-        ok = part[:, 2] > 0
-        x[:, start : start + block] = np.where(ok, part[:, 0], np.nan)
-        y[:, start : start + block] = np.where(ok, part[:, 1], np.nan)
+        part = kp[start : start + block]
+        stop = start + len(part)
+        for i, k in enumerate(keys):  # loops over keypoints, not annotations
+            p = part[:, k]
+            missing = ~(p[:, 2] > 0)
+            xs, ys = x[i, start:stop], y[i, start:stop]
+            np.copyto(xs, p[:, 0])
+            np.copyto(ys, p[:, 1])
+            np.copyto(xs, np.nan, where=missing)
+            np.copyto(ys, np.nan, where=missing)
     return x, y
 
 
@@ -213,7 +222,9 @@ def unit(v: np.ndarray) -> np.ndarray:
     """``(..., 2)`` unit vectors; zero or NaN vectors give NaN."""
     n = norm(v)[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, v / n, np.nan)
+        out = v / n
+    np.copyto(out, np.nan, where=~(n > 0))  # in place: as ``np.where(n > 0, v / n, nan)``
+    return out
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -353,16 +364,35 @@ def forearm_vector(kp: np.ndarray | Points, side: np.ndarray | None = None) -> n
     return np.stack([wx - ex, wy - ey], 1)
 
 
+def _same_columns(*cols) -> bool:
+    """All float64 arrays of one shape: element-wise results may be written over temporaries."""
+    first = cols[0]
+    return all(
+        isinstance(c, np.ndarray) and c.dtype == np.float64 and c.shape == first.shape for c in cols
+    )
+
+
 def dot_xy(ux: np.ndarray, uy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
     """Row-wise dot product, bit for bit ``(u * v).sum(-1)`` (whose sum starts at +0.0)."""
-    return ux * vx + uy * vy + 0.0
+    if not _same_columns(ux, uy, vx, vy):
+        return ux * vx + uy * vy + 0.0
+    out = ux * vx  # the same operations, in the same order, over one temporary
+    np.add(out, uy * vy, out=out)
+    return np.add(out, 0.0, out=out)
 
 
 def angle_between_xy(ux: np.ndarray, uy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
     """:func:`angle_between` on separate ``x``/``y`` columns (the same values)."""
-    out = np.degrees(np.arctan2(ux * vy - uy * vx, dot_xy(ux, uy, vx, vy)))
     bad = ~positive_norm(ux, uy) | ~positive_norm(vx, vy)
-    return np.where(bad, np.nan, out)
+    if not _same_columns(ux, uy, vx, vy):
+        out = np.degrees(np.arctan2(ux * vy - uy * vx, dot_xy(ux, uy, vx, vy)))
+        return np.where(bad, np.nan, out)
+    out = ux * vy  # as above, written over one temporary
+    np.subtract(out, uy * vx, out=out)
+    np.arctan2(out, dot_xy(ux, uy, vx, vy), out=out)
+    np.degrees(out, out=out)
+    np.copyto(out, np.nan, where=bad)
+    return out
 
 
 def angle_between(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -29,6 +29,9 @@ Categories and checks:
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,12 @@ from toolkit.errors import InputError
 from toolkit.schema import validate_dataset
 from toolkit.stick import AssessOptions, assess
 from toolkit.stick.assessment import reason_names
-from toolkit.stick.stats import _group_chunks, group_codes
+from toolkit.stick.stats import (
+    _group_chunks,
+    group_codes,
+    image_column_codes,
+    sharing_group_codes,
+)
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -191,7 +199,7 @@ class _Collector:
         vid = ft["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
         self.video_id = vid
         names = {v["id"]: Path(str(v.get("file_name", v["id"]))).stem for v in ds.videos}
-        self.video = np.array([None] * self.n, dtype=object)
+        self.video = np.empty(self.n, dtype=object)  # None everywhere (no Python list)
         has = np.isfinite(vid)
         if has.any():
             self.video[has] = (
@@ -218,19 +226,26 @@ class _Collector:
         ``value``/``keypoints`` may be per row; ``proposal``: ``(N,)`` object array of proposed
         fixes (dict or None).
         """
-        idx = np.flatnonzero(mask)
+        return self.rows_at(
+            np.flatnonzero(mask), code, severity, value, threshold, keypoints, message, proposal
+        )
+
+    def rows_at(
+        self,
+        idx: np.ndarray,
+        code: str,
+        severity: str,
+        value: Any,
+        threshold: Any,
+        keypoints: Any,
+        message: str,
+        proposal: np.ndarray | None = None,
+    ) -> int:
+        """:meth:`rows` for the ascending row indices ``idx`` (the True rows of a mask)."""
         if not len(idx):
             return 0
-        val = (
-            np.broadcast_to(np.asarray(value, dtype=np.float64), (self.n,))[idx]
-            if np.ndim(value)
-            else np.full(len(idx), np.nan if value is None else float(value))
-        )
-        thr = (
-            np.broadcast_to(np.asarray(threshold, dtype=np.float64), (self.n,))[idx]
-            if np.ndim(threshold)
-            else np.full(len(idx), np.nan if threshold is None else float(threshold))
-        )
+        val = self._per_row(value, idx)
+        thr = self._per_row(threshold, idx)
         if (
             isinstance(keypoints, np.ndarray)
             and keypoints.dtype == object
@@ -265,6 +280,17 @@ class _Collector:
             )
         )
         return len(idx)
+
+    def _per_row(self, value: Any, idx: np.ndarray) -> np.ndarray:
+        """``value`` (a scalar, None or an ``(N,)``-broadcastable array) at rows ``idx`` as float64.
+
+        Gathered first, converted after: only the flagged rows are converted.
+        """
+        if not np.ndim(value):
+            return np.full(len(idx), np.nan if value is None else float(value))
+        v = np.asarray(value)
+        v = v[idx] if v.shape == (self.n,) else np.broadcast_to(v, (self.n,))[idx]
+        return v.astype(np.float64)
 
     def dataset(
         self,
@@ -323,12 +349,49 @@ def _column_nanmedian(rows: list[np.ndarray], n: int) -> np.ndarray:
     return np.array([np.nanmedian(r) for r in rows])
 
 
+def _median_and_mad(rows: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_column_nanmedian(rows)`` and ``_column_nanmedian([|r - median|])``, the same values.
+
+    From n >= 600 each row's non-NaN values are copied once; the median partitions that copy
+    in place, and the absolute deviations overwrite it for the second median.
+    """
+    if n < 600 or not any(np.isfinite(r).any() for r in rows):
+        med = _column_nanmedian(rows, n)
+        with np.errstate(invalid="ignore"):
+            return med, _column_nanmedian(
+                [np.abs(r - m) for r, m in zip(rows, med, strict=True)], n
+            )
+    pairs = [_median_mad_1d(r) for r in rows]
+    med = np.array([p[0] for p in pairs], dtype=np.float64)
+    if not np.isfinite(med).any():  # no finite deviation anywhere (as the helper's guard)
+        return med, np.full(len(rows), np.nan)
+    return med, np.array([p[1] for p in pairs], dtype=np.float64)
+
+
+def _median_mad_1d(x: np.ndarray) -> tuple[float, float]:
+    """``(np.nanmedian(x), np.nanmedian(np.abs(x - that median)))`` of a 1-D array.
+
+    (A 1-D ``nanmedian`` takes this path at every size; the 2-D one differs below 600 rows.)
+    """
+    f = x[~np.isnan(x)]  # the copy both medians partition
+    if not len(f):
+        return np.nan, np.nan
+    m = np.median(f, overwrite_input=True)
+    with np.errstate(invalid="ignore"):
+        np.subtract(f, m, out=f)
+        np.abs(f, out=f)
+    if np.isfinite(m):  # finite or infinite deviations, never NaN
+        return m, np.median(f, overwrite_input=True)
+    return m, np.nanmedian(f)
+
+
 def _count(columns: list[np.ndarray], n: int) -> np.ndarray:
     """``(N,)`` int64 number of True values across ``K`` bool columns."""
-    out = np.zeros(n, np.int64)
+    small = len(columns) < np.iinfo(np.int16).max  # counted in a narrow type, then widened
+    out = np.zeros(n, np.int16 if small else np.int64)
     for col in columns:  # loops over keypoints, not annotations
         out += col
-    return out
+    return out.astype(np.int64)
 
 
 def _pack_bits(columns: list[np.ndarray]) -> np.ndarray:
@@ -341,8 +404,14 @@ def _pack_bits(columns: list[np.ndarray]) -> np.ndarray:
 
 def _keypoint_rows(c, masks, code, severity, value, threshold, message) -> None:
     """One finding per row where any of the per-keypoint ``masks`` holds, naming those keypoints."""
-    bits = _pack_bits(masks)
-    c.rows(bits != 0, code, severity, value, threshold, _names_of_bits(bits), message)
+    # Packed and named at the rows where any mask holds only (the same bits and names there).
+    hit = masks[0].copy() if masks else np.zeros(c.n, bool)
+    for m in masks[1:]:  # loops over keypoints, not annotations
+        hit |= m
+    idx = np.flatnonzero(hit)
+    names = np.empty(c.n, dtype=object)
+    names[idx] = _names_of_bits(_pack_bits([m[idx] for m in masks]))
+    c.rows_at(idx, code, severity, value, threshold, names, message)
 
 
 def _names_of_bits(bits: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
@@ -462,8 +531,10 @@ def check_structure(
         weights[xy_cols] = np.random.default_rng(0).uniform(1.0, 2.0, len(xy_cols))
         h_pose = np.empty(len(kp))
         big = np.finfo(np.float64).max
+        buf = np.empty((min(len(kp), 65536), flat.shape[1]))  # one block buffer, reused
         for start in range(0, len(kp), 65536):  # blocks of rows, not annotations
-            rounded = np.array(flat[start : start + 65536], dtype=np.float64)
+            rounded = buf[: len(flat[start : start + 65536])]
+            np.copyto(rounded, flat[start : start + 65536])
             if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
                 rounded[np.isnan(rounded)] = -1.0
                 rounded[rounded == np.inf] = big
@@ -487,13 +558,29 @@ def check_structure(
             "",
             "An identical pose is labelled on another image (copied label or duplicate frame).",
         )
-    # Class balance and subjects per class (data-set level).
+    _check_classes(ds, c, o, summary)
+
+
+def _check_classes(ds, c: _Collector, o: ValidateOptions, summary: dict) -> None:
+    """Class balance and subjects per class (data-set level).
+
+    The stance and subject columns are factorised once each; counts come from ``bincount``
+    (as ``value_counts`` and ``groupby().nunique()``, without their per-call hashing).
+    """
     stance = ds.images["stance"]
-    counts = stance.dropna().value_counts()
+    st_codes, st_uniq = image_column_codes(ds, "stance")
+    labelled = st_codes >= 0
+    # ``dropna().value_counts()``: keys in order of first appearance, then a stable sort by
+    # count, descending.
+    counts = pd.Series(
+        np.bincount(st_codes[labelled], minlength=len(st_uniq)).astype(np.int64),
+        index=pd.Index(st_uniq, dtype=object),
+        name="count",
+    ).sort_values(ascending=False, kind="stable")
     if ds.taxonomy and ds.taxonomy.get("stances"):
         counts = counts.reindex([s["name"] for s in ds.taxonomy["stances"]], fill_value=0)
     summary["stances"] = {str(k): int(v) for k, v in counts.items()}
-    n_unlab = int(stance.isna().sum())
+    n_unlab = int(len(st_codes) - labelled.sum())
     if n_unlab:
         c.dataset(
             "structure.unlabelled",
@@ -513,10 +600,8 @@ def check_structure(
                 value=min(ratio, 1e9),
                 threshold=o.balance_ratio,
             )
-    subj = ds.images[["stance", "subject"]]  # only the two columns the check reads
-    subj = subj[subj["stance"].notna()]
-    if len(subj) and subj["subject"].notna().any():
-        per = subj.groupby("stance")["subject"].nunique()
+    per = _subjects_per_stance(ds, st_codes, st_uniq)
+    if per is not None:
         summary["subjects_per_stance"] = {str(k): int(v) for k, v in per.items()}
         for name, k in per[per < o.min_subjects].items():  # loops over stances
             c.dataset(
@@ -527,6 +612,35 @@ def check_structure(
                 value=k,
                 threshold=o.min_subjects,
             )
+
+
+def _subjects_per_stance(ds, st_codes: np.ndarray, st_uniq) -> pd.Series | None:
+    """``groupby("stance")["subject"].nunique()`` over the rows with a stance (None without subjects).
+
+    From the stance codes (``-1`` = none) and one factorisation of the subjects: the distinct
+    (stance, subject) pairs are counted per stance, and the stances sorted as ``groupby`` does.
+    """
+    labelled = st_codes >= 0
+    if not labelled.any():
+        return None
+    sub_codes, _ = image_column_codes(ds, "subject")
+    both = labelled & (sub_codes >= 0)
+    if not both.any():
+        return None
+    if not all(isinstance(x, str) for x in st_uniq):  # mixed labels: groupby's own ordering
+        subj = ds.images.loc[labelled, ["stance", "subject"]]
+        return subj.groupby("stance")["subject"].nunique()
+    n_sub = int(sub_codes.max()) + 1
+    key = st_codes[both].astype(np.int64) * n_sub + sub_codes[both]
+    if len(st_uniq) * n_sub <= 4 * len(key):  # dense: a mark per possible pair, no sort
+        seen = np.zeros(len(st_uniq) * n_sub, bool)
+        seen[key] = True
+        pairs = np.flatnonzero(seen)
+    else:
+        pairs = np.unique(key)
+    per = np.bincount(pairs // n_sub, minlength=len(st_uniq)).astype(np.int64)
+    order = np.argsort(np.asarray(st_uniq, dtype=object), kind="stable")  # str labels: sorted
+    return pd.Series(per[order], index=pd.Index(np.asarray(st_uniq, dtype=object)[order]))
 
 
 def check_anatomy(
@@ -553,10 +667,8 @@ def check_anatomy(
     # One contiguous (N,) row per bone, from the shared distance cache.
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = [pts.dist(a, b) / scale for a, b in edges]
-    med = _column_nanmedian(ratio, n)
-    with np.errstate(invalid="ignore"):
-        mad = _column_nanmedian([np.abs(r - m) for r, m in zip(ratio, med, strict=True)], n)
-        mad = mad * 1.4826
+    med, mad = _median_and_mad(ratio, n)
+    mad = mad * 1.4826
     upper = med + o.bone_mads * np.maximum(mad, 0.05 * med)
     # A robust level needs rows behind it: with fewer than 30 measurements of a bone, its
     # length is not judged.
@@ -599,16 +711,26 @@ def check_anatomy(
         """Distance a-b (cached: the bones' distances are reused, hypot ignores the sign)."""
         return pts.dist(a, b)
 
+    bone_row = {frozenset(e): j for j, e in enumerate(edges)}
+
+    def rel_length(a: int, b: int) -> np.ndarray:
+        """Distance a-b / torso: the bone's row of ``ratio`` when it is a skeleton bone."""
+        j = bone_row.get(frozenset((a, b)))
+        if j is not None:
+            return ratio[j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return length(a, b) / scale
+
     for name, (la, lb), (ra, rb) in SYMMETRIC_BONES:  # four bone pairs
         lft = length(la, lb)
         rgt = length(ra, rb)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.maximum(lft, rgt) / np.minimum(lft, rgt)
             longer = np.maximum(lft, rgt) / scale
-            both = np.r_[lft / scale, rgt / scale]
+            both = np.concatenate([rel_length(la, lb), rel_length(ra, rb)])
             has = np.isfinite(both).any()
-            typical = np.nanmedian(both) if has else np.nan
-            spread = 1.4826 * np.nanmedian(np.abs(both - typical)) if has else np.nan
+            typical, spread = _median_mad_1d(both) if has else (np.nan, np.nan)
+            spread = 1.4826 * spread
             # Longer than usual by the data set's own spread too, not only by a fixed factor.
             big = (r > o.symmetry_ratio) & (longer > max(o.symmetry_long * typical,
                                                         typical + 4 * spread))  # fmt: skip
@@ -633,7 +755,7 @@ def check_anatomy(
         seen = certain[a] & certain[b] & certain[cc]
         for u, v in ((a, b), (b, cc)):
             with np.errstate(invalid="ignore", divide="ignore"):
-                r_uv = pts.dist(u, v) / scale
+                r_uv = rel_length(u, v)
                 full = np.nanquantile(r_uv, 0.9) if np.isfinite(r_uv).any() else np.nan
                 seen &= r_uv >= 0.9 * full
         with np.errstate(invalid="ignore"):
@@ -709,29 +831,15 @@ def check_stick(
     }
     if not a.has_stick:
         return a
-    # Proposals ride with the findings of their rows (plain lists: one dict per proposed row).
-    rows = np.flatnonzero(a.proposal_reason > 0)
-    methods = reason_names(a.proposal_reason[rows]).tolist()
-    pr = np.round(a.proposal[rows], 2)
-    fin = np.isfinite(pr).all(-1).tolist()
-    pr = pr.tolist()
-    conf = np.round(a.proposal_confidence[rows], 3).tolist()
-    dec = a.decisive[rows].any(1).tolist()
-    proposals = np.full(len(ds), None, dtype=object)
-    for j, i in enumerate(rows.tolist()):  # serialisation of the proposed rows only
-        kps = [[k, *pr[j][q]] for q, k in enumerate((layout.GRIP, layout.TIP)) if fin[j][q]]
-        if kps:
-            proposals[i] = {
-                "keypoints": kps,
-                "method": methods[j],
-                "confidence": conf[j],
-                "decisive": dec[j],
-            }
+    proposals = _proposals(a, len(ds))
     for chk in a.checks:
+        # The severity is read at the flagged rows only (an object array over all rows compares
+        # slowly), then each severity's rows in ascending order, as the per-severity masks.
+        idx = np.flatnonzero(chk.mask)
+        sev_at = np.broadcast_to(np.asarray(chk.severity), np.shape(chk.mask))[idx]
         for sev in SEVERITIES:
-            m = chk.mask & (np.asarray(chk.severity) == sev)
-            c.rows(m, chk.code, sev, chk.value, chk.threshold, chk.keypoints, chk.message,
-                   proposal=proposals)  # fmt: skip
+            c.rows_at(idx[sev_at == sev], chk.code, sev, chk.value, chk.threshold,
+                      chk.keypoints, chk.message, proposal=proposals)  # fmt: skip
     for name in ("stick.too_long", "stick.grip_far"):
         chk = a.check(name)
         if chk is not None:
@@ -747,6 +855,70 @@ def check_stick(
     ]
     summary["stick_length_by_group"] = dict(sorted(by_group, key=lambda kv: kv[0]))
     return a
+
+
+def _proposals(a, n: int) -> np.ndarray:
+    """``(n,)`` object array: the proposed fix of each row (a dict), None where there is none.
+
+    Proposals ride with the findings of their rows (plain lists: one dict per proposed row):
+    ``{"keypoints": [[k, x, y], ...], "method", "confidence", "decisive"}`` with the grip and the
+    tip that have a finite proposal, coordinates rounded to 2 decimals and the confidence to 3.
+    The lists are built per kind of row (grip and tip, grip only, tip only), column-wise.
+    """
+    proposals = np.empty(n, dtype=object)  # None everywhere
+    rows = np.flatnonzero(a.proposal_reason > 0)
+    if not len(rows):
+        return proposals
+    pr = np.round(a.proposal[rows], 2)
+    fin = np.isfinite(pr).all(-1)
+    methods = reason_names(a.proposal_reason[rows])
+    conf = np.round(a.proposal_confidence[rows], 3)
+    dec = a.decisive[rows].any(1)
+    with _no_gc():  # many small acyclic containers: the cyclic collector would rescan the heap
+        _fill_proposals(proposals, rows, pr, fin, methods, conf, dec)
+    return proposals
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restored on exit, only if it was running)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _fill_proposals(proposals, rows, pr, fin, methods, conf, dec) -> None:
+    """Write the proposal dicts of :func:`_proposals` at ``rows`` (column-wise per kind of row)."""
+    gk, tk = layout.GRIP, layout.TIP
+    both, grip_only, tip_only = (
+        fin[:, 0] & fin[:, 1],
+        fin[:, 0] & ~fin[:, 1],
+        ~fin[:, 0] & fin[:, 1],
+    )
+    for kind, sel in enumerate((both, grip_only, tip_only)):  # three kinds of rows
+        j = np.flatnonzero(sel)
+        if not len(j):
+            continue
+        gx, gy, tx, ty = pr[j].reshape(len(j), 4).T.tolist()
+        if kind == 0:
+            kps = [[[gk, a, b], [tk, c, d]] for a, b, c, d in zip(gx, gy, tx, ty, strict=True)]
+        elif kind == 1:
+            kps = [[[gk, a, b]] for a, b in zip(gx, gy, strict=True)]
+        else:
+            kps = [[[tk, c, d]] for c, d in zip(tx, ty, strict=True)]
+        recs = [
+            {"keypoints": k, "method": m, "confidence": cf, "decisive": d}
+            for k, m, cf, d in zip(
+                kps, methods[j].tolist(), conf[j].tolist(), dec[j].tolist(), strict=True
+            )
+        ]
+        out = np.empty(len(j), dtype=object)
+        out[:] = recs
+        proposals[rows[j]] = out
 
 
 def _first_valid(x: np.ndarray) -> float:
@@ -865,10 +1037,11 @@ def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
     pts = geo.Points(ds.keypoints)
     scale = geo.body_scale(pts)
     measures["anatomy.torso_px"] = (scale, None)
-    check_structure(ds, c, o, summary, measures, pts)
-    check_anatomy(ds, c, o, summary, measures, scale, pts)
-    del pts
-    check_stick(ds, c, o, summary, measures)
+    with sharing_group_codes(ds):  # the checks share the subject/stance codes (ds unchanged)
+        check_structure(ds, c, o, summary, measures, pts)
+        check_anatomy(ds, c, o, summary, measures, scale, pts)
+        del pts
+        check_stick(ds, c, o, summary, measures)
     check_temporal(ds, c, o, scale)
     if o.use_vae:
         check_plausibility(ds, c, o, summary, measures)

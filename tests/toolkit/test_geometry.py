@@ -116,3 +116,44 @@ def test_vectorised_over_many_rows_matches_row_by_row():
     one = np.array([geo.stick_length(k[None])[0] for k in kp])
     assert np.allclose(geo.stick_length(kp), one)
     assert geo.weapon_side(kp).shape == (50,)
+
+
+def test_in_place_column_math_is_bit_for_bit_the_plain_expressions():
+    """``dot_xy``, ``angle_between_xy``, ``unit`` and ``Points.dist`` reuse their temporaries;
+    the values (signed zeros, NaN, infinities included) are those of the plain expressions.
+    """
+    rng = np.random.default_rng(1)
+    n = 4000
+    cols = [rng.normal(0, 50, n) for _ in range(4)]
+    for c in cols:
+        c[rng.random(n) < 0.05] = np.nan
+        c[rng.random(n) < 0.02] = 0.0
+        c[rng.random(n) < 0.02] = -0.0
+        c[rng.random(n) < 0.01] = np.inf
+    ux, uy, vx, vy = cols
+
+    def bits(a):
+        return np.asarray(a, np.float64).view(np.int64)
+
+    with np.errstate(invalid="ignore"):
+        plain_dot = ux * vx + uy * vy + 0.0
+        plain_ang = np.degrees(np.arctan2(ux * vy - uy * vx, plain_dot))
+        plain_ang = np.where(~geo.positive_norm(ux, uy) | ~geo.positive_norm(vx, vy), np.nan,
+                             plain_ang)  # fmt: skip
+        assert np.array_equal(bits(geo.dot_xy(ux, uy, vx, vy)), bits(plain_dot))
+        assert np.array_equal(bits(geo.angle_between_xy(ux, uy, vx, vy)), bits(plain_ang))
+        v = np.stack([ux, uy], 1)
+        n_v = geo.norm(v)[:, None]
+        plain_unit = np.where(n_v > 0, v / n_v, np.nan)
+        assert np.array_equal(bits(geo.unit(v)), bits(plain_unit))
+    kp = np.zeros((n, layout.NUM_KEYPOINTS, 3))
+    kp[:, 9, :2] = np.stack([ux, uy], 1)
+    kp[:, 17, :2] = np.stack([vx, vy], 1)
+    kp[..., 2] = 2
+    xy = geo._xy(kp)
+    plain = np.hypot(xy[:, 9, 0] - xy[:, 17, 0], xy[:, 9, 1] - xy[:, 17, 1])
+    assert np.array_equal(bits(geo.Points(kp).dist(9, 17)), bits(plain))
+    # Mixed inputs (a scalar, float32) take the plain path.
+    assert geo.dot_xy(1.0, 2.0, 3.0, 4.0) == 11.0
+    f32 = geo.dot_xy(ux.astype(np.float32), uy, vx, vy)
+    assert np.array_equal(bits(f32), bits(ux.astype(np.float32) * vx + uy * vy + 0.0))

@@ -155,6 +155,13 @@ def reason_names(bits: np.ndarray, names: dict[int, str] | None = None) -> np.nd
     return out
 
 
+def _same(n: int, value: str) -> np.ndarray:
+    """``(n,)`` object array holding ``value`` in every row (one string object, not n copies)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
 def _robust_sd(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     if len(x) < 3:
@@ -273,12 +280,14 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     edit_g, edit_t = editable[:, layout.GRIP], editable[:, layout.TIP]
     g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
     video, frame = stats.video_frame(ds)
-    subj = (
-        ds.images.set_index("id")["subject"]
-        .reindex(ds.annotations["image_id"])
-        .to_numpy(dtype=object)
-    )
-    side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
+    side = geo.weapon_side(pts)
+    if (side == geo.UNKNOWN).any():  # the subject's usual hand, only where the grip does not tell
+        subj = (
+            ds.images.set_index("id")["subject"]
+            .reindex(ds.annotations["image_id"])
+            .to_numpy(dtype=object)
+        )
+        side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
     scale = geo.body_scale(pts)
     wx, wy = pts.pick(np.where(side >= 0, layout.L_WRIST + side, -1))
     ex, ey = pts.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
@@ -340,7 +349,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         ratio_t = length_px / scale
     clean_like = g_ok & t_ok & ~swap & ~far
     subj_len = stats.subject_stick_length(
-        ratio_t, g_labels[g_codes], clean_like, 0.9, o.min_group, coded=(g_codes, g_labels)
+        ratio_t, None, clean_like, 0.9, o.min_group, coded=(g_codes, g_labels)
     )
     L_px = subj_len * scale
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -507,18 +516,20 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     decisive[:, 1] &= edit_t
 
     # ------------------------------------------------------------------ checks
-    wname = np.array(["left_wrist", "right_wrist"], dtype=object)[(side == 1).astype(int)]
-    sev = np.full(n, "warning", dtype=object)
+    right = (side == 1).astype(np.intp)
+    grip_wrist = np.array(["stick_grip,left_wrist", "stick_grip,right_wrist"], object)[right]
+    tip_wrist = np.array(["stick_tip,left_wrist", "stick_tip,right_wrist"], object)[right]
+    sev = _same(n, "warning")
 
     def add(code, mask, severity, value, threshold, keypoints, message):
         checks.append(Check(code, mask, severity, value, threshold, keypoints, message))
 
     add(
-        "stick.tip_missing", g_ok & ~t_ok, np.full(n, "error", object), 1.0, 0.0,
+        "stick.tip_missing", g_ok & ~t_ok, _same(n, "error"), 1.0, 0.0,
         "stick_tip", "The grip is labelled but the tip is missing.",
     )  # fmt: skip
     add(
-        "stick.grip_missing", ~g_ok & t_ok, np.full(n, "error", object), 1.0, 0.0,
+        "stick.grip_missing", ~g_ok & t_ok, _same(n, "error"), 1.0, 0.0,
         "stick_grip", "The tip is labelled but the grip is missing.",
     )  # fmt: skip
     add(
@@ -532,17 +543,17 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     add(
         "stick.grip_far", far & confident,
         np.where(d_grip > thr_g_err, "error", "warning"), d_grip, thr_g,
-        "stick_grip," + wname,
+        grip_wrist,
         "The grip is far from a confident weapon wrist (value: forearm lengths).",
     )  # fmt: skip
     add(
-        "stick.grip_off_line", grip_line, sev, d_grip, GRIP_IN_FIST, "stick_grip," + wname,
+        "stick.grip_off_line", grip_line, sev, d_grip, GRIP_IN_FIST, grip_wrist,
         "The stick's line in the image runs from the weapon wrist to the tip and passes by the "
         "labelled grip: the grip looks off the hand (value: grip to wrist, forearm lengths).",
     )  # fmt: skip
     add(
-        "stick.grip_wrist_disagree", far & ~confident, np.full(n, "info", object), d_grip,
-        thr_g, "stick_grip," + wname,
+        "stick.grip_wrist_disagree", far & ~confident, _same(n, "info"), d_grip,
+        thr_g, grip_wrist,
         "The grip and the weapon wrist disagree, and the wrist is uncertain (low confidence "
         "or implausible): either may be off (value: forearm lengths).",
     )  # fmt: skip
@@ -558,7 +569,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     with np.errstate(invalid="ignore"):
         usable_a = clean_like & ~too_long & (ratio >= 0.6)
     centre, spread, _ = stats.circular_group_stats(
-        rel, st_labels[st_codes], usable_a, min_count=max(o.min_group, 10), codes=st_codes
+        rel, st_codes, usable_a, min_count=max(o.min_group, 10), codes=st_codes
     )
     dev = np.abs(geo.wrap_degrees(rel - centre))
     thr_a = np.maximum(4 * spread, 35.0)
@@ -595,8 +606,8 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
             "labelled length).",
         )  # fmt: skip
     add(
-        "stick.forearm_angle", atyp & ~(other & usable_img), np.full(n, "info", object), dev,
-        thr_a, "stick_tip," + wname,
+        "stick.forearm_angle", atyp & ~(other & usable_img), _same(n, "info"), dev,
+        thr_a, tip_wrist,
         "The stick's angle to the forearm is unusual for this stance (value: degrees from the "
         "stance's typical angle).",
     )  # fmt: skip

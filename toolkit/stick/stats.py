@@ -8,10 +8,34 @@ detector's output calibrate themselves.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
 from toolkit import geometry as geo
+
+#: ``[dataset, group codes or None, {column: codes}]`` while :func:`sharing_group_codes` runs.
+_SHARED_CODES: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "shared_group_codes", default=None
+)
+
+
+@contextlib.contextmanager
+def sharing_group_codes(ds) -> Iterator[None]:
+    """Within the block, :func:`group_codes` of ``ds`` is computed once and shared (read-only).
+
+    For callers that run several judgements of the same, unchanging data set (``validate``
+    runs the stick assessment and then summarises per group); the codes are forgotten when the
+    block ends, so a later edit of the data set is always seen.
+    """
+    token = _SHARED_CODES.set([ds, None, {}])
+    try:
+        yield
+    finally:
+        _SHARED_CODES.reset(token)
 
 
 def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -25,11 +49,39 @@ def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         the group (``"?"`` without a subject, ``"s01|v2"`` in a video) and the stance (``""``
         when unknown) of each row; equal labels share one code.
     """
+    shared = _SHARED_CODES.get()
+    if shared is not None and shared[0] is ds:
+        if shared[1] is None:
+            shared[1] = _group_codes(ds)
+            for a in shared[1]:
+                a.flags.writeable = False
+        return shared[1]
+    return _group_codes(ds)
+
+
+def image_column_codes(ds, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of an image column (``subject``, ``stance``): codes per image, -1 = NA.
+
+    Shared (read-only) within :func:`sharing_group_codes`.
+    """
+    shared = _SHARED_CODES.get()
+    memo = shared[2] if shared is not None and shared[0] is ds else None
+    if memo is not None and column in memo:
+        return memo[column]
+    codes, uniq = pd.factorize(ds.images[column].to_numpy(dtype=object), use_na_sentinel=True)
+    if memo is not None:
+        codes.flags.writeable = False
+        memo[column] = (codes, uniq)
+    return codes, uniq
+
+
+def _group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_codes`, computed."""
     # Per image first (images <= annotations), then one gather to the annotation rows; labels
     # are built for the distinct (subject, video) pairs only.
     img = ds.images
     row_of = pd.Index(img["id"].to_numpy()).get_indexer(ds.annotations["image_id"].to_numpy())
-    s_codes, s_uniq = pd.factorize(img["subject"].to_numpy(dtype=object), use_na_sentinel=True)
+    s_codes, s_uniq = image_column_codes(ds, "subject")
     vid = img["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
     v_codes, v_uniq = pd.factorize(vid, use_na_sentinel=True)
     pair = (s_codes + 1).astype(np.int64) * (len(v_uniq) + 1) + (v_codes + 1)
@@ -39,7 +91,7 @@ def group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     labels = s_names[p_uniq // (len(v_uniq) + 1)] + v_names[p_uniq % (len(v_uniq) + 1)]
     lab_codes, lab_uniq = pd.factorize(labels.astype(object))
     group = lab_codes[p_codes][row_of]
-    st_codes, st_uniq = pd.factorize(img["stance"].to_numpy(dtype=object), use_na_sentinel=True)
+    st_codes, st_uniq = image_column_codes(ds, "stance")
     st_names = np.array(["", *[str(x) for x in st_uniq]], dtype=object)
     name_codes, name_uniq = pd.factorize(st_names)
     stance = name_codes[st_codes + 1][row_of]
@@ -65,26 +117,6 @@ def _group_chunks(codes: np.ndarray) -> list[np.ndarray]:
     return np.split(order, cuts)
 
 
-def _per_group(
-    values: np.ndarray, codes: np.ndarray, func, chunks: list[np.ndarray] | None = None
-) -> np.ndarray:
-    """``func`` over each group's finite values -> ``(n_groups,)`` (NaN for empty groups).
-
-    One stable sort (or the ``chunks`` of :func:`_group_chunks`), then one call per group
-    (groups are subjects, videos or stances: few).
-    """
-    n_groups = int(codes.max()) + 1 if len(codes) else 0
-    out = np.full(n_groups, np.nan)
-    if not n_groups:
-        return out
-    for chunk in _group_chunks(codes) if chunks is None else chunks:  # one pass per group
-        v = values[chunk]
-        v = v[np.isfinite(v)]
-        if len(v):
-            out[codes[chunk[0]]] = func(v)
-    return out
-
-
 def _robust_level(
     values: np.ndarray,
     k: np.ndarray,
@@ -100,27 +132,44 @@ def _robust_level(
     is at least 1.4 times the real length, while foreshortening only ever shortens), then the
     ``quantile`` of the rest is the level; NaN where fewer than ``min_count`` values remain.
     """
-    v = np.where(usable & np.isfinite(values), values, np.nan)
     if not len(k):
         return np.zeros(0), np.zeros(0)
-    chunks = _group_chunks(k) if chunks is None else chunks
-    q75 = _per_group(v, k, lambda x: np.quantile(x, 0.75), chunks)[k]
-    with np.errstate(invalid="ignore"):
-        kept = np.where(v <= cut * q75, v, np.nan)
-    level = _per_group(kept, k, lambda x: np.quantile(x, quantile), chunks)
-    count = np.bincount(k, weights=np.isfinite(kept), minlength=k.max() + 1)
+    n_groups = int(k.max()) + 1
+    level = np.full(n_groups, np.nan)
+    count = np.zeros(n_groups)
+    usable = np.asarray(usable)
+    # One gather per group: its usable finite values (row order), partitioned in place by the
+    # first quantile; those within ``cut`` of it are the second quantile's (the same multisets,
+    # so the same quantiles, as filtering full-length columns).
+    for chunk in _group_chunks(k) if chunks is None else chunks:  # one pass per group
+        x = values[chunk]
+        x = x[usable[chunk] & np.isfinite(x)]
+        if not len(x):
+            continue
+        q75 = np.quantile(x, 0.75, overwrite_input=True)
+        with np.errstate(invalid="ignore"):
+            kept = x[x <= cut * q75]
+        g = k[chunk[0]]
+        count[g] = len(kept)
+        if len(kept):
+            level[g] = np.quantile(kept, quantile, overwrite_input=True)
     level[count < min_count] = np.nan
     return level, count
 
 
-def _group_and_subject_codes(group, coded):
-    """Per row: group codes, subject codes (the group's ``subject|vN`` prefix) and subjects."""
+def _group_and_subject_codes(group, coded, with_map: bool = False):
+    """Per row: group codes, subject codes (the group's ``subject|vN`` prefix) and subjects.
+
+    With ``with_map``, also the subject code of each group code.
+    """
     # Keys are factorised once; subjects are derived from the distinct groups only.
     if coded is None:
         g_codes, g_uniq = pd.factorize(np.asarray(group, dtype=object))
     else:
         g_codes, g_uniq = coded
     s_of_g, s_uniq = pd.factorize(np.array([str(g).split("|v")[0] for g in g_uniq], dtype=object))
+    if with_map:
+        return g_codes, s_of_g[g_codes], s_uniq, s_of_g
     return g_codes, s_of_g[g_codes], s_uniq
 
 
@@ -167,11 +216,20 @@ def subject_stick_length(
        pointing at the camera underestimates the length; only shortening is legitimate), and
        never less than ``D / band``.
     """
-    g_codes, s_codes, s_uniq = _group_and_subject_codes(group, coded)
+    g_codes, s_codes, s_uniq, s_of_g = _group_and_subject_codes(group, coded, with_map=True)
     g_level, _ = _robust_level(length, g_codes, usable, quantile, min_count)
-    s_level, _ = _robust_level(length, s_codes, usable, quantile, min_count)
+    if len(s_uniq) == len(s_of_g) == len(g_level):
+        # Every group is its own subject (no videos): the same rows, in the same order, so the
+        # same levels.
+        s_level = np.empty(len(s_uniq))
+        s_level[s_of_g] = g_level
+    else:
+        s_level, _ = _robust_level(length, s_codes, usable, quantile, min_count)
     per_group, per_subject = g_level[g_codes], s_level[s_codes]
-    o_level, _ = _robust_level(length, np.zeros(len(length), np.int64), usable, quantile, 1)
+    everyone = [np.arange(len(length))]  # one group: the rows in order (no sort)
+    o_level, _ = _robust_level(
+        length, np.zeros(len(length), np.int64), usable, quantile, 1, chunks=everyone
+    )
     overall = o_level[np.zeros(len(length), np.int64)]
     # One level per subject that has one (as ``groupby(subject).first().dropna()``).
     present = np.bincount(s_codes, minlength=len(s_uniq)) > 0 if len(s_codes) else []
@@ -216,11 +274,25 @@ def circular_group_stats(
     count = np.bincount(k, weights=ok, minlength=k.max() + 1)
     sc = np.bincount(k, weights=np.where(ok, np.cos(rad), 0.0), minlength=k.max() + 1)
     ss = np.bincount(k, weights=np.where(ok, np.sin(rad), 0.0), minlength=k.max() + 1)
-    centre = np.degrees(np.arctan2(ss, sc))[k]
-    chunks = _group_chunks(k)
-    med = _per_group(geo.wrap_degrees(a - centre), k, np.median, chunks)[k]
-    centre = geo.wrap_degrees(centre + med)
-    spread = 1.4826 * _per_group(np.abs(geo.wrap_degrees(a - centre)), k, np.median, chunks)[k]
+    first = np.degrees(np.arctan2(ss, sc))
+    # Per group (its finite angles, gathered once): the median residual refines the centre,
+    # then the median absolute residual is the spread. The same element-wise operations as on
+    # full columns, on the group's values only.
+    g_centre = np.full(len(first), np.nan)
+    g_spread = np.full(len(first), np.nan)
+    for chunk in _group_chunks(k):  # one pass per group
+        x = a[chunk]
+        x = x[np.isfinite(x)]
+        if not len(x):
+            continue
+        g = k[chunk[0]]
+        c0 = first[g : g + 1]  # 1-element arrays: the array ufuncs, as on the full columns
+        med = np.median(geo.wrap_degrees(x - c0), overwrite_input=True)
+        c1 = geo.wrap_degrees(c0 + med)
+        g_centre[g] = c1[0]
+        g_spread[g] = np.median(np.abs(geo.wrap_degrees(x - c1)), overwrite_input=True)
+    centre = g_centre[k]
+    spread = 1.4826 * g_spread[k]
     count = count[k]
     bad = count < min_count
     centre[bad] = np.nan
