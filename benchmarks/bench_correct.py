@@ -268,7 +268,7 @@ def speed_main(n: int) -> dict:
 
     sp = speed(n)
     print(
-        f"speed ({sp['n']:,} annotations): correct {sp['correct_ann_per_s']:,}/s "
+        f"speed ({sp['n']:,} annotations, {sp['timing']}): correct {sp['correct_ann_per_s']:,}/s "
         f"({sp['correct_s']} s), validate {sp['validate_ann_per_s']:,}/s ({sp['validate_s']} s), "
         f"per-annotation reference {sp['reference_ann_per_s']:,}/s (measured on "
         f"{sp['reference_measured_on']:,}); agreement with the reference: flags "
