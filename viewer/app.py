@@ -5,8 +5,8 @@
 * ``frames``: an Image layer over a lazy :class:`viewer.frames.FrameSource` (frames decoded on
   demand and ahead of the slider by a background thread, in a cache bounded in bytes), which
   gives the frame slider;
-* ``skeleton`` and ``stick``: Vectors layers with the body bones and the stick (weapon wrist ->
-  grip in orange, grip -> tip in yellow), redrawn while a point is dragged;
+* ``lines``: one Vectors layer with the body bones and the stick (weapon wrist -> grip in
+  orange, grip -> tip in yellow, violet while interpolated), redrawn while a point is dragged;
 * ``keypoints``: a Points layer with the current frame's labelled points, coloured by keypoint,
   sized by confidence, bordered by state (red flagged, orange corrected, violet interpolated,
   green human);
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -49,8 +50,7 @@ class ArnisApp:
         session: The editing session (dataset, findings, undo, save).
         frames: The lazy frame array behind the image layer.
         points_layer: The keypoints of the current frame.
-        skeleton_layer: Body bones.
-        stick_layer: The stick lines.
+        lines_layer: Body bones and stick lines (see :meth:`line_segments`).
         frame: The current frame.
         unlocked: Whether body points may be dragged (grip and tip always may).
         rigid: Whether dragging the tip keeps the stick length (rotates about the grip).
@@ -71,6 +71,7 @@ class ArnisApp:
         self._sync = 0
         self._rows = np.zeros(0, np.int64)
         self._shown_features: tuple | None = None  # (the layer's table, the columns in it)
+        self._lines: dict[str, tuple] = {}
         self.frames = FrameSource(session.ds)
         _, h, w, _ = self.frames.shape
         diag = math.hypot(h, w)
@@ -80,22 +81,16 @@ class ArnisApp:
         self.image_layer = viewer.add_image(
             self.frames, name="frames", rgb=True, contrast_limits=(0, 255), multiscale=False
         )
-        self.skeleton_layer = viewer.add_vectors(
+        # Bones and stick in one Vectors layer (one slice and one draw per frame step instead
+        # of two): the bones translucent through their colours' alpha, the stick drawn wider
+        # (see _draw_lines).
+        self.line_width = line
+        self.lines_layer = viewer.add_vectors(
             empty_vec,
             ndim=3,
-            name="skeleton",
-            edge_color=convert.SKELETON_COLOR,
+            name="lines",
+            edge_color=convert.SKELETON_LINE_COLOR,
             edge_width=line,
-            vector_style="line",
-            opacity=0.75,
-            projection_mode="none",
-        )
-        self.stick_layer = viewer.add_vectors(
-            empty_vec,
-            ndim=3,
-            name="stick",
-            edge_color=convert.STICK_COLOR,
-            edge_width=1.8 * line,
             vector_style="line",
             opacity=1.0,
             projection_mode="none",
@@ -116,10 +111,13 @@ class ArnisApp:
             opacity=1.0,
             border_width_is_relative=True,
         )
-        for layer in (self.skeleton_layer, self.stick_layer):
-            _reuse_color_shader(viewer, layer)
+        _reuse_color_shader(viewer, self.lines_layer)
+        _light_points_reset(viewer, self.points_layer)
+        for layer in (self.image_layer, self.lines_layer):
+            _steady_transform(viewer, layer)
+        _steady_text(viewer, self.points_layer)
         # The layer-list icons stay as first drawn: a per-frame icon of a video shows nothing.
-        for layer in (self.image_layer, self.skeleton_layer, self.stick_layer, self.points_layer):
+        for layer in (self.image_layer, self.lines_layer, self.points_layer):
             _freeze_thumbnail(layer)
         _quiet_layer_list(viewer)
         self.points_layer.mode = "select"
@@ -134,9 +132,12 @@ class ArnisApp:
         # Also ahead of napari's own slicing (see _before_slice): each of our layers is then
         # sliced and drawn once per frame step instead of twice.
         _connect_first(viewer.dims.events.point, self._before_slice)
+        # napari slices every layer twice per frame step (on the point and on the current
+        # step, see _slice_once); the second time only when the first did not see this point.
+        self._sliced_at: list = _slice_once(viewer) or [None]
         keys.bind(
             self,
-            [viewer, self.points_layer, self.image_layer, self.skeleton_layer, self.stick_layer],
+            [viewer, self.points_layer, self.image_layer, self.lines_layer],
         )
         overlay = viewer.canvas.overlays.text
         overlay.visible = True
@@ -248,12 +249,20 @@ class ArnisApp:
         Only store the new frame's content in our layers; napari's slicing right after draws them
         (once).
         """
+        self._sliced_at[0] = tuple(self.viewer.dims.point)  # napari slices right after this
         if self.viewer.dims.ndim != 3:
             return
         t = int(self.viewer.dims.current_step[0])
         if t != self.frame:
+            # A frame not decoded yet (a jump): the decode-ahead thread decodes it while this
+            # thread updates and slices the point and line layers, then napari's slicing of the
+            # image waits for it (and finds the other layers sliced already).
+            decoding = self.frames.prepare(t)
             self.frame = t
             self.render(draw=False, step=True)
+            update = getattr(self.viewer, "_update_layers", None)
+            if decoding and callable(update):
+                update(layers=[self.lines_layer, self.points_layer])
 
     def render(self, keep_selection: bool = False, draw: bool = True, step: bool = False) -> None:
         """Redraw the current frame's points and lines from the dataset.
@@ -296,24 +305,31 @@ class ArnisApp:
 
     def _draw_lines(self, xy: np.ndarray, draw: bool = True) -> None:
         t = self.frame
-        bones = convert.segments_to_vectors(*convert.skeleton_segments(xy), t)
         rows = self._rows
+        bones = convert.skeleton_segments(xy)
         interp = (self.ds.source[rows][:, convert.STICK_POINTS] == layout.INTERPOLATED).any(1)
-        a, b, colors = convert.stick_segments(xy, self.session.track[rows], interp)
-        stick = convert.segments_to_vectors(a, b, t)
+        stick = convert.stick_segments(xy, self.session.track[rows], interp)
+        self._lines = {"skeleton": bones, "stick": stick}
+        data, colors = convert.line_vectors(bones, stick, t, self.line_width)
+        layer = self.lines_layer
         with self._syncing():
-            for layer, data, col in (
-                (self.skeleton_layer, bones, None),
-                (self.stick_layer, stick, colors),
-            ):
-                with _quiet(layer):  # one redraw each (see render)
-                    layer.data = data
-                    # Same number of lines: napari keeps their colours; set them only if they
-                    # changed (a colour setter costs as much as the data's).
-                    if col is not None and len(data) and not _same_array(layer.edge_color, col):
-                        layer.edge_color = col
-                if draw:
-                    layer.refresh(thumbnail=False)
+            with _quiet(layer):  # one redraw (see render)
+                layer.data = data
+                # Same number of lines: napari keeps their colours; set them only if they
+                # changed (a colour setter costs as much as the data's).
+                if len(data) and not _same_array(layer.edge_color, colors):
+                    layer.edge_color = colors
+            if draw:
+                layer.refresh(thumbnail=False)
+
+    def line_segments(self, part: str) -> tuple[np.ndarray, ...]:
+        """The lines drawn for the current frame (dataset ``x, y``).
+
+        Args:
+            part: ``"skeleton"``: ``(a, b)`` bone endpoints; ``"stick"``: ``(a, b, colours)``,
+                the weapon wrist -> grip lines, then the grip -> tip lines.
+        """
+        return self._lines[part]
 
     def _layer_positions(self) -> np.ndarray:
         layer = self.points_layer
@@ -963,4 +979,225 @@ def _reuse_color_shader(viewer, layer) -> bool:
 
     build_once.arnis_reuse = True
     object.__setattr__(node, "_build_color_transform", build_once)  # vispy nodes are frozen
+    return True
+
+
+def _light_points_reset(viewer, layer) -> bool:
+    """Let new data on a Points layer redo only what new data changes in its drawing.
+
+    napari's Points visual re-applies everything on every data update (visibility, opacity,
+    blending, transforms, clipping planes, antialiasing, shading, size limits), each of which
+    has an event of its own when it changes: two thirds of its update on a frame step. After
+    the first one, and while the displayed axes stay the same, only the text and the highlight
+    are redone on new data.
+
+    Returns:
+        Whether it could; False (the full update, as before) if napari no longer has these
+        internals.
+    """
+    try:
+        visual = viewer.window._qt_viewer.canvas.layer_to_visual[layer]
+    except (AttributeError, KeyError, TypeError):
+        return False
+    full = getattr(visual, "reset", None)
+    text = getattr(visual, "_update_text", None)
+    highlight = getattr(visual, "_on_highlight_change", None)
+    if full is None or text is None or highlight is None:
+        return False
+    if getattr(full, "arnis_light", False):
+        return True
+    shown: list = []
+
+    def reset() -> None:
+        si = getattr(layer, "_slice_input", None)
+        key = None if si is None else (tuple(si.displayed), si.ndisplay)
+        if key is None or not shown or shown[0] != key:
+            shown[:] = [key]
+            full()
+            return
+        text(update_node=False)
+        highlight()  # updates the node
+
+    reset.arnis_light = True
+    visual.reset = reset
+    return True
+
+
+#: Per vispy text-node class, its subclass that ignores setters repeating the current value.
+_STEADY_TEXT: dict[type, type] = {}
+
+
+def _steady_text(viewer, layer) -> bool:
+    """Stop a Points layer's labels from being laid out anew on every frame step.
+
+    napari sets the label node's strings, anchors and colour on every data update, and vispy
+    lays the strings out again (new vertex, index and colour buffers) even when they are the
+    same ("grip", "tip"): half of the points layer's drawing on a frame step. The node gets a
+    subclass whose setters skip a value equal to the current one; positions are still set on
+    every update.
+
+    Returns:
+        Whether it could; False (laid out on every update, as before) if napari or vispy no
+        longer have these internals.
+    """
+    try:
+        node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.text
+    except (AttributeError, KeyError, TypeError):
+        return False
+    cls = type(node)
+    if getattr(cls, "arnis_steady", False):
+        return True
+    steady = _STEADY_TEXT.get(cls)
+    if steady is None:
+        props = {name: getattr(cls, name, None) for name in ("text", "anchors", "color")}
+        if not all(isinstance(p, property) and p.fset for p in props.values()) or not all(
+            hasattr(node, a) for a in ("_text", "_anchors", "_color")
+        ):
+            return False
+        steady = type(
+            "Steady" + cls.__name__,
+            (cls,),
+            {
+                "arnis_steady": True,
+                "text": _steady_property(props["text"], "_text", _same_strings),
+                "anchors": _steady_property(props["anchors"], "_anchors", _same_anchors),
+                "color": _steady_property(props["color"], "_color", _same_color),
+            },
+        )
+        _STEADY_TEXT[cls] = steady
+    try:
+        node.__class__ = steady
+    except TypeError:
+        return False
+    return True
+
+
+def _steady_property(prop: property, attr: str, same: Callable) -> property:
+    """``prop`` whose setter does nothing when ``same(current, new)``."""
+
+    def fset(self, value) -> None:
+        if not same(getattr(self, attr), value):
+            prop.fset(self, value)
+
+    return property(prop.fget, fset, prop.fdel, prop.__doc__)
+
+
+def _same_strings(a, b) -> bool:
+    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
+        return isinstance(a, str) and isinstance(b, str) and a == b
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def _same_anchors(a, b) -> bool:
+    return tuple(a) == tuple(b)
+
+
+def _same_color(a, b) -> bool:
+    from vispy.color import ColorArray
+
+    try:
+        new = ColorArray(b).rgba
+    except (TypeError, ValueError):
+        return False
+    return _same_array(getattr(a, "rgba", None), new)
+
+
+def _slice_once(viewer) -> list | None:
+    """Have napari slice the layers once per frame step instead of twice.
+
+    napari connects its layer slicing to both the dims' ``point`` and ``current_step`` events,
+    which a frame step fires one after the other (a workaround, in napari's words, for a point
+    changed by a validator without a ``point`` event; "we fire double events"). The second
+    slicing finds nothing changed in any layer but still costs its bookkeeping (the layers'
+    extent, the cursor, each layer's slice request). Here the ``current_step`` one runs only
+    when the point differs from the one the ``point`` event announced last, which
+    :meth:`ArnisApp._before_slice` records (napari slices right after it) as the first item of
+    the returned list (one list per viewer, whichever app records into it).
+
+    Returns:
+        The list to record the point into; None (napari's double slicing, as before) when the
+        viewer or its dims events are not as expected.
+    """
+    update = getattr(viewer, "_update_layers", None)
+    emitter = getattr(getattr(viewer.dims, "events", None), "current_step", None)
+    callbacks = getattr(emitter, "_callbacks", None)
+    if not callable(update) or not isinstance(callbacks, list):
+        return None
+    for cb in callbacks:
+        if isinstance(getattr(cb, "arnis_sliced_at", None), list):
+            return cb.arnis_sliced_at
+    if not any(_same_callback(cb, update) for cb in callbacks):
+        return None
+    ref = weakref.ref(viewer)
+    sliced_at: list = [None]
+
+    def update_unless_sliced(event=None) -> None:
+        v = ref()
+        if v is not None and sliced_at[0] != tuple(v.dims.point):
+            v._update_layers()
+
+    update_unless_sliced.arnis_sliced_at = sliced_at
+    emitter.disconnect(update)
+    emitter.connect(update_unless_sliced)  # holds the viewer weakly, like napari's own
+    return sliced_at
+
+
+def _steady_transform(viewer, layer) -> bool:
+    """Stop a layer's visual from recomputing its transform on every new frame.
+
+    napari's image and vectors visuals recompute the layer's data-to-canvas matrix (a chain of
+    napari transforms, sliced to the displayed axes) after every data update, in case the
+    displayed axes changed. On a frame step they have not: there the computation is skipped when the
+    displayed axes, the visual's node and its units are the ones the last computation saw.
+    Calls outside a data update (napari's events for a changed scale, translation, rotation,
+    shear or affine) always compute.
+
+    Returns:
+        Whether it could; False (a computation per frame, as before) if napari no longer has
+        these internals.
+    """
+    try:
+        visual = viewer.window._qt_viewer.canvas.layer_to_visual[layer]
+    except (AttributeError, KeyError, TypeError):
+        return False
+    data_change = getattr(visual, "_on_data_change", None)
+    matrix_change = getattr(visual, "_on_matrix_change", None)
+    if data_change is None or matrix_change is None:
+        return False
+    if getattr(data_change, "arnis_steady", False):
+        return True
+    state = {"in_data": False, "key": None}
+
+    def key() -> tuple | None:
+        si = getattr(layer, "_slice_input", None)
+        node = getattr(visual, "node", None)
+        if si is None or node is None:
+            return None
+        return (
+            tuple(si.displayed),
+            si.ndisplay,
+            id(node),
+            type(getattr(node, "transform", None)),
+            tuple(getattr(visual, "_world_to_layer_units_scale", ())),
+        )
+
+    def on_matrix_change(*args, **kwargs):
+        k = key()
+        if state["in_data"] and k is not None and k == state["key"]:
+            return None
+        result = matrix_change(*args, **kwargs)
+        state["key"] = k
+        return result
+
+    def on_data_change(*args, **kwargs):
+        state["in_data"] = True
+        try:
+            return data_change(*args, **kwargs)
+        finally:
+            state["in_data"] = False
+
+    on_data_change.arnis_steady = True
+    visual._on_matrix_change = on_matrix_change
+    visual._on_data_change = on_data_change
     return True

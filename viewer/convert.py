@@ -47,6 +47,12 @@ STICK_INTERPOLATED_COLOR = np.array([0.75, 0.45, 1.0, 1.0])
 #: The weapon hand's wrist -> grip line.
 HAND_COLOR = np.array([1.0, 0.55, 0.0, 1.0])
 SKELETON_COLOR = np.array([0.80, 0.90, 1.0, 1.0])
+#: The bones are drawn this opaque (the stick fully), through their colour's alpha: bones and
+#: stick share one layer.
+SKELETON_OPACITY = 0.75
+SKELETON_LINE_COLOR = np.array([*SKELETON_COLOR[:3], SKELETON_OPACITY])
+#: The stick lines' width in bone widths (drawn as two bone-wide lines side by side).
+STICK_WIDTH = 1.8
 #: Grip and tip indices.
 STICK_POINTS = np.array([layout.GRIP, layout.TIP])
 #: Point border by state: flagged by a finding, awaiting review of an automatic correction,
@@ -86,6 +92,45 @@ def segments_to_vectors(a_xy: np.ndarray, b_xy: np.ndarray, t: int) -> np.ndarra
     b[:, 0] = 0.0
     b[:, 1:] -= a[:, 1:]
     return np.stack([a, b], axis=1) if len(a) else np.zeros((0, 2, 3))
+
+
+def line_vectors(
+    bones: tuple[np.ndarray, np.ndarray],
+    stick: tuple[np.ndarray, np.ndarray, np.ndarray],
+    t: int,
+    width: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bones and stick lines as one layer's napari vectors and their colours.
+
+    A Vectors layer draws every line equally wide; the stick, :data:`STICK_WIDTH` bones wide,
+    is drawn as two bone-wide lines side by side (each moved a little off the segment, across
+    it), after the bones so that it stays on top.
+
+    Args:
+        bones: ``(a, b)`` bone endpoints (:func:`skeleton_segments`).
+        stick: ``(a, b, colours)`` of the stick lines (:func:`stick_segments`).
+        t: The frame.
+        width: A bone line's width in pixels.
+
+    Returns:
+        ``(E, 2, 3)`` vectors and ``(E, 4)`` colours: the bones first
+        (:data:`SKELETON_LINE_COLOR`), then each stick line twice.
+    """
+    a, b, colors = stick
+    d = np.asarray(b, np.float64) - a
+    length = np.hypot(d[:, 0], d[:, 1])[:, None] if len(d) else np.zeros((0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normal = np.where(length > 0, np.stack([-d[:, 1], d[:, 0]], 1) / length, 0.0)
+    off = normal * (0.5 * (STICK_WIDTH - 1.0) * width)
+    vectors = np.concatenate(
+        [
+            segments_to_vectors(*bones, t),
+            segments_to_vectors(a + off, b + off, t),
+            segments_to_vectors(a - off, b - off, t),
+        ]
+    )
+    bone_colors = np.tile(SKELETON_LINE_COLOR, (len(bones[0]), 1))
+    return vectors, np.concatenate([bone_colors, colors, colors]).reshape(-1, 4)
 
 
 def canvas_to_xy(world: np.ndarray) -> np.ndarray:

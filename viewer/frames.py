@@ -17,11 +17,13 @@ background thread that decodes ahead so a frame step rarely waits for the decode
 * **Likely jumps.** The viewer names the frames it expects a jump to (the next and previous
   flagged frames, :meth:`FrameSource.expect`); the thread decodes them when it has nothing else
   to do, with a second decoder per video, so the one that scrubs stays where the viewer is.
-* **Jumps.** A frame not in the cache is decoded at once on the caller's thread (OpenCV seeks to
-  a keyframe before it and decodes forward; a jump forward shorter than what the reader has
-  measured a seek to cost decodes through instead, see :class:`toolkit.media.video.VideoReader`),
-  and the thread then fills the frames after it. A request for the frame the thread is decoding at
-  that moment waits for it instead of decoding it twice.
+* **Jumps.** A frame not in the cache is decoded at once (the decoder seeks to a keyframe
+  before it and decodes forward; a jump forward shorter than what the reader has measured a
+  seek to cost decodes through instead, see :class:`toolkit.media.video.VideoReader`), and the
+  thread then fills the frames after it. The viewer announces a jump before napari asks for the
+  frame (:meth:`FrameSource.prepare`): the thread decodes it while the viewer updates its other
+  layers. A request for the frame the thread is decoding (or about to) waits for it instead of
+  decoding it twice.
 * **The format napari uploads fastest.** Frames are C-contiguous ``uint8`` RGBA arrays of
   exactly ``(H, W, 4)`` (alpha 255): napari hands them to the GPU texture as they are (no cast,
   no copy), and an RGBA texture uploads faster than an RGB one (measured at 720p under Xvfb's
@@ -179,7 +181,14 @@ class FrameSource:
         self._warned: set = set()
         self._warn_lock = threading.Lock()
         self.cache = FrameCache(cache_mb * 2**20)
-        self.stats = {"hits": 0, "decoded": 0, "waited": 0, "prefetched": 0, "expected": 0}
+        self.stats = {
+            "hits": 0,
+            "decoded": 0,
+            "waited": 0,
+            "prefetched": 0,
+            "expected": 0,
+            "prepared": 0,
+        }
         w = int(np.nanmax(widths)) if np.isfinite(widths).any() else 0
         h = int(np.nanmax(heights)) if np.isfinite(heights).any() else 0
         self.shape = (len(images), 1, 1, self.channels)
@@ -195,6 +204,7 @@ class FrameSource:
         self._run = 0
         self._inflight = -1
         self._expected: list[int] = []
+        self._urgent: int | None = None  # a frame napari is about to ask for (prepare())
         self._closed = False
         self._thread: threading.Thread | None = None
         if prefetch and self.ahead > 0 and len(images) > 1:
@@ -380,14 +390,59 @@ class FrameSource:
             if self._expected:
                 self._cond.notify_all()
 
+    def prepare(self, t: int) -> bool:
+        """Have the thread decode frame ``t`` now: the caller will ask for it shortly.
+
+        Meanwhile the caller does other work (the viewer updates its point and line layers),
+        so on two cores a jump's decoding and that work overlap; :meth:`frame` then waits for
+        the thread instead of decoding ``t`` a second time.
+
+        Returns:
+            Whether the thread was asked (False: cached, being decoded, or no thread).
+        """
+        if not self._thread_alive() or not 0 <= t < self.shape[0] or t in self.cache:
+            return False
+        with self._cond:
+            if self._inflight == t:
+                return False
+            self._urgent = int(t)
+            self._cond.notify_all()
+        return True
+
+    def _thread_alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _serve_urgent(self) -> bool:
+        """On the thread: decode the frame :meth:`prepare` asked for, if any."""
+        with self._cond:
+            f, self._urgent = self._urgent, None
+            if f is None:
+                return False
+            if f in self.cache:
+                return True
+            self._inflight = f
+        try:  # the scrub's decoder: the caller would have used it, and reads on from here
+            self.cache.put(f, self._read(f, background=True, role="scrub"))
+            self.stats["prepared"] += 1
+        except _Unreadable:
+            pass  # the caller decodes it, shows it grey and warns
+        finally:
+            with self._cond:
+                self._inflight = -1
+                self._cond.notify_all()
+        return True
+
     def _wait_inflight(self, t: int) -> np.ndarray | None:
-        """Frame ``t`` if the thread is decoding it right now (waiting for it), else None."""
-        if self._thread is None:
+        """Frame ``t`` if the thread is decoding it or about to (waiting for it), else None."""
+        if not self._thread_alive():
             return None
         with self._cond:
-            if self._inflight != t:
+            if self._inflight != t and self._urgent != t:
                 return None
-            self._cond.wait_for(lambda: self._inflight != t, timeout=INFLIGHT_WAIT_S)
+            self._cond.wait_for(
+                lambda: self._inflight != t and self._urgent != t, timeout=INFLIGHT_WAIT_S
+            )
         img = self.cache.get(t)
         if img is not None:
             self.stats["waited"] += 1
@@ -428,9 +483,15 @@ class FrameSource:
         """
         with self._cond:
             self._cond.wait_for(
-                lambda: self._hint is not None or self._expected or self._closed, timeout=timeout
+                lambda: (
+                    self._hint is not None
+                    or self._expected
+                    or self._urgent is not None
+                    or self._closed
+                ),
+                timeout=timeout,
             )
-            if self._closed or self._hint is None:
+            if self._closed or self._hint is None or self._urgent is not None:
                 return None
             hint, self._hint = self._hint, None
             return hint
@@ -442,7 +503,7 @@ class FrameSource:
         same_video = self._video[t]
         for chunk in self._plan(t, direction, ahead):
             for f in chunk:
-                if self._closed:
+                if self._closed or self._urgent is not None:
                     return
                 hint = self._hint
                 if hint is not None and (
@@ -460,7 +521,7 @@ class FrameSource:
         """Decode the frames :meth:`expect` named, until a scrub asks for the thread."""
         while not self._closed:
             with self._cond:
-                if self._hint is not None or not self._expected:
+                if self._hint is not None or self._urgent is not None or not self._expected:
                     return
                 f = self._expected.pop(0)
             if f not in self.cache and self._decode_ahead(f, "jump"):
@@ -502,9 +563,10 @@ def _prefetch_main(ref: weakref.ref) -> None:
         src = ref()
         if src is None or src._closed:
             return
-        hint = src._next_hint(timeout=1.0)
-        if hint is not None:
-            src._fill(*hint)
-        else:
-            src._fill_expected()
+        if not src._serve_urgent():
+            hint = src._next_hint(timeout=1.0)
+            if hint is not None:
+                src._fill(*hint)
+            elif src._urgent is None:
+                src._fill_expected()
         del src

@@ -15,12 +15,14 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -63,7 +65,20 @@ class ArnisDock(QWidget):
         self._shown_stances: list[str] | None = None
         self.setObjectName("arnis_dock")
         self.setMaximumWidth(420)  # the canvas keeps the room (the help table would widen it)
-        lay = QVBoxLayout(self)
+        # The panel scrolls rather than set the window's height: laid out whole, with the key
+        # help open, it was over 1,000 pixels tall, taller than many screens, and the window grew
+        # to fit it (a larger window also costs more to repaint on every frame step).
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("dock_scroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget()
+        lay = QVBoxLayout(content)
+        self.scroll.setWidget(content)
+        outer.addWidget(self.scroll)
 
         self.open_button = QPushButton("Open dataset…")
         self.open_button.setObjectName("open_button")

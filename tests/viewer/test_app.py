@@ -56,7 +56,7 @@ def test_opens_on_first_flagged_frame_with_layers_and_dock(make_napari_viewer, s
     }
     ds.save()
     viewer, app = _open(make_napari_viewer, small_dataset)
-    assert [layer.name for layer in viewer.layers] == ["frames", "skeleton", "stick", "keypoints"]
+    assert [layer.name for layer in viewer.layers] == ["frames", "lines", "keypoints"]
     assert app.frame == 2 and viewer.dims.current_step[0] == 2  # pending correction
     assert viewer.layers["frames"].data.shape == (6, 160, 160, 4)  # RGBA
     pts = app.points_layer
@@ -64,7 +64,9 @@ def test_opens_on_first_flagged_frame_with_layers_and_dock(make_napari_viewer, s
     # (t, y, x) in napari: the nose at x = 80 + 2, y = 30
     np.testing.assert_allclose(pts.data[0], [2, 30, 82])
     assert pts.features["keypoint"].iat[18] == "stick_tip"
-    assert len(app.stick_layer.data) == 2 and len(app.skeleton_layer.data) == 19
+    assert len(app.line_segments("stick")[0]) == 2 and len(app.line_segments("skeleton")[0]) == 19
+    # one layer draws them: the bones, then each stick line twice (side by side, wider)
+    assert len(app.lines_layer.data) == 19 + 2 * 2
     assert "FLAGGED" in viewer.canvas.overlays.text.text
     dock = dock_for(app.viewer)
     findings = dock.findChild(QListWidget, "findings_list")
@@ -95,16 +97,16 @@ def test_mouse_drag_moves_tip_and_lines_follow_then_save(make_napari_viewer, sma
         qtbot.mouseMove(canvas, p)
         qtbot.wait(30)
         if f == 0.6:  # mid-drag: the stick line already follows the point
-            stick_end = app.stick_layer.data[1, 0, 1:] + app.stick_layer.data[1, 1, 1:]
-            assert np.linalg.norm(stick_end[::-1] - tip) > 3
+            stick_end = app.line_segments("stick")[1][1]
+            assert np.linalg.norm(stick_end - tip) > 3
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
     qtbot.wait(30)
     moved = app.ds.keypoints[4, layout.TIP, :2]
     assert np.linalg.norm(moved - target_xy) < 2.5 / viewer.camera.zoom + 0.5
     assert app.ds.source[4, layout.TIP] == layout.HUMAN
     assert app.ds.source[4, layout.GRIP] == layout.IMPORTED  # only the tip moved
-    stick_end = app.stick_layer.data[1, 0, 1:] + app.stick_layer.data[1, 1, 1:]
-    np.testing.assert_allclose(stick_end[::-1], moved, atol=1e-6)
+    stick_end = app.line_segments("stick")[1][1]
+    np.testing.assert_allclose(stick_end, moved, atol=1e-6)
     assert app.ds.pending_edits() == 1  # journalled before acknowledged
     _press(qtbot, viewer, Qt.Key.Key_S, CTRL)
     assert not read_journal(small_dataset / JOURNAL_FILE).entries  # folded
@@ -450,8 +452,13 @@ def test_keyframes_interpolate_then_accept_range_and_save(
     for f in range(4, 8):
         np.testing.assert_allclose(kp[f, [layout.GRIP, layout.TIP], :2], stick_truth(kp[f], f))
     app.goto(5)  # shown violet until accepted
-    stick_colors = np.asarray(app.stick_layer.edge_color)
-    np.testing.assert_allclose(stick_colors[-1], convert.STICK_INTERPOLATED_COLOR, atol=1e-6)
+    np.testing.assert_allclose(
+        app.line_segments("stick")[2][-1], convert.STICK_INTERPOLATED_COLOR, atol=1e-6
+    )
+    # the layer draws it so (the stick's lines come last)
+    np.testing.assert_allclose(
+        np.asarray(app.lines_layer.edge_color)[-1], convert.STICK_INTERPOLATED_COLOR, atol=1e-6
+    )
     tip = int(np.flatnonzero(app.points_layer.features["kp"].to_numpy() == layout.TIP)[0])
     np.testing.assert_allclose(
         app.points_layer.border_color[tip], convert.BORDER_INTERPOLATED, atol=1e-6
@@ -460,7 +467,7 @@ def test_keyframes_interpolate_then_accept_range_and_save(
     _press(qtbot, viewer, Qt.Key.Key_A)  # accept the whole range
     assert (app.ds.source[3:9, layout.TIP] == layout.HUMAN).all()
     np.testing.assert_allclose(
-        np.asarray(app.stick_layer.edge_color)[-1], convert.STICK_COLOR, atol=1e-6
+        np.asarray(app.lines_layer.edge_color)[-1], convert.STICK_COLOR, atol=1e-6
     )
     _press(qtbot, viewer, Qt.Key.Key_Z, CTRL)  # one undo: back to interpolated
     assert (app.ds.source[4:8, layout.TIP] == layout.INTERPOLATED).all()
@@ -530,7 +537,7 @@ def test_copy_stick_and_accept_listed_frames_from_the_dock(
 
 
 # ---------------------------------------------------------------------- napari internals
-# viewer/app.py reaches into napari / vispy internals in five places, each to skip work a frame
+# viewer/app.py reaches into napari / vispy internals in nine places, each to skip work a frame
 # step does not need. Each has a fallback for a napari that no longer has them; these tests run
 # both paths.
 
@@ -541,16 +548,39 @@ def test_internals_in_place_on_a_real_viewer(make_napari_viewer, small_dataset):
     from viewer import app as app_mod
 
     viewer, app = _open(make_napari_viewer, small_dataset)
-    assert app_mod._reuse_color_shader(viewer, app.stick_layer)
-    assert app_mod._freeze_thumbnail(app.stick_layer)
+    assert app_mod._reuse_color_shader(viewer, app.lines_layer)
+    assert app_mod._freeze_thumbnail(app.lines_layer)
     assert app_mod._quiet_layer_list(viewer)
     model = viewer.window._qt_viewer.layers.model().sourceModel()
     changed = []
     model.dataChanged.connect(lambda *a: changed.append(a))
-    app.stick_layer.events.set_data()  # nothing a layer-list row shows
+    app.lines_layer.events.set_data()  # nothing a layer-list row shows
     assert not changed
-    app.stick_layer.events.thumbnail()  # the row's icon: repainted
+    app.lines_layer.events.thumbnail()  # the row's icon: repainted
     assert changed
+    assert app_mod._light_points_reset(viewer, app.points_layer)
+    assert app_mod._steady_text(viewer, app.points_layer)
+    assert app_mod._slice_once(viewer) is app._sliced_at  # one per viewer
+    for layer in (app.image_layer, app.lines_layer):
+        assert app_mod._steady_transform(viewer, layer)
+    node = viewer.window._qt_viewer.canvas.layer_to_visual[app.image_layer].node
+    app.image_layer.translate = (0, 5, 7)  # a changed transform is still applied
+    np.testing.assert_allclose(node.transform.matrix[-1, :2], [6.5, 4.5])  # + half a pixel
+    app.goto(app.frame + 1, scrub=True)  # and kept over a frame step
+    np.testing.assert_allclose(node.transform.matrix[-1, :2], [6.5, 4.5])
+    app.image_layer.translate = (0, 0, 0)
+    text = viewer.window._qt_viewer.canvas.layer_to_visual[app.points_layer].node.text
+    text._vertices = "laid out"  # a marker: the same strings are not laid out again
+    text.text = list(text.text)
+    assert text._vertices == "laid out"
+    text.text = ["other"]
+    assert text._vertices is None
+    sliced = []
+    for layer in viewer.layers:
+        layer.events.set_data.connect(lambda e, n=layer.name: sliced.append(n))
+    app.goto(app.frame + 1, scrub=True)  # one frame step: each layer sliced (drawn) once
+    assert sorted(sliced) == ["frames", "keypoints", "lines"]
+    assert (app.points_layer.data[:, 0] == app.frame).all()
     order = []
     emitter = EventEmitter(source=None, type_name="probe")
     emitter.connect(lambda e: order.append("napari"))
@@ -569,6 +599,10 @@ def test_internals_fall_back_when_napari_lacks_them():
     assert not app_mod._reuse_color_shader(bare, bare)
     assert not app_mod._quiet_layer_list(bare)
     assert not app_mod._freeze_thumbnail(bare) and not hasattr(bare, "_update_thumbnail")
+    assert not app_mod._light_points_reset(bare, bare)
+    assert not app_mod._steady_text(bare, bare)
+    assert not app_mod._steady_transform(bare, bare)
+    assert app_mod._slice_once(SimpleNamespace(dims=bare)) is None
     calls = []
 
     class PlainEmitter:  # an emitter without napari's callback lists

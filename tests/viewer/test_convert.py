@@ -55,3 +55,24 @@ def test_positions_from_layer_inverts_frame_points(small_dataset):
     np.testing.assert_allclose(
         back[0][~np.isnan(back[0, :, 0])], ds.keypoints[1, :, :2][~np.isnan(back[0, :, 0])]
     )
+
+
+def test_line_vectors_bones_then_the_stick_twice_side_by_side():
+    bones = (np.array([[0.0, 0.0]]), np.array([[10.0, 0.0]]))
+    a, b = np.array([[10.0, 10.0], [20.0, 10.0]]), np.array([[20.0, 10.0], [20.0, 30.0]])
+    colors = np.array([convert.HAND_COLOR, convert.STICK_COLOR])
+    vec, col = convert.line_vectors(bones, (a, b, colors), 7, 2.0)
+    assert vec.shape == (5, 2, 3) and col.shape == (5, 4)
+    assert (vec[:, 0, 0] == 7).all() and (vec[:, 1, 0] == 0).all()  # in frame 7
+    np.testing.assert_allclose(col[0], convert.SKELETON_LINE_COLOR)
+    np.testing.assert_allclose(col[1:], np.concatenate([colors, colors]))
+    # each stick line: two copies, shifted across it by +- (1.8 - 1) / 2 line widths
+    shift = 0.5 * (convert.STICK_WIDTH - 1.0) * 2.0
+    starts = convert.napari_to_xy(vec[1:, 0])
+    np.testing.assert_allclose(starts[[0, 2]], [[10, 10 + shift], [10, 10 - shift]])
+    np.testing.assert_allclose(starts[[1, 3]], [[20 - shift, 10], [20 + shift, 10]])
+    np.testing.assert_allclose(vec[1:, 1, 1:], np.concatenate([b - a, b - a])[:, ::-1])
+    # a zero-length stick stays where it is (no direction to shift it across)
+    vec, _ = convert.line_vectors(bones, (a[:1], a[:1], colors[:1]), 0, 2.0)
+    assert np.isfinite(vec).all()
+    np.testing.assert_allclose(convert.napari_to_xy(vec[1:, 0]), [[10, 10], [10, 10]])

@@ -209,3 +209,20 @@ def test_expected_jumps_are_decoded_when_idle(tmp_path):
     f = src[40]  # the jump: served from the cache
     assert src.stats["decoded"] == decoded and abs(int(f[..., :3].mean()) - (40 * 7) % 250) <= 6
     src.close()
+
+
+def test_a_prepared_jump_is_decoded_by_the_thread_and_not_twice(tmp_path):
+    src = FrameSource(_clip_dataset(tmp_path, 60))
+    src[3]
+    assert src.prepare(47)  # napari will ask for 47 shortly: the thread decodes it meanwhile
+    f = src[47]  # waits for the thread's decode (or finds it cached)
+    assert abs(int(f[..., :3].mean()) - (47 * 7) % 250) <= 6
+    assert src.stats["prepared"] == 1 and src.stats["decoded"] == 1  # only frame 3 here
+    assert not src.prepare(47)  # cached: nothing to do
+    assert not src.prepare(60) and not src.prepare(-1)  # not frames
+    src.close()
+    (tmp_path / "b").mkdir()
+    quiet = FrameSource(_clip_dataset(tmp_path / "b", 10), prefetch=False)
+    assert not quiet.prepare(4)  # no thread: the caller decodes
+    assert abs(int(quiet[4][..., :3].mean()) - 28) <= 6 and quiet.stats["decoded"] == 1
+    quiet.close()
