@@ -290,7 +290,12 @@ def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> di
     r_lab_far = far[None, :] * np.maximum(np.where(has, lab_len, 0), 0.5 * reach)[:, None]
     lab_prof = oriented_samples(strength, along, grip, lt, r_lab_far)
     within = r_lab_far <= np.where(has, lab_len, 0)[:, None]
-    own_lab = np.nanmedian(np.where(within, lab_prof, np.nan), 1) if within.any() else 0.0
+    # Rows without a labelled tip have no samples within the label (NaN: no level of their own).
+    lab_in = np.where(within, lab_prof, np.nan)
+    own_lab = np.full(len(lab_in), np.nan)
+    some = within.any(1)
+    if some.any():
+        own_lab[some] = np.nanmedian(lab_in[some], 1)
     tau_lab = np.maximum(tau, END_FRACTION * np.nan_to_num(own_lab))
     label_end = np.where(has, _line_end(lab_prof, tau_lab, r_lab_far), np.nan)
     # Thinness of the part beyond the labelled tip (a limb lying along it is not thin).
