@@ -472,3 +472,28 @@ def test_a_too_long_tip_is_never_pulled_far_inside_the_subjects_stick(monkeypatc
     assert a.decisive[0, 1]
     new_len = np.hypot(*(a.proposal[0, 1] - g[0]))
     assert 0.84 * full[0] <= new_len <= 1.01 * full[0]
+
+
+def test_an_episodes_closing_step_opens_no_second_episode():
+    """A 20-frame angle drift, then the stick at rest, then a fast swing (the labelled angles of
+    the samples' s01 drill; the spikes the rolling filter takes are left out). The step that
+    closes the drift must not open a second "episode" whose left flank is the drift itself:
+    that marked the 12 clean frames up to the swing, and the course through them put the
+    drift's fix 32 px off (now 2.8 px).
+    """
+    from toolkit.stick import temporal
+
+    a = np.array(
+        [-92, -92, -94, -90, -94, -90, -93, -95, -91, -101, -92, -93, -92, -98, -83, -102, -93,
+         -95, -93, -93, -93, -93, -94, -92, -96, -65, -52, -49, -50, -42, -35, -29, -25, -28,
+         -22, -27, -27, -26, -26, -38, -38, -43, -54, -58, -60, -96, -97, -94, -93, -94, -92,
+         -89, -91, -85, -79, -73, -60, -45, -36, -19, -12, -4, -3, -3, -6, -7, -5, -6, -5, -9,
+         -9, -9, -9, -12, -12, -13, -11, -17, -18, -19, -24, -20, -22, -21, 24, -14, -15, -15,
+         -6, 15, 25, -139, 54, 60, 69, 68, 67, 72, 70, 68, 71, 70, 71, 70, 70, 72, 71, 69, 71,
+         72, 71, 72, np.nan, 74, 69, 68, 70],
+        dtype=float,
+    )  # fmt: skip
+    steady = np.isfinite(a)
+    steady[[79, 80, 81, 82, 83, 84, 89, 91]] = False
+    found = temporal.step_episodes(a, steady, temporal.STEP_ANGLE)
+    assert np.flatnonzero(found).tolist() == list(range(25, 45))

@@ -132,7 +132,10 @@ def step_episodes(
     d = np.diff(v)
     thr = max(k * 1.4826 * float(np.median(np.abs(d))), min_step)
     cand = np.flatnonzero(np.abs(d) > thr)
+    closed = -1  # the closing step of the last episode found
     for a in cand:  # a handful of steps per track
+        if a <= closed:
+            continue  # an episode's closing step opens none (its left flank is the episode)
         for b in cand[cand > a]:
             if b - a > max_len:
                 break
@@ -149,6 +152,7 @@ def step_episodes(
             local_sd = 1.4826 * float(np.median(np.abs(local))) if len(local) else np.inf
             if (shift > max(min_step, k * local_sd)).all():
                 out[idx[a + 1 : b + 1]] = True
+                closed = b
             break
     return out
 
