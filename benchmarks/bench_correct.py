@@ -277,12 +277,11 @@ def speed_main(n: int) -> dict:
     return sp
 
 
-def _cli(argv: list[str]) -> None:
+def cli(argv: list[str], prog: str, doc: str, main) -> None:
+    """``[--quick] [--speed [N]]``: ``main(quick=...)``, or only :func:`speed_main`."""
     import argparse
 
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_correct", description=__doc__.split("\n")[0]
-    )
+    ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small sample set")
     ap.add_argument(
         "--speed", type=int, metavar="N", nargs="?", const=1_000_000, default=None,
@@ -296,4 +295,4 @@ def _cli(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    _cli(sys.argv[1:])
+    cli(sys.argv[1:], "python -m benchmarks.bench_correct", __doc__, main)

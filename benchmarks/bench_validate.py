@@ -24,6 +24,7 @@ import numpy as np
 
 from benchmarks.bench_correct import (
     ERROR_GROUPS,
+    cli,
     load_samples,
     sample_set,
 )
@@ -98,41 +99,5 @@ def main(quick: bool = False) -> dict:
     return {"per_class": per_class, "accuracy": acc}
 
 
-def speed_main(n: int) -> dict:
-    """Annotations/s of ``correct`` and the ``validate`` rule checks on ``n`` synthetic
-    annotations, beside the per-annotation Python reference, in one run
-    (:func:`benchmarks.bench_stick.speed`: geometry only, no images or time axis).
-    """
-    from benchmarks.bench_stick import speed
-
-    sp = speed(n)
-    print(
-        f"speed ({sp['n']:,} annotations, {sp['timing']}): correct {sp['correct_ann_per_s']:,}/s "
-        f"({sp['correct_s']} s), validate {sp['validate_ann_per_s']:,}/s ({sp['validate_s']} s), "
-        f"per-annotation reference {sp['reference_ann_per_s']:,}/s (measured on "
-        f"{sp['reference_measured_on']:,}); agreement with the reference: flags "
-        f"{sp['agreement_flags']}, fixes {sp['agreement_fixes']}"
-    )
-    return sp
-
-
-def _cli(argv: list[str]) -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_validate", description=__doc__.split("\n")[0]
-    )
-    ap.add_argument("--quick", action="store_true", help="a small sample set")
-    ap.add_argument(
-        "--speed", type=int, metavar="N", nargs="?", const=1_000_000, default=None,
-        help="only the speed run on N synthetic annotations (default 1,000,000)",
-    )  # fmt: skip
-    args = ap.parse_args(argv)
-    if args.speed is not None:
-        speed_main(args.speed)
-    else:
-        main(quick=args.quick)
-
-
 if __name__ == "__main__":
-    _cli(sys.argv[1:])
+    cli(sys.argv[1:], "python -m benchmarks.bench_validate", __doc__, main)

@@ -202,7 +202,7 @@ def _numbers(a: np.ndarray) -> list:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while millions of small lists are built (it would rescan them all)."""
     was = gc.isenabled()
     gc.disable()
@@ -901,7 +901,7 @@ class Dataset:
 
     def to_bytes(self) -> bytes:
         """``dataset.json`` as bytes (what :meth:`save` writes)."""
-        with _gc_paused():
+        with gc_paused():
             return orjson.dumps(self._document(), option=orjson.OPT_SERIALIZE_NUMPY)
 
     def to_coco(self) -> dict:
@@ -1118,7 +1118,7 @@ class Dataset:
             journal = read_journal(path / JOURNAL_FILE, warn=False)
             if _stamp(ds_file) == stamp:
                 break
-        with _gc_paused():
+        with gc_paused():
             try:
                 doc = orjson.loads(raw_bytes)
             except orjson.JSONDecodeError as exc:

@@ -29,9 +29,6 @@ Categories and checks:
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +38,7 @@ import pandas as pd
 
 from toolkit import geometry as geo
 from toolkit import layout, plausibility
-from toolkit.dataset import DATASET_FILE, Dataset
+from toolkit.dataset import DATASET_FILE, Dataset, gc_paused
 from toolkit.errors import InputError
 from toolkit.schema import validate_dataset
 from toolkit.stick import AssessOptions, assess
@@ -874,21 +871,9 @@ def _proposals(a, n: int) -> np.ndarray:
     methods = reason_names(a.proposal_reason[rows])
     conf = np.round(a.proposal_confidence[rows], 3)
     dec = a.decisive[rows].any(1)
-    with _no_gc():  # many small acyclic containers: the cyclic collector would rescan the heap
+    with gc_paused():  # many small acyclic containers: the cyclic collector would rescan them
         _fill_proposals(proposals, rows, pr, fin, methods, conf, dec)
     return proposals
-
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (restored on exit, only if it was running)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _fill_proposals(proposals, rows, pr, fin, methods, conf, dec) -> None:

@@ -946,6 +946,14 @@ def _same_callback(stored, callback) -> bool:
     return stored == callback
 
 
+def _visual(viewer, layer):
+    """The vispy visual napari draws ``layer`` with, or None if napari no longer exposes it."""
+    try:
+        return viewer.window._qt_viewer.canvas.layer_to_visual[layer]
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
 def _reuse_color_shader(viewer, layer) -> bool:
     """Stop a Vectors layer from recompiling its shader program on every data update.
 
@@ -959,9 +967,8 @@ def _reuse_color_shader(viewer, layer) -> bool:
         Whether it could; False (a fresh shader function per update, as before) if napari or
         vispy no longer expose these internals.
     """
-    try:
-        node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node
-    except (AttributeError, KeyError, TypeError):
+    node = getattr(_visual(viewer, layer), "node", None)
+    if node is None:
         return False
     build = getattr(node, "_build_color_transform", None)
     if build is None:
@@ -995,9 +1002,8 @@ def _light_points_reset(viewer, layer) -> bool:
         Whether it could; False (the full update, as before) if napari no longer has these
         internals.
     """
-    try:
-        visual = viewer.window._qt_viewer.canvas.layer_to_visual[layer]
-    except (AttributeError, KeyError, TypeError):
+    visual = _visual(viewer, layer)
+    if visual is None:
         return False
     full = getattr(visual, "reset", None)
     text = getattr(visual, "_update_text", None)
@@ -1040,9 +1046,8 @@ def _steady_text(viewer, layer) -> bool:
         Whether it could; False (laid out on every update, as before) if napari or vispy no
         longer have these internals.
     """
-    try:
-        node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.text
-    except (AttributeError, KeyError, TypeError):
+    node = getattr(getattr(_visual(viewer, layer), "node", None), "text", None)
+    if node is None:
         return False
     cls = type(node)
     if getattr(cls, "arnis_steady", False):
@@ -1157,9 +1162,8 @@ def _steady_transform(viewer, layer) -> bool:
         Whether it could; False (a computation per frame, as before) if napari no longer has
         these internals.
     """
-    try:
-        visual = viewer.window._qt_viewer.canvas.layer_to_visual[layer]
-    except (AttributeError, KeyError, TypeError):
+    visual = _visual(viewer, layer)
+    if visual is None:
         return False
     data_change = getattr(visual, "_on_data_change", None)
     matrix_change = getattr(visual, "_on_matrix_change", None)
