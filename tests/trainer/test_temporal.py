@@ -47,6 +47,7 @@ def test_temporal_head_learns_what_the_neighbours_say():
 
 
 def test_temporal_head_starts_as_the_per_frame_prediction():
+    torch.manual_seed(0)  # unseeded, the neighbours' 2 % share of the mix topped 0.1 now and then
     head = TemporalHead(in_dim=5, n_classes=3, width=3)
     x = torch.randn(4, 3, 5)
     np.testing.assert_allclose(head(x).detach().numpy(), x[:, 1, :3].numpy(), atol=0.1)
