@@ -424,7 +424,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
             tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
             & (len_fit < 1.25)
         )  # fmt: skip
-    t_out = tim["outlier"] & ~confirmed & ~swap & ~time_swap
+    t_out = tim["outlier"] & ~_on_line(ev, confirmed, usable_img) & ~swap & ~time_swap
     with np.errstate(invalid="ignore", divide="ignore"):
         t_move = geo.norm(tim["fit_tip"] - tip) / np.where(np.isfinite(L_px), L_px, length_px)
     t_out &= t_move > 0.1
@@ -475,8 +475,9 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
             )
         both = t_out & other & agree
         propose(both, None, grip + bdir * blen[:, None], TEMPORAL | IMAGE, 0.95, None, both)
-    propose(t_out, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
-            None, t_out)  # fmt: skip
+    strong_t = t_out & ~tim["weak"]
+    propose(strong_t, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
+            None, strong_t)  # fmt: skip
     # Impossible length: pull the tip in along the stick (to the image's end of the line when
     # the image shows it, else the subject's length).
     with np.errstate(invalid="ignore"):
@@ -501,6 +502,9 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     # enough sticks (a subject seen in few frames may never have shown its stick in full).
     well_known = stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
     propose(too_long, None, pulled, TOO_LONG, 0.75, None, too_long & well_known)
+    # A ramp episode (one step opens it, the label ramps back) rests on a line through its
+    # flanks: its fix is proposed, not applied.
+    propose(t_out, None, tim["fit_tip"], TEMPORAL, 0.6)
     # The image: other direction / line ends early / runs on / shows a missing tip.
     if usable_img:
         propose(other, None, grip + bdir * blen[:, None], IMAGE, 0.6)
@@ -668,6 +672,22 @@ def _read_image_evidence(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summar
             )
         )
     return ev, vis
+
+
+def _on_line(ev, confirmed: np.ndarray, usable_img: bool) -> np.ndarray:
+    """``(N,)`` the image speaks for the label: it lies on a line out to its far end.
+
+    A too-long label lies on the stick for most of its length, so its mean support alone
+    (``confirmed``) would vouch for it; the line must also cover the label's outer part and run
+    to at least 90 % of it (or out of the picture). The image places a line's end no finer than
+    its widest ridge filter (two sigmas), so a short label needs only reach that close.
+    """
+    if not usable_img:
+        return confirmed
+    with np.errstate(invalid="ignore"):
+        short = ev["label_len"] - np.fmax(0.1 * ev["label_len"], 2.0 * max(img_ev.SIGMAS))
+        reach = (ev["label_end"] >= short) | ev["at_border"]
+        return confirmed & (ev["z_outer"] >= 3.0) & reach
 
 
 def _grip_off_line(ds, ev, snap, tip, elbow, eligible, d_grip, thr_g) -> np.ndarray:

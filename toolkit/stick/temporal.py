@@ -157,6 +157,149 @@ def step_episodes(
     return out
 
 
+#: Chow test of one line through both flanks of a ramp episode: F(2, 6) at the 99 % level. Above
+#: it, the flanks do not lie on one line (the course bends, or a flank is itself off), and the
+#: line between them is no course to judge the episode by.
+CHOW_F99 = 10.92
+
+
+def _abrupt(d: np.ndarray, a: int, flank: int, k: float, floor: float) -> bool:
+    """Is step ``d[a]`` abrupt: ``k`` robust SDs of the changes on both sides of it?
+
+    The spread is of the changes themselves, not about their median, so a step in the middle of
+    a fast move (every change large, in one direction) is not called abrupt.
+    """
+    bef, aft = d[max(0, a - flank) : a], d[a + 1 : a + 1 + flank]
+    if len(bef) < 2 or len(aft) < 2:
+        return False
+    sd = 1.4826 * float(np.median(np.abs(np.r_[bef, aft])))
+    return abs(d[a]) >= max(k * sd, floor)
+
+
+def _ramp_score(v, t, a, b, flank, min_step, chow) -> float | None:
+    """Score of ``v[a+1 : b+1]`` as an episode above the line through its flanks (None: not one).
+
+    The flanks (``flank`` samples each side) must share one line (Chow test against a line per
+    flank); every sample must sit above it, their median by ``min_step`` and by 5 standard
+    errors of the flanks' own noise; and both ends must show the offset (the first and last
+    three samples at least half the median offset above the flank beside them).
+    """
+    left, right = slice(max(0, a - flank + 1), a + 1), slice(b + 1, b + 1 + flank)
+    if right.stop > len(v) or a + 1 - left.start < 3:
+        return None
+    ft, fv = np.r_[t[left], t[right]], np.r_[v[left], v[right]]
+    mu = ft.mean()
+    coef = np.polyfit(ft - mu, fv, 1)
+    rss_joint = float(np.sum((fv - np.polyval(coef, ft - mu)) ** 2))
+    rss_sep = 0.0
+    for sl in (left, right):
+        c = np.polyfit(t[sl] - t[sl].mean(), v[sl], 1)
+        rss_sep += float(np.sum((v[sl] - np.polyval(c, t[sl] - t[sl].mean())) ** 2))
+    # The flanks' noise, floored at a quarter of the smallest error worth finding (a clean
+    # synthetic track has none, and a perfect fit must not make any offset significant).
+    s2 = max(rss_sep / max(len(fv) - 4, 1), (0.25 * min_step) ** 2)
+    if (rss_joint - rss_sep) / 2.0 / s2 > chow:
+        return None
+    seg = slice(a + 1, b + 1)
+    shift = v[seg] - np.polyval(coef, t[seg] - mu)
+    med = float(np.median(shift))
+    # The standard error from the flanks' frame-to-frame changes (robust: one spiked frame in a
+    # flank must not hide the episode beside it).
+    fd = np.r_[np.diff(v[left]), np.diff(v[right])]
+    sig = max(1.4826 * float(np.median(np.abs(fd))) / np.sqrt(2.0), 0.25 * min_step)
+    se = sig * np.sqrt(1.0 / len(shift) + 1.0 / len(fv))
+    if med <= max(min_step, 5.0 * se) or shift.min() <= 0:
+        return None
+    opens = np.median(v[a + 1 : a + 4]) - np.median(v[left])
+    closes = np.median(v[max(a + 1, b - 2) : b + 1]) - np.median(v[right])
+    if min(opens, closes) < 0.5 * med:
+        return None
+    # Samples count toward the episode by how far past half its offset they sit: the episode
+    # ends where the label is back near the course, not where a bend of the course lets it run on.
+    return float(np.sum(shift - 0.5 * med))
+
+
+def ramp_episodes(
+    y: np.ndarray,
+    ok: np.ndarray,
+    t: np.ndarray,
+    still: np.ndarray,
+    min_step: float,
+    k: float = 2.5,
+    chow: float = CHOW_F99,
+    min_len: int = 3,
+    max_len: int = 25,
+    flank: int = 5,
+) -> np.ndarray:
+    """Samples inside episodes that one abrupt step *up* opens and that ramp back down.
+
+    A label that drifts off the stick often opens with a jump and returns gradually, so no step
+    closes it (:func:`step_episodes` needs both). Here an abrupt rise (``k`` robust SDs of the
+    changes around it, :func:`_abrupt`) opens a candidate, and its end is the one that best
+    separates it from the line through its flanks (:func:`_ramp_score`). Only rises are judged:
+    a stick turning toward the camera shortens abruptly and often, so a dip is as often the pose
+    as the label, and the sticks detectors stretch are the ones that need finding. Frames where
+    the stick turns fast (``still`` False) neither open, hold nor flank an episode: a line
+    through a fast move is no course. Found episodes are weaker evidence than step-bracketed
+    ones (the course is a line, and a bend of it can lengthen an episode by a few frames).
+
+    Args:
+        y: ``(T,)`` log length in frame order.
+        ok: ``(T,)`` usable samples.
+        t: ``(T,)`` frame numbers.
+        still: ``(T,)`` samples where the stick is not turning fast.
+        min_step: The smallest offset that counts (log units).
+        k: The opening step in robust SDs of the neighbouring changes.
+        chow: Largest Chow F of the flanks against one line.
+        min_len: Fewest usable samples in an episode.
+        max_len: Most usable samples in an episode.
+        flank: Samples on each side that define the course.
+
+    Returns:
+        ``(T,)`` bool.
+    """
+    out = np.zeros(len(y), bool)
+    idx = np.flatnonzero(ok)
+    if len(idx) < 2 * flank + min_len:
+        return out
+    v, tt, st = y[idx], np.asarray(t, np.float64)[idx], still[idx]
+    d = np.diff(v)
+    a = flank - 1
+    while a < len(d):  # a handful of candidate steps per track
+        if d[a] <= 0 or not st[a + 1] or not _abrupt(d, a, flank, k, 0.5 * min_step):
+            a += 1
+            continue
+        best, best_b = -np.inf, -1
+        for b in range(a + min_len, min(a + max_len, len(v) - 3) + 1):
+            if not st[max(0, a - flank + 1) : b + 1 + flank].all():
+                break  # a fast turn inside or beside: no line to judge by
+            score = _ramp_score(v, tt, a, b, flank, min_step, chow)
+            if score is not None and score > best:
+                best, best_b = score, b
+        if best_b < 0:
+            a += 1
+            continue
+        out[idx[a + 1 : best_b + 1]] = True
+        a = best_b + 1  # the episode's end opens none
+    return out
+
+
+def turning_fast(a: np.ndarray, ok: np.ndarray, k: float = 3.0) -> np.ndarray:
+    """``(T,)`` samples at either end of a fast turn of the angle series ``a`` (degrees).
+
+    Fast: a change beyond ``k`` robust SDs of the series' changes and beyond ``STEP_ANGLE``.
+    """
+    out = np.zeros(len(a), bool)
+    idx = np.flatnonzero(ok)
+    if len(idx) < 3:
+        return out
+    da = np.abs(np.diff(a[idx]))
+    fast = da > max(k * 1.4826 * float(np.median(da)), STEP_ANGLE)
+    out[idx[1:][fast]] = True
+    out[idx[:-1][fast]] = True
+    return out
+
+
 def track_codes(ds, video: np.ndarray) -> np.ndarray:
     """``(N,)`` integer code per (video, track) for video rows, -1 for still images.
 
@@ -203,25 +346,27 @@ def _course_outliers(
     a: np.ndarray,
     ln: np.ndarray,
     ok: np.ndarray,
+    t: np.ndarray,
     half_window: int,
     n_sigmas: float,
     scale_a: float,
     scale_l: float,
     episode_frames: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """One track's outliers of its angle and length course (see :func:`tip_outliers`).
 
     First the one- and two-frame outliers of the rolling course (spikes); then the episodes that
     steps open and close, on the series without the spikes; then, with those episodes left out
     of the course, the rolling filters at both scales (an episode that fills a window would
-    otherwise drag the window's median and make the clean frames beside it look off).
+    otherwise drag the window's median and make the clean frames beside it look off); last the
+    lengthening episodes that one step opens (:func:`ramp_episodes`), marked but left in.
 
     Returns:
-        ``(outliers, step episodes, outliers off in angle, off in length, rolling median of the
-        angle, of the length)``. An outlier off in length only keeps its label's angle when it
-        is fixed (and one off in angle only, its length): the evidence says which of the two is
-        wrong, and a course interpolated across a fast swing would turn a stick whose angle was
-        right.
+        ``(outliers, episodes, outliers off in angle, off in length, rolling median of the
+        angle, of the length, ramp episodes found by nothing else)``. An outlier off in length only keeps its label's
+        angle when it is fixed (and one off in angle only, its length): the evidence says which
+        of the two is wrong, and a course interpolated across a fast swing would turn a stick
+        whose angle was right.
     """
     out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=scale_a)
     out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=scale_l)
@@ -245,7 +390,14 @@ def _course_outliers(
         bad |= runs
         off_a |= runs & wide_a
         off_l |= runs & wide_l
-    return bad, stepped, bad & off_a, bad & off_l, med_a, med_l
+    # Ramp episodes among what is left are marked, but stay in the rolling course: they rest on
+    # a line through their flanks, weaker evidence than a step pair, and must not reshape the
+    # course the other frames are judged by.
+    ramp = steady & ~bad
+    ramp = ramp_episodes(log_len, ramp, t, ~turning_fast(a, steady), STEP_LOG_LENGTH) & ramp
+    bad |= ramp
+    off_l |= ramp
+    return bad, stepped, bad & off_a, bad & off_l, med_a, med_l, ramp
 
 
 def tip_outliers(
@@ -289,7 +441,8 @@ def tip_outliers(
         Dict of ``(N,)`` ``outlier`` (bool), ``deviation`` (how far past the threshold, in units
         of it), ``fit_tip`` ``(N, 2)`` (the course's tip for outliers and missing tips, NaN
         elsewhere), ``judged`` (the row's track was judged), ``missing`` (tip missing inside a
-        judged track, with labelled neighbours on both sides).
+        judged track, with labelled neighbours on both sides), ``weak`` (outliers found by a
+        ramp episode, :func:`ramp_episodes`: the weaker evidence, to propose rather than apply).
     """
     n = len(grip)
     out = {
@@ -298,6 +451,7 @@ def tip_outliers(
         "fit_tip": np.full((n, 2), np.nan),
         "judged": np.zeros(n, bool),
         "missing": np.zeros(n, bool),
+        "weak": np.zeros(n, bool),
     }
     vec = tip - grip
     length = geo.norm(vec)
@@ -319,8 +473,8 @@ def tip_outliers(
         floor_a = max(1.0, 1.4826 * float(np.median(da))) if len(da) else 1.0
         med_len = float(np.nanmedian(ln))
         floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
-        bad, stepped, bad_a, bad_l, med_a, med_l = _course_outliers(
-            a, ln, ok, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames
+        bad, stepped, bad_a, bad_l, med_a, med_l, ramp = _course_outliers(
+            a, ln, ok, t, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.fmax(
@@ -334,8 +488,8 @@ def tip_outliers(
         inside = (np.arange(len(rows)) > idx.min()) & (np.arange(len(rows)) < idx.max())
         gaps &= inside
         # Too many outliers of the rolling course: the track has none; judge nothing in it.
-        # (Step episodes are not counted: their flanks, not a rolling median, are their course.)
-        if (bad & ~stepped).sum() > 0.35 * ok.sum():
+        # (Episodes are not counted: their flanks, not a rolling median, are their course.)
+        if (bad & ~stepped & ~ramp).sum() > 0.35 * ok.sum():
             out["judged"][rows] = False
             continue
         need = bad | gaps
@@ -350,6 +504,7 @@ def tip_outliers(
         th = np.radians(a_fit)
         cand = grip[rows] + l_fit[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
         out["outlier"][rows[bad]] = True
+        out["weak"][rows[ramp]] = True
         out["missing"][rows[gaps]] = True
         sel = need & np.isfinite(cand).all(1)
         out["fit_tip"][rows[sel]] = cand[sel]
