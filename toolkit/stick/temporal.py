@@ -163,17 +163,39 @@ def step_episodes(
 CHOW_F99 = 10.92
 
 
-def _abrupt(d: np.ndarray, a: int, flank: int, k: float, floor: float) -> bool:
-    """Is step ``d[a]`` abrupt: ``k`` robust SDs of the changes on both sides of it?
+def _abrupt(d: np.ndarray, flank: int, k: float, floor: float) -> np.ndarray:
+    """``(len(d),)`` steps beyond ``k`` robust SDs of the ``flank`` changes on each side of them.
 
     The spread is of the changes themselves, not about their median, so a step in the middle of
-    a fast move (every change large, in one direction) is not called abrupt.
+    a fast move (every change large, in one direction) is not called abrupt. Steps with fewer
+    than two changes on either side are not judged.
     """
-    bef, aft = d[max(0, a - flank) : a], d[a + 1 : a + 1 + flank]
-    if len(bef) < 2 or len(aft) < 2:
-        return False
-    sd = 1.4826 * float(np.median(np.abs(np.r_[bef, aft])))
-    return abs(d[a]) >= max(k * sd, floor)
+    m = len(d)
+    out = np.zeros(m, bool)
+    if m < 2 * flank + 1:
+        return out
+    pad = np.pad(np.abs(d), flank, constant_values=np.nan)
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * flank + 1)  # (m, 2 flank + 1)
+    around = np.delete(win, flank, axis=1)  # without the step itself
+    enough = (np.isfinite(around[:, :flank]).sum(1) >= 2) & (np.isfinite(around[:, flank:]).sum(1) >= 2)
+    sd = 1.4826 * np.nanmedian(np.where(enough[:, None], around, 0.0), axis=1)
+    out[enough] = (np.abs(d) >= np.maximum(k * sd, floor))[enough]
+    return out
+
+
+def _line(t: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares line through ``(t, v)``: ``(mean t, intercept at it, slope)``."""
+    mu = float(t.mean())
+    dt = t - mu
+    den = float(dt @ dt)
+    slope = float(dt @ (v - v.mean())) / den if den > 0 else 0.0
+    return mu, float(v.mean()), slope
+
+
+def _rss(t: np.ndarray, v: np.ndarray, line: tuple[float, float, float]) -> float:
+    mu, c, slope = line
+    r = v - (c + slope * (t - mu))
+    return float(r @ r)
 
 
 def _ramp_score(v, t, a, b, flank, min_step, chow) -> float | None:
@@ -187,21 +209,21 @@ def _ramp_score(v, t, a, b, flank, min_step, chow) -> float | None:
     left, right = slice(max(0, a - flank + 1), a + 1), slice(b + 1, b + 1 + flank)
     if right.stop > len(v) or a + 1 - left.start < 3:
         return None
+    opens = np.median(v[a + 1 : a + 4]) - np.median(v[left])
+    closes = np.median(v[max(a + 1, b - 2) : b + 1]) - np.median(v[right])
+    if min(opens, closes) <= 0.5 * min_step:  # (the offset's median must exceed min_step)
+        return None
     ft, fv = np.r_[t[left], t[right]], np.r_[v[left], v[right]]
-    mu = ft.mean()
-    coef = np.polyfit(ft - mu, fv, 1)
-    rss_joint = float(np.sum((fv - np.polyval(coef, ft - mu)) ** 2))
-    rss_sep = 0.0
-    for sl in (left, right):
-        c = np.polyfit(t[sl] - t[sl].mean(), v[sl], 1)
-        rss_sep += float(np.sum((v[sl] - np.polyval(c, t[sl] - t[sl].mean())) ** 2))
+    joint = _line(ft, fv)
+    rss_joint = _rss(ft, fv, joint)
+    rss_sep = sum(_rss(t[sl], v[sl], _line(t[sl], v[sl])) for sl in (left, right))
     # The flanks' noise, floored at a quarter of the smallest error worth finding (a clean
     # synthetic track has none, and a perfect fit must not make any offset significant).
     s2 = max(rss_sep / max(len(fv) - 4, 1), (0.25 * min_step) ** 2)
     if (rss_joint - rss_sep) / 2.0 / s2 > chow:
         return None
     seg = slice(a + 1, b + 1)
-    shift = v[seg] - np.polyval(coef, t[seg] - mu)
+    shift = v[seg] - (joint[1] + joint[2] * (t[seg] - joint[0]))
     med = float(np.median(shift))
     # The standard error from the flanks' frame-to-frame changes (robust: one spiked frame in a
     # flank must not hide the episode beside it).
@@ -210,8 +232,6 @@ def _ramp_score(v, t, a, b, flank, min_step, chow) -> float | None:
     se = sig * np.sqrt(1.0 / len(shift) + 1.0 / len(fv))
     if med <= max(min_step, 5.0 * se) or shift.min() <= 0:
         return None
-    opens = np.median(v[a + 1 : a + 4]) - np.median(v[left])
-    closes = np.median(v[max(a + 1, b - 2) : b + 1]) - np.median(v[right])
     if min(opens, closes) < 0.5 * med:
         return None
     # Samples count toward the episode by how far past half its offset they sit: the episode
@@ -264,10 +284,10 @@ def ramp_episodes(
         return out
     v, tt, st = y[idx], np.asarray(t, np.float64)[idx], still[idx]
     d = np.diff(v)
-    a = flank - 1
-    while a < len(d):  # a handful of candidate steps per track
-        if d[a] <= 0 or not st[a + 1] or not _abrupt(d, a, flank, k, 0.5 * min_step):
-            a += 1
+    opens = np.flatnonzero((d > 0) & st[1:] & _abrupt(d, flank, k, 0.5 * min_step))
+    last = -1  # the end of the last episode found (no step inside it opens another)
+    for a in opens[opens >= flank - 1]:  # a handful of candidate steps per track
+        if a <= last:
             continue
         best, best_b = -np.inf, -1
         for b in range(a + min_len, min(a + max_len, len(v) - 3) + 1):
@@ -276,11 +296,9 @@ def ramp_episodes(
             score = _ramp_score(v, tt, a, b, flank, min_step, chow)
             if score is not None and score > best:
                 best, best_b = score, b
-        if best_b < 0:
-            a += 1
-            continue
-        out[idx[a + 1 : best_b + 1]] = True
-        a = best_b + 1  # the episode's end opens none
+        if best_b >= 0:
+            out[idx[a + 1 : best_b + 1]] = True
+            last = best_b
     return out
 
 
