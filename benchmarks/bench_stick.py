@@ -210,8 +210,9 @@ def flags_by_row(report, n: int, categories=None) -> tuple[np.ndarray, np.ndarra
 
 def visible_kinds(case: Case) -> dict[str, np.ndarray]:
     """Rows whose error is visible in principle: >= 25 % too long, swaps, missing tips, grips more
-    than half a (true) forearm from a confident weapon wrist (the wrist nearest the true grip:
-    labelled, and scored >= 0.5 where the data set has scores; a missing wrist is not confident).
+    than half a (true) forearm from a confident wrist: the labelled wrist nearest the labelled
+    grip (the suite's hand rule), with a position and a score >= 0.5 or none (a missing wrist
+    is not confident).
     """
     kp, clean, k = case.ds.keypoints, case.clean, case.kinds
     sc = case.ds.scores
@@ -220,16 +221,14 @@ def visible_kinds(case: Case) -> dict[str, np.ndarray]:
         lab_len = np.hypot(*(kp[:, layout.TIP, :2] - kp[:, layout.GRIP, :2]).T)
         true_len = np.hypot(*(clean[:, layout.TIP, :2] - clean[:, layout.GRIP, :2]).T)
         factor = lab_len / true_len
-        true_d = [
-            np.hypot(*(clean[:, layout.GRIP, :2] - clean[:, w, :2]).T)
-            for w in (layout.L_WRIST, layout.R_WRIST)
-        ]
-        near = np.where(true_d[1] < true_d[0], layout.R_WRIST, layout.L_WRIST)
-        grip_w = np.hypot(*(kp[:, layout.GRIP, :2] - kp[rows, near, :2]).T)
-        seen = np.isfinite(kp[rows, near, :2]).all(1)
-        scored = sc is not None and len(sc) and np.isfinite(sc).any()
-        wconf = sc[rows, near] if scored else np.ones(len(kp))
-        confident = seen & (wconf >= 0.5)
+        gd = []
+        for w in (layout.L_WRIST, layout.R_WRIST):
+            gd.append(np.hypot(*(kp[:, layout.GRIP, :2] - kp[:, w, :2]).T))
+        grip_w = np.fmin(*gd)
+        near = np.where(gd[1] < gd[0], layout.R_WRIST, layout.L_WRIST)
+        near = np.where(np.isnan(gd[0]), layout.R_WRIST, near)
+        wconf = sc[rows, near] if sc is not None and len(sc) else np.ones(len(kp))
+        confident = np.isfinite(grip_w) & ~(wconf < 0.5)
         fore = np.fmax(
             np.hypot(*(clean[:, layout.L_WRIST, :2] - clean[:, layout.L_ELBOW, :2]).T),
             np.hypot(*(clean[:, layout.R_WRIST, :2] - clean[:, layout.R_ELBOW, :2]).T),

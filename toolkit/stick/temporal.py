@@ -177,7 +177,8 @@ def _abrupt(d: np.ndarray, flank: int, k: float, floor: float) -> np.ndarray:
     pad = np.pad(np.abs(d), flank, constant_values=np.nan)
     win = np.lib.stride_tricks.sliding_window_view(pad, 2 * flank + 1)  # (m, 2 flank + 1)
     around = np.delete(win, flank, axis=1)  # without the step itself
-    enough = (np.isfinite(around[:, :flank]).sum(1) >= 2) & (np.isfinite(around[:, flank:]).sum(1) >= 2)
+    seen = np.isfinite(around)
+    enough = (seen[:, :flank].sum(1) >= 2) & (seen[:, flank:].sum(1) >= 2)
     sd = 1.4826 * np.nanmedian(np.where(enough[:, None], around, 0.0), axis=1)
     out[enough] = (np.abs(d) >= np.maximum(k * sd, floor))[enough]
     return out
@@ -381,10 +382,10 @@ def _course_outliers(
 
     Returns:
         ``(outliers, episodes, outliers off in angle, off in length, rolling median of the
-        angle, of the length, ramp episodes found by nothing else)``. An outlier off in length only keeps its label's
-        angle when it is fixed (and one off in angle only, its length): the evidence says which
-        of the two is wrong, and a course interpolated across a fast swing would turn a stick
-        whose angle was right.
+        angle, of the length, ramp episodes found by nothing else)``. An outlier off in length
+        only keeps its label's angle when it is fixed (and one off in angle only, its length):
+        the evidence says which of the two is wrong, and a course interpolated across a fast
+        swing would turn a stick whose angle was right.
     """
     out_a, med_a = hampel(a, half_window, n_sigmas, min_scale=scale_a)
     out_l, med_l = hampel(ln, half_window, n_sigmas, min_scale=scale_l)
