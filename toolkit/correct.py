@@ -166,19 +166,21 @@ def _rigid(ds, opts: CorrectOptions) -> CorrectionResult:
     edit = _editable(ds.source)
     apply_mask = a.decisive & edit if opts.apply == "decisive" else np.zeros((n, 2), bool)
     for j, k in enumerate((layout.GRIP, layout.TIP)):
-        rows = apply_mask[:, j] & np.isfinite(a.proposal[:, j]).all(1)
+        p = a.proposal[:, j]
+        rows = apply_mask[:, j] & np.isfinite(p[:, 0]) & np.isfinite(p[:, 1])  # .all(1)
         kp[rows, k, :2] = a.proposal[rows, j]
         kp[rows, k, 2] = np.where(kp[rows, k, 2] > 0, kp[rows, k, 2], 1)
         apply_mask[:, j] = rows
     # Compared only where a fix was applied (elsewhere nothing changed).
-    cand = np.flatnonzero(apply_mask.any(1))
-    stick = [layout.GRIP, layout.TIP]
-    before = ds.keypoints[cand][:, stick, :2]
-    after = kp[cand][:, stick, :2]
+    cand = np.flatnonzero(apply_mask[:, 0] | apply_mask[:, 1])
+    stick = np.array([[layout.GRIP, layout.TIP]])  # only the two stick points of those rows
+    before = ds.keypoints[cand[:, None], stick, :2]
+    after = kp[cand[:, None], stick, :2]
     changed = np.zeros((n, 2), bool)
     changed[cand] = apply_mask[cand] & ~np.isclose(before, after, atol=1e-6, equal_nan=True).all(-1)
-    reasons = np.where(changed.any(1), a.proposal_reason, 0)
-    flags = np.where(~changed.any(1), a.proposal_reason, 0)
+    any_changed = changed[:, 0] | changed[:, 1]
+    reasons = np.where(any_changed, a.proposal_reason, 0)
+    flags = np.where(~any_changed, a.proposal_reason, 0)
     notes = list(a.notes) + [f["message"] for f in a.dataset_findings]
     if flags.any():
         notes.append(

@@ -106,6 +106,10 @@ class Points:
             self._dist[key] = d
         return d
 
+    def has_dist(self, a: int, b: int) -> bool:
+        """Whether :meth:`dist` of ``a`` and ``b`` is cached (costs nothing to read)."""
+        return (min(int(a), int(b)), max(int(a), int(b))) in self._dist
+
     def pick(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` of one keypoint per row (``index`` ``(N,)``; -1 gives NaN)."""
         idx = np.asarray(index)
@@ -119,6 +123,13 @@ class Points:
             np.copyto(x, kx, where=m)  # in place: no gather or scatter of the masked rows
             np.copyto(y, ky, where=m)
         return x, y
+
+    def release_raw(self) -> None:
+        """Drop the unmasked rows of the first pass (the masked columns and distances stay).
+
+        For a caller done with :meth:`raw`; a later :meth:`raw` reads its keypoint again.
+        """
+        self._raw = {}
 
     def forget(self, *ks: int) -> None:
         """Drop the cached columns of keypoints ``ks`` (after they were edited in ``kp``)."""
@@ -218,9 +229,12 @@ def positive_norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.isinf(x) | np.isinf(y) | (finite & ((x != 0) | (y != 0)))
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` unit vectors; zero or NaN vectors give NaN."""
-    n = norm(v)[..., None]
+def unit(v: np.ndarray, length: np.ndarray | None = None) -> np.ndarray:
+    """``(..., 2)`` unit vectors; zero or NaN vectors give NaN.
+
+    ``length``: ``norm(v)`` when the caller has it (the same values; not computed again).
+    """
+    n = (norm(v) if length is None else length)[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = v / n
     np.copyto(out, np.nan, where=~(n > 0))  # in place: as ``np.where(n > 0, v / n, nan)``

@@ -47,6 +47,9 @@ from toolkit.stick.stats import (
     _group_chunks,
     group_codes,
     image_column_codes,
+    median_of,
+    nanmedian_of,
+    nanquantile_of,
     sharing_group_codes,
 )
 
@@ -370,15 +373,19 @@ def _median_mad_1d(x: np.ndarray) -> tuple[float, float]:
 
     (A 1-D ``nanmedian`` takes this path at every size; the 2-D one differs below 600 rows.)
     """
-    f = x[~np.isnan(x)]  # the copy both medians partition
+    return _median_mad_of_values(x[~np.isnan(x)])  # the copy both medians partition
+
+
+def _median_mad_of_values(f: np.ndarray) -> tuple[float, float]:
+    """:func:`_median_mad_1d` of ``f``, the non-NaN values (``f`` is overwritten)."""
     if not len(f):
         return np.nan, np.nan
-    m = np.median(f, overwrite_input=True)
+    m = median_of(f, overwrite_input=True)
     with np.errstate(invalid="ignore"):
         np.subtract(f, m, out=f)
         np.abs(f, out=f)
     if np.isfinite(m):  # finite or infinite deviations, never NaN
-        return m, np.median(f, overwrite_input=True)
+        return m, median_of(f, overwrite_input=True)
     return m, np.nanmedian(f)
 
 
@@ -422,10 +429,25 @@ def _names_of_bits(bits: np.ndarray, cols: np.ndarray | None = None) -> np.ndarr
     out = np.full(len(mask), "", dtype=object)
     rows = np.flatnonzero(mask)
     if len(rows):
-        uniq, inv = np.unique(mask[rows], return_inverse=True)
+        uniq, inv = _unique_small(mask[rows])
         names = [",".join(NAMES[cols[j]] for j in range(len(cols)) if b >> j & 1) for b in uniq]
         out[rows] = np.array(names, dtype=object)[inv]
     return out
+
+
+def _unique_small(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(vals, return_inverse=True)`` of non-negative ints (bit sets).
+
+    Over a small range of values, a mark per value replaces the sort: the same sorted distinct
+    values and inverse.
+    """
+    top = int(vals.max())
+    if vals.min() < 0 or top > 4 * len(vals) + 4096:
+        return np.unique(vals, return_inverse=True)
+    present = np.zeros(top + 1, bool)
+    present[vals] = True
+    uniq = np.flatnonzero(present).astype(vals.dtype)
+    return uniq, (np.cumsum(present) - 1)[vals]
 
 
 # ---------------------------------------------------------------------- checks
@@ -539,13 +561,9 @@ def check_structure(
             np.round(rounded, 1, out=rounded)
             h_pose[start : start + 65536] = rounded @ weights
         img = ft["image_id"].to_numpy()
-        # The first image of each distinct key (``groupby(h).transform("first")``): factorised
-        # codes appear in order, so a code's first row is where the running maximum grows.
-        codes, _ = pd.factorize(h_pose)
-        new = codes > np.maximum.accumulate(np.r_[-1, codes[:-1]])
-        first_row = np.flatnonzero(new)
-        first_img = img[first_row[np.maximum(codes, 0)]] if len(first_row) else img
-        dpose = has_pose & ((first_img != img) | (codes < 0))
+        # The first image of each distinct key (``groupby(h).transform("first")``).
+        first = _first_equal_row(h_pose)
+        dpose = has_pose & ((img[np.maximum(first, 0)] != img) | (first < 0))
         c.rows(
             dpose,
             "structure.duplicate_pose",
@@ -556,6 +574,25 @@ def check_structure(
             "An identical pose is labelled on another image (copied label or duplicate frame).",
         )
     _check_classes(ds, c, o, summary)
+
+
+def _first_equal_row(h: np.ndarray) -> np.ndarray:
+    """``(N,)`` the first row holding the same value of ``h`` (itself when unique; -1 for NaN).
+
+    As ``pd.factorize(h)`` and each code's first row, without hashing every row: one sort finds
+    the values that repeat (usually none), and only their rows are factorised (in row order,
+    so a code's first row is where the running maximum of the codes grows).
+    """
+    first = np.arange(len(h))
+    s = np.sort(h)  # NaN last, and never equal to itself
+    repeated = s[1:][s[1:] == s[:-1]]
+    if len(repeated):
+        rows = np.flatnonzero(np.isin(h, repeated))
+        codes, _ = pd.factorize(h[rows])
+        new = codes > np.maximum.accumulate(np.r_[-1, codes[:-1]])
+        first[rows] = rows[np.flatnonzero(new)][codes]
+    first[np.isnan(h)] = -1
+    return first
 
 
 def _check_classes(ds, c: _Collector, o: ValidateOptions, summary: dict) -> None:
@@ -658,9 +695,9 @@ def check_anatomy(
     # rests on them.
     sc = getattr(ds, "scores", None)
     certain = {}
+    low = np.float64(o.low_confidence_anatomy)  # compared in float64, as on converted scores
     for k in range(layout.NUM_BODY):
-        s_k = np.asarray(sc[:, k], np.float64) if sc is not None and len(sc) else np.full(n, np.nan)
-        certain[k] = ~(s_k < o.low_confidence_anatomy)
+        certain[k] = ~(sc[:, k] < low) if sc is not None and len(sc) else np.ones(n, bool)
     # One contiguous (N,) row per bone, from the shared distance cache.
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = [pts.dist(a, b) / scale for a, b in edges]
@@ -724,9 +761,11 @@ def check_anatomy(
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.maximum(lft, rgt) / np.minimum(lft, rgt)
             longer = np.maximum(lft, rgt) / scale
-            both = np.concatenate([rel_length(la, lb), rel_length(ra, rb)])
-            has = np.isfinite(both).any()
-            typical, spread = _median_mad_1d(both) if has else (np.nan, np.nan)
+            both = [rel_length(la, lb), rel_length(ra, rb)]
+            has = np.isfinite(both[0]).any() or np.isfinite(both[1]).any()
+            # The non-NaN values of the concatenation, in its order (no concatenated copy).
+            f = np.concatenate([x[~np.isnan(x)] for x in both])
+            typical, spread = _median_mad_of_values(f) if has else (np.nan, np.nan)
             spread = 1.4826 * spread
             # Longer than usual by the data set's own spread too, not only by a fixed factor.
             big = (r > o.symmetry_ratio) & (longer > max(o.symmetry_long * typical,
@@ -753,7 +792,7 @@ def check_anatomy(
         for u, v in ((a, b), (b, cc)):
             with np.errstate(invalid="ignore", divide="ignore"):
                 r_uv = rel_length(u, v)
-                full = np.nanquantile(r_uv, 0.9) if np.isfinite(r_uv).any() else np.nan
+                full = nanquantile_of(r_uv, 0.9) if np.isfinite(r_uv).any() else np.nan
                 seen &= r_uv >= 0.9 * full
         with np.errstate(invalid="ignore"):
             bad = (ang < o.min_joint_angle) & seen
@@ -810,14 +849,17 @@ def check_stick(
     o: ValidateOptions,
     summary: dict,
     measures: dict,
+    pts: geo.Points | None = None,
 ) -> object:
     """Stick checks from the one stick judgement (:func:`toolkit.stick.assess`).
+
+    ``pts``: the keypoint columns already read (reused by the judgement).
 
     Returns:
         The :class:`toolkit.stick.StickAssessment` (``has_stick`` False when the data set
         carries no stick: then one data-set-level finding and nothing per frame).
     """
-    a = assess(ds, AssessOptions(use_images=o.use_images, use_time=o.use_time))
+    a = assess(ds, AssessOptions(use_images=o.use_images, use_time=o.use_time), points=pts)
     for f in a.dataset_findings:
         c.dataset(f["code"], f["severity"], f["message"], f["value"], f["threshold"],
                   f["keypoints"])  # fmt: skip
@@ -843,7 +885,7 @@ def check_stick(
             thr = np.asarray(chk.threshold, dtype=np.float64)
             measures[name] = (
                 np.asarray(chk.value, dtype=np.float64),
-                float(np.nanmedian(thr)) if thr.ndim else float(thr),
+                float(nanmedian_of(thr)) if thr.ndim else float(thr),
             )
     codes = group_codes(ds)
     by_group = [
@@ -1024,9 +1066,14 @@ def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
     measures["anatomy.torso_px"] = (scale, None)
     with sharing_group_codes(ds):  # the checks share the subject/stance codes (ds unchanged)
         check_structure(ds, c, o, summary, measures, pts)
+        # The later checks read the masked columns and distances only: the raw rows go (their
+        # memory is reused at once).
+        pts.xy(layout.GRIP)
+        pts.xy(layout.TIP)
+        pts.release_raw()
         check_anatomy(ds, c, o, summary, measures, scale, pts)
+        check_stick(ds, c, o, summary, measures, pts)
         del pts
-        check_stick(ds, c, o, summary, measures)
     check_temporal(ds, c, o, scale)
     if o.use_vae:
         check_plausibility(ds, c, o, summary, measures)

@@ -202,3 +202,29 @@ def test_shared_group_codes_are_computed_once_and_only_inside_the_block():
     assert c[0] is not a[0] and c[0].flags.writeable
     for x, y in zip(a, c, strict=True):
         assert np.array_equal(x, y)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's own (inf - inf, all-NaN)
+@pytest.mark.parametrize("n", [1, 2, 255, 256, 257, 1000, 1001])
+def test_single_kth_median_and_quantile_match_numpy_bit_for_bit(n):
+    """``median_of`` / ``quantile_of`` (one partition + a max) return numpy's values exactly:
+    ties, infinities and NaN, even and odd sizes, every quantile the stick code asks for.
+    """
+    from toolkit.stick import stats as S
+
+    rng = np.random.default_rng(n)
+    for trial in range(20):
+        x = rng.normal(0, 1, n)
+        if trial % 3 == 1:
+            x = np.round(x, 1)  # ties
+        if trial % 5 == 2:
+            x[rng.integers(0, n, max(1, n // 50))] = np.inf
+        if trial % 7 == 3:
+            x[rng.integers(0, n)] = np.nan
+        assert np.array_equal(S.median_of(x.copy()), np.median(x), equal_nan=True)
+        assert np.array_equal(S.nanmedian_of(x.copy()), np.nanmedian(x), equal_nan=True)
+        for q in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0):
+            assert np.array_equal(S.quantile_of(x.copy(), q), np.quantile(x, q), equal_nan=True)
+            assert np.array_equal(
+                S.nanquantile_of(x.copy(), q), np.nanquantile(x, q), equal_nan=True
+            )

@@ -156,17 +156,17 @@ def reason_names(bits: np.ndarray, names: dict[int, str] | None = None) -> np.nd
 
 
 def _same(n: int, value: str) -> np.ndarray:
-    """``(n,)`` object array holding ``value`` in every row (one string object, not n copies)."""
-    out = np.empty(n, dtype=object)
-    out.fill(value)
-    return out
+    """``(n,)`` object array holding ``value`` in every row: a read-only view of one element."""
+    one = np.empty(1, dtype=object)
+    one[0] = value
+    return np.broadcast_to(one, (n,))
 
 
 def _robust_sd(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     if len(x) < 3:
         return np.nan
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+    return float(1.4826 * stats.median_of(np.abs(x - stats.median_of(x)), overwrite_input=True))
 
 
 def _group_level(values: np.ndarray, codes: np.ndarray, usable: np.ndarray, q: float, k: int):
@@ -195,7 +195,8 @@ def _grip_threshold(
 
     def level(m: np.ndarray) -> float:
         x = d_grip[m]
-        med, q25 = np.median(x), np.quantile(x, 0.25)
+        med = stats.median_of(x)
+        q25 = stats.quantile_of(x, 0.25, overwrite_input=True)  # x: a fresh gather
         return max(0.5, float(med + 3.5 * (med - q25) / 0.6745))
 
     # A threshold read off few rows is itself uncertain: widen it by 1/sqrt(n).
@@ -203,13 +204,60 @@ def _grip_threshold(
     out[:] = overall
     c = wconf[base]
     if base.sum() >= 8 * min_group and np.ptp(c) > 0.05:
-        edges = np.unique(np.quantile(c, [0.25, 0.5, 0.75]))
+        edges = np.unique(
+            [stats.quantile_of(c, q, overwrite_input=True) for q in (0.25, 0.5, 0.75)]
+        )
         band = np.digitize(wconf, edges)
         for b in np.unique(band):  # at most four bands
             m = base & (band == b)
             if m.sum() >= 2 * min_group:
                 out[band == b] = level(m) * (1 + 1 / np.sqrt(m.sum()))
     return out
+
+
+def _picked_dist(
+    pts: geo.Points, side: np.ndarray, left: tuple[int, int], vec: np.ndarray | None = None
+) -> np.ndarray:
+    """``(N,)`` the weapon side's distance ``left`` (the right twin is ``+1`` on both points).
+
+    From the cached distances of both sides when they are there (or ``vec`` is None): hypot
+    ignores signs, so these are the values of ``norm(vec)`` for the picked points. Otherwise
+    ``norm(vec)`` (one distance, not two).
+    """
+    a, b = left
+    right = (a if a == layout.GRIP else a + 1, b if b == layout.GRIP else b + 1)
+    if vec is not None and not (pts.has_dist(a, b) and pts.has_dist(*right)):
+        return geo.norm(vec)
+    out = np.where(side == 1, pts.dist(*right), pts.dist(a, b))
+    out[side < 0] = np.nan
+    return out
+
+
+def _course_measures(fit_tip, fit_vec, grip, tip, length_px, L_px):
+    """``(d_flip, len_fit, t_move)`` of the label against the track's course, ``(N,)`` each.
+
+    The reversed label's angle to the course (degrees), the label's length over the course's,
+    and the tip's distance from the course's tip (in stick lengths). NaN where the course has
+    no tip (both coordinates NaN: every term is NaN there), so only the rows with one are
+    computed, with the same element-wise operations.
+    """
+    n = len(grip)
+    out = [np.full(n, np.nan) for _ in range(3)]
+    r = np.flatnonzero(~(np.isnan(fit_tip[:, 0]) & np.isnan(fit_tip[:, 1])))
+    if not len(r):
+        return tuple(out)
+    g, t, fv = grip[r], tip[r], fit_vec[r]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[0][r] = np.abs(geo.wrap_degrees(geo.angle(g - t) - geo.angle(fv)))
+        out[1][r] = length_px[r] / geo.norm(fv)
+        lr = L_px[r]
+        out[2][r] = geo.norm(fit_tip[r] - t) / np.where(np.isfinite(lr), lr, length_px[r])
+    return tuple(out)
+
+
+def _at_rows(conf, m: np.ndarray, n: int) -> np.ndarray:
+    """A proposal's confidence at rows ``m``: ``conf`` broadcast to ``n`` rows, or ``conf(m)``."""
+    return conf(m) if callable(conf) else np.broadcast_to(conf, (n,))[m]
 
 
 def _wrist_confidence(ds, side: np.ndarray) -> np.ndarray:
@@ -227,20 +275,30 @@ def _wrist_confidence(ds, side: np.ndarray) -> np.ndarray:
     return np.where(side >= 0, conf, 0.0)
 
 
-def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
-    """Judge every stick in ``ds`` (see the module docstring). Nothing is written."""
+def assess(
+    ds, options: AssessOptions | None = None, *, points: geo.Points | None = None
+) -> StickAssessment:
+    """Judge every stick in ``ds`` (see the module docstring). Nothing is written.
+
+    Args:
+        ds: The data set.
+        options: :class:`AssessOptions`.
+        points: The :class:`toolkit.geometry.Points` of ``ds.keypoints`` when the caller has
+            them (``validate``): their columns and distances are reused, not read again.
+    """
     o = options or AssessOptions()
     kp = ds.keypoints
     n = len(kp)
     # Only the points the stick judgement reads (a block transpose of 10 of the 19 columns).
-    pts = geo.Points(kp, _KEYS, keep_raw=False)
+    shared = points is not None and points.kp is kp
+    pts = points if shared else geo.Points(kp, _KEYS, keep_raw=False)
     gx, gy = pts.xy(layout.GRIP)
     tx, ty = pts.xy(layout.TIP)
     grip = np.stack([gx, gy], 1)
     tip = np.stack([tx, ty], 1)
-    g_ok = np.isfinite(grip).all(1)
-    t_ok = np.isfinite(tip).all(1)
-    length_px = geo.norm(tip - grip)
+    g_ok = np.isfinite(gx) & np.isfinite(gy)  # np.isfinite(grip).all(1), column-wise
+    t_ok = np.isfinite(tx) & np.isfinite(ty)
+    length_px = pts.dist(layout.GRIP, layout.TIP)  # hypot ignores signs: norm(tip - grip)
     # A "stick" a pixel or two long is no stick (e.g. a tip filled at the grip).
     with np.errstate(invalid="ignore"):
         t_ok &= ~(g_ok & (length_px < 2.0))
@@ -276,8 +334,9 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         )
         return empty
 
-    editable = (ds.source != layout.HUMAN) & (ds.source != layout.INTERPOLATED)
-    edit_g, edit_t = editable[:, layout.GRIP], editable[:, layout.TIP]
+    src_g, src_t = ds.source[:, layout.GRIP], ds.source[:, layout.TIP]  # only these two columns
+    edit_g = (src_g != layout.HUMAN) & (src_g != layout.INTERPOLATED)
+    edit_t = (src_t != layout.HUMAN) & (src_t != layout.INTERPOLATED)
     g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
     video, frame = stats.video_frame(ds)
     side = geo.weapon_side(pts)
@@ -293,15 +352,16 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     ex, ey = pts.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
     wrist = np.stack([wx, wy], 1)
     elbow = np.stack([ex, ey], 1)
+    fore_len = _picked_dist(pts, side, (layout.L_ELBOW, layout.L_WRIST), wrist - elbow)
     with np.errstate(invalid="ignore", divide="ignore"):
-        fore_ratio = geo.norm(wrist - elbow) / scale
+        fore_ratio = fore_len / scale
     # The forearm reference: the upper quartile of each subject's forearm/torso ratio (the
     # unforeshortened forearms; higher quantiles follow a detector's wrist noise), else the data
     # set's, else the anatomical prior.
     usable_f = np.isfinite(fore_ratio) & (fore_ratio > 0)
     f_level = _group_level(fore_ratio, g_codes, usable_f, 0.75, o.min_group)
     ds_f = (
-        float(np.quantile(fore_ratio[usable_f], 0.75))
+        float(stats.quantile_of(fore_ratio[usable_f], 0.75, overwrite_input=True))
         if usable_f.sum() >= o.min_group
         else FOREARM_PRIOR
     )
@@ -310,24 +370,24 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     wconf = _wrist_confidence(ds, side)
     with np.errstate(invalid="ignore", divide="ignore"):
         plausible = ~(fore_ratio > 1.6 * f_level)  # a wrist far past the forearm's reach
-    confident = (wconf >= o.wrist_confidence) & plausible & np.isfinite(wrist).all(1)
+    confident = (wconf >= o.wrist_confidence) & plausible & np.isfinite(wx) & np.isfinite(wy)
     summary["forearm_torso_ratio"] = round(ds_f, 4)
 
     # ------------------------------------------------------------------ grip vs wrist
     with np.errstate(invalid="ignore", divide="ignore"):
-        d_grip = geo.norm(grip - wrist) / fore_px
+        # The weapon wrist's distance to the grip, as weapon_side measured it (norm(grip - wrist)).
+        d_grip = _picked_dist(pts, side, (layout.L_WRIST, layout.GRIP)) / fore_px
         # Tip near either wrist (for swaps).
         d_tip_w = (
-            np.fmin(
-                geo.norm(tip - np.stack(pts.xy(layout.L_WRIST), 1)),
-                geo.norm(tip - np.stack(pts.xy(layout.R_WRIST), 1)),
-            )
+            np.fmin(pts.dist(layout.TIP, layout.L_WRIST), pts.dist(layout.TIP, layout.R_WRIST))
             / fore_px
         )
     base = confident & np.isfinite(d_grip)
     thr_g = _grip_threshold(d_grip, wconf, base, o.min_group)
     thr_g_err = np.maximum(1.0, 2 * thr_g)
-    summary["grip_far_threshold_forearms"] = round(float(np.nanmedian(thr_g)), 3) if n else None
+    summary["grip_far_threshold_forearms"] = (
+        round(float(stats.nanmedian_of(thr_g)), 3) if n else None
+    )
     with np.errstate(invalid="ignore"):
         # The tip at a wrist and the grip away from both; or, whatever the wrist's noise, the
         # grip two of the data set's grip tolerances away while the tip is within one.
@@ -338,11 +398,15 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         )  # fmt: skip
         far = g_ok & (d_grip > thr_g) & ~swap
     # Off grips: back to the wrist at the data set's usual offset along the forearm.
-    u_fore = geo.unit(wrist - elbow)
+    u_fore = geo.unit(wrist - elbow, fore_len)
     with np.errstate(invalid="ignore"):
         along = geo.dot_xy(gx - wx, gy - wy, u_fore[:, 0], u_fore[:, 1]) / fore_px
     ok_al = base & ~far & ~swap & np.isfinite(along)
-    off = float(np.median(along[ok_al])) if ok_al.sum() >= o.min_group else 0.0
+    off = (
+        float(stats.median_of(along[ok_al], overwrite_input=True))
+        if ok_al.sum() >= o.min_group
+        else 0.0
+    )
     snap = wrist + off * fore_px[:, None] * np.nan_to_num(u_fore)
     # ------------------------------------------------------------------ length
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -411,23 +475,23 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
 
     # ------------------------------------------------------------------ time
     tr = temporal.track_codes(ds, video) if o.use_time else np.full(n, -1)
+    in_track = (tr >= 0).any()  # without tracks the tips are not read
     tim = temporal.tip_outliers(
-        grip, np.where(t_ok[:, None], tip, np.nan), tr, frame, o.hampel_window, o.hampel_sigmas
-    )
+        grip, np.where(t_ok[:, None], tip, np.nan) if in_track else tip, tr, frame,
+        o.hampel_window, o.hampel_sigmas,
+    )  # fmt: skip
     # A swap seen in time: the label left the course, and the label turned end for end lies on
     # it (the image cannot see a swap: both labels cover the same pixels).
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fit_vec = tim["fit_tip"] - grip
-        d_flip = np.abs(geo.wrap_degrees(geo.angle(grip - tip) - geo.angle(fit_vec)))
-        len_fit = length_px / geo.norm(fit_vec)
+    fit_vec = tim["fit_tip"] - grip
+    d_flip, len_fit, t_move = _course_measures(tim["fit_tip"], fit_vec, grip, tip, length_px, L_px)
+    with np.errstate(invalid="ignore"):
         time_swap = (
             tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
             & (len_fit < 1.25)
         )  # fmt: skip
     t_out = tim["outlier"] & ~_on_line(ev, confirmed, usable_img) & ~swap & ~time_swap
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_move = geo.norm(tim["fit_tip"] - tip) / np.where(np.isfinite(L_px), L_px, length_px)
-    t_out &= t_move > 0.1
+    with np.errstate(invalid="ignore"):
+        t_out &= t_move > 0.1
 
     # ------------------------------------------------------------------ proposals
     def propose(mask, g_new, t_new, bit, conf, dec_g=None, dec_t=None):
@@ -437,7 +501,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         if t_new is not None:
             proposal[m, 1] = t_new[m]
         p_reason[m] |= bit
-        p_conf[m] = np.broadcast_to(conf, (n,))[m]
+        p_conf[m] = _at_rows(conf, m, n)
         if dec_g is not None:
             decisive[m, 0] = dec_g[m]
         if dec_t is not None:
@@ -455,8 +519,14 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         long_enough = np.where(np.isfinite(L_px), length_px >= 0.5 * L_px, length_px > 2 * fore_px)
     swap_seen &= long_enough
     # Time sees a swap on its own (the geometry may agree or, for a short stick, not tell).
-    propose(time_swap, tip, grip, SWAP | TEMPORAL, np.where(swap, 0.95, 0.9), time_swap, time_swap)
-    propose(swap, tip, grip, SWAP, np.where(swap_seen, 0.95, 0.7), swap_seen, swap_seen)
+    # (Per-row confidences as functions of the proposed rows: computed there only.)
+    propose(
+        time_swap, tip, grip, SWAP | TEMPORAL, lambda m: np.where(swap[m], 0.95, 0.9), time_swap,
+        time_swap,
+    )  # fmt: skip
+    propose(
+        swap, tip, grip, SWAP, lambda m: np.where(swap_seen[m], 0.95, 0.7), swap_seen, swap_seen
+    )
     # Time: outliers of a reliable track. Where the image also shows the stick on another line
     # from the grip (two witnesses that the label is off), the image's line is the fix: the
     # track's course is interpolated over the episode, the image sees the stick itself.
@@ -476,8 +546,8 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         both = t_out & other & agree
         propose(both, None, grip + bdir * blen[:, None], TEMPORAL | IMAGE, 0.95, None, both)
     strong_t = t_out & ~tim["weak"]
-    propose(strong_t, None, tim["fit_tip"], TEMPORAL, np.clip(tim["deviation"] / 3, 0.5, 0.95),
-            None, strong_t)  # fmt: skip
+    propose(strong_t, None, tim["fit_tip"], TEMPORAL,
+            lambda m: np.clip(tim["deviation"][m] / 3, 0.5, 0.95), None, strong_t)  # fmt: skip
     # Impossible length: pull the tip in along the stick (to the image's end of the line when
     # the image shows it, else the subject's length).
     with np.errstate(invalid="ignore"):
@@ -489,7 +559,11 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
     new_len = np.where(
         use_img_len, np.fmax(img_len, np.exp(-temporal.STEP_LOG_LENGTH) * L_px), L_px
     )
-    pulled = grip + geo.unit(tip - grip) * new_len[:, None]
+    # Read only where the stick is too long (every proposal below that uses it).
+    pulled = np.full((n, 2), np.nan)
+    r = np.flatnonzero(too_long)
+    g_r = grip[r]
+    pulled[r] = g_r + geo.unit(tip[r] - g_r, length_px[r]) * new_len[r, None]
     propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible)
     # Longer than the subject's stick and the image's line ending before the labelled tip: two
     # independent witnesses, so the tip moves to where the line ends (at most 15 % inside the
@@ -628,7 +702,7 @@ def assess(ds, options: AssessOptions | None = None) -> StickAssessment:
         "track's rolling median in units of the threshold).",
     )  # fmt: skip
     summary["proposals"] = int((p_reason > 0).sum())
-    summary["decisive"] = int(decisive.any(1).sum())
+    summary["decisive"] = int((decisive[:, 0] | decisive[:, 1]).sum())
     return StickAssessment(
         True, ds_findings, checks, proposal, p_reason, p_conf, decisive, side, subj_len,
         summary, notes,

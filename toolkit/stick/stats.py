@@ -80,7 +80,9 @@ def _group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     # Per image first (images <= annotations), then one gather to the annotation rows; labels
     # are built for the distinct (subject, video) pairs only.
     img = ds.images
-    row_of = pd.Index(img["id"].to_numpy()).get_indexer(ds.annotations["image_id"].to_numpy())
+    row_of = _image_rows(img["id"].to_numpy(), ds.annotations["image_id"].to_numpy())
+    if row_of is None:
+        row_of = pd.Index(img["id"].to_numpy()).get_indexer(ds.annotations["image_id"].to_numpy())
     s_codes, s_uniq = image_column_codes(ds, "subject")
     vid = img["video_id"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
     v_codes, v_uniq = pd.factorize(vid, use_na_sentinel=True)
@@ -101,6 +103,78 @@ def _group_codes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         stance,
         np.asarray(name_uniq, dtype=object),
     )
+
+
+#: Below this many values the selections below defer to numpy (nothing to gain).
+_SELECT_MIN = 256
+
+
+def median_of(x: np.ndarray, overwrite_input: bool = False):
+    """``np.median`` of a 1-D float array, bit for bit, with single-``kth`` partitions.
+
+    numpy partitions at two or three ``kth`` at once (the middle pair and the last element, for
+    its NaN check), several times slower than one ``kth`` on millions of values. The same order
+    statistics come from one partition at the upper middle and the maximum of the part left of
+    it, averaged by ``np.mean`` as numpy does. Signed zeros are treated as equal by the
+    selection, so a zero median of data holding both ``-0.0`` and ``0.0`` may differ in sign
+    (not in value); the callers' values carry no ``-0.0``.
+
+    Args:
+        x: The values (NaN anywhere gives NaN, as ``np.median``).
+        overwrite_input: ``x`` may be reordered in place.
+    """
+    n = len(x)
+    if n < _SELECT_MIN or x.ndim != 1 or x.dtype != np.float64 or np.isnan(x).any():
+        return np.median(x, overwrite_input=overwrite_input)
+    part = x if overwrite_input else x.copy()
+    hi = n // 2
+    part.partition(hi)
+    pair = [part[hi]] if n % 2 else [part[:hi].max(), part[hi]]
+    return np.mean(np.array(pair))
+
+
+def quantile_of(x: np.ndarray, q: float, overwrite_input: bool = False):
+    """``np.quantile(x, q)`` (``linear``, ``q`` a float) of a 1-D float array, bit for bit.
+
+    As :func:`median_of`: the two neighbouring order statistics from one single-``kth`` partition
+    and the maximum left of it, interpolated with numpy's own formula (``_lerp``).
+
+    Args:
+        x: The values (NaN anywhere gives NaN, as ``np.quantile``).
+        q: The quantile, in ``[0, 1]``.
+        overwrite_input: ``x`` may be reordered in place.
+    """
+    n = len(x)
+    if (
+        n < _SELECT_MIN or x.ndim != 1 or x.dtype != np.float64 or type(q) is not float
+        or not 0.0 <= q <= 1.0 or np.isnan(x).any()
+    ):  # fmt: skip
+        return np.quantile(x, q, overwrite_input=overwrite_input)
+    virtual = np.float64(n - 1) * np.float64(q)  # numpy's virtual index, 'linear'
+    if virtual >= n - 1:  # the maximum (numpy's index -1)
+        prev = -1
+        a = b = np.max(x)
+    else:
+        prev = int(np.floor(virtual))
+        part = x if overwrite_input else x.copy()
+        part.partition(prev + 1)
+        b = part[prev + 1]
+        a = part[: prev + 1].max()
+    t = float(virtual - prev)
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
+def nanmedian_of(x: np.ndarray):
+    """``np.nanmedian`` of a 1-D float array (:func:`median_of` of its non-NaN values)."""
+    f = x[~np.isnan(x)]
+    return median_of(f, overwrite_input=True) if len(f) else np.nanmedian(x)
+
+
+def nanquantile_of(x: np.ndarray, q: float):
+    """``np.nanquantile`` of a 1-D float array (:func:`quantile_of` of its non-NaN values)."""
+    f = x[~np.isnan(x)]
+    return quantile_of(f, q, overwrite_input=True) if len(f) else np.nanquantile(x, q)
 
 
 def _group_chunks(codes: np.ndarray) -> list[np.ndarray]:
@@ -146,13 +220,13 @@ def _robust_level(
         x = x[usable[chunk] & np.isfinite(x)]
         if not len(x):
             continue
-        q75 = np.quantile(x, 0.75, overwrite_input=True)
+        q75 = quantile_of(x, 0.75, overwrite_input=True)
         with np.errstate(invalid="ignore"):
             kept = x[x <= cut * q75]
         g = k[chunk[0]]
         count[g] = len(kept)
         if len(kept):
-            level[g] = np.quantile(kept, quantile, overwrite_input=True)
+            level[g] = quantile_of(kept, quantile, overwrite_input=True)
     level[count < min_count] = np.nan
     return level, count
 
@@ -287,10 +361,10 @@ def circular_group_stats(
             continue
         g = k[chunk[0]]
         c0 = first[g : g + 1]  # 1-element arrays: the array ufuncs, as on the full columns
-        med = np.median(geo.wrap_degrees(x - c0), overwrite_input=True)
+        med = median_of(geo.wrap_degrees(x - c0), overwrite_input=True)
         c1 = geo.wrap_degrees(c0 + med)
         g_centre[g] = c1[0]
-        g_spread[g] = np.median(np.abs(geo.wrap_degrees(x - c1)), overwrite_input=True)
+        g_spread[g] = median_of(np.abs(geo.wrap_degrees(x - c1)), overwrite_input=True)
     centre = g_centre[k]
     spread = 1.4826 * g_spread[k]
     count = count[k]
@@ -300,11 +374,32 @@ def circular_group_stats(
     return centre, spread, count
 
 
+def _image_rows(image_ids: np.ndarray, ann_image_ids: np.ndarray) -> np.ndarray | None:
+    """``arange(N)`` when annotation ``i`` is on image ``i`` (ids strictly increasing), else None.
+
+    What ``Index.get_indexer`` returns then (the ids unique), without its hash table.
+    """
+    if (
+        len(image_ids) == len(ann_image_ids)
+        and image_ids.dtype.kind in "iu"
+        and ann_image_ids.dtype.kind in "iu"
+        and bool(np.all(image_ids[1:] > image_ids[:-1]))
+        and np.array_equal(image_ids, ann_image_ids)
+    ):
+        return np.arange(len(image_ids))
+    return None
+
+
 def video_frame(ds) -> tuple[np.ndarray, np.ndarray]:
     """Per annotation: ``(video_id, frame_index)`` as floats (NaN for single images)."""
     img = ds.images
-    index = pd.Index(img["id"].to_numpy())
     ann_img = ds.annotations["image_id"].to_numpy()
+    row_of = _image_rows(img["id"].to_numpy(), ann_img)
+    if row_of is not None:  # one to one, in order: no lookup
+        cols = [img["video_id"], img["frame_index"]]
+        out = [c.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in cols]
+        return out[0], out[1]
+    index = pd.Index(img["id"].to_numpy())
     if not index.is_unique:  # not a valid data set; keep the historical lookup
         ft = img.set_index("id").loc[ann_img]
         cols = [ft["video_id"], ft["frame_index"]]

@@ -472,10 +472,13 @@ def tip_outliers(
         "missing": np.zeros(n, bool),
         "weak": np.zeros(n, bool),
     }
+    tracks = np.unique(track[track >= 0])
+    if not len(tracks):  # no video rows: nothing to judge
+        return out
     vec = tip - grip
     length = geo.norm(vec)
     ang = geo.angle(vec)
-    for code in np.unique(track[track >= 0]):  # one iteration per track
+    for code in tracks:  # one iteration per track
         rows = np.flatnonzero(track == code)
         rows = rows[np.argsort(frame[rows], kind="stable")]
         ok = np.isfinite(ang[rows]) & (length[rows] > 0)
