@@ -21,7 +21,8 @@ Categories and checks:
   ``grip_off_line`` (the image's stick starts at the wrist, not the grip), ``swap``,
   ``forearm_angle`` (atypical for the stance), ``image_mismatch`` (the image shows the stick
   elsewhere), ``image_ends_early`` / ``image_runs_on`` (the image's stick ends before / runs on
-  past the labelled tip). The judgement is :func:`toolkit.stick.assessment.assess`.
+  past the labelled tip), ``image_line_stops`` (a clear line along the label's inner part, none
+  along its last stretch). The judgement is :func:`toolkit.stick.assessment.assess`.
 * ``temporal`` (video only): ``jump`` (a keypoint spikes away for one frame), ``drift`` (stick
   angle/length outliers over several frames).
 * ``plausibility``: ``vae`` (high reconstruction error of a small beta-VAE on normalised poses).

@@ -361,7 +361,8 @@ def _evidence_stub(n: int, **columns):
         nan, zero = np.full(n, np.nan), np.zeros(n)
         ev = {k: zero.copy() for k in ("z_label", "z_best", "z_inner", "z_outer", "z_opposite")}
         ev.update({k: nan.copy() for k in ("best_angle", "best_end", "label_end", "label_len",
-                                           "thin", "z_beyond", "beyond_rel")})  # fmt: skip
+                                           "thin", "z_beyond", "beyond_rel", "t_inner",
+                                           "t_outer")})  # fmt: skip
         ev["at_border"] = np.zeros(n, bool)
         ev.update(columns)
         return ev, {"usable": True, "median_z": 10.0, "n": n}
@@ -631,3 +632,34 @@ def test_a_label_the_image_shows_to_its_far_end_is_not_moved_by_time(monkeypatch
     """
     a, _ = _spiked_clip(1.0, 8.0, monkeypatch)
     assert not a.decisive.any()
+
+
+@pytest.mark.parametrize("thickness", [1, 3, 8])
+@pytest.mark.parametrize("colour", [(40, 30, 20), (200, 190, 150), (120, 120, 120)])
+def test_line_t_sees_where_a_stick_ends_whatever_its_colour_and_background(thickness, colour):
+    """A stick of any thickness and colour over a noisy background split in two colours (the
+    stick crosses from one into the other): its own label is never called past the stick's end;
+    a label 1.5x too long is, except where the stick's contrast with the background flips
+    inside the label's inner part (grey between green and magenta): there no clear line is
+    seen, and the test abstains.
+    """
+    import cv2
+
+    rng = np.random.default_rng(thickness)
+    img = np.empty((300, 400, 3), np.float32)
+    img[:, :200] = (90, 140, 60)
+    img[:, 200:] = (170, 60, 140)
+    img += rng.normal(0, 12, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    grip, tip = np.array([60.0, 200.0]), np.array([300.0, 90.0])
+    cv2.line(img, tuple(int(v) for v in grip), tuple(int(v) for v in tip), colour, thickness)
+    img = cv2.GaussianBlur(img, (3, 3), 0)
+    labels = np.stack([tip, grip + 1.5 * (tip - grip)])
+    t_in, t_out = I.line_t(img, np.stack([grip, grip]), labels)
+    stops = (t_in > I.LINE_T_CLEAR) & (t_out < I.LINE_T_NONE) & (t_out < I.LINE_T_RATIO * t_in)
+    assert not stops[0]  # the true tip: never called past the stick
+    if colour == (120, 120, 120):
+        assert t_in[0] < I.LINE_T_CLEAR  # contrast flips inside the inner part: abstain
+    else:
+        assert t_in[0] > I.LINE_T_CLEAR and t_out[0] > I.LINE_T_CLEAR
+        assert stops[1]  # 1.5x too long: nothing along the last stretch

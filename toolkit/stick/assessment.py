@@ -467,11 +467,19 @@ def assess(
                 g_ok & ~t_ok & (z_best >= strong) & (ev["z_opposite"] < 2.0)
                 & np.isfinite(ev["best_end"])
             )  # fmt: skip
+            # A clear line along the label's inner part, none along its last stretch (colour
+            # against the sides, any polarity): the label runs past the stick's end.
+            line_stops = (
+                t_ok & (ev["t_inner"] > img_ev.LINE_T_CLEAR)
+                & (ev["t_outer"] < img_ev.LINE_T_NONE)
+                & (ev["t_outer"] < img_ev.LINE_T_RATIO * ev["t_inner"])
+            )  # fmt: skip
         grip_line = _grip_off_line(
             ds, ev, snap, tip, elbow, confident & ~far & ~swap & t_ok, d_grip, thr_g
         )
     else:
         confirmed = other = ends_early = runs_on = shows_tip = grip_line = np.zeros(n, bool)
+        line_stops = confirmed
 
     # ------------------------------------------------------------------ time
     tr = temporal.track_codes(ds, video) if o.use_time else np.full(n, -1)
@@ -676,6 +684,13 @@ def assess(
             "stick_tip",
             "The stick's line ends before the labelled tip: too long? (value: labelled / "
             "visible length).",
+        )  # fmt: skip
+        add(
+            "stick.image_line_stops", line_stops & ~too_long & ~far & ~other,
+            _same(n, "warning"), ev["t_outer"], img_ev.LINE_T_NONE, "stick_tip",
+            "The stick's line is clear along the label's inner part and absent from its last "
+            "stretch: the label runs past the stick's end (value: the last stretch's line t "
+            "statistic).",
         )  # fmt: skip
         add(
             "stick.image_runs_on", runs_on & ~far, np.where(shortish, "warning", "info"),
