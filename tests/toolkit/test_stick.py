@@ -646,7 +646,7 @@ def test_line_t_sees_where_a_stick_ends_whatever_its_colour_and_background(thick
     import cv2
 
     rng = np.random.default_rng(thickness)
-    img = np.empty((300, 400, 3), np.float32)
+    img = np.empty((300, 480, 3), np.float32)
     img[:, :200] = (90, 140, 60)
     img[:, 200:] = (170, 60, 140)
     img += rng.normal(0, 12, img.shape)
@@ -663,3 +663,17 @@ def test_line_t_sees_where_a_stick_ends_whatever_its_colour_and_background(thick
     else:
         assert t_in[0] > I.LINE_T_CLEAR and t_out[0] > I.LINE_T_CLEAR
         assert stops[1]  # 1.5x too long: nothing along the last stretch
+
+
+def test_line_t_does_not_judge_a_part_that_leaves_the_picture():
+    """A stick running out of the picture: outside reads as 0, which must not look like "no
+    line" along the label's last stretch.
+    """
+    import cv2
+
+    img = np.full((200, 300, 3), 100, np.uint8)
+    grip, tip = np.array([50.0, 100.0]), np.array([340.0, 100.0])  # the tip is off the picture
+    cv2.line(img, (50, 100), (299, 100), (30, 30, 30), 3)
+    t_in, t_out = I.line_t(img, grip[None], tip[None])
+    assert t_in[0] > I.LINE_T_CLEAR
+    assert np.isnan(t_out[0])

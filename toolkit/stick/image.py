@@ -426,7 +426,7 @@ def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16
 
     Returns:
         ``(t of the inner part (M,), t of the outer part (M,))``; NaN where a label is shorter
-        than 15 px or has no tip.
+        than 15 px or has no tip, or the part (with its sides) leaves the picture.
     """
     m = len(grip)
     vec = tip - grip
@@ -452,12 +452,15 @@ def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16
                          (w + 2) + np.arange(3) * w / 2]  # fmt: skip
             pts = axis[:, :, None, :] + offs[None, None, :, None] * nrm[:, None, None, :]
             t2 = np.zeros(len(g))
+            seen = np.ones(len(g), bool)
             for ch in chans:
-                v, _ = _bilinear(ch, pts)  # (K, n_along, 11)
+                v, inside = _bilinear(ch, pts)  # (K, n_along, 11)
+                seen &= inside.all((1, 2))
                 d = v[..., :5].mean(-1) - 0.5 * (v[..., 5:8].mean(-1) + v[..., 8:].mean(-1))
                 se = d.std(-1, ddof=1) / np.sqrt(n_along) + 1.0
                 t2 += (d.mean(-1) / se) ** 2
-            best = np.maximum(best, np.sqrt(t2))
+            # A part that leaves the picture is not judged (outside reads as 0, not as a stick).
+            best = np.where(seen, np.maximum(best, np.sqrt(t2)), np.nan)
         out[ok] = best
     return t_in, t_out
 
