@@ -362,7 +362,7 @@ def _evidence_stub(n: int, **columns):
         ev = {k: zero.copy() for k in ("z_label", "z_best", "z_inner", "z_outer", "z_opposite")}
         ev.update({k: nan.copy() for k in ("best_angle", "best_end", "label_end", "label_len",
                                            "thin", "z_beyond", "beyond_rel", "t_inner",
-                                           "t_outer")})  # fmt: skip
+                                           "t_outer", "colour_change")})  # fmt: skip
         ev["at_border"] = np.zeros(n, bool)
         ev.update(columns)
         return ev, {"usable": True, "median_z": 10.0, "n": n}
@@ -564,12 +564,13 @@ def test_ramp_episodes_judge_rises_only_and_need_a_course():
     assert not found[35:].any()
 
 
-def _spiked_clip(label_end_frac: float, z_outer: float, monkeypatch):
+def _spiked_clip(label_end_frac: float, z_outer: float, monkeypatch, colour_change=np.nan):
     """40 still frames of one subject (the stick in full), then 60 video frames of the same
     subject with the stick foreshortened to 0.6 of it, one frame (30) labelled 1.5x too long
     (0.9 of the subject's stick: no length rule sees it). The image stub shows every label on a
     line; for the spiked frame, the line ends at ``label_end_frac`` of the label and its outer
-    part scores ``z_outer``. Returns ``(assessment, clean tip of the spiked frame)``.
+    part scores ``z_outer``, and its last stretch's colour differs from its inner part's by
+    ``colour_change``. Returns ``(assessment, clean tip of the spiked frame)``.
     """
     import importlib.util
 
@@ -609,8 +610,11 @@ def _spiked_clip(label_end_frac: float, z_outer: float, monkeypatch):
     end, zo = label_len.copy(), np.full(n, 8.0)
     end[n_s + 30] *= label_end_frac
     zo[n_s + 30] = z_outer
+    change = np.full(n, 0.05)
+    change[n_s + 30] = colour_change
     stub = _evidence_stub(n, z_label=np.full(n, 6.0), z_inner=np.full(n, 8.0), z_outer=zo,
-                          label_end=end, label_len=label_len)  # fmt: skip
+                          label_end=end, label_len=label_len, t_inner=np.full(n, 20.0),
+                          colour_change=change)  # fmt: skip
     monkeypatch.setattr(A, "_read_image_evidence", stub)
     return assess(ds), clean_tip
 
@@ -632,6 +636,20 @@ def test_a_label_the_image_shows_to_its_far_end_is_not_moved_by_time(monkeypatch
     """
     a, _ = _spiked_clip(1.0, 8.0, monkeypatch)
     assert not a.decisive.any()
+    a, _ = _spiked_clip(1.0, 8.0, monkeypatch, colour_change=0.3)  # the same stick, shaded
+    assert not a.decisive.any()
+
+
+def test_a_line_of_another_colour_in_line_with_the_stick_does_not_vouch_for_a_label(monkeypatch):
+    """The spike's label runs on along a bar of another colour lying in line with the stick
+    (clutter): the image shows a line out to the labelled tip, but not the stick's, so time
+    fixes the tip.
+    """
+    a, clean_tip = _spiked_clip(1.0, 8.0, monkeypatch, colour_change=2.0)
+    r = 40 + 30
+    assert a.decisive[r, 1]
+    assert np.hypot(*(a.proposal[r, 1] - clean_tip)) < 2.0
+    assert a.decisive.sum() == 1
 
 
 @pytest.mark.parametrize("thickness", [1, 3, 8])
@@ -655,14 +673,39 @@ def test_line_t_sees_where_a_stick_ends_whatever_its_colour_and_background(thick
     cv2.line(img, tuple(int(v) for v in grip), tuple(int(v) for v in tip), colour, thickness)
     img = cv2.GaussianBlur(img, (3, 3), 0)
     labels = np.stack([tip, grip + 1.5 * (tip - grip)])
-    t_in, t_out = I.line_t(img, np.stack([grip, grip]), labels)
+    lt = I.line_t(img, np.stack([grip, grip]), labels)
+    t_in, t_out = lt["t_inner"], lt["t_outer"]
     stops = (t_in > I.LINE_T_CLEAR) & (t_out < I.LINE_T_NONE) & (t_out < I.LINE_T_RATIO * t_in)
     assert not stops[0]  # the true tip: never called past the stick
+    assert lt["colour_change"][0] < 0.5  # the stick keeps its colour across the backgrounds
     if colour == (120, 120, 120):
         assert t_in[0] < I.LINE_T_CLEAR  # contrast flips inside the inner part: abstain
     else:
         assert t_in[0] > I.LINE_T_CLEAR and t_out[0] > I.LINE_T_CLEAR
         assert stops[1]  # 1.5x too long: nothing along the last stretch
+
+
+@pytest.mark.parametrize("thickness", [1, 3, 8])
+def test_line_t_tells_a_bar_of_another_colour_in_line_with_the_stick(thickness):
+    """A light stick ending where a dark bar of clutter goes on in line with it: a label 1.5x
+    too long lies on a line all the way, but its last stretch is not the stick's colour; the
+    true label's last stretch is.
+    """
+    import cv2
+
+    rng = np.random.default_rng(thickness)
+    img = np.clip(np.full((300, 480, 3), (150, 90, 170), np.float32)
+                  + rng.normal(0, 12, (300, 480, 3)), 0, 255).astype(np.uint8)  # fmt: skip
+    grip, tip = np.array([60.0, 200.0]), np.array([220.0, 120.0])
+    far = grip + 2.0 * (tip - grip)
+    cv2.line(img, tuple(int(v) for v in tip), tuple(int(v) for v in far), (20, 20, 20), 6)
+    cv2.line(img, tuple(int(v) for v in grip), tuple(int(v) for v in tip), (120, 190, 230),
+             thickness)  # fmt: skip
+    img = cv2.GaussianBlur(img, (3, 3), 0)
+    lt = I.line_t(img, np.stack([grip, grip]), np.stack([tip, grip + 1.5 * (tip - grip)]))
+    assert (lt["t_outer"] > I.LINE_T_CLEAR).all()  # a line along both last stretches
+    assert lt["colour_change"][0] < 0.5
+    assert lt["colour_change"][1] > 1.0
 
 
 def test_line_t_does_not_judge_a_part_that_leaves_the_picture():
@@ -674,6 +717,7 @@ def test_line_t_does_not_judge_a_part_that_leaves_the_picture():
     img = np.full((200, 300, 3), 100, np.uint8)
     grip, tip = np.array([50.0, 100.0]), np.array([340.0, 100.0])  # the tip is off the picture
     cv2.line(img, (50, 100), (299, 100), (30, 30, 30), 3)
-    t_in, t_out = I.line_t(img, grip[None], tip[None])
+    lt = I.line_t(img, grip[None], tip[None])
+    t_in, t_out = lt["t_inner"], lt["t_outer"]
     assert t_in[0] > I.LINE_T_CLEAR
     assert np.isnan(t_out[0])

@@ -769,14 +769,19 @@ def _on_line(ev, confirmed: np.ndarray, usable_img: bool) -> np.ndarray:
     A too-long label lies on the stick for most of its length, so its mean support alone
     (``confirmed``) would vouch for it; the line must also cover the label's outer part and run
     to at least 90 % of it (or out of the picture). The image places a line's end no finer than
-    its widest ridge filter (two sigmas), so a short label needs only reach that close.
+    its widest ridge filter (two sigmas), so a short label needs only reach that close. A
+    line that changes colour along the label (:func:`image.line_t`'s ``colour_change``) is two
+    objects in line, not the stick running on.
     """
     if not usable_img:
         return confirmed
     with np.errstate(invalid="ignore"):
         short = ev["label_len"] - np.fmax(0.1 * ev["label_len"], 2.0 * max(img_ev.SIGMAS))
         reach = (ev["label_end"] >= short) | ev["at_border"]
-        return confirmed & (ev["z_outer"] >= 3.0) & reach
+        # The line along the last stretch is another object (a bar in line with the stick):
+        # its colour is not the colour of the stick seen clearly along the inner part.
+        other_object = (ev["t_inner"] > img_ev.LINE_T_CLEAR) & (ev["colour_change"] > 1.0)
+        return confirmed & (ev["z_outer"] >= 3.0) & reach & ~other_object
 
 
 def _grip_off_line(ds, ev, snap, tip, elbow, eligible, d_grip, thr_g) -> np.ndarray:

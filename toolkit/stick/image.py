@@ -366,7 +366,7 @@ def _line_end(profile: np.ndarray, tau: np.ndarray, r: np.ndarray) -> np.ndarray
 
 
 EVIDENCE_KEYS = (
-    "z_label", "z_inner", "z_outer", "z_beyond", "z_best", "z_opposite", "best_angle", "best_end", "label_end", "label_len", "thin", "beyond_rel", "t_inner", "t_outer",
+    "z_label", "z_inner", "z_outer", "z_beyond", "z_best", "z_opposite", "best_angle", "best_end", "label_end", "label_len", "thin", "beyond_rel", "t_inner", "t_outer", "colour_change",
 )  # fmt: skip
 
 
@@ -396,7 +396,7 @@ def image_evidence(
         n_read += 1
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         ev = evidence_in_image(gray, grip[chunk], tip[chunk], reach[chunk], elbow[chunk])
-        ev["t_inner"], ev["t_outer"] = line_t(bgr, grip[chunk], tip[chunk])
+        ev.update(line_t(bgr, grip[chunk], tip[chunk]))
         for k, v in ev.items():
             out[k][chunk] = v
         out["read"][chunk] = True
@@ -414,7 +414,7 @@ LINE_HALF_WIDTHS = (1.0, 2.0, 4.0)
 LINE_T_CLEAR, LINE_T_NONE, LINE_T_RATIO = 6.0, 3.0, 0.2
 
 
-def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16) -> tuple:
+def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16) -> dict:
     """How clearly a line runs along the inner part and along the last stretch of each label.
 
     At ``n_along`` points along a part, the colour on the segment (5 samples across its
@@ -425,16 +425,22 @@ def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16
     :data:`LINE_HALF_WIDTHS`. Any colour, any polarity, no renderer's constant.
 
     Returns:
-        ``(t of the inner part (M,), t of the outer part (M,))``; NaN where a label is shorter
-        than 15 px or has no tip, or the part (with its sides) leaves the picture.
+        ``{"t_inner", "t_outer", "colour_change"}`` of ``(M,)`` arrays: the t of each part, and
+        how far the colour on the segment (at the part's best half-width) changes from the
+        inner part (its median) along three quarters of the last stretch, beyond what the change
+        of the sides' colour explains, over the inner part's contrast with its sides. A stick
+        keeps its colour whatever lies behind it; a thin one blends with what lies behind it,
+        so the share of the sides' change that best explains the segment's (0-1, least
+        squares) is taken out. Above 1 the last stretch lies on something else. NaN where a label is
+        shorter than 15 px or has no tip, or the part (with its sides) leaves the picture.
     """
     m = len(grip)
     vec = tip - grip
     length = geo.norm(vec)
     ok = np.isfinite(length) & (length >= 15)
-    t_in, t_out = np.full(m, np.nan), np.full(m, np.nan)
+    out = {k: np.full(m, np.nan) for k in ("t_inner", "t_outer", "colour_change")}
     if not ok.any():
-        return t_in, t_out
+        return out
     g, L = grip[ok], length[ok]
     u = vec[ok] / L[:, None]
     nrm = np.stack([-u[:, 1], u[:, 0]], 1)
@@ -443,26 +449,52 @@ def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16
         if img.ndim == 3
         else [img.astype(np.float32)]
     )
-    for (f0, f1), out in ((INNER_PART, t_in), (OUTER_PART, t_out)):
+    parts = {}
+    for key, (f0, f1) in (("t_inner", INNER_PART), ("t_outer", OUTER_PART)):
         s = np.linspace(f0, f1, n_along)[None, :] * L[:, None]  # (K, n_along)
         axis = g[:, None, :] + s[..., None] * u[:, None, :]
         best = np.zeros(len(g))
+        centre = np.full((len(g), n_along, 2, len(chans)), np.nan)  # on the segment, sides
+        contrast = np.full(len(g), np.nan)
         for w in LINE_HALF_WIDTHS:
             offs = np.r_[np.linspace(-w, w, 5), -(w + 2) - np.arange(3) * w / 2,
                          (w + 2) + np.arange(3) * w / 2]  # fmt: skip
             pts = axis[:, :, None, :] + offs[None, None, :, None] * nrm[:, None, None, :]
             t2 = np.zeros(len(g))
             seen = np.ones(len(g), bool)
-            for ch in chans:
+            band = np.empty((len(g), n_along, 6, len(chans)))  # 5 across the segment, sides
+            dmean = np.empty((len(g), len(chans)))
+            for c, ch in enumerate(chans):
                 v, inside = _bilinear(ch, pts)  # (K, n_along, 11)
                 seen &= inside.all((1, 2))
                 d = v[..., :5].mean(-1) - 0.5 * (v[..., 5:8].mean(-1) + v[..., 8:].mean(-1))
                 se = d.std(-1, ddof=1) / np.sqrt(n_along) + 1.0
-                t2 += (d.mean(-1) / se) ** 2
+                dmean[:, c] = d.mean(-1)
+                band[..., :5, c], band[..., 5, c] = v[..., :5], v[..., 5:].mean(-1)
+                t2 += (dmean[:, c] / se) ** 2
+            t = np.sqrt(t2)
+            # The stick's colour: along the part, the offset across the segment that differs
+            # most from the sides (a label a pixel or two off the stick's axis still finds it).
+            away = ((band[..., :5, :] - band[..., 5:, :]) ** 2).sum(-1).mean(1).argmax(-1)
+            col = np.stack([band[np.arange(len(g)), :, away], band[:, :, 5]], 2)
+            better = t > best
+            centre[better], contrast[better] = col[better], np.sqrt((dmean[better] ** 2).sum(1))
             # A part that leaves the picture is not judged (outside reads as 0, not as a stick).
-            best = np.where(seen, np.maximum(best, np.sqrt(t2)), np.nan)
-        out[ok] = best
-    return t_in, t_out
+            best = np.where(seen, np.maximum(best, t), np.nan)
+        out[key][ok] = best
+        parts[key] = (centre, contrast)
+    (c_in, contrast_in), (c_out, _) = parts["t_inner"], parts["t_outer"]
+    c_in = np.median(c_in, 1)  # (K, 2, C): the stick's colour and its sides' along the inner part
+    d_all = c_out - c_in[:, None]  # (K, n_along, 2, C) at each point of the last stretch
+    d_seg, d_side = np.median(d_all, 1)[:, 0], np.median(d_all, 1)[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blend = np.nan_to_num(np.clip((d_seg * d_side).sum(1) / (d_side**2).sum(1), 0.0, 1.0))
+        left = d_all[:, :, 0] - blend[:, None, None] * d_all[:, :, 1]
+        # Most of the last stretch (three quarters of it) differs: not a cap or a mark at the
+        # stick's end.
+        change = np.quantile(np.sqrt((left**2).sum(-1)), 0.25, axis=1) / contrast_in
+    out["colour_change"][ok] = np.where(np.isfinite(out["t_outer"][ok]), change, np.nan)
+    return out
 
 
 def visibility(z_label: np.ndarray, min_rows: int = 8, level: float = 2.0) -> dict:
