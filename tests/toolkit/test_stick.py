@@ -475,6 +475,41 @@ def test_a_too_long_tip_is_never_pulled_far_inside_the_subjects_stick(monkeypatc
     assert 0.84 * full[0] <= new_len <= 1.01 * full[0]
 
 
+def test_a_label_past_the_sticks_end_is_flagged_with_the_lines_end_proposed(monkeypatch):
+    """A foreshortened stick (0.7 of the subject's) labelled 1.3x too long: within the subject's
+    length, so only the image sees it. A clear line along the inner part and none along the
+    last stretch flag it, with the tip proposed where the ridge's line ends; nothing is applied,
+    and no other label is flagged.
+    """
+    import importlib.util
+
+    from toolkit.stick import assessment as A
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    n = 60
+    kp, stance, _ = H.make_poses(n, seed=4, foreshortened=0.0)
+    g = kp[:, layout.GRIP, :2]
+    true_tip = g[0] + 0.7 * (kp[0, layout.TIP, :2] - g[0])
+    kp[0, layout.TIP, :2] = g[0] + 1.3 * (true_tip - g[0])
+    ds = H.make_dataset(kp, stance, subjects=np.array(["s1"] * n))
+    label_len = np.hypot(*(kp[:, layout.TIP, :2] - g).T)
+    t_out = np.full(n, 25.0)
+    t_out[0] = 1.0
+    stub = _evidence_stub(n, z_label=np.full(n, 6.0), z_inner=np.full(n, 8.0),
+                          z_outer=np.full(n, 6.0), label_len=label_len,
+                          label_end=label_len / np.where(np.arange(n) == 0, 1.3, 1.0),
+                          t_inner=np.full(n, 25.0), t_outer=t_out)  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    a = assess(ds, AssessOptions(use_time=False))
+    stops = a.check("stick.image_line_stops").mask
+    assert np.flatnonzero(stops).tolist() == [0]
+    assert not a.check("stick.too_long").mask[0]
+    assert not a.decisive.any()
+    assert np.hypot(*(a.proposal[0, 1] - true_tip)) < 1.0
+
+
 def test_an_episodes_closing_step_opens_no_second_episode():
     """A 20-frame angle drift, then the stick at rest, then a fast swing (the labelled angles of
     the samples' s01 drill; the spikes the rolling filter takes are left out). The step that

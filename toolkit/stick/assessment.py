@@ -593,6 +593,13 @@ def assess(
         udir = geo.unit(tip - grip)
         propose(ends_early, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.6)
         propose(runs_on, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.5)
+        # Where the label runs past the stick's end, the tip proposed is where the ridge's line
+        # ends, if it ends before the last stretch (the part with no line).
+        with np.errstate(invalid="ignore"):
+            stops_at = (ev["label_end"] >= 0.3 * ev["label_len"]) & (
+                ev["label_end"] < img_ev.OUTER_PART[0] * ev["label_len"]
+            )
+        propose(line_stops & stops_at, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.5)
         propose(shows_tip, None, grip + bdir * blen[:, None], IMAGE | TIP_FILLED, 0.5)
     # Missing tips inside a reliable track: the neighbours' course (never applied alone).
     propose(tim["missing"] & ~t_ok, None, tim["fit_tip"], TEMPORAL | TIP_FILLED, 0.5)
