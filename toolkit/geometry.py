@@ -80,12 +80,7 @@ class Points:
             self._cols = {j: (x[i], y[i]) for i, j in enumerate(self.keys)}
             c = self._cols[k]
         if c is None:
-            r = self.raw(k)
-            if len(r) > 2:
-                ok = r[2] > 0
-                c = (np.where(ok, r[0], np.nan), np.where(ok, r[1], np.nan))
-            else:
-                c = (r[0].copy(), r[1].copy())
+            c = _masked_rows(self.raw(k))
             self._cols[k] = c
         return c
 
@@ -131,6 +126,27 @@ class Points:
         """
         self._raw = {}
 
+    def mask_raw(self) -> None:
+        """Turn the unmasked rows into the masked columns, in place (for a caller done with them).
+
+        Each keypoint whose columns are not read yet gets its ``x``/``y`` rows set to NaN where
+        ``v <= 0``: the values of :meth:`xy`, without new columns or a pass that writes them.
+        The rows are then dropped as by :meth:`release_raw` (a later :meth:`raw` reads its
+        keypoint again).
+        """
+        raw, self._raw = self._raw, {}
+        for k, r in raw.items():
+            if k in self._cols:
+                continue
+            if np.may_share_memory(r, self.kp):  # a view of ``kp`` (one row): never written
+                self._cols[k] = _masked_rows(r)
+                continue
+            if len(r) > 2:
+                missing = ~(r[2] > 0)
+                np.copyto(r[0], np.nan, where=missing)
+                np.copyto(r[1], np.nan, where=missing)
+            self._cols[k] = (r[0], r[1])
+
     def forget(self, *ks: int) -> None:
         """Drop the cached columns of keypoints ``ks`` (after they were edited in ``kp``)."""
         for k in ks:
@@ -138,6 +154,14 @@ class Points:
             self._raw.pop(int(k), None)
             for key in [key for key in self._dist if int(k) in key]:
                 del self._dist[key]
+
+
+def _masked_rows(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New ``(x, y)`` columns from the ``(C, N)`` rows ``r``: NaN where ``v <= 0`` (C = 3)."""
+    if len(r) > 2:
+        ok = r[2] > 0
+        return np.where(ok, r[0], np.nan), np.where(ok, r[1], np.nan)
+    return r[0].copy(), r[1].copy()
 
 
 def _transpose_blocks(kp: np.ndarray, keys: list[int], block: int = 8192) -> np.ndarray:

@@ -30,6 +30,9 @@ Categories and checks:
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +213,8 @@ class _Collector:
             )
         self.frame = ft["frame_index"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
         self.chunks: list[pd.DataFrame] = []
+        # ``(code, severity, rows)`` of each chunk (row -1: data-set level), for the summary.
+        self.parts: list[tuple[str, str, np.ndarray]] = []
 
     def rows(
         self,
@@ -280,6 +285,7 @@ class _Collector:
                 }
             )
         )
+        self.parts.append((code, severity, idx))
         return len(idx)
 
     def _per_row(self, value: Any, idx: np.ndarray) -> np.ndarray:
@@ -323,6 +329,7 @@ class _Collector:
                 }
             )
         )
+        self.parts.append((code, severity, np.array([-1])))
 
     def table(self) -> pd.DataFrame:
         if not self.chunks:
@@ -463,7 +470,9 @@ def check_structure(
     """Structure checks (schema, counts, visibility, image bounds, duplicates, labels)."""
     kp = ds.keypoints
     pts = geo.Points(kp) if pts is None else pts
-    n_kp = kp.shape[1]
+    # The checks on the points as stored first; then their rows become the masked columns.
+    bad_v, outside, worst = _stored_point_checks(pts, c.ft, o.out_of_image_px, kp.shape[1])
+    pts.mask_raw()
     # Per keypoint column: labelled (v > 0 and x finite, as the masked x of ``pts``).
     body_present = [np.isfinite(pts.xy(k)[0]) for k in range(layout.NUM_BODY)]
     n_body = _count(body_present, len(kp))
@@ -477,30 +486,12 @@ def check_structure(
         "",
         "Fewer labelled body keypoints than needed for the checks.",
     )
-    bad_v = []
-    for k in range(n_kp):  # loops over keypoints, not annotations
-        vk = pts.raw(k)[2]
-        bad_v.append((vk != 0) & (vk != 1) & (vk != 2))
     _keypoint_rows(
         c, bad_v, "structure.visibility", "error", _count(bad_v, len(kp)), 0,
         "Visibility flags must be 0, 1 or 2.",
     )  # fmt: skip
     ft = c.ft
-    w = ft["width"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    h = ft["height"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
     tol = o.out_of_image_px
-    outside = []
-    worst = np.full(len(kp), -np.inf)
-    w_tol, h_tol = w + tol, h + tol
-    with np.errstate(invalid="ignore"):
-        for k in range(n_kp):  # loops over keypoints, not annotations
-            x, y = pts.raw(k)[:2]
-            out_k = (x < -tol) | (y < -tol) | (x > w_tol) | (y > h_tol)
-            r = np.flatnonzero(out_k)  # the distance beyond the border, where outside only
-            xr, yr = x[r], y[r]
-            dist = np.maximum(np.maximum(-xr, -yr), np.maximum(xr - w[r], yr - h[r]))
-            worst[r] = np.maximum(worst[r], dist)
-            outside.append(out_k)
     _keypoint_rows(
         c, outside, "structure.out_of_image", "error", worst, tol,
         "Keypoints lie outside the image (value: pixels beyond the border).",
@@ -526,7 +517,7 @@ def check_structure(
             "Keypoints with a low detector confidence.",
         )
     # Duplicates: the same image file twice, or an identical pose on two different images.
-    img_dup = ds.images["file_name"].duplicated(keep="first")
+    img_dup = _duplicated_first(ds.images["file_name"].to_numpy(dtype=object))
     dup_rows = ft["image_id"].isin(ds.images.loc[img_dup, "id"]).to_numpy()
     c.rows(
         dup_rows,
@@ -539,28 +530,7 @@ def check_structure(
     )
     has_pose = n_body >= o.min_body_points
     if has_pose.any():
-        # A random projection of the rounded coordinates is a collision-free key in practice
-        # and far cheaper than hashing 38 columns.
-        # Blocks of rows keep the (rows, 38) rounded copy small (no 300 MB temporary); the
-        # per-row products are the same as one big product.
-        # Whole rows are copied (a contiguous copy, far cheaper than gathering the x/y columns);
-        # the visibility columns weigh zero.
-        xy_cols = [kp.shape[2] * k + c for k in range(n_kp) for c in (0, 1)]
-        flat = np.ascontiguousarray(kp).reshape(len(kp), -1)
-        weights = np.zeros(flat.shape[1])
-        weights[xy_cols] = np.random.default_rng(0).uniform(1.0, 2.0, len(xy_cols))
-        h_pose = np.empty(len(kp))
-        big = np.finfo(np.float64).max
-        buf = np.empty((min(len(kp), 65536), flat.shape[1]))  # one block buffer, reused
-        for start in range(0, len(kp), 65536):  # blocks of rows, not annotations
-            rounded = buf[: len(flat[start : start + 65536])]
-            np.copyto(rounded, flat[start : start + 65536])
-            if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
-                rounded[np.isnan(rounded)] = -1.0
-                rounded[rounded == np.inf] = big
-                rounded[rounded == -np.inf] = -big
-            np.round(rounded, 1, out=rounded)
-            h_pose[start : start + 65536] = rounded @ weights
+        h_pose = _pose_keys(kp)
         img = ft["image_id"].to_numpy()
         # The first image of each distinct key (``groupby(h).transform("first")``).
         first = _first_equal_row(h_pose)
@@ -575,6 +545,92 @@ def check_structure(
             "An identical pose is labelled on another image (copied label or duplicate frame).",
         )
     _check_classes(ds, c, o, summary)
+
+
+def _duplicated_first(values: np.ndarray) -> np.ndarray:
+    """``(N,)`` ``pd.Series(values).duplicated(keep="first")`` of an object array, as numpy.
+
+    Equal values have equal hashes, so only the rows whose hash repeats (usually none) and the
+    missing values (NaN is not equal to itself, but pandas counts missing values as equal) can
+    be duplicates: pandas marks those, in row order; one sort of the hashes finds them, far
+    cheaper than pandas' hash table over every row.
+    """
+    try:
+        h = np.fromiter(map(hash, values), np.int64, len(values))
+    except TypeError:  # an unhashable value: pandas' own path
+        return pd.Series(values, dtype=object).duplicated(keep="first").to_numpy()
+    s = np.sort(h)
+    repeated = s[1:][s[1:] == s[:-1]]
+    strings = pd.api.types.infer_dtype(values, skipna=False) == "string"  # then none missing
+    cand = np.zeros(len(values), bool) if strings else pd.isna(values)
+    if len(repeated):
+        cand |= np.isin(h, repeated)
+    out = np.zeros(len(values), bool)
+    rows = np.flatnonzero(cand)
+    if len(rows):
+        out[rows] = pd.Series(values[rows], dtype=object).duplicated(keep="first").to_numpy()
+    return out
+
+
+def _stored_point_checks(
+    pts: geo.Points, ft: pd.DataFrame, tol: float, n_kp: int
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Checks on the points as stored (:meth:`toolkit.geometry.Points.raw`, not masked).
+
+    Returns:
+        ``(bad_v, outside, worst)``: per keypoint, the rows with a visibility flag other than
+        0, 1, 2 and the rows with the point outside the image (beyond ``tol`` pixels); per row,
+        the largest distance beyond the border (``-inf`` where no point is outside).
+    """
+    bad_v = []
+    for k in range(n_kp):  # loops over keypoints, not annotations
+        vk = pts.raw(k)[2]
+        bad_v.append((vk != 0) & (vk != 1) & (vk != 2))
+    w = ft["width"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    h = ft["height"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    outside = []
+    worst = np.full(len(pts), -np.inf)
+    w_tol, h_tol = w + tol, h + tol
+    with np.errstate(invalid="ignore"):
+        for k in range(n_kp):  # loops over keypoints, not annotations
+            x, y = pts.raw(k)[:2]
+            out_k = (x < -tol) | (y < -tol) | (x > w_tol) | (y > h_tol)
+            r = np.flatnonzero(out_k)  # the distance beyond the border, where outside only
+            xr, yr = x[r], y[r]
+            dist = np.maximum(np.maximum(-xr, -yr), np.maximum(xr - w[r], yr - h[r]))
+            worst[r] = np.maximum(worst[r], dist)
+            outside.append(out_k)
+    return bad_v, outside, worst
+
+
+def _pose_keys(kp: np.ndarray, block: int = 8192) -> np.ndarray:
+    """``(N,)`` a key per pose: equal for equal coordinates rounded to 0.1 px (NaN as -1).
+
+    A random projection of the rounded coordinates is a collision-free key in practice and far
+    cheaper than hashing 38 columns. Blocks of rows keep the rounded copy in cache (no 300 MB
+    temporary); whole rows are copied (a contiguous copy, far cheaper than gathering the x/y
+    columns) and the visibility columns weigh zero. Each row's key is one dot product of that
+    row alone (``vecdot``: the same sum wherever the row sits, and no threaded matrix product
+    that splits the rows between threads).
+    """
+    n_kp = kp.shape[1]
+    xy_cols = [kp.shape[2] * k + c for k in range(n_kp) for c in (0, 1)]
+    flat = np.ascontiguousarray(kp).reshape(len(kp), -1)
+    weights = np.zeros(flat.shape[1])
+    weights[xy_cols] = np.random.default_rng(0).uniform(1.0, 2.0, len(xy_cols))
+    h_pose = np.empty(len(kp))
+    big = np.finfo(np.float64).max
+    buf = np.empty((min(len(kp), block), flat.shape[1]))  # one block buffer, reused
+    for start in range(0, len(kp), block):  # blocks of rows, not annotations
+        rounded = buf[: len(flat[start : start + block])]
+        np.copyto(rounded, flat[start : start + block])
+        if not np.isfinite(rounded).all():  # np.nan_to_num(nan=-1.0), in place
+            rounded[np.isnan(rounded)] = -1.0
+            rounded[rounded == np.inf] = big
+            rounded[rounded == -np.inf] = -big
+        np.round(rounded, 1, out=rounded)
+        np.vecdot(rounded, weights, out=h_pose[start : start + len(rounded)])
+    return h_pose
 
 
 def _first_equal_row(h: np.ndarray) -> np.ndarray:
@@ -678,6 +734,23 @@ def _subjects_per_stance(ds, st_codes: np.ndarray, st_uniq) -> pd.Series | None:
     return pd.Series(per[order], index=pd.Index(np.asarray(st_uniq, dtype=object)[order]))
 
 
+def _certain_columns(sc: np.ndarray | None, n: int, low: float) -> list[np.ndarray]:
+    """Per body keypoint, ``(N,)`` ``~(scores[:, k] < low)`` (all True without scores).
+
+    Compared in float64 (as on converted scores), block by block into contiguous columns: one
+    pass over the scores instead of a strided read per keypoint.
+    """
+    if sc is None or not len(sc):
+        return [np.ones(n, bool) for _ in range(layout.NUM_BODY)]
+    low = np.float64(low)
+    out = np.empty((layout.NUM_BODY, len(sc)), bool)
+    for start in range(0, len(sc), 8192):  # blocks of rows, not annotations
+        part = sc[start : start + 8192, : layout.NUM_BODY]
+        np.less(part, low, out=out[:, start : start + len(part)].T)
+    np.logical_not(out, out=out)
+    return list(out)
+
+
 def check_anatomy(
     ds,
     c: _Collector,
@@ -694,11 +767,7 @@ def check_anatomy(
     edges = layout.COCO_SKELETON
     # Uncertain points (a detector's low confidence) count as uncertain: no anatomy finding
     # rests on them.
-    sc = getattr(ds, "scores", None)
-    certain = {}
-    low = np.float64(o.low_confidence_anatomy)  # compared in float64, as on converted scores
-    for k in range(layout.NUM_BODY):
-        certain[k] = ~(sc[:, k] < low) if sc is not None and len(sc) else np.ones(n, bool)
+    certain = _certain_columns(getattr(ds, "scores", None), n, o.low_confidence_anatomy)
     # One contiguous (N,) row per bone, from the shared distance cache.
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = [pts.dist(a, b) / scale for a, b in edges]
@@ -810,7 +879,9 @@ def check_anatomy(
     (lsx, lsy), (rsx, rsy) = pts.xy(layout.L_SHOULDER), pts.xy(layout.R_SHOULDER)
     (lhx, lhy), (rhx, rhy) = pts.xy(layout.L_HIP), pts.xy(layout.R_HIP)
     shx, shy, hpx, hpy = lsx - rsx, lsy - rsy, lhx - rhx, lhy - rhy
-    n_sh, n_hp = np.hypot(shx, shy), np.hypot(hpx, hpy)
+    # hypot(shx, shy) and hypot(hpx, hpy): the cached distances (skeleton bones).
+    n_sh = length(layout.L_SHOULDER, layout.R_SHOULDER)
+    n_hp = length(layout.L_HIP, layout.R_HIP)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = geo.dot_xy(shx, shy, hpx, hpy) / (n_sh * n_hp)
         wide = (n_sh > 0.3 * scale) & (n_hp > 0.2 * scale)
@@ -911,12 +982,32 @@ def _proposals(a, n: int) -> np.ndarray:
         return proposals
     pr = np.round(a.proposal[rows], 2)
     fin = np.isfinite(pr).all(-1)
-    methods = reason_names(a.proposal_reason[rows])
+    # The names of each distinct reason set (a handful), gathered to the rows.
+    uniq, inv = _unique_small(a.proposal_reason[rows])
+    methods = reason_names(uniq)[inv]
     conf = np.round(a.proposal_confidence[rows], 3)
     dec = a.decisive[rows].any(1)
-    with gc_paused():  # many small acyclic containers: the cyclic collector would rescan them
+    with _built_untraced():  # many small acyclic containers: the cyclic collector would rescan them
         _fill_proposals(proposals, rows, pr, fin, methods, conf, dec)
     return proposals
+
+
+@contextlib.contextmanager
+def _built_untraced() -> Iterator[None]:
+    """:func:`toolkit.dataset.gc_paused`; the containers built meanwhile skip the young generation.
+
+    On the first allocation after the pause the collector would walk every container built in
+    it (its young generation), then again when they age; they are acyclic and live on in the
+    findings. ``gc.freeze`` then ``gc.unfreeze`` moves the tracked objects to the oldest
+    generation (two list splices, no walk); skipped when the process has frozen objects of its
+    own (``unfreeze`` would release them).
+    """
+    own = gc.get_freeze_count() == 0
+    with gc_paused():
+        yield
+        if own:
+            gc.freeze()
+            gc.unfreeze()
 
 
 def _fill_proposals(proposals, rows, pr, fin, methods, conf, dec) -> None:
@@ -932,18 +1023,27 @@ def _fill_proposals(proposals, rows, pr, fin, methods, conf, dec) -> None:
         if not len(j):
             continue
         gx, gy, tx, ty = pr[j].reshape(len(j), 4).T.tolist()
+        rest = (methods[j].tolist(), conf[j].tolist(), dec[j].tolist())
         if kind == 0:
-            kps = [[[gk, a, b], [tk, c, d]] for a, b, c, d in zip(gx, gy, tx, ty, strict=True)]
+            recs = [
+                {
+                    "keypoints": [[gk, a, b], [tk, c, d]],
+                    "method": m,
+                    "confidence": cf,
+                    "decisive": e,
+                }
+                for a, b, c, d, m, cf, e in zip(gx, gy, tx, ty, *rest, strict=True)
+            ]
         elif kind == 1:
-            kps = [[[gk, a, b]] for a, b in zip(gx, gy, strict=True)]
+            recs = [
+                {"keypoints": [[gk, a, b]], "method": m, "confidence": cf, "decisive": e}
+                for a, b, m, cf, e in zip(gx, gy, *rest, strict=True)
+            ]
         else:
-            kps = [[[tk, c, d]] for c, d in zip(tx, ty, strict=True)]
-        recs = [
-            {"keypoints": k, "method": m, "confidence": cf, "decisive": d}
-            for k, m, cf, d in zip(
-                kps, methods[j].tolist(), conf[j].tolist(), dec[j].tolist(), strict=True
-            )
-        ]
+            recs = [
+                {"keypoints": [[tk, c, d]], "method": m, "confidence": cf, "decisive": e}
+                for c, d, m, cf, e in zip(tx, ty, *rest, strict=True)
+            ]
         out = np.empty(len(j), dtype=object)
         out[:] = recs
         proposals[rows[j]] = out
@@ -1060,18 +1160,15 @@ def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
         "n_videos": int(len(ds.videos)),
         "notes": [],
     }
-    measures: dict = {}
+    measures: dict = {"anatomy.torso_px": None}  # the first measure (set below)
     # Keypoint columns read once, shared by every check.
     pts = geo.Points(ds.keypoints)
-    scale = geo.body_scale(pts)
-    measures["anatomy.torso_px"] = (scale, None)
     with sharing_group_codes(ds):  # the checks share the subject/stance codes (ds unchanged)
+        # The structure checks turn the raw rows into the masked columns: the later checks
+        # read those and the distances only.
         check_structure(ds, c, o, summary, measures, pts)
-        # The later checks read the masked columns and distances only: the raw rows go (their
-        # memory is reused at once).
-        pts.xy(layout.GRIP)
-        pts.xy(layout.TIP)
-        pts.release_raw()
+        scale = geo.body_scale(pts)
+        measures["anatomy.torso_px"] = (scale, None)
         check_anatomy(ds, c, o, summary, measures, scale, pts)
         check_stick(ds, c, o, summary, measures, pts)
         del pts
@@ -1081,7 +1178,7 @@ def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
     else:
         summary["notes"].append("plausibility: VAE check disabled (--no-vae).")
     findings = c.table()
-    _summarise(findings, summary)
+    _summarise(c.parts, summary)
     return Report(findings=findings, summary=summary, measures=measures)
 
 
@@ -1131,7 +1228,7 @@ def validate_dir(
             "n_videos": 0,
             "notes": ["the dataset breaks its schema: no further checks ran"],
         }
-        _summarise(findings, summary)
+        _summarise([("structure.schema", "error", np.array([-1]))], summary)
         return Report(findings=findings, summary=summary), None
     ds = Dataset.load(ds_file.parent, validate=False)
     o = options or ValidateOptions()
@@ -1140,23 +1237,29 @@ def validate_dir(
     return validate(ds, options, **kwargs), ds
 
 
-def _summarise(findings: pd.DataFrame, summary: dict) -> None:
-    # Codes and severities factorised once; counts by bincount (no per-group Python calls).
-    summary["n_findings"] = int(len(findings))
-    sev = findings["severity"].to_numpy(dtype=object)
-    summary["by_severity"] = {s: int((sev == s).sum()) for s in SEVERITIES}
-    codes, names = pd.factorize(findings["code"].to_numpy(dtype=object))
-    counts = np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(0, int)
-    order = sorted(range(len(names)), key=lambda j: names[j])  # by code, as sort_index()
-    summary["by_code"] = {str(names[j]): int(counts[j]) for j in order}
-    rank = pd.Index(SEVERITIES).get_indexer(sev)  # == SEVERITY_RANK[severity]
-    worst = np.full(len(names), -1, np.int64)
-    np.maximum.at(worst, codes, rank)
-    summary["severity_by_code"] = {str(names[j]): SEVERITIES[int(worst[j])] for j in order}
-    row = findings["row"].to_numpy()
-    frame = row >= 0
-    summary["annotations_with_findings"] = _n_distinct(row[frame])
-    summary["annotations_with_errors"] = _n_distinct(row[frame & (sev == "error")])
+def _summarise(parts: list[tuple[str, str, np.ndarray]], summary: dict) -> None:
+    """Counts of the findings, from their chunks: ``(code, severity, rows)`` each.
+
+    Every finding of a chunk has its code and severity (``rows``: one per finding, -1 for a
+    data-set-level one), so the counts come per chunk, with no pass over the table's strings.
+    """
+    summary["n_findings"] = int(sum(len(rows) for _, _, rows in parts))
+    summary["by_severity"] = {
+        s: int(sum(len(rows) for _, sev, rows in parts if sev == s)) for s in SEVERITIES
+    }
+    counts: dict[str, int] = {}
+    worst: dict[str, int] = {}
+    for code, sev, rows in parts:  # loops over chunks (one or a few per check)
+        counts[code] = counts.get(code, 0) + len(rows)
+        worst[code] = max(worst.get(code, -1), SEVERITY_RANK.get(sev, -1))
+    order = sorted(counts)  # by code, as sort_index()
+    summary["by_code"] = {str(k): int(counts[k]) for k in order}
+    summary["severity_by_code"] = {str(k): SEVERITIES[worst[k]] for k in order}
+    frame = [rows for _, _, rows in parts]
+    errors = [rows for _, sev, rows in parts if sev == "error"]
+    for key, rows in (("annotations_with_findings", frame), ("annotations_with_errors", errors)):
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        summary[key] = _n_distinct(r[r >= 0])
 
 
 def _n_distinct(rows: np.ndarray) -> int:

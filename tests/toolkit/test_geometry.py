@@ -158,3 +158,26 @@ def test_in_place_column_math_is_bit_for_bit_the_plain_expressions():
     with np.errstate(invalid="ignore"):  # inf * 0 in the inputs, on purpose
         f32 = geo.dot_xy(ux.astype(np.float32), uy, vx, vy)
         assert np.array_equal(bits(f32), bits(ux.astype(np.float32) * vx + uy * vy + 0.0))
+
+
+@pytest.mark.parametrize("n", [1, 2, 300])
+def test_mask_raw_gives_the_columns_of_xy_and_leaves_the_keypoints_alone(n):
+    rng = np.random.default_rng(n)
+    kp = rng.uniform(-10, 500, (n, layout.NUM_KEYPOINTS, 3))
+    kp[..., 2] = rng.choice([0.0, 1.0, 2.0, -1.0, np.nan], (n, layout.NUM_KEYPOINTS))
+    kp[rng.random((n, layout.NUM_KEYPOINTS)) < 0.1, :2] = np.nan
+    kp[0, layout.TIP] = (40.0, 50.0, 0.0)  # coordinates left behind a missing tip
+    before = kp.copy()
+    want = {k: geo._xy(kp)[:, k] for k in range(layout.NUM_KEYPOINTS)}
+    # Every keypoint read in one pass, and one keypoint read on its own (for one row, a view of
+    # ``kp``: masked into new columns, never in place).
+    for pts in (geo.Points(kp), geo.Points(kp, keys=[0, 1])):
+        pts.raw(0)
+        pts.raw(layout.TIP)
+        pts.xy(1)  # read before: kept
+        pts.mask_raw()
+        for k in (0, 1, layout.TIP):
+            x, y = pts.xy(k)
+            assert np.array_equal(np.stack([x, y], 1), want[k], equal_nan=True)
+        assert np.array_equal(pts.raw(layout.TIP), before[:, layout.TIP].T, equal_nan=True)
+    assert np.array_equal(kp, before, equal_nan=True)

@@ -228,3 +228,26 @@ def test_single_kth_median_and_quantile_match_numpy_bit_for_bit(n):
             assert np.array_equal(
                 S.nanquantile_of(x.copy(), q), np.nanquantile(x, q), equal_nan=True
             )
+
+
+def test_duplicated_first_is_pandas_duplicated():
+    """The hash pre-filter of the duplicate-file check marks what pandas marks.
+
+    Missing values count as equal; unhashable values take pandas' own path.
+    """
+    rng = np.random.default_rng(3)
+    names = np.array([f"f/{i}.jpg" for i in rng.integers(0, 300, 1000)], dtype=object)
+    gaps = names.copy()
+    gaps[::7] = None
+    gaps[3::11] = np.nan
+    for i in range(5, len(gaps), 13):  # distinct NaN objects hash apart, yet pandas calls
+        gaps[i] = float("nan")  # them equal
+    gaps[9::17] = pd.NA
+    unique = np.array([f"u{i}" for i in range(500)], dtype=object)
+    mixed = np.array([1, 1.0, True, "1", None, np.nan, (1, 2), (1, 2), "x", "x", 0.0], object)
+    lists = np.empty(3, dtype=object)
+    lists[:] = [[1], [1], "a"]
+    for values in (names, gaps, unique, mixed, lists, np.array([], dtype=object)):
+        want = pd.Series(values, dtype=object).duplicated(keep="first").to_numpy()
+        assert np.array_equal(V._duplicated_first(values), want)
+    assert V._duplicated_first(gaps)[18]  # a NaN after another NaN object (row 5)

@@ -17,7 +17,8 @@ import pandas as pd
 
 from toolkit import geometry as geo
 
-#: ``[dataset, group codes or None, {column: codes}]`` while :func:`sharing_group_codes` runs.
+#: ``[dataset, group codes or None, {column: codes, ("chunks", id): (codes, chunks)}]`` while
+#: :func:`sharing_group_codes` runs.
 _SHARED_CODES: contextvars.ContextVar[list | None] = contextvars.ContextVar(
     "shared_group_codes", default=None
 )
@@ -185,10 +186,22 @@ def _group_chunks(codes: np.ndarray) -> list[np.ndarray]:
     """
     if not len(codes):
         return []
+    # The shared (read-only) codes of :func:`group_codes` are split once per block of
+    # :func:`sharing_group_codes`.
+    shared = _SHARED_CODES.get()
+    own = shared is not None and shared[1] is not None and any(codes is a for a in shared[1])
+    memo = shared[2] if own else None
+    hit = memo.get(("chunks", id(codes))) if memo is not None else None
+    if hit is not None and hit[0] is codes:
+        return hit[1]
     small = codes.min() >= np.iinfo(np.int16).min and codes.max() <= np.iinfo(np.int16).max
     order = np.argsort(codes.astype(np.int16) if small else codes, kind="stable")
     cuts = np.flatnonzero(np.diff(codes[order])) + 1
-    return np.split(order, cuts)
+    chunks = np.split(order, cuts)
+    if memo is not None:
+        order.flags.writeable = False  # the chunks are views of it
+        memo[("chunks", id(codes))] = (codes, chunks)
+    return chunks
 
 
 def _robust_level(
@@ -300,16 +313,10 @@ def subject_stick_length(
     else:
         s_level, _ = _robust_level(length, s_codes, usable, quantile, min_count)
     per_group, per_subject = g_level[g_codes], s_level[s_codes]
-    everyone = [np.arange(len(length))]  # one group: the rows in order (no sort)
-    o_level, _ = _robust_level(
-        length, np.zeros(len(length), np.int64), usable, quantile, 1, chunks=everyone
-    )
-    overall = o_level[np.zeros(len(length), np.int64)]
     # One level per subject that has one (as ``groupby(subject).first().dropna()``).
     present = np.bincount(s_codes, minlength=len(s_uniq)) > 0 if len(s_codes) else []
     levels = pd.Series(s_level[present]).dropna()
-    fin = overall[np.isfinite(overall)]
-    d = float(levels.median()) if len(levels) else (float(fin.max()) if len(fin) else np.nan)
+    d = float(levels.median()) if len(levels) else _overall_level(length, usable, quantile)
     if not np.isfinite(d):
         return np.full(len(length), np.nan)
     with np.errstate(invalid="ignore"):
@@ -318,6 +325,20 @@ def subject_stick_length(
     out = np.fmax(g, sj)
     out = np.where(np.isfinite(out), out, d)
     return np.maximum(out, d / band)
+
+
+def _overall_level(length: np.ndarray, usable: np.ndarray, quantile: float) -> float:
+    """The data set's level of :func:`_robust_level` over all rows (NaN without one).
+
+    :func:`subject_stick_length`'s fallback where no subject has a level (read only then).
+    """
+    everyone = [np.arange(len(length))]  # one group: the rows in order (no sort)
+    o_level, _ = _robust_level(
+        length, np.zeros(len(length), np.int64), usable, quantile, 1, chunks=everyone
+    )
+    overall = o_level[np.zeros(len(length), np.int64)]
+    fin = overall[np.isfinite(overall)]
+    return float(fin.max()) if len(fin) else np.nan
 
 
 def circular_group_stats(
