@@ -787,7 +787,9 @@ def _on_line(ev, confirmed: np.ndarray, usable_img: bool) -> np.ndarray:
         reach = (ev["label_end"] >= short) | ev["at_border"]
         # The line along the last stretch is another object (a bar in line with the stick):
         # its colour is not the colour of the stick seen clearly along the inner part.
-        other_object = (ev["t_inner"] > img_ev.LINE_T_CLEAR) & (ev["colour_change"] > 1.0)
+        other_object = (ev["t_inner"] > img_ev.LINE_T_CLEAR) & (
+            ev["colour_change"] > img_ev.COLOUR_CHANGE_OTHER
+        )
         return confirmed & (ev["z_outer"] >= 3.0) & reach & ~other_object
 
 

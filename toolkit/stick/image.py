@@ -412,6 +412,9 @@ LINE_HALF_WIDTHS = (1.0, 2.0, 4.0)
 #: A line is clear at t > 6 and absent at t < 3 (significance levels, not a renderer's
 #: contrast); the last stretch must also hold under a fifth of the inner part's t.
 LINE_T_CLEAR, LINE_T_NONE, LINE_T_RATIO = 6.0, 3.0, 0.2
+#: A last stretch whose colour changes by more than the stick's own contrast with its sides
+#: (``colour_change`` of :func:`line_t`) lies on something other than the stick.
+COLOUR_CHANGE_OTHER = 1.0
 
 
 def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16) -> dict:
@@ -486,7 +489,7 @@ def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16
     (c_in, contrast_in), (c_out, _) = parts["t_inner"], parts["t_outer"]
     c_in = np.median(c_in, 1)  # (K, 2, C): the stick's colour and its sides' along the inner part
     d_all = c_out - c_in[:, None]  # (K, n_along, 2, C) at each point of the last stretch
-    d_seg, d_side = np.median(d_all, 1)[:, 0], np.median(d_all, 1)[:, 1]
+    d_seg, d_side = np.moveaxis(np.median(d_all, 1), 1, 0)  # (K, C) each
     with np.errstate(invalid="ignore", divide="ignore"):
         blend = np.nan_to_num(np.clip((d_seg * d_side).sum(1) / (d_side**2).sum(1), 0.0, 1.0))
         left = d_all[:, :, 0] - blend[:, None, None] * d_all[:, :, 1]
