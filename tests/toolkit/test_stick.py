@@ -599,6 +599,87 @@ def test_ramp_episodes_judge_rises_only_and_need_a_course():
     assert not found[35:].any()
 
 
+def test_a_drift_that_ramps_up_and_snaps_back_in_one_step_is_found():
+    """The mirror of the ramp above: the label lengthens gradually (x1.03 to x1.6 over 18
+    frames, no step opens it) and snaps back to the stick in one step. The steps and the forward
+    ramp find nothing; the ramp run backwards finds the episode, and no clean frame.
+    """
+    from toolkit.stick import temporal
+
+    t, grip, ang, length = _noisy_track(5)
+    n = len(t)
+    unit = np.stack([np.cos(ang), np.sin(ang)], 1)
+    bad = np.arange(30, 48)
+    factor = np.ones(n)
+    factor[bad] = np.linspace(1.03, 1.6, len(bad))
+    tip = grip + (length * factor)[:, None] * unit
+    y = np.log(length * factor)
+    ok, still = np.ones(n, bool), np.ones(n, bool)
+    assert not temporal.step_episodes(y, ok, temporal.STEP_LOG_LENGTH)[bad].any()
+    assert not temporal.ramp_episodes(y, ok, t, still, temporal.STEP_LOG_LENGTH)[bad].any()
+    found = temporal.tip_outliers(grip, tip, np.zeros(n, np.int64), t)
+    assert found["outlier"][bad].mean() >= 0.7
+    assert not found["outlier"][np.setdiff1d(np.arange(n), bad)].any()
+
+
+def test_a_lengthening_while_the_stick_turns_is_not_a_label_episode():
+    """``_steady_angle`` keeps an episode whose angle follows the course through its flanks
+    (steady, or turning evenly through them) and drops one where the stick turns away from
+    it (a stick turning out of the picture's plane also lengthens and snaps back).
+    """
+    from toolkit.stick import temporal
+
+    n = 60
+    t = np.arange(float(n))
+    ep = np.zeros(n, bool)
+    ep[25:40] = True
+    ok = np.ones(n, bool)
+    steady = np.full(n, 100.0)
+    even = 100.0 + 0.5 * t  # 30 degrees over the track, evenly
+    turned = steady.copy()
+    turned[25:40] = 160.0
+    assert temporal._steady_angle(ep, steady, t, ok).sum() == 15
+    assert temporal._steady_angle(ep, even, t, ok).sum() == 15
+    assert not temporal._steady_angle(ep, turned, t, ok).any()
+    # Without two usable samples on a side there is no course: the episode stays.
+    few = ok.copy()
+    few[41:] = False
+    assert temporal._steady_angle(ep, turned, t, few).sum() == 15
+
+
+def test_the_image_speaks_for_a_ramp_episode_only_as_a_whole():
+    """A ramp episode of 6 frames where a line in line with the stick supports 2 of the labels:
+    the episode is one event, so all 6 are flagged. Where the image supports 4 of them, none
+    is; spikes and step episodes are still judged frame by frame.
+    """
+    from toolkit.stick.assessment import _episode_veto
+
+    n = 20
+    track = np.zeros(n, np.int64)
+    frame = np.arange(n)
+    cand = np.zeros(n, bool)
+    cand[5:11] = True
+    ramp = cand.copy()
+    on_line = np.zeros(n, bool)
+    on_line[[6, 8]] = True
+    assert np.array_equal(_episode_veto(cand, on_line, ramp, track, frame), cand)
+    on_line[[7, 9]] = True
+    out = _episode_veto(cand, on_line, ramp, track, frame)
+    assert np.array_equal(out, cand & ~on_line)
+    on_line[[7, 9]] = False
+    out = _episode_veto(cand, on_line, np.zeros(n, bool), track, frame)  # not a ramp
+    assert np.array_equal(out, cand & ~on_line)
+    # Another track's frames are another episode: the image supports 3 of 6 labels (no
+    # majority), but 2 of the first track's 3 and 1 of the second's 3.
+    on_line[:] = False
+    on_line[[5, 6, 9]] = True
+    assert not _episode_veto(cand, on_line, ramp, track, frame)[[5, 6, 9]].any()
+    track[8:] = 1
+    out = _episode_veto(cand, on_line, ramp, track, frame)
+    assert not out[[5, 6]].any()
+    assert out[8:11].all()
+
+
 def _spiked_clip(label_end_frac: float, z_outer: float, monkeypatch, colour_change=np.nan):
     """40 still frames of one subject (the stick in full), then 60 video frames of the same
     subject with the stick foreshortened to 0.6 of it, one frame (30) labelled 1.5x too long

@@ -497,9 +497,11 @@ def assess(
             tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
             & (len_fit < 1.25)
         )  # fmt: skip
-    t_out = tim["outlier"] & ~_on_line(ev, confirmed, usable_img) & ~swap & ~time_swap
+    on_line = _on_line(ev, confirmed, usable_img)
     with np.errstate(invalid="ignore"):
-        t_out &= t_move > 0.1
+        big = t_move > 0.1
+    cand_t = tim["outlier"] & ~swap & ~time_swap & big
+    t_out = _episode_veto(cand_t, on_line, tim["weak"], tr, frame)
 
     # ------------------------------------------------------------------ proposals
     def propose(mask, g_new, t_new, bit, conf, dec_g=None, dec_t=None):
@@ -811,8 +813,32 @@ def _grip_off_line(ds, ev, snap, tip, elbow, eligible, d_grip, thr_g) -> np.ndar
         return cand & (z_alt >= 3.0) & (z_alt >= z_lab + 0.25 * z_out)
 
 
-def _run_lengths(mask: np.ndarray, track: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """``(N,)`` length of the run of consecutive True rows (same track) each row is in."""
+def _episode_veto(
+    cand: np.ndarray, on_line: np.ndarray, ramp: np.ndarray, track: np.ndarray, frame: np.ndarray
+) -> np.ndarray:
+    """``(N,)`` time outliers ``cand`` the image does not speak for (``on_line``).
+
+    A ramp episode (``ramp``: a label lengthening for several frames) is one event: where the
+    image speaks for fewer than half of its frames, it speaks for none of them (a line beside
+    or beyond the stick, in line with the label, can support a few of the episode's labels).
+    Spikes and step-bracketed episodes are judged frame by frame, as before.
+    """
+    out = cand & ~on_line
+    if not (cand & ramp & on_line).any():
+        return out
+    n_run = _run_sum(cand, track, frame)
+    n_free = _run_sum(cand, track, frame, out)
+    return out | (cand & ramp & (n_run >= 3) & (2 * n_free > n_run))
+
+
+def _run_sum(
+    mask: np.ndarray, track: np.ndarray, frame: np.ndarray, values: np.ndarray | None = None
+) -> np.ndarray:
+    """``(N,)`` per run of consecutive True rows (same track): the sum of ``values`` over it.
+
+    ``values`` defaults to ones (the run's length); rows outside any run get the sum over their
+    own one-row group (0 for the default).
+    """
     n = len(mask)
     out = np.zeros(n)
     rows = np.flatnonzero(track >= 0)
@@ -823,5 +849,11 @@ def _run_lengths(mask: np.ndarray, track: np.ndarray, frame: np.ndarray) -> np.n
     t = track[order]
     brk = np.r_[True, (t[1:] != t[:-1]) | ~m[1:] | ~m[:-1]]
     run_id = np.cumsum(brk)
-    out[order] = pd.Series(m.astype(int)).groupby(run_id).transform("sum").to_numpy()
+    v = m.astype(int) if values is None else np.where(m, values[order], 0).astype(int)
+    out[order] = pd.Series(v).groupby(run_id).transform("sum").to_numpy()
     return out
+
+
+def _run_lengths(mask: np.ndarray, track: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """``(N,)`` length of the run of consecutive True rows (same track) each row is in."""
+    return _run_sum(mask, track, frame)

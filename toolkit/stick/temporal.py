@@ -412,11 +412,47 @@ def _course_outliers(
     # Ramp episodes among what is left are marked, but stay in the rolling course: they rest on
     # a line through their flanks, weaker evidence than a step pair, and must not reshape the
     # course the other frames are judged by.
+    # The same run backwards finds the mirror image: a label that lengthens gradually and snaps
+    # back in one step. An abrupt shortening is as often the stick turning as the label, so
+    # those episodes count only where the stick's angle holds the course through its flanks.
     ramp = steady & ~bad
-    ramp = ramp_episodes(log_len, ramp, t, ~turning_fast(a, steady), STEP_LOG_LENGTH) & ramp
+    still = ~turning_fast(a, steady)
+    fwd = ramp_episodes(log_len, ramp, t, still, STEP_LOG_LENGTH)
+    rev = ramp_episodes(log_len[::-1], ramp[::-1], -t[::-1], still[::-1], STEP_LOG_LENGTH)[::-1]
+    ramp &= fwd | _steady_angle(rev, a, t, ramp)
     bad |= ramp
     off_l |= ramp
     return bad, stepped, bad & off_a, bad & off_l, med_a, med_l, ramp
+
+
+def _steady_angle(
+    ep: np.ndarray, a: np.ndarray, t: np.ndarray, ok: np.ndarray, flank: int = 5
+) -> np.ndarray:
+    """``ep`` without the episodes whose angle leaves the course through their flanks.
+
+    The course is the line between the medians of ``flank`` usable samples (``ok``) on each
+    side; an episode whose angles sit further than ``STEP_ANGLE`` from it (median) is the stick
+    turning, not a label drifting along it. Episodes without two usable samples on each side
+    stay as they are.
+    """
+    out = ep.copy()
+    if not ep.any():
+        return out
+    edges = np.diff(np.r_[0, ep.astype(np.int8), 0])
+    idx = np.flatnonzero(ok)
+    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        left = idx[idx < s0][-flank:]
+        right = idx[idx >= e0][:flank]
+        ins = np.arange(s0, e0)[ok[s0:e0]]
+        if len(left) < 2 or len(right) < 2 or not len(ins):
+            continue
+        course = np.interp(
+            t[ins], [np.median(t[left]), np.median(t[right])],
+            [np.median(a[left]), np.median(a[right])],
+        )  # fmt: skip
+        if np.median(np.abs(a[ins] - course)) > STEP_ANGLE:
+            out[s0:e0] = False
+    return out
 
 
 def tip_outliers(
