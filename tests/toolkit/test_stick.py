@@ -46,6 +46,33 @@ def test_image_evidence_finds_a_stick_of_any_polarity_and_thickness(thickness, d
     assert abs(ev["best_end"][1] - 150.0) < 12.0
 
 
+@pytest.mark.parametrize("thickness", [1, 4])
+@pytest.mark.parametrize("dark", [True, False])
+def test_the_tip_fan_sees_a_grip_off_the_sticks_line(thickness, dark):
+    """From the tip, the strongest line toward the hand is the stick: it passes by the wrist
+    (here at the true grip, 6 px off) and 25 px from a grip labelled off the stick; the ray
+    through that grip is weak. Through the true grip, the ray is the line itself.
+    """
+    img, g, t = _line_image(63.0, thickness, dark)
+    u = (t - g) / np.hypot(*(t - g))
+    normal = np.array([-u[1], u[0]])
+    wrist = g + 6 * normal
+    off = g + 25 * normal
+    dark_m, light_m, along = I.ridge_map(img)
+    fan = I.tip_fan(
+        dark_m, light_m, along, np.stack([t, t]), np.stack([off, g]), np.stack([wrist] * 2),
+        np.array([30.0, 30.0]),
+    )  # fmt: skip
+    assert (fan["tip_z_best"] > 10).all()
+    assert abs(fan["tip_off_grip"][0] - 25) < 4 and fan["tip_off_grip"][1] < 3
+    assert (fan["tip_off_wrist"] < 9).all()
+    assert fan["tip_z_label"][0] < 0.25 * fan["tip_z_best"][0]
+    assert fan["tip_z_label"][1] > 0.5 * fan["tip_z_best"][1]
+    # Rows with a NaN window are not scored.
+    none = I.tip_fan(dark_m, light_m, along, t[None], g[None], wrist[None], np.array([np.nan]))
+    assert np.isnan(none["tip_z_best"]).all()
+
+
 def test_a_light_stick_beside_a_strong_dark_line_is_still_seen():
     """A light stick with a thick dark limb beside it (a leg, a sleeve): the dark line's fan is
     stronger, but the label lies on the light line, so the light polarity answers for it.
@@ -357,7 +384,7 @@ def _evidence_stub(n: int, **columns):
     ``n`` rows (nothing seen), with the given columns set.
     """
 
-    def read(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes):
+    def read(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes, tip_fan=None):
         nan, zero = np.full(n, np.nan), np.zeros(n)
         ev = {k: zero.copy() for k in ("z_label", "z_best", "z_inner", "z_outer", "z_opposite")}
         ev.update({k: nan.copy() for k in ("best_angle", "best_end", "label_end", "label_len",
@@ -368,6 +395,38 @@ def _evidence_stub(n: int, **columns):
         return ev, {"usable": True, "median_z": 10.0, "n": n}
 
     return read
+
+
+def test_a_grip_off_the_line_seen_from_the_tip_is_flagged_and_proposed(monkeypatch):
+    """From the tip, a strong line runs to the wrist and passes a forearm from the labelled grip
+    (row 3): the grip is flagged off the line, the hand proposed, nothing moved. Where the line
+    misses the wrist (row 5), or the ray through the grip is about as strong (row 7), nothing.
+    """
+    import importlib.util
+
+    from toolkit.stick import assessment as A
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    kp, stance, _ = H.make_poses(40, seed=3, foreshortened=0.0)
+    ds = H.make_dataset(kp, stance)
+    n = len(kp)
+    side = assess(ds, AssessOptions(use_images=False)).side
+    wrist = kp[np.arange(n), layout.L_WRIST + side, :2]
+    fore = np.hypot(*(wrist - kp[np.arange(n), layout.L_ELBOW + side, :2]).T)
+    z_best, z_lab = np.full(n, np.nan), np.full(n, np.nan)
+    off_g, off_w = np.full(n, np.nan), np.full(n, np.nan)
+    for r, zl, ow in ((3, 1.0, 0.0), (5, 1.0, 3 * fore[5]), (7, 18.0, 0.0)):
+        z_best[r], z_lab[r], off_g[r], off_w[r] = 20.0, zl, 1.0 * fore[r], ow
+    stub = _evidence_stub(n, tip_z_best=z_best, tip_z_label=z_lab, tip_off_grip=off_g,
+                          tip_off_wrist=off_w)  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    a = assess(ds)
+    line = a.check("stick.grip_off_line").mask
+    assert np.flatnonzero(line).tolist() == [3]
+    assert np.hypot(*(a.proposal[3, 0] - wrist[3])) < 0.5 * fore[3]
+    assert not a.decisive.any()
 
 
 def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
@@ -620,6 +679,26 @@ def test_a_drift_that_ramps_up_and_snaps_back_in_one_step_is_found():
     found = temporal.tip_outliers(grip, tip, np.zeros(n, np.int64), t)
     assert found["outlier"][bad].mean() >= 0.7
     assert not found["outlier"][np.setdiff1d(np.arange(n), bad)].any()
+
+
+def test_a_spike_beside_a_ramp_episode_is_found():
+    """A ramp episode (x1.3 to x1.6 and back) and, two frames after it, one label 1.5x too
+    long: in the rolling window, the episode's frames widen the spread so the spike hides; on
+    the course without the episode it stands out. No clean frame is flagged.
+    """
+    from toolkit.stick import temporal
+
+    t, grip, ang, length = _noisy_track(5)
+    n = len(t)
+    unit = np.stack([np.cos(ang), np.sin(ang)], 1)
+    bad = np.arange(30, 48)
+    factor = np.ones(n)
+    factor[bad] = np.r_[np.linspace(1.3, 1.6, 9), np.linspace(1.6, 1.15, 9)]
+    factor[50] = 1.5
+    tip = grip + (length * factor)[:, None] * unit
+    found = temporal.tip_outliers(grip, tip, np.zeros(n, np.int64), t)
+    assert found["outlier"][50]
+    assert not found["outlier"][np.setdiff1d(np.arange(n), np.r_[bad, 50])].any()
 
 
 def test_a_lengthening_while_the_stick_turns_is_not_a_label_episode():

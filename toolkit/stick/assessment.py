@@ -432,7 +432,14 @@ def assess(
         impossible = too_long & (ratio > 1 + tol_e)
 
     # ------------------------------------------------------------------ image evidence
-    ev, vis = _read_image_evidence(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes)
+    # From the tip, the image's line back to the hand is scored where a grip could be off it: a
+    # confident wrist the grip is not already far from, and a window of the wrist's own noise.
+    with np.errstate(invalid="ignore"):
+        fan_rows = confident & ~far & ~swap & t_ok & (d_grip > 0.1)
+    window = np.where(fan_rows, thr_g * fore_px, np.nan)
+    ev, vis = _read_image_evidence(
+        ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes, (wrist, window)
+    )
     usable_img = ev is not None and vis["usable"]
     if usable_img:
         z_lab, z_best = ev["z_label"], ev["z_best"]
@@ -476,7 +483,7 @@ def assess(
             )  # fmt: skip
         grip_line = _grip_off_line(
             ds, ev, snap, tip, elbow, confident & ~far & ~swap & t_ok, d_grip, thr_g
-        )
+        ) | _grip_off_tip_line(ev, strong, fore_px)
     else:
         confirmed = other = ends_early = runs_on = shows_tip = grip_line = np.zeros(n, bool)
         line_stops = confirmed
@@ -733,8 +740,12 @@ def assess(
     )  # fmt: skip
 
 
-def _read_image_evidence(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes):
+def _read_image_evidence(
+    ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes, tip_fan=None
+):
     """Image evidence for every row with a grip, and whether the data set's images show sticks.
+
+    ``tip_fan``: ``(wrist, window)`` for :func:`image.tip_fan` (rows with a NaN window skipped).
 
     Returns:
         ``(evidence dict or None, visibility dict)``; the calibration goes into ``summary`` and
@@ -747,7 +758,8 @@ def _read_image_evidence(ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summar
     rows = np.flatnonzero(g_ok)
     reach = np.where(np.isfinite(L_px), 1.3 * L_px, np.nan)
     try:
-        ev, n_read = img_ev.image_evidence(ds, grip, tip, reach, elbow, rows)
+        wrist, window = tip_fan if tip_fan is not None else (None, None)
+        ev, n_read = img_ev.image_evidence(ds, grip, tip, reach, elbow, rows, wrist, window)
     except Exception as exc:  # noqa: BLE001 - evidence is optional; say why it is missing
         notes.append(f"image evidence skipped: {exc}")
         n_read = 0
@@ -829,6 +841,24 @@ def _episode_veto(
     n_run = _run_sum(cand, track, frame)
     n_free = _run_sum(cand, track, frame, out)
     return out | (cand & ramp & (n_run >= 3) & (2 * n_free > n_run))
+
+
+def _grip_off_tip_line(ev: dict, strong: float, fore_px: np.ndarray) -> np.ndarray:
+    """``(N,)`` grips off the stick's line, seen from the tip (:func:`image.tip_fan`).
+
+    From the labelled tip, a strong line (the data set's ``strong`` level) runs back to the
+    weapon wrist (its line passes within 0.15 forearm of it), the labelled grip lies off that
+    line (by a quarter forearm or more: out of the fist), and the ray from the tip through the
+    labelled grip is weak on both polarities (under a quarter of the line's z). The tip is then
+    right and the grip is not on the stick.
+    """
+    if "tip_z_best" not in ev:
+        return np.zeros(len(fore_px), bool)
+    with np.errstate(invalid="ignore"):
+        return (
+            (ev["tip_z_best"] >= strong) & (ev["tip_z_label"] < 0.25 * ev["tip_z_best"])
+            & (ev["tip_off_grip"] >= 0.25 * fore_px) & (ev["tip_off_wrist"] < 0.15 * fore_px)
+        )  # fmt: skip
 
 
 def _run_sum(

@@ -190,6 +190,8 @@ def evidence_in_image(
     elbow: np.ndarray,
     n_rays: int = N_RAYS,
     n_samples: int = 48,
+    wrist: np.ndarray | None = None,
+    window: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Score the labelled stick and every direction from the grip in one image.
 
@@ -201,6 +203,8 @@ def evidence_in_image(
         elbow: ``(M, 2)`` the weapon elbow (rays toward the forearm are not candidates).
         n_rays: Directions in the fan.
         n_samples: Samples along each ray.
+        wrist: ``(M, 2)`` the weapon wrists, for :func:`tip_fan` (with ``window``).
+        window: ``(M,)`` :func:`tip_fan`'s window (pixels; NaN: row not scored).
 
     Returns:
         Dict of ``(M,)`` arrays: ``z_label`` (the labelled segment's support as a z-score in
@@ -209,8 +213,12 @@ def evidence_in_image(
         ``best_end`` (where the best ray's line ends, pixels from the grip), ``label_end`` (where
         the line along the labelled direction ends), ``label_len``, ``at_border`` (the line
         runs out of the picture), ``thin`` (centre/side support of the label's extension).
+        With ``wrist`` and ``window``, also :func:`tip_fan`'s keys (``window`` NaN: not read).
     """
     dark, light, along = ridge_map(gray)
+    extra = {}
+    if wrist is not None and window is not None:
+        extra = tip_fan(dark, light, along, tip, grip, wrist, window, n_rays)
     a = _evidence(dark, along, grip, tip, reach, elbow, n_rays, n_samples)
     b = _evidence(light, along, grip, tip, reach, elbow, n_rays, n_samples)
 
@@ -225,7 +233,85 @@ def evidence_in_image(
     lab_b = raw(b, "s_label") > raw(a, "s_label")
     on_line = np.where(lab_b, b["z_label"], a["z_label"]) >= 3.0
     use_b = np.where(on_line, lab_b, raw(b, "s_best") > raw(a, "s_best"))
-    return {k: np.where(use_b, b[k], a[k]) for k in a if k not in ("s_best", "s_label")}
+    out = {k: np.where(use_b, b[k], a[k]) for k in a if k not in ("s_best", "s_label")}
+    out.update(extra)
+    return out
+
+
+#: Keys of :func:`tip_fan`.
+TIP_FAN_KEYS = ("tip_z_best", "tip_z_label", "tip_off_grip", "tip_off_wrist")
+
+
+def tip_fan(dark, light, along, tip, grip, wrist, window, n_rays: int = N_RAYS) -> dict:
+    """From the labelled tip, the strongest line back toward the hand, and where the grip lies.
+
+    A grip label off the hand leaves the tip right: the stick still runs from the tip to the
+    hand. From the tip, a fan of rays (out to the wrist's distance, the part near the tip and
+    the part at the hand left out) is scored on each polarity's ridge map; the candidates are
+    the rays that pass within ``window`` pixels of the wrist (the wrist's own noise). Values are
+    against the whole fan (robust z), as from the grip. Rows whose tip lies within twice the
+    window of the wrist are not scored.
+
+    Args:
+        dark: The dark-line map of :func:`ridge_map`.
+        light: The light-line map.
+        along: The ridge direction map.
+        tip: ``(M, 2)`` labelled tips.
+        grip: ``(M, 2)`` labelled grips.
+        wrist: ``(M, 2)`` the weapon wrists.
+        window: ``(M,)`` pixels; NaN for rows not to score.
+        n_rays: Directions in the fan.
+
+    Returns:
+        Dict of ``(M,)`` arrays, NaN where not scored: ``tip_z_best`` (the best candidate, on
+        the polarity where it is stronger), ``tip_z_label`` (the ray from the tip through the
+        labelled grip, the larger of the two polarities: weak only if weak on both),
+        ``tip_off_grip`` and ``tip_off_wrist`` (pixels from the best candidate's line to the
+        labelled grip and to the wrist).
+    """
+    m = len(tip)
+    out = {k: np.full(m, np.nan) for k in TIP_FAN_KEYS}
+    with np.errstate(invalid="ignore"):
+        dist = geo.norm(wrist - tip)
+        # A tip nearer the wrist than twice the window (a stick toward the camera) leaves no
+        # direction to judge: the window would take in half the fan.
+        r = np.flatnonzero(
+            np.isfinite(window) & (window > 0) & (dist > np.maximum(8, 2 * window))
+            & np.isfinite(grip).all(1)
+        )  # fmt: skip
+    if not len(r):
+        return out
+    tp, gp, wv, d, win = tip[r], grip[r], wrist[r] - tip[r], dist[r], window[r]
+    k = len(r)
+    thetas = np.linspace(-np.pi, np.pi, n_rays, endpoint=False)
+    th = np.broadcast_to(thetas, (k, n_rays))
+    frac = np.linspace(0.15, 0.85, 32)
+    rr = np.broadcast_to((frac[None, :] * d[:, None])[:, None, :], (k, n_rays, len(frac)))
+    off = np.abs(geo.wrap_degrees(np.degrees(thetas)[None, :] - geo.angle(wv)[:, None]))
+    within = off <= np.degrees(np.arcsin(np.clip(win / d, 0, 1)))[:, None]
+    lab = gp - tp
+    lab_len = geo.norm(lab)
+    lab_t = np.arctan2(lab[:, 1], lab[:, 0])
+    rows = np.arange(k)
+    best = []
+    z_lab = []
+    for strength in (dark, light):
+        fan = oriented_samples(strength, along, np.repeat(tp[:, None, :], n_rays, 1), th, rr)
+        fan = fan.mean(-1)
+        cand = np.where(within, fan, -np.inf)
+        b = np.argmax(cand, 1)
+        best.append((cand[rows, b], _robust_z(cand[rows, b], fan), thetas[b]))
+        lab_s = oriented_samples(strength, along, tp, lab_t, frac[None, :] * lab_len[:, None])
+        z_lab.append(_robust_z(lab_s.mean(1), fan))
+    use = best[1][0] > best[0][0]
+    z_best = np.where(use, best[1][1], best[0][1])
+    bt = np.where(use, best[1][2], best[0][2])
+    c, s_ = np.cos(bt), np.sin(bt)
+    out["tip_z_best"][r] = z_best
+    out["tip_z_label"][r] = np.fmax(z_lab[0], z_lab[1])
+    out["tip_off_grip"][r] = np.abs(c * lab[:, 1] - s_ * lab[:, 0])
+    out["tip_off_wrist"][r] = np.abs(c * wv[:, 1] - s_ * wv[:, 0])
+    return out
 
 
 def _evidence(strength, along, grip, tip, reach, elbow, n_rays, n_samples) -> dict:
@@ -377,14 +463,20 @@ def image_evidence(
     reach: np.ndarray,
     elbow: np.ndarray,
     rows: np.ndarray,
+    wrist: np.ndarray | None = None,
+    window: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """:func:`evidence_in_image` for the given annotation rows, one image or video frame at a time.
+
+    With ``wrist`` and ``window`` (``(N, 2)``, ``(N,)``: NaN for rows not to score), also the
+    :func:`tip_fan` keys.
 
     Returns:
         ``(dict of (N,) arrays, NaN where no image was read; images read)``.
     """
     n = len(grip)
-    out = {k: np.full(n, np.nan) for k in EVIDENCE_KEYS}
+    fan = wrist is not None and window is not None
+    out = {k: np.full(n, np.nan) for k in EVIDENCE_KEYS + (TIP_FAN_KEYS if fan else ())}
     out["at_border"] = np.zeros(n, bool)
     out["read"] = np.zeros(n, bool)
     n_read = 0
@@ -395,7 +487,8 @@ def image_evidence(
     for chunk, bgr in iter_frames(ds, np.asarray(rows), color=True):
         n_read += 1
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        ev = evidence_in_image(gray, grip[chunk], tip[chunk], reach[chunk], elbow[chunk])
+        extra = dict(wrist=wrist[chunk], window=window[chunk]) if fan else {}
+        ev = evidence_in_image(gray, grip[chunk], tip[chunk], reach[chunk], elbow[chunk], **extra)
         ev.update(line_t(bgr, grip[chunk], tip[chunk]))
         for k, v in ev.items():
             out[k][chunk] = v

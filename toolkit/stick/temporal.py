@@ -378,7 +378,9 @@ def _course_outliers(
     steps open and close, on the series without the spikes; then, with those episodes left out
     of the course, the rolling filters at both scales (an episode that fills a window would
     otherwise drag the window's median and make the clean frames beside it look off); last the
-    lengthening episodes that one step opens (:func:`ramp_episodes`), marked but left in.
+    lengthening episodes that one step opens or closes (:func:`ramp_episodes`, forward and
+    backward), marked but left in the course, and the spikes beside them (found on the course
+    without them).
 
     Returns:
         ``(outliers, episodes, outliers off in angle, off in length, rolling median of the
@@ -422,6 +424,17 @@ def _course_outliers(
     ramp &= fwd | _steady_angle(rev, a, t, ramp)
     bad |= ramp
     off_l |= ramp
+    if ramp.any():
+        # A spike beside a ramp episode hides in the episode's spread (the rolling MAD grows
+        # with it): the one- and two-frame outliers of the course without the episode. Only
+        # spikes are added; the other frames keep their verdicts.
+        sp_a, _ = hampel(np.where(ramp, np.nan, a_c), half_window, n_sigmas, min_scale=scale_a)
+        sp_l, _ = hampel(np.where(ramp, np.nan, ln_c), half_window, n_sigmas, min_scale=scale_l)
+        spikes = (sp_a | sp_l) & ok & ~bad
+        spikes &= ~_runs_at_least(spikes, 3)
+        bad |= spikes
+        off_a |= spikes & sp_a
+        off_l |= spikes & sp_l
     return bad, stepped, bad & off_a, bad & off_l, med_a, med_l, ramp
 
 
