@@ -701,6 +701,23 @@ def test_a_spike_beside_a_ramp_episode_is_found():
     assert not found["outlier"][np.setdiff1d(np.arange(n), np.r_[bad, 50])].any()
 
 
+def test_a_track_that_starts_short_and_turns_long_is_not_an_episode():
+    """A generated track (a fresh domain-randomised draw, seed 41): the stick points at the
+    camera for 12 frames (24 px), then swings out to 90 px within 5 frames, with a too-long
+    label during the swing. Against the wide window (mostly the long part), the last short
+    frames look off, but they are level with the short frames before them: no episode, and no
+    clean frame is flagged. The too-long labels are still found.
+    """
+    from toolkit.stick import temporal
+
+    d = np.load(Path(__file__).resolve().parents[1] / "data" / "track_turn_at_start.npz")
+    n = len(d["frame"])
+    found = temporal.tip_outliers(d["grip"], d["tip"], np.zeros(n, np.int64), d["frame"])
+    clean = d["kind"] == "none"
+    assert not found["outlier"][clean].any()
+    assert found["outlier"][10:20].sum() >= 5
+
+
 def test_a_lengthening_while_the_stick_turns_is_not_a_label_episode():
     """``_steady_angle`` keeps an episode whose angle follows the course through its flanks
     (steady, or turning evenly through them) and drops one where the stick turns away from

@@ -405,9 +405,18 @@ def _course_outliers(
     bad = ((out_a | out_l) & ok) | stepped
     off_a, off_l = out_a | step_a, out_l | step_l
     if len(a) > 4 * half_window:  # the wide scale needs room on both sides of an episode
-        wide_a, _ = hampel(a_c, 2 * half_window, n_sigmas, min_scale=scale_a)
-        wide_l, _ = hampel(ln_c, 2 * half_window, n_sigmas, min_scale=scale_l)
-        runs = _runs_at_least((wide_a | wide_l) & ok, episode_frames)
+        wide_a, wmed_a = hampel(a_c, 2 * half_window, n_sigmas, min_scale=scale_a)
+        wide_l, wmed_l = hampel(ln_c, 2 * half_window, n_sigmas, min_scale=scale_l)
+        # An episode leaves the course on one side, and beyond the calm frames on both sides
+        # of it: a run of the wide scale's outliers that is level with a flank (the start of a
+        # track that then turns, measured against the turned part) is the stick's own motion.
+        calm = ok & ~(wide_a | wide_l) & ~stepped
+        runs = np.zeros_like(ok)
+        with np.errstate(invalid="ignore"):
+            for wide, y, med in ((wide_l, ln, wmed_l), (wide_a, a, wmed_a)):
+                for sign in (1.0, -1.0):
+                    side = _runs_at_least(wide & (sign * (y - med) > 0) & ok, episode_frames)
+                    runs |= _off_both_flanks(side, y, calm, sign)
         bad |= runs
         off_a |= runs & wide_a
         off_l |= runs & wide_l
@@ -436,6 +445,27 @@ def _course_outliers(
         off_a |= spikes & sp_a
         off_l |= spikes & sp_l
     return bad, stepped, bad & off_a, bad & off_l, med_a, med_l, ramp
+
+
+def _off_both_flanks(
+    ep: np.ndarray, y: np.ndarray, calm: np.ndarray, sign: float, flank: int = 5
+) -> np.ndarray:
+    """``ep`` without the runs whose median is not beyond both flanks' on their side (``sign``).
+
+    The flanks are up to ``flank`` ``calm`` samples on each side (their median); a run with no
+    calm sample on a side is judged by the other side alone.
+    """
+    out = ep.copy()
+    if not ep.any():
+        return out
+    edges = np.diff(np.r_[0, ep.astype(np.int8), 0])
+    idx = np.flatnonzero(calm)
+    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        level = float(np.nanmedian(y[s0:e0]))
+        for fl in (idx[idx < s0][-flank:], idx[idx >= e0][:flank]):
+            if len(fl) and not sign * (level - float(np.nanmedian(y[fl]))) > 0:
+                out[s0:e0] = False
+    return out
 
 
 def _steady_angle(
