@@ -456,16 +456,25 @@ def _off_both_flanks(
     calm sample on a side is judged by the other side alone.
     """
     out = ep.copy()
-    if not ep.any():
-        return out
-    edges = np.diff(np.r_[0, ep.astype(np.int8), 0])
-    idx = np.flatnonzero(calm)
-    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+    for s0, e0, left, right in _run_flanks(ep, calm, flank):
         level = float(np.nanmedian(y[s0:e0]))
-        for fl in (idx[idx < s0][-flank:], idx[idx >= e0][:flank]):
+        for fl in (left, right):
             if len(fl) and not sign * (level - float(np.nanmedian(y[fl]))) > 0:
                 out[s0:e0] = False
     return out
+
+
+def _run_flanks(ep: np.ndarray, usable: np.ndarray, flank: int):
+    """Yield each run of ``ep`` as ``(start, stop, left flank, right flank)``.
+
+    The flanks are the indices of up to ``flank`` ``usable`` samples on each side of the run.
+    """
+    if not ep.any():
+        return
+    edges = np.diff(np.r_[0, ep.astype(np.int8), 0])
+    idx = np.flatnonzero(usable)
+    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        yield s0, e0, idx[idx < s0][-flank:], idx[idx >= e0][:flank]
 
 
 def _steady_angle(
@@ -479,13 +488,7 @@ def _steady_angle(
     stay as they are.
     """
     out = ep.copy()
-    if not ep.any():
-        return out
-    edges = np.diff(np.r_[0, ep.astype(np.int8), 0])
-    idx = np.flatnonzero(ok)
-    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-        left = idx[idx < s0][-flank:]
-        right = idx[idx >= e0][:flank]
+    for s0, e0, left, right in _run_flanks(ep, ok, flank):
         ins = np.arange(s0, e0)[ok[s0:e0]]
         if len(left) < 2 or len(right) < 2 or not len(ins):
             continue
