@@ -721,7 +721,7 @@ def assess(
         "stance's typical angle).",
     )  # fmt: skip
     # Time.
-    runs = _run_lengths(t_out, tr, frame)
+    runs = _run_sum(t_out, tr, frame)  # frames in each row's episode
     add(
         "temporal.drift", t_out & (runs >= 3), sev, runs, 3, "stick_grip,stick_tip",
         "The stick's angle or length leaves the track's course for several frames (value: "
@@ -866,8 +866,8 @@ def _run_sum(
 ) -> np.ndarray:
     """``(N,)`` per run of consecutive True rows (same track): the sum of ``values`` over it.
 
-    ``values`` defaults to ones (the run's length); rows outside any run get the sum over their
-    own one-row group (0 for the default).
+    ``values`` defaults to ones (the run's length); rows outside every run, and rows not in a
+    track, get 0.
     """
     n = len(mask)
     out = np.zeros(n)
@@ -882,8 +882,3 @@ def _run_sum(
     v = m.astype(int) if values is None else np.where(m, values[order], 0).astype(int)
     out[order] = pd.Series(v).groupby(run_id).transform("sum").to_numpy()
     return out
-
-
-def _run_lengths(mask: np.ndarray, track: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """``(N,)`` length of the run of consecutive True rows (same track) each row is in."""
-    return _run_sum(mask, track, frame)
