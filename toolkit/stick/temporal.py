@@ -73,14 +73,18 @@ def _fill_savgol(
     return filled
 
 
+def _runs(mask: np.ndarray):
+    """Yield ``(start, stop)`` of each run of consecutive True samples of ``mask``."""
+    if not mask.any():
+        return
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    yield from zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+
+
 def _runs_at_least(mask: np.ndarray, k: int) -> np.ndarray:
     """``mask`` where it holds in runs of at least ``k`` consecutive samples."""
-    if not mask.any():
-        return mask
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     out = np.zeros_like(mask)
-    for a, b in zip(starts, ends, strict=True):  # one iteration per run
+    for a, b in _runs(mask):  # one iteration per run
         if b - a >= k:
             out[a:b] = True
     return out
@@ -469,11 +473,8 @@ def _run_flanks(ep: np.ndarray, usable: np.ndarray, flank: int):
 
     The flanks are the indices of up to ``flank`` ``usable`` samples on each side of the run.
     """
-    if not ep.any():
-        return
-    edges = np.diff(np.r_[0, ep.astype(np.int8), 0])
     idx = np.flatnonzero(usable)
-    for s0, e0 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+    for s0, e0 in _runs(ep):
         yield s0, e0, idx[idx < s0][-flank:], idx[idx >= e0][:flank]
 
 
