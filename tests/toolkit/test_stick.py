@@ -933,3 +933,126 @@ def test_line_t_does_not_judge_a_part_that_leaves_the_picture():
     t_in, t_out = lt["t_inner"], lt["t_outer"]
     assert t_in[0] > I.LINE_T_CLEAR
     assert np.isnan(t_out[0])
+
+
+def _chain_series(n: int = 40, seed: int = 0):
+    """A turning track (30 deg over ``n`` frames) whose label leaves the stick by 15-45 deg in
+    frames 15-26; the image confirms the label elsewhere and shows the true stick there.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(float(n))
+    true = 20 + 30 * t / n
+    label = true + rng.normal(0, 1.0, n)
+    bad = np.arange(15, 27)
+    label[bad] += np.r_[np.linspace(15, 45, 6), np.linspace(45, 15, 6)]
+    best = true + rng.normal(0, 1.0, n)
+    other = np.zeros(n, bool)
+    other[bad] = True
+    return t, label, best, other, bad
+
+
+def test_image_chains_follow_the_line_that_carries_on_the_confirmed_stick():
+    """The label leaves the stick for 12 frames; the image's line there carries on the stick of
+    the confirmed frames beside: found, and no other frame. Where that line is another object
+    (a limb at 90 deg to the flanks' stick), too short a chain, or a track with too few
+    confirmed frames to know its motion: nothing.
+    """
+    from toolkit.stick import temporal
+
+    t, label, best, other, bad = _chain_series()
+    n = len(t)
+    track = np.zeros(n, np.int64)
+    confirmed = ~other
+    found = temporal.image_chains(other, confirmed, best, label, track, t)
+    assert np.flatnonzero(found).tolist() == bad.tolist()
+    # Another line, far from the direction the neighbours confirm.
+    limb = best.copy()
+    limb[bad] += 90
+    assert not temporal.image_chains(other, confirmed, limb, label, track, t).any()
+    # Two frames are no chain.
+    short = np.zeros(n, bool)
+    short[[15, 16]] = True
+    assert not temporal.image_chains(short, ~short, best, label, track, t).any()
+    # Still images (no track): nothing.
+    assert not temporal.image_chains(other, confirmed, best, label, np.full(n, -1), t).any()
+    # Too few confirmed frames to know the track's motion: abstain.
+    sparse = np.zeros(n, bool)
+    sparse[::3] = True
+    sparse &= ~other
+    assert not temporal.image_chains(other, sparse, best, label, track, t).any()
+
+
+def _chain_clip(monkeypatch, limb: bool):
+    """60 video frames of one subject turning the stick; frames 20-31 labelled 15-45 deg off.
+    The image stub confirms the label elsewhere and shows a line from the grip on the drift
+    frames: the true stick, or (``limb``) another line at 90 deg to it. Returns
+    ``(dataset, assessment, clean keypoints, drift rows)``.
+    """
+    import importlib.util
+
+    from toolkit.stick import assessment as A
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    n = 60
+    pose, _, _ = H.make_poses(1, seed=6, foreshortened=0.0)
+    kp = np.repeat(pose, n, 0)
+    t = np.arange(n, dtype=float)
+    kp[:, :, :2] += np.stack([2 * np.sin(t / 9), 2 * np.cos(t / 7)], 1)[:, None, :]
+    g = kp[:, layout.GRIP, :2]
+    full = pose[0, layout.TIP, :2] - pose[0, layout.GRIP, :2]
+    length = np.hypot(*full)
+    true = np.degrees(np.arctan2(full[1], full[0])) + 20 * t / n
+    rad = np.radians(true)
+    kp[:, layout.TIP, :2] = g + length * np.stack([np.cos(rad), np.sin(rad)], 1)
+    clean = kp.copy()
+    bad = np.arange(20, 32)
+    lab = true.copy()
+    lab[bad] += np.r_[np.linspace(15, 45, 6), np.linspace(45, 15, 6)]
+    rad = np.radians(lab)
+    kp[:, layout.TIP, :2] = g + length * np.stack([np.cos(rad), np.sin(rad)], 1)
+    images = [
+        {"id": i + 1, "file_name": f"clip/{i:06d}.jpg", "width": 800, "height": 800,
+         "stance": "st0", "subject": "s1", "video_id": 1, "frame_index": i}
+        for i in range(n)
+    ]  # fmt: skip
+    anns = [{"id": i + 1, "image_id": i + 1} for i in range(n)]
+    ds = Dataset.from_records(images, anns, kp, videos=[{"id": 1, "file_name": "clip.mp4"}])
+    z_lab, best = np.full(n, 8.0), lab + np.random.default_rng(1).normal(0, 1.0, n)
+    z_lab[bad] = -0.5
+    best[bad] = true[bad] + (90.0 if limb else 0.0)
+    stub = _evidence_stub(n, z_label=z_lab, z_best=np.full(n, 20.0), best_angle=best,
+                          best_end=np.full(n, length), label_len=np.full(n, length))  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    return ds, assess(ds), clean, bad
+
+
+def test_a_gradual_angle_drift_the_image_follows_is_flagged_and_turned_back(monkeypatch):
+    """A label that turns off the stick too gradually for the track's course to see, where the
+    image shows the stick carrying on from the confirmed frames: a warning on the drift frames,
+    and ``correct`` turns the tips back onto the stick (length kept); no other frame moves.
+    """
+    ds, a, clean, bad = _chain_clip(monkeypatch, limb=False)
+    mism = a.check("stick.image_mismatch")
+    warned = np.flatnonzero(mism.mask & (mism.severity == "warning"))
+    assert set(warned) == set(bad)
+    assert a.decisive[bad, 1].all() and not a.decisive[:, 0].any()
+    res = C.correct(ds)
+    err = np.hypot(*(res.keypoints[:, layout.TIP, :2] - clean[:, layout.TIP, :2]).T)
+    assert np.median(err[bad]) < 5.0
+    rest = np.setdiff1d(np.arange(len(ds)), bad)
+    assert not res.changed[rest].any()
+
+
+def test_a_line_that_does_not_carry_on_the_stick_moves_nothing(monkeypatch):
+    """The same drift, but the image's line on the drift frames is at 90 deg to the stick the
+    neighbours confirm (a limb): no warning from the image, no decisive fix, nothing moved by
+    the image.
+    """
+    ds, a, _, bad = _chain_clip(monkeypatch, limb=True)
+    mism = a.check("stick.image_mismatch")
+    assert not (mism.mask & (mism.severity == "warning")).any()
+    from toolkit.stick import assessment as A
+
+    assert not (a.proposal_reason[bad] == (A.TEMPORAL | A.IMAGE)).any()

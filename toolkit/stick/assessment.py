@@ -562,6 +562,12 @@ def assess(
             )
         both = t_out & other & agree
         propose(both, None, grip + bdir * blen[:, None], TEMPORAL | IMAGE, 0.95, None, both)
+    # The image's line carries on, frame by frame, the stick a neighbouring frame's image
+    # confirms, and the label has left it: two witnesses (the image, and the frames beside), so
+    # the tip turns onto the line (its length stays the label's).
+    chain, turned = _image_chain(ev, other & ~swap & ~time_swap & ~too_long & ~far, confirmed,
+                                 grip, tip, length_px, tr, frame)  # fmt: skip
+    propose(chain, None, turned, TEMPORAL | IMAGE, 0.9, None, chain)
     strong_t = t_out & ~tim["weak"]
     propose(strong_t, None, tim["fit_tip"], TEMPORAL,
             lambda m: np.clip(tim["deviation"][m] / 3, 0.5, 0.95), None, strong_t)  # fmt: skip
@@ -690,9 +696,11 @@ def assess(
             clear = (z_best >= float(vis["median_z"])) & (z_lab < 0.5) & ~tim["judged"]
         add(
             "stick.image_mismatch", other & ~too_long & ~far,
-            np.where(atyp | clear, "warning", "info"), d_ang, 12.0, "stick_grip,stick_tip",
+            np.where(atyp | clear | chain, "warning", "info"), d_ang, 12.0,
+            "stick_grip,stick_tip",
             "The labelled stick is not on a line in the image, and another line starts at the "
-            "grip (value: degrees between them).",
+            "grip; in video, a warning where that line carries on the stick of the frames "
+            "beside (value: degrees between them).",
         )  # fmt: skip
         add(
             "stick.image_ends_early", ends_early & ~too_long & ~far & ~other,
@@ -841,6 +849,21 @@ def _episode_veto(
     n_run = _run_sum(cand, track, frame)
     n_free = _run_sum(cand, track, frame, out)
     return out | (cand & ramp & (n_run >= 3) & (2 * n_free > n_run))
+
+
+def _image_chain(ev, other, confirmed, grip, tip, length_px, track, frame):
+    """Rows of :func:`toolkit.stick.temporal.image_chains`, and their tips turned onto the line.
+
+    The tip keeps the label's length: only its direction has two witnesses.
+    """
+    n = len(grip)
+    if ev is None or not other.any():
+        return np.zeros(n, bool), np.full((n, 2), np.nan)
+    chain = temporal.image_chains(
+        other, confirmed, ev["best_angle"], geo.angle(tip - grip), track, frame
+    )
+    th = np.radians(np.where(chain, ev["best_angle"], np.nan))
+    return chain, grip + np.stack([np.cos(th), np.sin(th)], 1) * length_px[:, None]
 
 
 def _grip_off_tip_line(ev: dict, strong: float, fore_px: np.ndarray) -> np.ndarray:
