@@ -8,7 +8,9 @@ only the decisive fixes. First do no harm: a point moves only on
 
 * **time** (video): the track's own course says the tip left it (Hampel outliers of the stick's
   angle and length, floors from the track's frame-to-frame changes), and the image does not
-  confirm the label;
+  confirm the label (where it sees the stick along most of an episode's labels, the course is
+  what is wrong: a real fast swing); or the image's line carries on, frame by frame, the stick
+  a neighbouring frame confirms, while the label has left it;
 * **impossible geometry**: a stick far longer than the subject's stick (a projection can only
   shorten a stick), by more than the data set's own spread allows;
 * **a swap seen both in the geometry and in the image**: the tip at a confident wrist, the grip
@@ -427,9 +429,13 @@ def assess(
     length_known = np.isfinite(subj_len)
     if not length_known.any():
         notes.append("too few clean-looking sticks to estimate stick lengths: length not judged")
+    # The length is judged wherever the grip is not known to be off: a grip far from an
+    # uncertain wrist may well be right (the wrist is the doubt), though no fix of its length
+    # is applied on that word.
+    sure_grip = clean_like | (g_ok & t_ok & ~swap & far & ~confident)
     with np.errstate(invalid="ignore"):
-        too_long = clean_like & length_known & (ratio > 1 + tol_w)
-        impossible = too_long & (ratio > 1 + tol_e)
+        too_long = sure_grip & length_known & (ratio > 1 + tol_w)
+        impossible = too_long & clean_like & (ratio > 1 + tol_e)
 
     # ------------------------------------------------------------------ image evidence
     # From the tip, the image's line back to the hand is scored where a grip could be off it: a
@@ -500,15 +506,22 @@ def assess(
     fit_vec = tim["fit_tip"] - grip
     d_flip, len_fit, t_move = _course_measures(tim["fit_tip"], fit_vec, grip, tip, length_px, L_px)
     with np.errstate(invalid="ignore"):
+        # A confident wrist holds the labelled grip and the tip is out of the hand: the ends
+        # are where a held stick's are, and a swap would put the grip a stick away from it.
+        held = confident & (d_grip <= thr_g) & (d_tip_w > thr_g)
         time_swap = (
             tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
-            & (len_fit < 1.25)
+            & (len_fit < 1.25) & ~held
         )  # fmt: skip
-    on_line = _on_line(ev, confirmed, usable_img)
+    with np.errstate(invalid="ignore"):
+        turned = 180.0 - d_flip > 2 * temporal.STEP_ANGLE  # the course turns off the label
+    on_line = _on_line(ev, confirmed, usable_img) | _seen_turned(
+        ev, strong if usable_img else np.inf, turned
+    )
     with np.errstate(invalid="ignore"):
         big = t_move > 0.1
     cand_t = tim["outlier"] & ~swap & ~time_swap & big
-    t_out = _episode_veto(cand_t, on_line, tim["weak"], tr, frame)
+    t_out = _episode_veto(cand_t, on_line, tim["weak"], tr, frame, turned)
 
     # ------------------------------------------------------------------ proposals
     def propose(mask, g_new, t_new, bit, conf, dec_g=None, dec_t=None):
@@ -565,9 +578,11 @@ def assess(
     # The image's line carries on, frame by frame, the stick a neighbouring frame's image
     # confirms, and the label has left it: two witnesses (the image, and the frames beside), so
     # the tip turns onto the line (its length stays the label's).
-    chain, turned = _image_chain(ev, other & ~swap & ~time_swap & ~too_long & ~far, confirmed,
-                                 grip, tip, length_px, tr, frame)  # fmt: skip
-    propose(chain, None, turned, TEMPORAL | IMAGE, 0.9, None, chain)
+    chain, chain_tip = _image_chain(
+        ev, other & ~swap & ~time_swap & ~too_long & ~far, confirmed, grip, tip, length_px, tr,
+        frame,
+    )  # fmt: skip
+    propose(chain, None, chain_tip, TEMPORAL | IMAGE, 0.9, None, chain)
     strong_t = t_out & ~tim["weak"]
     propose(strong_t, None, tim["fit_tip"], TEMPORAL,
             lambda m: np.clip(tim["deviation"][m] / 3, 0.5, 0.95), None, strong_t)  # fmt: skip
@@ -591,14 +606,14 @@ def assess(
     # Longer than the subject's stick and the image's line ending before the labelled tip: two
     # independent witnesses, so the tip moves to where the line ends (at most 15 % inside the
     # subject's stick, as above).
-    seen_long = too_long & ends_early & use_img_len
+    seen_long = too_long & clean_like & ends_early & use_img_len
     propose(seen_long, None, pulled, TOO_LONG | IMAGE, 0.85, None, seen_long)
     # Longer than the subject's stick beyond the data set's spread: the pull along the label is
     # monotone toward the truth (a projection only shortens a stick, so the true tip lies at or
     # inside the subject's length), so it is applied too, where the subject's length rests on
     # enough sticks (a subject seen in few frames may never have shown its stick in full).
     well_known = stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
-    propose(too_long, None, pulled, TOO_LONG, 0.75, None, too_long & well_known)
+    propose(too_long, None, pulled, TOO_LONG, 0.75, None, too_long & clean_like & well_known)
     # A ramp episode (one step opens it, the label ramps back) rests on a line through its
     # flanks: its fix is proposed, not applied.
     propose(t_out, None, tim["fit_tip"], TEMPORAL, 0.6)
@@ -833,19 +848,54 @@ def _grip_off_line(ds, ev, snap, tip, elbow, eligible, d_grip, thr_g) -> np.ndar
         return cand & (z_alt >= 3.0) & (z_alt >= z_lab + 0.25 * z_out)
 
 
+def _seen_turned(ev, strong: float, turned: np.ndarray) -> np.ndarray:
+    """``(N,)`` the image sees the stick along a label the track's course turns away from.
+
+    The label lies on a line at the data set's ``strong`` level while the course points more
+    than two angle steps away: the stick is where the label is, and the course (interpolated
+    over a real fast swing, say) is not.
+    """
+    if ev is None:
+        return np.zeros(len(turned), bool)
+    with np.errstate(invalid="ignore"):
+        return (ev["z_label"] >= strong) & turned
+
+
 def _episode_veto(
-    cand: np.ndarray, on_line: np.ndarray, ramp: np.ndarray, track: np.ndarray, frame: np.ndarray
+    cand: np.ndarray,
+    on_line: np.ndarray,
+    ramp: np.ndarray,
+    track: np.ndarray,
+    frame: np.ndarray,
+    turned: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(N,)`` time outliers ``cand`` the image does not speak for (``on_line``).
 
-    A ramp episode (``ramp``: a label lengthening for several frames) is one event: where the
-    image speaks for fewer than half of its frames, it speaks for none of them (a line beside
-    or beyond the stick, in line with the label, can support a few of the episode's labels).
-    Spikes and step-bracketed episodes are judged frame by frame, as before.
+    An episode is one event, and where most of its frames say one thing the image speaks for
+    it as a whole:
+
+    * a run of outliers whose course turns off the labels (``turned``: say, a course
+      interpolated across a real fast swing) where the image speaks for most of the run: for
+      all of it;
+    * a ramp episode (``ramp``: a label lengthening for several frames) where the image speaks
+      for most of its frames: for all of them (the stick lengthened, and the label with it);
+      where it speaks for fewer than half of its outliers: for none of them (a line beside or
+      beyond the stick, in line with the label, can support a few of the episode's labels).
+
+    Other departures in length are judged frame by frame (a line can run on past a too-long
+    label).
     """
     out = cand & ~on_line
+    if not (cand & on_line).any():
+        return out
+    if turned is not None:
+        c = cand & turned
+        n_c = _run_sum(c, track, frame)
+        out &= ~(c & (n_c >= 3) & (2 * _run_sum(c, track, frame, on_line) > n_c))
     if not (cand & ramp & on_line).any():
         return out
+    n_ep = _run_sum(ramp, track, frame)
+    out &= ~(ramp & (n_ep >= 3) & (2 * _run_sum(ramp, track, frame, on_line) > n_ep))
     n_run = _run_sum(cand, track, frame)
     n_free = _run_sum(cand, track, frame, out)
     return out | (cand & ramp & (n_run >= 3) & (2 * n_free > n_run))
