@@ -1185,3 +1185,17 @@ def test_a_too_long_stick_is_judged_where_the_wrist_is_uncertain_but_never_pulle
     assert long_.mask[r] and long_.severity[r] == "warning"
     assert np.isfinite(a.proposal[r, 1]).all() and not a.decisive[r].any()
     assert not C.correct(ds, use_images=False).changed[r].any()
+
+
+def test_time_never_applies_a_fix_that_turns_a_label_past_a_right_angle(monkeypatch):
+    """Without the image, the real swing of ``_swing_clip`` is all time has: its course points
+    the other way across the swing. The frames are flagged with the course's fix proposed, but
+    a fix turning a label by more than a right angle is the course failing, not a label
+    drifting (an error that large is a swap, judged on its own): nothing is applied.
+    """
+    ds, _ = _swing_clip(monkeypatch)
+    monkeypatch.undo()  # the real image reader: without images it reads none
+    a = assess(ds, AssessOptions(use_images=False))
+    assert a.check("temporal.drift").mask[20:40].all()
+    assert not a.decisive.any()
+    assert not C.correct(ds, use_images=False).changed.any()

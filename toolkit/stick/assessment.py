@@ -583,7 +583,11 @@ def assess(
         frame,
     )  # fmt: skip
     propose(chain, None, chain_tip, TEMPORAL | IMAGE, 0.9, None, chain)
-    strong_t = t_out & ~tim["weak"]
+    # A course more than a right angle off the label is no drift of the label (an error that
+    # large is a swap, judged on its own) but the course failing across a fast swing: its fix
+    # is proposed, not applied.
+    with np.errstate(invalid="ignore"):
+        strong_t = t_out & ~tim["weak"] & ~(180.0 - d_flip > 90.0)
     propose(strong_t, None, tim["fit_tip"], TEMPORAL,
             lambda m: np.clip(tim["deviation"][m] / 3, 0.5, 0.95), None, strong_t)  # fmt: skip
     # Impossible length: pull the tip in along the stick (to the image's end of the line when
