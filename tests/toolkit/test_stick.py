@@ -982,20 +982,17 @@ def test_image_chains_follow_the_line_that_carries_on_the_confirmed_stick():
     assert not temporal.image_chains(other, sparse, best, label, track, t).any()
 
 
-def _chain_clip(monkeypatch, limb: bool):
-    """60 video frames of one subject turning the stick; frames 20-31 labelled 15-45 deg off.
-    The image stub confirms the label elsewhere and shows a line from the grip on the drift
-    frames: the true stick, or (``limb``) another line at 90 deg to it. Returns
-    ``(dataset, assessment, clean keypoints, drift rows)``.
+def _one_subject_clip(n: int, angle):
+    """``n`` video frames of one subject, gently swaying, whose stick (its full length) points at
+    ``angle(t, base)`` degrees (``base``: the pose's own stick angle). Returns ``(dataset
+    builder, keypoints, grip (n, 2), stick length)``; the builder makes the clip's dataset from
+    (edited) keypoints.
     """
     import importlib.util
-
-    from toolkit.stick import assessment as A
 
     spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
     H = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(H)
-    n = 60
     pose, _, _ = H.make_poses(1, seed=6, foreshortened=0.0)
     kp = np.repeat(pose, n, 0)
     t = np.arange(n, dtype=float)
@@ -1003,14 +1000,7 @@ def _chain_clip(monkeypatch, limb: bool):
     g = kp[:, layout.GRIP, :2]
     full = pose[0, layout.TIP, :2] - pose[0, layout.GRIP, :2]
     length = np.hypot(*full)
-    true = np.degrees(np.arctan2(full[1], full[0])) + 20 * t / n
-    rad = np.radians(true)
-    kp[:, layout.TIP, :2] = g + length * np.stack([np.cos(rad), np.sin(rad)], 1)
-    clean = kp.copy()
-    bad = np.arange(20, 32)
-    lab = true.copy()
-    lab[bad] += np.r_[np.linspace(15, 45, 6), np.linspace(45, 15, 6)]
-    rad = np.radians(lab)
+    rad = np.radians(angle(t, np.degrees(np.arctan2(full[1], full[0]))))
     kp[:, layout.TIP, :2] = g + length * np.stack([np.cos(rad), np.sin(rad)], 1)
     images = [
         {"id": i + 1, "file_name": f"clip/{i:06d}.jpg", "width": 800, "height": 800,
@@ -1018,7 +1008,31 @@ def _chain_clip(monkeypatch, limb: bool):
         for i in range(n)
     ]  # fmt: skip
     anns = [{"id": i + 1, "image_id": i + 1} for i in range(n)]
-    ds = Dataset.from_records(images, anns, kp, videos=[{"id": 1, "file_name": "clip.mp4"}])
+
+    def build(k):
+        return Dataset.from_records(images, anns, k, videos=[{"id": 1, "file_name": "clip.mp4"}])
+
+    return build, kp, g, length
+
+
+def _chain_clip(monkeypatch, limb: bool):
+    """60 video frames of one subject turning the stick; frames 20-31 labelled 15-45 deg off.
+    The image stub confirms the label elsewhere and shows a line from the grip on the drift
+    frames: the true stick, or (``limb``) another line at 90 deg to it. Returns
+    ``(dataset, assessment, clean keypoints, drift rows)``.
+    """
+    from toolkit.stick import assessment as A
+
+    n = 60
+    build, kp, g, length = _one_subject_clip(n, lambda t, base: base + 20 * t / n)
+    true = np.degrees(np.arctan2(*(kp[:, layout.TIP, :2] - g)[:, ::-1].T))
+    clean = kp.copy()
+    bad = np.arange(20, 32)
+    lab = true.copy()
+    lab[bad] += np.r_[np.linspace(15, 45, 6), np.linspace(45, 15, 6)]
+    rad = np.radians(lab)
+    kp[:, layout.TIP, :2] = g + length * np.stack([np.cos(rad), np.sin(rad)], 1)
+    ds = build(kp)
     z_lab, best = np.full(n, 8.0), lab + np.random.default_rng(1).normal(0, 1.0, n)
     z_lab[bad] = -0.5
     best[bad] = true[bad] + (90.0 if limb else 0.0)
@@ -1064,33 +1078,15 @@ def _swing_clip(monkeypatch, reach: float = 0.7):
     a strong line; on the swing frames the line stops at ``reach`` of the label (a faint tip),
     so the strict "on the line to its end" test fails there. Returns ``(dataset, assessment)``.
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
     n = 60
-    pose, _, _ = H.make_poses(1, seed=6, foreshortened=0.0)
-    kp = np.repeat(pose, n, 0)
-    t = np.arange(n, dtype=float)
-    kp[:, :, :2] += np.stack([2 * np.sin(t / 9), 2 * np.cos(t / 7)], 1)[:, None, :]
-    g = kp[:, layout.GRIP, :2]
-    full = pose[0, layout.TIP, :2] - pose[0, layout.GRIP, :2]
-    length = np.hypot(*full)
-    ang = np.degrees(np.arctan2(full[1], full[0])) + 3 * np.sin(t / 5)
-    swing = (t >= 20) & (t < 40)
-    ang[swing] += 165.0
-    rad = np.radians(ang)
-    kp[:, layout.TIP, :2] = g + length * np.stack([np.cos(rad), np.sin(rad)], 1)
-    images = [
-        {"id": i + 1, "file_name": f"clip/{i:06d}.jpg", "width": 800, "height": 800,
-         "stance": "st0", "subject": "s1", "video_id": 1, "frame_index": i}
-        for i in range(n)
-    ]  # fmt: skip
-    anns = [{"id": i + 1, "image_id": i + 1} for i in range(n)]
-    ds = Dataset.from_records(images, anns, kp, videos=[{"id": 1, "file_name": "clip.mp4"}])
+    swing = (np.arange(n) >= 20) & (np.arange(n) < 40)
+    build, kp, g, length = _one_subject_clip(
+        n, lambda t, base: base + 3 * np.sin(t / 5) + np.where(swing, 165.0, 0.0)
+    )
+    ang = np.degrees(np.arctan2(*(kp[:, layout.TIP, :2] - g)[:, ::-1].T))
+    ds = build(kp)
     end = np.where(swing, reach, 1.0) * length
     stub = _evidence_stub(n, z_label=np.full(n, 20.0), z_best=np.full(n, 20.0), best_angle=ang,
                           z_outer=np.full(n, 8.0), label_end=end, label_len=np.full(n, length),
