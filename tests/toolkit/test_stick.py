@@ -1195,3 +1195,57 @@ def test_time_never_applies_a_fix_that_turns_a_label_past_a_right_angle(monkeypa
     assert a.check("temporal.drift").mask[20:40].all()
     assert not a.decisive.any()
     assert not C.correct(ds, use_images=False).changed.any()
+
+
+def test_extend_runs_finds_the_ramps_of_a_drift_beside_its_peak():
+    """A grip drifting off the hand and back: a fixed threshold sees frames 20-24 (the peak);
+    the frames beside them still above the track's usual grip distance (17-19, 25-26) are the
+    drift's ramps. A high frame away from the run, an uncertain frame (which stops the walk),
+    and a track too short to know its usual level are not.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(0)
+    n = 40
+    x = 0.2 + rng.normal(0, 0.03, n)
+    x[17:27] = [0.5, 0.6, 0.8, 1.2, 1.3, 1.4, 1.3, 1.2, 0.7, 0.45]
+    x[8] = 0.9  # a high frame, not beside the run
+    seed = x > 1.0
+    track, frame = np.zeros(n, np.int64), np.arange(n, dtype=float)
+    eligible = np.ones(n, bool)
+    out = temporal.extend_runs(seed, x, eligible, track, frame)
+    assert np.flatnonzero(out).tolist() == [17, 18, 19, 25, 26]
+    eligible[18] = False  # an uncertain wrist: the walk stops there
+    out = temporal.extend_runs(seed, x, eligible, track, frame)
+    assert np.flatnonzero(out).tolist() == [19, 25, 26]
+    short = np.full(n, -1)
+    short[17:28] = 0  # 6 frames beside the run are too few to know the track's level: abstain
+    assert not temporal.extend_runs(seed, x, np.ones(n, bool), short, frame).any()
+    # Still images (no track): nothing.
+    assert not temporal.extend_runs(seed, x, eligible, np.full(n, -1), frame).any()
+
+
+def test_a_grip_drift_is_flagged_on_its_ramps_as_well_as_its_peak():
+    """A clip whose grip slides off the hand and back (0.45-0.8 forearm on the ramps, 1.5 at
+    the peak): the peak is far from the confident wrist, and its ramps, beside it and beyond
+    the track's usual grip distance, are flagged with it (the hand proposed, nothing applied).
+    The labels leave the track's course, but their grips explain it: time moves no tip.
+    """
+    n = 60
+    build, kp, g, _ = _one_subject_clip(n, lambda t, base: base + 0 * t)
+    ds0 = build(kp)
+    side = assess(ds0, AssessOptions(use_images=False)).side[0]
+    w, e = kp[0, layout.L_WRIST + side, :2], kp[0, layout.L_ELBOW + side, :2]
+    fore = np.hypot(*(w - e))
+    perp = np.array([-(w - e)[1], (w - e)[0]]) / fore
+    off = np.zeros(n)
+    off[17:27] = [0.45, 0.6, 0.8, 1.5, 1.5, 1.5, 1.5, 1.5, 0.7, 0.5]
+    kp[:, layout.GRIP, :2] += off[:, None] * fore * perp
+    a = assess(build(kp), AssessOptions(use_images=False))
+    flagged = np.flatnonzero(a.check("stick.grip_far").mask)
+    assert set(range(20, 25)) <= set(flagged)
+    assert set(flagged) == set(range(17, 27))
+    assert np.isfinite(a.proposal[18:26, 0]).all()  # the hand (the ends also look too long)
+    assert (a.proposal_reason[17:27] > 0).all() and not a.decisive.any()
+    # Time sees the labels leave the course, but the grip explains it: the tips stay.
+    assert not C.correct(build(kp), use_images=False).changed.any()

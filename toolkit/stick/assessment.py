@@ -520,7 +520,13 @@ def assess(
     )
     with np.errstate(invalid="ignore"):
         big = t_move > 0.1
-    cand_t = tim["outlier"] & ~swap & ~time_swap & big
+    # A grip drifting off the hand: the frames beside a run of far grips whose grip stays beyond
+    # the track's usual distance from its confident wrist are the run's ramps.
+    far_ramp = temporal.extend_runs(far & confident, d_grip, confident & g_ok & ~swap, tr, frame)
+    # A label whose grip is off the hand leaves the course because of its grip: the tip, very
+    # likely right, is not time's to move.
+    cand_t = tim["outlier"] & ~swap & ~time_swap & big & ~(far & confident) & ~far_ramp
+    long_sure = too_long & clean_like & ~far_ramp  # nor is a length its grip explains
     t_out = _episode_veto(cand_t, on_line, tim["weak"], tr, frame, turned)
 
     # ------------------------------------------------------------------ proposals
@@ -606,18 +612,18 @@ def assess(
     r = np.flatnonzero(too_long)
     g_r = grip[r]
     pulled[r] = g_r + geo.unit(tip[r] - g_r, length_px[r]) * new_len[r, None]
-    propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible)
+    propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible & long_sure)
     # Longer than the subject's stick and the image's line ending before the labelled tip: two
     # independent witnesses, so the tip moves to where the line ends (at most 15 % inside the
     # subject's stick, as above).
-    seen_long = too_long & clean_like & ends_early & use_img_len
+    seen_long = long_sure & ends_early & use_img_len
     propose(seen_long, None, pulled, TOO_LONG | IMAGE, 0.85, None, seen_long)
     # Longer than the subject's stick beyond the data set's spread: the pull along the label is
     # monotone toward the truth (a projection only shortens a stick, so the true tip lies at or
     # inside the subject's length), so it is applied too, where the subject's length rests on
     # enough sticks (a subject seen in few frames may never have shown its stick in full).
     well_known = stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
-    propose(too_long, None, pulled, TOO_LONG, 0.75, None, too_long & clean_like & well_known)
+    propose(too_long, None, pulled, TOO_LONG, 0.75, None, long_sure & well_known)
     # A ramp episode (one step opens it, the label ramps back) rests on a line through its
     # flanks: its fix is proposed, not applied.
     propose(t_out, None, tim["fit_tip"], TEMPORAL, 0.6)
@@ -637,7 +643,7 @@ def assess(
         propose(shows_tip, None, grip + bdir * blen[:, None], IMAGE | TIP_FILLED, 0.5)
     # Missing tips inside a reliable track: the neighbours' course (never applied alone).
     propose(tim["missing"] & ~t_ok, None, tim["fit_tip"], TEMPORAL | TIP_FILLED, 0.5)
-    propose(far & confident, snap, None, GRIP, 0.6)
+    propose((far & confident) | far_ramp, snap, None, GRIP, 0.6)
     propose(grip_line, snap, None, GRIP, 0.7)
     decisive[:, 0] &= edit_g
     decisive[:, 1] &= edit_t
@@ -668,10 +674,11 @@ def assess(
         "the track's course (value: degrees between them).",
     )  # fmt: skip
     add(
-        "stick.grip_far", far & confident,
+        "stick.grip_far", (far & confident) | far_ramp,
         np.where(d_grip > thr_g_err, "error", "warning"), d_grip, thr_g,
         grip_wrist,
-        "The grip is far from a confident weapon wrist (value: forearm lengths).",
+        "The grip is far from a confident weapon wrist, or (video) beside frames where it is "
+        "and still beyond the track's usual distance (value: forearm lengths).",
     )  # fmt: skip
     add(
         "stick.grip_off_line", grip_line, sev, d_grip, GRIP_IN_FIST, grip_wrist,

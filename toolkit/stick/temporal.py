@@ -705,3 +705,43 @@ def _chains_from_anchors(order, anchor, other, lab, best, f, tol, speed, max_gap
             q += 1
         yield chain
         p = q
+
+
+def extend_runs(
+    seed: np.ndarray,
+    value: np.ndarray,
+    eligible: np.ndarray,
+    track: np.ndarray,
+    frame: np.ndarray,
+    k: float = 2.0,
+    max_frames: int = 4,
+    min_rows: int = 8,
+) -> np.ndarray:
+    """``(N,)`` the frames beside runs of ``seed`` that carry the run on (its ramps).
+
+    An error that drifts in and out is caught by a fixed threshold only at its peak. Next to
+    such a run, in the same track, a frame belongs to it while its ``value`` stays above the
+    track's usual level: the median of the track's other ``eligible`` frames plus ``k`` robust
+    SDs of them. The walk outward stops at the first frame that is not eligible or not above,
+    after ``max_frames`` frames, or at another run. Tracks with fewer than ``min_rows`` frames
+    to measure their level abstain.
+    """
+    n = len(seed)
+    out = np.zeros(n, bool)
+    for code in np.unique(track[seed & (track >= 0)]):
+        rows = np.flatnonzero(track == code)
+        rows = rows[np.argsort(frame[rows], kind="stable")]
+        x, s, e = value[rows], seed[rows], eligible[rows] & np.isfinite(value[rows])
+        ref = x[e & ~s]
+        if len(ref) < min_rows:
+            continue
+        med = float(np.median(ref))
+        level = med + k * 1.4826 * float(np.median(np.abs(ref - med)))
+        above = e & ~s & (x > level)
+        for i in np.flatnonzero(s):
+            for step in (-1, 1):
+                j = i + step
+                while 0 <= j < len(rows) and abs(j - i) <= max_frames and above[j]:
+                    out[rows[j]] = True
+                    j += step
+    return out
