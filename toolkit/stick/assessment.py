@@ -513,8 +513,9 @@ def assess(
             tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
             & (len_fit < 1.25) & ~held
         )  # fmt: skip
+    turn = 180.0 - d_flip  # degrees between the label and the course
     with np.errstate(invalid="ignore"):
-        turned = 180.0 - d_flip > 2 * temporal.STEP_ANGLE  # the course turns off the label
+        turned = turn > 2 * temporal.STEP_ANGLE  # the course turns off the label
     on_line = _on_line(ev, confirmed, usable_img) | _seen_turned(
         ev, strong if usable_img else np.inf, turned
     )
@@ -593,7 +594,7 @@ def assess(
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
     # is proposed, not applied.
     with np.errstate(invalid="ignore"):
-        strong_t = t_out & ~tim["weak"] & ~(180.0 - d_flip > 90.0)
+        strong_t = t_out & ~tim["weak"] & ~(turn > 90.0)
     propose(strong_t, None, tim["fit_tip"], TEMPORAL,
             lambda m: np.clip(tim["deviation"][m] / 3, 0.5, 0.95), None, strong_t)  # fmt: skip
     # Impossible length: pull the tip in along the stick (to the image's end of the line when

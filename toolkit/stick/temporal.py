@@ -81,6 +81,13 @@ def _runs(mask: np.ndarray):
     yield from zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
 
 
+def _track_rows(track: np.ndarray, frame: np.ndarray, codes: np.ndarray):
+    """Yield each track code of ``codes`` with its rows in frame order."""
+    for code in codes:  # one iteration per track
+        rows = np.flatnonzero(track == code)
+        yield code, rows[np.argsort(frame[rows], kind="stable")]
+
+
 def _runs_at_least(mask: np.ndarray, k: int) -> np.ndarray:
     """``mask`` where it holds in runs of at least ``k`` consecutive samples."""
     out = np.zeros_like(mask)
@@ -561,9 +568,7 @@ def tip_outliers(
     vec = tip - grip
     length = geo.norm(vec)
     ang = geo.angle(vec)
-    for code in tracks:  # one iteration per track
-        rows = np.flatnonzero(track == code)
-        rows = rows[np.argsort(frame[rows], kind="stable")]
+    for _, rows in _track_rows(track, frame, tracks):
         ok = np.isfinite(ang[rows]) & (length[rows] > 0)
         if len(rows) < min_frames or ok.mean() < min_coverage or ok.sum() < min_frames:
             continue
@@ -662,9 +667,7 @@ def image_chains(
     d = geo.wrap_degrees(best_angle[both] - label_angle[both])
     noise = 1.4826 * float(np.median(np.abs(d - np.median(d))))
     tol = max(4.0 * noise, 3.0)
-    for code in np.unique(track[other & (track >= 0)]):
-        rows = np.flatnonzero(track == code)
-        rows = rows[np.argsort(frame[rows], kind="stable")]
+    for _, rows in _track_rows(track, frame, np.unique(track[other & (track >= 0)])):
         f = frame[rows].astype(np.float64)
         a, o, lab = anchor[rows], other[rows], label_angle[rows]
         pairs = np.flatnonzero(a[:-1] & a[1:] & (np.diff(f) == 1))
@@ -728,9 +731,7 @@ def extend_runs(
     """
     n = len(seed)
     out = np.zeros(n, bool)
-    for code in np.unique(track[seed & (track >= 0)]):
-        rows = np.flatnonzero(track == code)
-        rows = rows[np.argsort(frame[rows], kind="stable")]
+    for _, rows in _track_rows(track, frame, np.unique(track[seed & (track >= 0)])):
         x, s, e = value[rows], seed[rows], eligible[rows] & np.isfinite(value[rows])
         ref = x[e & ~s]
         if len(ref) < min_rows:
@@ -738,10 +739,9 @@ def extend_runs(
         med = float(np.median(ref))
         level = med + k * 1.4826 * float(np.median(np.abs(ref - med)))
         above = e & ~s & (x > level)
-        for i in np.flatnonzero(s):
-            for step in (-1, 1):
-                j = i + step
-                while 0 <= j < len(rows) and abs(j - i) <= max_frames and above[j]:
-                    out[rows[j]] = True
-                    j += step
+        for a, b in _runs(above):  # a run of the track's frames above its level
+            if a > 0 and s[a - 1]:  # just after a run of ``seed``
+                out[rows[a : min(b, a + max_frames)]] = True
+            if b < len(rows) and s[b]:  # just before one
+                out[rows[max(a, b - max_frames) : b]] = True
     return out
