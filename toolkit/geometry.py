@@ -87,16 +87,15 @@ class Points:
     def dist(self, a: int, b: int) -> np.ndarray:
         """``(N,)`` distance between keypoints ``a`` and ``b``, cached (read-only).
 
-        ``hypot`` ignores the signs of its arguments, so ``dist(a, b)`` and ``dist(b, a)`` are
-        the same values and share one entry.
+        A length ignores the signs of its components, so ``dist(a, b)`` and ``dist(b, a)`` are
+        the same values and share one entry; they are :func:`norm`'s values of the difference.
         """
         key = (min(int(a), int(b)), max(int(a), int(b)))
         d = self._dist.get(key)
         if d is None:
             ax, ay = self.xy(a)
             bx, by = self.xy(b)
-            dx = ax - bx
-            d = np.hypot(dx, ay - by, out=dx)  # written over its own temporary
+            d = _hypot_into(ax - bx, ay - by, (ax, ay, bx, by))
             d.flags.writeable = False
             self._dist[key] = d
         return d
@@ -242,8 +241,49 @@ def point(kp: np.ndarray | Points, index: int | np.ndarray) -> np.ndarray:
 
 
 def norm(v: np.ndarray) -> np.ndarray:
-    """Euclidean length of ``(..., 2)`` vectors (NaN in, NaN out)."""
-    return np.hypot(v[..., 0], v[..., 1])
+    """Euclidean length of ``(..., 2)`` vectors (NaN in, NaN out): :func:`hypot` of the columns."""
+    return hypot(v[..., 0], v[..., 1])
+
+
+def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``np.hypot(x, y)`` of float arrays, about twice as fast (``x`` and ``y`` are kept).
+
+    ``sqrt(x*x + y*y)``, and ``np.hypot`` itself where that is not finite: an infinite side
+    (hypot is ``inf`` even beside a NaN) or a square that overflows. Finite values agree with
+    ``np.hypot`` to an ulp or two, and equal components give equal lengths in any order or sign.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim == 0:
+        return np.hypot(x, y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _hypot_into(np.multiply(x, x), np.multiply(y, y), (x, y), squared=True)
+
+
+def _hypot_into(
+    dx: np.ndarray, dy: np.ndarray, src: tuple, squared: bool = False
+) -> np.ndarray:
+    """``hypot(dx, dy)`` written over ``dx`` (``dy`` is overwritten too).
+
+    ``src``: ``(x, y)``, the components, or ``(ax, ay, bx, by)`` with ``dx = ax - bx``; the
+    rows that are not finite are computed again from them with ``np.hypot``. ``squared``: ``dx``
+    and ``dy`` already hold the squares.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not squared:
+            np.multiply(dx, dx, out=dx)
+            np.multiply(dy, dy, out=dy)
+        dx += dy
+        np.sqrt(dx, out=dx)
+    bad = np.flatnonzero(~np.isfinite(dx))  # usually the missing points only
+    if len(bad):
+        if len(src) == 2:
+            cx, cy = src[0].reshape(-1)[bad], src[1].reshape(-1)[bad]
+        else:
+            ax, ay, bx, by = (a.reshape(-1)[bad] for a in src)
+            cx, cy = ax - bx, ay - by
+        dx.reshape(-1)[bad] = np.hypot(cx, cy)
+    return dx
 
 
 def positive_norm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
