@@ -260,9 +260,7 @@ def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _hypot_into(np.multiply(x, x), np.multiply(y, y), (x, y), squared=True)
 
 
-def _hypot_into(
-    dx: np.ndarray, dy: np.ndarray, src: tuple, squared: bool = False
-) -> np.ndarray:
+def _hypot_into(dx: np.ndarray, dy: np.ndarray, src: tuple, squared: bool = False) -> np.ndarray:
     """``hypot(dx, dy)`` written over ``dx`` (``dy`` is overwritten too).
 
     ``src``: ``(x, y)``, the components, or ``(ax, ay, bx, by)`` with ``dx = ax - bx``; the
