@@ -1249,3 +1249,66 @@ def test_a_grip_drift_is_flagged_on_its_ramps_as_well_as_its_peak():
     assert (a.proposal_reason[17:27] > 0).all() and not a.decisive.any()
     # Time sees the labels leave the course, but the grip explains it: the tips stay.
     assert not C.correct(build(kp), use_images=False).changed.any()
+
+
+def _stance_series(seed: int = 2):
+    """A stick held in one stance (-17 deg, 15 frames), turned over 5 frames to a second
+    (-110 deg, 21 frames), snapped to a third (+54 deg, 24 frames) and back to the second (20
+    frames), with 2-degree label noise; the weapon wrist holds still in each stance (2-px
+    noise) and moves with the stick between them (the body changed stance).
+    """
+    rng = np.random.default_rng(seed)
+    a = np.r_[np.full(15, -17.0), np.linspace(-31, -97, 5), np.full(21, -110.0),
+              np.full(24, 54.0), np.full(20, -110.0)]  # fmt: skip
+    places = np.r_[np.zeros(15), np.linspace(0.2, 0.8, 5), np.ones(21), np.full(24, 2.0),
+                   np.ones(20)]  # fmt: skip
+    stance_xy = np.array([[235.0, 189.0], [185.0, 130.0], [209.0, 209.0]])
+    lo = np.floor(places).astype(int)
+    frac = (places - lo)[:, None]
+    wrist = (1 - frac) * stance_xy[lo] + frac * stance_xy[np.minimum(lo + 1, 2)]
+    wrist += rng.normal(0, 2.0, wrist.shape)
+    return a + rng.normal(0, 2.0, len(a)), wrist
+
+
+def test_a_stick_moved_between_stances_is_no_episode():
+    """Fresh seed 83: a subject holds one stance, turns to a second, snaps to a third and back.
+    The steps into and out of the second stance do not come back to one course (flanks 70 deg
+    apart, further than the 18-deg step that opened it): that marked its 21 clean frames as an
+    episode. The third stance does come back, but the weapon wrist moved with it (60 px, the
+    body changed stance): no episode either. A label that steps off and back while the wrist
+    holds its course is still one.
+    """
+    from toolkit.stick import temporal
+
+    a, wrist = _stance_series()
+    ok = np.ones(len(a), bool)
+    # The flanks of the second stance disagree: no episode even without the witness.
+    found = temporal.step_episodes(a, ok, temporal.STEP_ANGLE)
+    assert not found[20:41].any()
+    assert found[41:65].all()  # without the witness, the third stance reads as one
+    assert not temporal.step_episodes(a, ok, temporal.STEP_ANGLE, witness=wrist).any()
+    # The same steps in the label alone (the wrist holding still): an episode.
+    still = wrist.copy()
+    still[41:65] = still[36:41].mean(0) + np.random.default_rng(4).normal(0, 2.0, (24, 2))
+    found = temporal.step_episodes(a, ok, temporal.STEP_ANGLE, witness=still)
+    assert np.flatnonzero(found).tolist() == list(range(41, 65))
+
+
+def test_a_clip_of_stance_changes_is_neither_flagged_nor_moved():
+    """The stance series on a clip (grip, wrist, elbow and tip moving together, no images):
+    ``validate`` finds nothing in time and ``correct`` moves no point.
+    """
+    a, wrist = _stance_series()
+    n = len(a)
+    build, kp, g, length = _one_subject_clip(n, lambda t, base: a)
+    side = assess(build(kp), AssessOptions(use_images=False)).side[0]
+    w = layout.L_WRIST + side
+    shift = wrist - wrist[0]
+    for k in (w, w - 2, layout.GRIP, layout.TIP):  # wrist, elbow, grip, tip
+        kp[:, k, :2] += shift
+    ds = build(kp)
+    a_ = assess(ds, AssessOptions(use_images=False))
+    found = {c.code: int(c.mask.sum()) for c in a_.checks if c.mask.any()}
+    assert not any(code.startswith("temporal.") for code in found), found
+    res = C.correct(ds, use_images=False)
+    assert np.allclose(res.keypoints[..., :2], kp[..., :2], equal_nan=True)

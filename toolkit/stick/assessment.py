@@ -499,7 +499,7 @@ def assess(
     in_track = (tr >= 0).any()  # without tracks the tips are not read
     tim = temporal.tip_outliers(
         grip, np.where(t_ok[:, None], tip, np.nan) if in_track else tip, tr, frame,
-        o.hampel_window, o.hampel_sigmas,
+        o.hampel_window, o.hampel_sigmas, wrist=wrist,
     )  # fmt: skip
     # A swap seen in time: the label left the course, and the label turned end for end lies on
     # it (the image cannot see a swap: both labels cover the same pixels).

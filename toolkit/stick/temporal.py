@@ -112,16 +112,24 @@ def step_episodes(
     min_len: int = 3,
     max_len: int = 25,
     flank: int = 5,
+    witness: np.ndarray | None = None,
 ) -> np.ndarray:
     """Samples inside episodes that a step opens and an opposite step closes.
 
     A label that drifts off the stick for a while starts and ends with a jump the stick's own
     motion does not make: the series steps away, stays off (its level may ramp), and steps back.
     A segment qualifies when both steps exceed ``k`` robust SDs of the series' frame-to-frame
-    changes (and ``min_step``), and every sample inside sits off the line between the flanks'
-    medians, in the first step's direction, by more than ``min_step`` and by more than ``k``
-    robust SDs of the local frame-to-frame changes (so a fast swing is not an episode). Rolling
-    medians miss such episodes when they fill much of the window.
+    changes (and ``min_step``), the flanks' medians lie closer together than the smaller step
+    (the series comes back: a stick that moves from one stance to a second and then a third
+    steps twice without an episode), and every sample inside sits off the line between the
+    flanks' medians, in the first step's direction, by more than ``min_step`` and by more than
+    ``k`` robust SDs of the local frame-to-frame changes (so a fast swing is not an episode).
+    Rolling medians miss such episodes when they fill much of the window.
+
+    A ``witness`` (the weapon wrist, a body point the label does not move) that leaves its own
+    course with the series says the body moved (a stance held, then left): no episode. It
+    leaves its course when its median over the segment lies further from the middle of its
+    flanks' medians than ``k`` robust SDs of its own frame-to-frame motion.
 
     Args:
         y: ``(T,)`` series in frame order (log length, or unwrapped angle in degrees).
@@ -131,6 +139,7 @@ def step_episodes(
         min_len: Fewest usable samples in an episode.
         max_len: Most usable samples in an episode.
         flank: Samples on each side that define the course.
+        witness: ``(T, 2)`` positions in the same frames (NaN where unknown), or None.
 
     Returns:
         ``(T,)`` bool.
@@ -141,6 +150,7 @@ def step_episodes(
         return out
     v = y[idx]
     d = np.diff(v)
+    moved = _witness_moved(witness, idx, flank, k)
     thr = max(k * 1.4826 * float(np.median(np.abs(d))), min_step)
     cand = np.flatnonzero(np.abs(d) > thr)
     closed = -1  # the closing step of the last episode found
@@ -155,17 +165,46 @@ def step_episodes(
             left, right = v[max(0, a - flank + 1) : a + 1], v[b + 1 : b + 1 + flank]
             if len(left) < 2 or len(right) < 2:
                 break
+            # The steps leave a course and come back to it: flanks further apart than the smaller
+            # step are two places the stick moved between (one stance, then another), not one.
+            if abs(np.median(right) - np.median(left)) >= min(abs(d[a]), abs(d[b])):
+                break
             pos = np.arange(a + 1, b + 1)
             base = np.interp(pos, [a, b + 1], [np.median(left), np.median(right)])
             shift = np.sign(d[a]) * (v[a + 1 : b + 1] - base)
             lo, hi = max(0, a - flank), min(len(d), b + flank + 1)
             local = np.r_[d[lo:a], d[a + 1 : b], d[b + 1 : hi]]
             local_sd = 1.4826 * float(np.median(np.abs(local))) if len(local) else np.inf
-            if (shift > max(min_step, k * local_sd)).all():
+            if (shift > max(min_step, k * local_sd)).all() and not moved(a, b):
                 out[idx[a + 1 : b + 1]] = True
                 closed = b
             break
     return out
+
+
+def _witness_moved(witness: np.ndarray | None, idx: np.ndarray, flank: int, k: float):
+    """``moved(a, b)``: the witness leaves its course over samples ``a+1..b`` of ``idx``.
+
+    See :func:`step_episodes`. Without a witness, or with too few of its points, nothing moved.
+    """
+    if witness is None:
+        return lambda a, b: False
+    w = np.asarray(witness, dtype=np.float64)[idx]
+    seen = np.isfinite(w).all(1)
+    steps = geo.norm(np.diff(w[seen], axis=0))
+    if len(steps) < 2 * flank:
+        return lambda a, b: False
+    noise = max(1.4826 * float(np.median(steps)), 1e-6)
+
+    def moved(a: int, b: int) -> bool:
+        parts = (w[max(0, a - flank + 1) : a + 1], w[a + 1 : b + 1], w[b + 1 : b + 1 + flank])
+        parts = [p[np.isfinite(p).all(1)] for p in parts]
+        if min(len(p) for p in parts) < 2:
+            return False
+        left, inside, right = (np.median(p, 0) for p in parts)
+        return bool(geo.norm(inside - 0.5 * (left + right)) > k * noise)
+
+    return moved
 
 
 #: Chow test of one line through both flanks of a ramp episode: F(2, 6) at the 99 % level. Above
@@ -382,6 +421,7 @@ def _course_outliers(
     scale_a: float,
     scale_l: float,
     episode_frames: int,
+    witness: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """One track's outliers of its angle and length course (see :func:`tip_outliers`).
 
@@ -405,8 +445,8 @@ def _course_outliers(
     steady = ok & ~(out_a | out_l)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_len = np.log(ln)
-    step_a = step_episodes(a, steady, STEP_ANGLE) & steady
-    step_l = step_episodes(log_len, steady, STEP_LOG_LENGTH) & steady
+    step_a = step_episodes(a, steady, STEP_ANGLE, witness=witness) & steady
+    step_l = step_episodes(log_len, steady, STEP_LOG_LENGTH, witness=witness) & steady
     stepped = step_a | step_l
     a_c, ln_c = a, ln
     if stepped.any():  # the course without the episodes (else the first pass stands)
@@ -519,6 +559,7 @@ def tip_outliers(
     min_frames: int = 8,
     min_coverage: float = 0.6,
     episode_frames: int = 5,
+    wrist: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per track: frames whose stick angle or length leaves the track's course, and the fix.
 
@@ -545,6 +586,8 @@ def tip_outliers(
         min_frames: Fewest frames a judged track has.
         min_coverage: Smallest share of a judged track's frames with both stick points.
         episode_frames: Fewest consecutive frames of an episode found at the wide scale.
+        wrist: ``(N, 2)`` the weapon wrist (NaN where unknown), or None: a step episode the
+            wrist moves with is the body's motion (:func:`step_episodes`' witness).
 
     Returns:
         Dict of ``(N,)`` ``outlier`` (bool), ``deviation`` (how far past the threshold, in units
@@ -584,7 +627,8 @@ def tip_outliers(
         med_len = float(np.nanmedian(ln))
         floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
         bad, stepped, bad_a, bad_l, med_a, med_l, ramp = _course_outliers(
-            a, ln, ok, t, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames
+            a, ln, ok, t, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames,
+            None if wrist is None else wrist[rows],
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.fmax(
