@@ -646,6 +646,20 @@ def tip_outliers(
         if (bad & ~stepped & ~ramp).sum() > 0.35 * ok.sum():
             out["judged"][rows] = False
             continue
+        # The shoulders of a length episode (its ramps in and out, short of the threshold) are
+        # no course for it: left in, they anchor its fix a ramp's height off. They are marked,
+        # as the weaker evidence.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.log(ln)
+            calm = ok & ~bad
+            # One label's scatter about its neighbours (robust SD of the frame-to-frame changes
+            # of the calm frames, over sqrt 2).
+            d_calm = np.abs(np.diff(y[calm]))
+            sd = 1.4826 * float(np.median(d_calm)) / np.sqrt(2) if len(d_calm) else np.inf
+            sh = _shoulders(y, calm, bad_l, 4.0 * sd)
+        bad |= sh
+        bad_l = bad_l | sh
+        ramp = ramp | sh
         need = bad | gaps
         if not need.any():
             continue
@@ -752,6 +766,38 @@ def _chains_from_anchors(order, anchor, other, lab, best, f, tol, speed, max_gap
             q += 1
         yield chain
         p = q
+
+
+def _shoulders(
+    y: np.ndarray, calm: np.ndarray, run: np.ndarray, level: float, flank: int = 5,
+    max_frames: int = 4,
+) -> np.ndarray:
+    """``(T,)`` the samples beside each run of ``run`` that are off on the run's side.
+
+    Walking out from a run (up to ``max_frames`` samples), a sample belongs to it while it lies
+    more than ``level`` beyond the median of the next ``flank`` ``calm`` samples further out,
+    on the side the run lies of them. Runs with fewer than two calm samples beyond them on a
+    side are not walked on that side.
+    """
+    out = np.zeros(len(y), bool)
+    if not np.isfinite(level) or not run.any():
+        return out
+    for a, b in _runs(run):
+        for start, step in ((a - 1, -1), (b, 1)):
+            j, n_walked = start, 0
+            while 0 <= j < len(y) and n_walked < max_frames and calm[j] and not run[j]:
+                beyond = np.arange(j + step, -1 if step < 0 else len(y), step)
+                beyond = beyond[calm[beyond]][:flank]
+                if len(beyond) < 2:
+                    break
+                ref = float(np.median(y[beyond]))
+                side = np.sign(np.median(y[a:b][np.isfinite(y[a:b])]) - ref)
+                if not side * (y[j] - ref) > level:
+                    break
+                out[j] = True
+                j += step
+                n_walked += 1
+    return out
 
 
 def extend_runs(
