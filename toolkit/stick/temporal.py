@@ -627,7 +627,15 @@ def tip_outliers(
         med_len = float(np.nanmedian(ln))
         floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
         bad, stepped, bad_a, bad_l, med_a, med_l, ramp = _course_outliers(
-            a, ln, ok, t, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames,
+            a,
+            ln,
+            ok,
+            t,
+            half_window,
+            n_sigmas,
+            2.0 * floor_a,
+            2.0 * floor_l,
+            episode_frames,
             None if wrist is None else wrist[rows],
         )
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -769,12 +777,18 @@ def _chains_from_anchors(order, anchor, other, lab, best, f, tol, speed, max_gap
 
 
 def _shoulders(
-    y: np.ndarray, calm: np.ndarray, run: np.ndarray, level: float, flank: int = 5,
+    y: np.ndarray,
+    calm: np.ndarray,
+    run: np.ndarray,
+    level: float,
+    flank: int = 5,
     max_frames: int = 4,
+    min_run: int = 3,
 ) -> np.ndarray:
     """``(T,)`` the samples beside each run of ``run`` that are off on the run's side.
 
-    Walking out from a run (up to ``max_frames`` samples), a sample belongs to it while it lies
+    Walking out from a run of ``min_run`` samples or more (an episode: a one- or two-frame
+    spike has no ramps), up to ``max_frames`` samples, a sample belongs to it while it lies
     more than ``level`` beyond the median of the next ``flank`` ``calm`` samples further out,
     on the side the run lies of them. Runs with fewer than two calm samples beyond them on a
     side are not walked on that side.
@@ -783,6 +797,8 @@ def _shoulders(
     if not np.isfinite(level) or not run.any():
         return out
     for a, b in _runs(run):
+        if b - a < min_run:
+            continue
         for start, step in ((a - 1, -1), (b, 1)):
             j, n_walked = start, 0
             while 0 <= j < len(y) and n_walked < max_frames and calm[j] and not run[j]:
