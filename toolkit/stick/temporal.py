@@ -128,8 +128,9 @@ def step_episodes(
 
     A ``witness`` (the weapon wrist, a body point the label does not move) that leaves its own
     course with the series says the body moved (a stance held, then left): no episode. It
-    leaves its course when its median over the segment lies further from the middle of its
-    flanks' medians than ``k`` robust SDs of its own frame-to-frame motion.
+    leaves its course when its median over the segment lies further from each of its flanks'
+    medians than ``k`` standard errors (of its own noise) of their difference (a wrist that stays
+    with one flank, the body moving on only as the episode ends, holds its course).
 
     Args:
         y: ``(T,)`` series in frame order (log length, or unwrapped angle in degrees).
@@ -185,7 +186,11 @@ def step_episodes(
 def _witness_moved(witness: np.ndarray | None, idx: np.ndarray, flank: int, k: float):
     """``moved(a, b)``: the witness leaves its course over samples ``a+1..b`` of ``idx``.
 
-    See :func:`step_episodes`. Without a witness, or with too few of its points, nothing moved.
+    Its median over the segment lies further from each flank's median than ``k`` standard
+    errors of their difference. The noise is the witness's own: its per-axis SD from the median
+    length of its frame-to-frame steps (a Rayleigh's median is ``1.665`` SDs per axis; motion
+    only inflates it), and a median's standard error is ``1.2533 SD / sqrt(n)``. Without a
+    witness, or with too few of its points, nothing moved. See :func:`step_episodes`.
     """
     if witness is None:
         return lambda a, b: False
@@ -194,15 +199,19 @@ def _witness_moved(witness: np.ndarray | None, idx: np.ndarray, flank: int, k: f
     steps = geo.norm(np.diff(w[seen], axis=0))
     if len(steps) < 2 * flank:
         return lambda a, b: False
-    noise = max(1.4826 * float(np.median(steps)), 1e-6)
+    sd = max(float(np.median(steps)) / 1.665, 1e-6)
 
     def moved(a: int, b: int) -> bool:
         parts = (w[max(0, a - flank + 1) : a + 1], w[a + 1 : b + 1], w[b + 1 : b + 1 + flank])
-        parts = [p[np.isfinite(p).all(1)] for p in parts]
-        if min(len(p) for p in parts) < 2:
+        left, inside, right = [p[np.isfinite(p).all(1)] for p in parts]
+        if min(len(left), len(inside), len(right)) < 2:
             return False
-        left, inside, right = (np.median(p, 0) for p in parts)
-        return bool(geo.norm(inside - 0.5 * (left + right)) > k * noise)
+        m_in = np.median(inside, 0)
+        for fl in (left, right):
+            se = 1.2533 * sd * np.sqrt(1 / len(inside) + 1 / len(fl))
+            if not geo.norm(m_in - np.median(fl, 0)) > k * se:
+                return False  # the wrist stays with this flank
+        return True
 
     return moved
 
