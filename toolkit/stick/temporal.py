@@ -113,6 +113,7 @@ def step_episodes(
     max_len: int = 25,
     flank: int = 5,
     witness: np.ndarray | None = None,
+    min_move: float = 0.0,
 ) -> np.ndarray:
     """Samples inside episodes that a step opens and an opposite step closes.
 
@@ -129,8 +130,9 @@ def step_episodes(
     A ``witness`` (the weapon wrist, a body point the label does not move) that leaves its own
     course with the series says the body moved (a stance held, then left): no episode. It
     leaves its course when its median over the segment lies further from each of its flanks'
-    medians than ``k`` standard errors (of its own noise) of their difference (a wrist that stays
-    with one flank, the body moving on only as the episode ends, holds its course).
+    medians than ``k`` standard errors (of its own noise) of their difference and than
+    ``min_move`` (a wrist that stays with one flank, the body moving on only as the episode
+    ends, holds its course).
 
     Args:
         y: ``(T,)`` series in frame order (log length, or unwrapped angle in degrees).
@@ -141,6 +143,7 @@ def step_episodes(
         max_len: Most usable samples in an episode.
         flank: Samples on each side that define the course.
         witness: ``(T, 2)`` positions in the same frames (NaN where unknown), or None.
+        min_move: The least distance (the witness's units) that counts as the witness moving.
 
     Returns:
         ``(T,)`` bool.
@@ -151,7 +154,7 @@ def step_episodes(
         return out
     v = y[idx]
     d = np.diff(v)
-    moved = _witness_moved(witness, idx, flank, k)
+    moved = _witness_moved(witness, idx, flank, k, min_move)
     thr = max(k * 1.4826 * float(np.median(np.abs(d))), min_step)
     cand = np.flatnonzero(np.abs(d) > thr)
     closed = -1  # the closing step of the last episode found
@@ -183,11 +186,14 @@ def step_episodes(
     return out
 
 
-def _witness_moved(witness: np.ndarray | None, idx: np.ndarray, flank: int, k: float):
+def _witness_moved(
+    witness: np.ndarray | None, idx: np.ndarray, flank: int, k: float, min_move: float = 0.0
+):
     """``moved(a, b)``: the witness leaves its course over samples ``a+1..b`` of ``idx``.
 
     Its median over the segment lies further from each flank's median than ``k`` standard
-    errors of their difference. The noise is the witness's own: its per-axis SD from the median
+    errors of their difference, and than ``min_move`` (a body swaying a few pixels has not
+    changed stance, however smooth its sway). The noise is the witness's own: its per-axis SD from the median
     length of its frame-to-frame steps (a Rayleigh's median is ``1.665`` SDs per axis; motion
     only inflates it), and a median's standard error is ``1.2533 SD / sqrt(n)``. Without a
     witness, or with too few of its points, nothing moved. See :func:`step_episodes`.
@@ -209,11 +215,16 @@ def _witness_moved(witness: np.ndarray | None, idx: np.ndarray, flank: int, k: f
         m_in = np.median(inside, 0)
         for fl in (left, right):
             se = 1.2533 * sd * np.sqrt(1 / len(inside) + 1 / len(fl))
-            if not geo.norm(m_in - np.median(fl, 0)) > k * se:
+            if not geo.norm(m_in - np.median(fl, 0)) > max(k * se, min_move):
                 return False  # the wrist stays with this flank
         return True
 
     return moved
+
+
+#: A wrist that changes stance with the stick moves by a good part of the stick's length (a
+#: quarter of the track's median stick length); a body swaying a few pixels has not.
+WITNESS_MOVE = 0.25
 
 
 #: Chow test of one line through both flanks of a ramp episode: F(2, 6) at the 99 % level. Above
@@ -431,6 +442,7 @@ def _course_outliers(
     scale_l: float,
     episode_frames: int,
     witness: np.ndarray | None = None,
+    min_move: float = 0.0,
 ) -> tuple[np.ndarray, ...]:
     """One track's outliers of its angle and length course (see :func:`tip_outliers`).
 
@@ -454,8 +466,9 @@ def _course_outliers(
     steady = ok & ~(out_a | out_l)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_len = np.log(ln)
-    step_a = step_episodes(a, steady, STEP_ANGLE, witness=witness) & steady
-    step_l = step_episodes(log_len, steady, STEP_LOG_LENGTH, witness=witness) & steady
+    step_a = step_episodes(a, steady, STEP_ANGLE, witness=witness, min_move=min_move) & steady
+    step_l = step_episodes(log_len, steady, STEP_LOG_LENGTH, witness=witness, min_move=min_move)
+    step_l &= steady
     stepped = step_a | step_l
     a_c, ln_c = a, ln
     if stepped.any():  # the course without the episodes (else the first pass stands)
@@ -646,6 +659,7 @@ def tip_outliers(
             2.0 * floor_l,
             episode_frames,
             None if wrist is None else wrist[rows],
+            WITNESS_MOVE * med_len,
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.fmax(
