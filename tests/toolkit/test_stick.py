@@ -1315,8 +1315,10 @@ def test_a_clip_of_stance_changes_is_neither_flagged_nor_moved():
 
 
 #: Fresh seed 79, video 1 (randomised renderer): a too-long label ramping in and out over
-#: frames 45-64 (x1.22 to x1.86 and back) on a track whose own length changes (a stance change
-#: at frame 56) make the rolling filter's threshold wide. Rounded pixels, frames [27, 74] absent.
+#: frames 45-64 (x1.22 to x1.86 and back) on a track whose own length changes (a turn around
+#: frame 28, a fast swing at 57-59) make the rolling filter's threshold wide; an angle drift at
+#: frames 8-19 and a swap at 86 as the generator drew them. Rounded pixels, frames 27 and 74
+#: absent.
 _S79_GRIP = np.array(
     [
         315, 267, 311, 265, 313, 262, 314, 263, 318, 266, 320, 267, 318, 261, 321, 259, 319,
