@@ -193,10 +193,11 @@ def _witness_moved(
 
     Its median over the segment lies further from each flank's median than ``k`` standard
     errors of their difference, and than ``min_move`` (a body swaying a few pixels has not
-    changed stance, however smooth its sway). The noise is the witness's own: its per-axis SD from the median
-    length of its frame-to-frame steps (a Rayleigh's median is ``1.665`` SDs per axis; motion
-    only inflates it), and a median's standard error is ``1.2533 SD / sqrt(n)``. Without a
-    witness, or with too few of its points, nothing moved. See :func:`step_episodes`.
+    changed stance, however smooth its sway). The noise is the witness's own: its per-axis SD
+    from the median length of its frame-to-frame steps (a Rayleigh's median is ``1.665`` SDs
+    per axis; motion only inflates it), and a median's standard error is ``1.2533 SD /
+    sqrt(n)``. Without a witness, or with too few of its points, nothing moved. See
+    :func:`step_episodes`.
     """
     if witness is None:
         return lambda a, b: False
@@ -649,18 +650,9 @@ def tip_outliers(
         med_len = float(np.nanmedian(ln))
         floor_l = max(0.01 * med_len, 1.4826 * float(np.median(dl))) if len(dl) else 1.0
         bad, stepped, bad_a, bad_l, med_a, med_l, ramp = _course_outliers(
-            a,
-            ln,
-            ok,
-            t,
-            half_window,
-            n_sigmas,
-            2.0 * floor_a,
-            2.0 * floor_l,
-            episode_frames,
-            None if wrist is None else wrist[rows],
-            WITNESS_MOVE * med_len,
-        )
+            a, ln, ok, t, half_window, n_sigmas, 2.0 * floor_a, 2.0 * floor_l, episode_frames,
+            None if wrist is None else wrist[rows], WITNESS_MOVE * med_len,
+        )  # fmt: skip
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.fmax(
                 np.abs(a - med_a) / (n_sigmas * 2.0 * floor_a),
