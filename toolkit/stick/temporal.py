@@ -814,20 +814,19 @@ def _shoulders(
     for a, b in _runs(run):
         if b - a < min_run:
             continue
+        run_level = float(np.nanmedian(y[a:b]))
         for start, step in ((a - 1, -1), (b, 1)):
-            j, n_walked = start, 0
-            while 0 <= j < len(y) and n_walked < max_frames and calm[j] and not run[j]:
+            for j in range(start, start + step * max_frames, step):
+                if not (0 <= j < len(y) and calm[j] and not run[j]):
+                    break
                 beyond = np.arange(j + step, -1 if step < 0 else len(y), step)
                 beyond = beyond[calm[beyond]][:flank]
                 if len(beyond) < 2:
                     break
                 ref = float(np.median(y[beyond]))
-                side = np.sign(np.median(y[a:b][np.isfinite(y[a:b])]) - ref)
-                if not side * (y[j] - ref) > level:
+                if not np.sign(run_level - ref) * (y[j] - ref) > level:
                     break
                 out[j] = True
-                j += step
-                n_walked += 1
     return out
 
 
