@@ -962,24 +962,52 @@ def test_image_chains_follow_the_line_that_carries_on_the_confirmed_stick():
     t, label, best, other, bad = _chain_series()
     n = len(t)
     track = np.zeros(n, np.int64)
-    confirmed = ~other
-    found = temporal.image_chains(other, confirmed, best, label, track, t)
+    anchor, line = ~other, np.ones(n, bool)
+    found = temporal.image_chains(other, line, anchor, best, label, track, t)
     assert np.flatnonzero(found).tolist() == bad.tolist()
     # Another line, far from the direction the neighbours confirm.
     limb = best.copy()
     limb[bad] += 90
-    assert not temporal.image_chains(other, confirmed, limb, label, track, t).any()
+    assert not temporal.image_chains(other, line, anchor, limb, label, track, t).any()
     # Two frames are no chain.
     short = np.zeros(n, bool)
     short[[15, 16]] = True
-    assert not temporal.image_chains(short, ~short, best, label, track, t).any()
+    assert not temporal.image_chains(short, line, ~short, best, label, track, t).any()
     # Still images (no track): nothing.
-    assert not temporal.image_chains(other, confirmed, best, label, np.full(n, -1), t).any()
+    assert not temporal.image_chains(other, line, anchor, best, label, np.full(n, -1), t).any()
     # Too few confirmed frames to know the track's motion: abstain.
     sparse = np.zeros(n, bool)
     sparse[::3] = True
     sparse &= ~other
-    assert not temporal.image_chains(other, sparse, best, label, track, t).any()
+    assert not temporal.image_chains(other, line, sparse, best, label, track, t).any()
+
+
+def test_image_chains_walk_on_past_frames_the_label_half_covers_and_need_an_anchor_pair():
+    """The walk follows the line through frames whose label is neither on it nor clearly off it
+    (a label a few degrees off still covers the stick near the grip) and through frames with no
+    line, and finds the drift beyond them. It starts only from two consecutive anchoring
+    frames: a lone frame whose label crosses a line (a stick turning past a limb) anchors
+    nothing.
+    """
+    from toolkit.stick import temporal
+
+    t, label, best, other, bad = _chain_series()
+    n = len(t)
+    track = np.zeros(n, np.int64)
+    anchor, line = ~other, np.ones(n, bool)
+    # Frames 15-17: the label half covers the line (not off it, not on it); frame 18: no line.
+    half = other.copy()
+    half[15:19] = False
+    anchor[15:19] = False
+    line[18] = False
+    found = temporal.image_chains(half, line, anchor, best, label, track, t)
+    assert np.flatnonzero(found).tolist() == list(range(19, 27))
+    # Only one confirmed frame beside the episode on each side: no walk starts there.
+    lone = anchor.copy()
+    lone[[13, 28]] = False
+    lone[30:] = True
+    found = temporal.image_chains(other, line, lone, best, label, track, t)
+    assert not found[bad].any()
 
 
 def _one_subject_clip(n: int, angle):

@@ -586,8 +586,8 @@ def assess(
     # confirms, and the label has left it: two witnesses (the image, and the frames beside), so
     # the tip turns onto the line (its length stays the label's).
     chain, chain_tip = _image_chain(
-        ev, other & ~swap & ~time_swap & ~too_long & ~far, confirmed, grip, tip, length_px, tr,
-        frame,
+        ev, strong if usable_img else np.inf, t_ok & ~swap & ~time_swap & ~too_long & ~far,
+        grip, tip, length_px, tr, frame,
     )  # fmt: skip
     propose(chain, None, chain_tip, TEMPORAL | IMAGE, 0.9, None, chain)
     # A course more than a right angle off the label is no drift of the label (an error that
@@ -722,7 +722,7 @@ def assess(
         with np.errstate(invalid="ignore"):
             clear = (z_best >= float(vis["median_z"])) & (z_lab < 0.5) & ~tim["judged"]
         add(
-            "stick.image_mismatch", other & ~too_long & ~far,
+            "stick.image_mismatch", (other | chain) & ~too_long & ~far,
             np.where(atyp | clear | chain, "warning", "info"), d_ang, 12.0,
             "stick_grip,stick_tip",
             "The labelled stick is not on a line in the image, and another line starts at the "
@@ -913,17 +913,35 @@ def _episode_veto(
     return out | (cand & ramp & (n_run >= 3) & (2 * n_free > n_run))
 
 
-def _image_chain(ev, other, confirmed, grip, tip, length_px, track, frame):
+#: A label off the image's line carries under this share of the line's own support (a label a
+#: few degrees off still covers the stick near the grip, so its support is judged against the
+#: line's, not against zero).
+LABEL_SHARE = 0.25
+
+
+def _image_chain(ev, strong: float, eligible, grip, tip, length_px, track, frame):
     """Rows of :func:`toolkit.stick.temporal.image_chains`, and their tips turned onto the line.
 
-    The tip keeps the label's length: only its direction has two witnesses.
+    The walk follows the image's lines at the data set's ``strong`` level from the grip (a line
+    through the grip counts: a stick held short of its end runs on behind the hand); it is
+    anchored where the label lies on such a line (within ``STEP_ANGLE`` of it), and the
+    ``eligible`` frames whose label lies more than ``STEP_ANGLE`` off the line, with under
+    ``LABEL_SHARE`` of its support, are its chain. The tip keeps the label's length: only its
+    direction has two witnesses.
     """
     n = len(grip)
-    if ev is None or not other.any():
+    if ev is None or not np.isfinite(strong):
         return np.zeros(n, bool), np.full((n, 2), np.nan)
-    chain = temporal.image_chains(
-        other, confirmed, ev["best_angle"], geo.angle(tip - grip), track, frame
-    )
+    lab = geo.angle(tip - grip)
+    with np.errstate(invalid="ignore"):
+        d_ang = np.abs(geo.wrap_degrees(ev["best_angle"] - lab))
+        line = (ev["z_best"] >= strong) & np.isfinite(ev["best_end"])
+        off = (
+            eligible & line & (d_ang > temporal.STEP_ANGLE)
+            & (ev["z_label"] < LABEL_SHARE * ev["z_best"])
+        )  # fmt: skip
+        anchor = (ev["z_label"] >= strong) & (d_ang <= temporal.STEP_ANGLE)
+    chain = temporal.image_chains(off, line, anchor, ev["best_angle"], lab, track, frame)
     th = np.radians(np.where(chain, ev["best_angle"], np.nan))
     return chain, grip + np.stack([np.cos(th), np.sin(th)], 1) * length_px[:, None]
 

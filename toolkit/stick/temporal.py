@@ -8,6 +8,8 @@ changes), and the neighbours say where it should be.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -703,8 +705,9 @@ def tip_outliers(
 
 
 def image_chains(
-    other: np.ndarray,
-    confirmed: np.ndarray,
+    off: np.ndarray,
+    line: np.ndarray,
+    anchor: np.ndarray,
     best_angle: np.ndarray,
     label_angle: np.ndarray,
     track: np.ndarray,
@@ -715,80 +718,107 @@ def image_chains(
     """``(N,)`` video frames where the image's line carries on the stick of the frames beside.
 
     The image alone cannot tell a wrong label from a stick it does not show beside another line
-    (a limb, a background edge). In video a second witness settles it: a chain of frames whose
-    label is on no line while the image shows one from the grip, where that line, frame by
-    frame, continues the direction of a neighbouring frame whose label the image confirms. The
-    stick seen in the confirmed frame and the line in the chain are then one object, and the
-    label has left it (a drift too gradual for the track's rolling course to see).
+    (a limb, a background edge). In video a second witness settles it: the image's line is
+    followed, frame by frame, from a pair of consecutive frames whose labels lie on it (the
+    stick, seen and labelled twice over), for as long as each frame's line continues the
+    direction of the last; the frames on the way whose label lies off that line are the chain.
+    The stick seen in the anchoring frames and the line in the chain are then one object, and
+    the label has left it (a drift too gradual for the track's rolling course to see). A frame
+    without a continuing line is passed over (up to ``max_gap`` in a row); an anchoring frame
+    ends the walk. A single frame whose label happens to cross a line (a stick turning past a
+    limb) anchors nothing.
 
-    Calibrated on the data set: the chain's step tolerance is four robust SDs of the image's
-    angle against confirmed labels (the image's own noise), plus three times the track's median
-    frame-to-frame turn per frame elapsed (its own motion). Abstains without enough confirmed
+    Calibrated on the data set: the step tolerance is four robust SDs of the image's angle
+    against anchoring labels (the image's own noise), plus three times the track's median
+    frame-to-frame turn per frame elapsed (its own motion). Abstains without enough anchoring
     frames to measure either.
 
     Args:
-        other: ``(N,)`` the label is on no line and another line starts at the grip.
-        confirmed: ``(N,)`` the image confirms the label.
+        off: ``(N,)`` the image shows a line from the grip and the label lies off it.
+        line: ``(N,)`` the image shows a strong line from the grip (the walk follows it).
+        anchor: ``(N,)`` the label lies on the image's strong line.
         best_angle: ``(N,)`` degrees, the image's line from the grip.
         label_angle: ``(N,)`` degrees, the label's grip-to-tip direction.
         track: ``(N,)`` track codes (-1 = not in a video).
         frame: ``(N,)`` frame index.
         min_frames: Fewest frames of a chain.
-        max_gap: Most frames in a row a chain passes over (neither ``other`` nor confirmed).
+        max_gap: Most frames in a row a walk passes over.
 
     Returns:
         ``(N,)`` bool.
     """
-    n = len(other)
+    n = len(off)
     out = np.zeros(n, bool)
-    anchor = confirmed & ~other
     both = anchor & np.isfinite(best_angle) & np.isfinite(label_angle)
-    if both.sum() < 8 or not (other & (track >= 0)).any():
+    if both.sum() < 8 or not (off & (track >= 0)).any():
         return out
     d = geo.wrap_degrees(best_angle[both] - label_angle[both])
     noise = 1.4826 * float(np.median(np.abs(d - np.median(d))))
     tol = max(4.0 * noise, 3.0)
-    for _, rows in _track_rows(track, frame, np.unique(track[other & (track >= 0)])):
+    for _, rows in _track_rows(track, frame, np.unique(track[off & (track >= 0)])):
         f = frame[rows].astype(np.float64)
-        a, o, lab = anchor[rows], other[rows], label_angle[rows]
+        a, lab = both[rows], label_angle[rows]
         pairs = np.flatnonzero(a[:-1] & a[1:] & (np.diff(f) == 1))
-        if len(pairs) < 5:  # too few confirmed neighbours to know the track's motion
+        if len(pairs) < 5:  # too few anchoring neighbours to know the track's motion
             continue
         speed = 3.0 * max(float(np.median(np.abs(geo.wrap_degrees(np.diff(lab)[pairs])))), 1.0)
+        walk = _Walk(a, off[rows], line[rows], lab, best_angle[rows], f, tol, speed, max_gap)
         for order in (np.arange(len(rows)), np.arange(len(rows))[::-1]):
-            for chain in _chains_from_anchors(order, a, o, lab, best_angle[rows], f, tol, speed,
-                                              max_gap):  # fmt: skip
+            for chain in walk.chains(order):
                 if len(chain) >= min_frames:
                     out[rows[chain]] = True
     return out
 
 
-def _chains_from_anchors(order, anchor, other, lab, best, f, tol, speed, max_gap):
-    """Chains walked along ``order`` (one direction of a track) from each confirmed frame."""
-    p = 0
-    while p < len(order) - 1:
+@dataclass(frozen=True)
+class _Walk:
+    """One track's frames for :func:`image_chains`' walks (see there)."""
+
+    anchor: np.ndarray
+    off: np.ndarray
+    line: np.ndarray
+    lab: np.ndarray
+    best: np.ndarray
+    f: np.ndarray
+    tol: float
+    speed: float
+    max_gap: int
+
+    def chains(self, order: np.ndarray):
+        """The chains walked along ``order`` (one direction of the track), one per anchor pair."""
+        a, f = self.anchor, self.f
+        p = 1
+        while p < len(order):
+            i, prev = order[p], order[p - 1]
+            if a[i] and a[prev] and abs(f[i] - f[prev]) == 1:
+                chain, p = self._follow(order, p)
+                yield chain
+            else:
+                p += 1
+
+    def _follow(self, order: np.ndarray, p: int) -> tuple[list[int], int]:
+        """Follow the line from the anchor at ``order[p]``: ``(chain, where the walk stopped)``."""
         i = order[p]
-        if not (anchor[i] and other[order[p + 1]]):
-            p += 1
-            continue
-        ang, fa, chain, miss, q = lab[i], f[i], [], 0, p + 1
+        ang, fa, chain, miss, q = self.lab[i], self.f[i], [], 0, p + 1
         while q < len(order):
             k = order[q]
-            df = abs(f[k] - fa)
+            if self.anchor[k]:
+                break
+            df = abs(self.f[k] - fa)
             if (
-                other[k]
-                and df <= max_gap + 1
-                and abs(geo.wrap_degrees(best[k] - ang)) <= (tol + speed * df)
+                self.line[k]
+                and df <= self.max_gap + 1
+                and abs(geo.wrap_degrees(self.best[k] - ang)) <= self.tol + self.speed * df
             ):
-                chain.append(k)
-                ang, fa, miss = best[k], f[k], 0
-            elif anchor[k] or miss >= max_gap:
+                if self.off[k]:
+                    chain.append(k)
+                ang, fa, miss = self.best[k], self.f[k], 0
+            elif miss >= self.max_gap:
                 break
             else:
                 miss += 1
             q += 1
-        yield chain
-        p = q
+        return chain, q
 
 
 def _shoulders(
