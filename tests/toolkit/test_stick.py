@@ -1100,6 +1100,53 @@ def test_a_line_that_does_not_carry_on_the_stick_moves_nothing(monkeypatch):
     assert not (a.proposal_reason[bad] == (A.TEMPORAL | A.IMAGE)).any()
 
 
+def _short_clip(monkeypatch, seen_rows):
+    """60 video frames of one subject turning the stick; frames 20-31 labelled 0.75-0.55 of its
+    length. The image stub confirms every label; on ``seen_rows`` its line runs on past the
+    label to the stick's end. Returns ``(dataset, assessment, clean keypoints, drift rows)``.
+    """
+    from toolkit.stick import assessment as A
+
+    n = 60
+    build, kp, g, length = _one_subject_clip(n, lambda t, base: base + 20 * t / n)
+    clean = kp.copy()
+    bad = np.arange(20, 32)
+    scale = np.ones(n)
+    scale[bad] = np.r_[np.linspace(0.75, 0.55, 6), np.linspace(0.55, 0.75, 6)]
+    kp[:, layout.TIP, :2] = g + scale[:, None] * (clean[:, layout.TIP, :2] - g)
+    ds = build(kp)
+    ang = np.degrees(np.arctan2(*(kp[:, layout.TIP, :2] - g)[:, ::-1].T))
+    seen = np.zeros(n, bool)
+    seen[seen_rows] = True
+    stub = _evidence_stub(
+        n, z_label=np.full(n, 8.0), z_best=np.full(n, 8.0), z_inner=np.full(n, 8.0),
+        best_angle=ang, best_end=np.full(n, length), label_len=scale * length,
+        label_end=np.where(seen, length, scale * length), thin=np.full(n, 2.0),
+        z_beyond=np.where(seen, 6.0, 0.0), beyond_rel=np.where(seen, 1.0, 0.0),
+    )  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    return ds, assess(ds), clean, bad
+
+
+def test_a_short_drift_the_image_sees_run_on_frame_after_frame_is_pulled_out(monkeypatch):
+    """A label that falls short of the stick for 12 frames, where the image's line runs on past
+    it to the same length frame after frame: decisive (two frames see one stick), and
+    ``correct`` moves the tips out to the line's end; no other frame moves. Seen in one frame
+    only, the image's word is a proposal.
+    """
+    from toolkit.stick import assessment as A
+
+    ds, a, clean, bad = _short_clip(monkeypatch, np.arange(20, 32))
+    assert (a.proposal_reason[bad] == (A.TEMPORAL | A.IMAGE)).all()
+    assert a.decisive[bad, 1].all() and not a.decisive[:, 0].any()
+    res = C.correct(ds)
+    err = np.hypot(*(res.keypoints[:, layout.TIP, :2] - clean[:, layout.TIP, :2]).T)
+    assert np.max(err[bad]) < 1.0
+    assert not res.changed[np.setdiff1d(np.arange(len(ds)), bad)].any()
+    _, once, _, _ = _short_clip(monkeypatch, [25])
+    assert once.proposal_reason[25] != (A.TEMPORAL | A.IMAGE)
+
+
 def _swing_clip(monkeypatch, reach: float = 0.7):
     """60 video frames of one subject whose stick swings 165 deg away in one frame (20) and back
     in one frame (40): a real fast strike, every label right. The image stub sees every label on

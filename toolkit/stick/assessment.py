@@ -590,6 +590,11 @@ def assess(
         grip, tip, length_px, tr, frame,
     )  # fmt: skip
     propose(chain, None, chain_tip, TEMPORAL | IMAGE, 0.9, None, chain)
+    # The image's line runs on past the label in neighbouring frames of a track, to about the
+    # same length: the stick seen twice, and a label that falls short of it in both (a drift).
+    # The tip moves out along the label to where the line ends.
+    seen_short, run_tip = _seen_short(ev, runs_on, grip, tip, tr, frame)
+    propose(seen_short, None, run_tip, TEMPORAL | IMAGE, 0.85, None, seen_short)
     # A course more than a right angle off the label is no drift of the label (an error that
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
     # is proposed, not applied.
@@ -944,6 +949,19 @@ def _image_chain(ev, strong: float, eligible, grip, tip, length_px, track, frame
     chain = temporal.image_chains(off, line, anchor, ev["best_angle"], lab, track, frame)
     th = np.radians(np.where(chain, ev["best_angle"], np.nan))
     return chain, grip + np.stack([np.cos(th), np.sin(th)], 1) * length_px[:, None]
+
+
+def _seen_short(ev, runs_on, grip, tip, track, frame):
+    """Rows where the image's line runs on past the label here and in a neighbouring frame.
+
+    The two frames' lines end at about the same length (:func:`toolkit.stick.temporal.
+    seen_again`). Returns the rows and their tips moved out along the label to the line's end.
+    """
+    n = len(grip)
+    if ev is None or not runs_on.any():
+        return np.zeros(n, bool), np.full((n, 2), np.nan)
+    seen = runs_on & temporal.seen_again(runs_on, ev["label_end"], track, frame)
+    return seen, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
 
 
 def _grip_off_tip_line(ev: dict, strong: float, fore_px: np.ndarray) -> np.ndarray:

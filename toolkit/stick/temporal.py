@@ -860,6 +860,35 @@ def _shoulders(
     return out
 
 
+def seen_again(
+    seen: np.ndarray,
+    value: np.ndarray,
+    track: np.ndarray,
+    frame: np.ndarray,
+    max_gap: int = 2,
+    tol: float = STEP_LOG_LENGTH,
+) -> np.ndarray:
+    """``(N,)`` frames of ``seen`` that another frame of ``seen`` in their track repeats.
+
+    The other frame lies at most ``max_gap`` frames away, and its ``value`` (a positive
+    measurement: a length the image reads) agrees within ``tol`` in log units: the same finding
+    about the same stick, made twice in a row (a label's drift persists; a line the image
+    mistakes for the stick in one frame seldom lies at the same place in the next).
+    """
+    out = np.zeros(len(seen), bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logv = np.log(value)
+    for _, rows in _track_rows(track, frame, np.unique(track[seen & (track >= 0)])):
+        r = rows[seen[rows] & np.isfinite(logv[rows])]
+        f, v = frame[r], logv[r]
+        near = (np.abs(f[:, None] - f[None, :]) <= max_gap) & (
+            np.abs(v[:, None] - v[None, :]) < tol
+        )
+        np.fill_diagonal(near, False)
+        out[r] = near.any(1)
+    return out
+
+
 def extend_runs(
     seed: np.ndarray,
     value: np.ndarray,
