@@ -1272,6 +1272,30 @@ def test_time_never_applies_a_fix_that_turns_a_label_past_a_right_angle(monkeypa
     assert not C.correct(ds, use_images=False).changed.any()
 
 
+def test_a_stick_held_still_before_a_swing_at_a_tracks_start_is_no_episode():
+    """A track whose stick holds at 104 deg for its first 15 frames, swings in two frames and
+    holds at -58 deg for 74: the wide window at the start spans the swing, and its median lies
+    with the long part. The held frames are not shown to come back (nothing calm before them),
+    so they are the stick's motion: no outlier. Seed 53's video 2 held its stick so while its
+    label drifted long, and a held frame was moved.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(0)
+    n = 90
+    t = np.arange(n, dtype=float)
+    ang = np.where(t < 15, 104.0, -58.0)
+    ang[15] = 0.0
+    ang += rng.normal(0, 2.0, n)
+    length = 170 * (1 + rng.normal(0, 0.02, n))
+    grip = np.full((n, 2), 300.0)
+    th = np.radians(ang)
+    tip = grip + length[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
+    out = temporal.tip_outliers(grip, tip, np.zeros(n, np.int64), t)
+    assert not out["outlier"][:15].any()
+    assert out["judged"].all()
+
+
 def test_extend_runs_finds_the_ramps_of_a_drift_beside_its_peak():
     """A grip drifting off the hand and back: a fixed threshold sees frames 20-24 (the peak);
     the frames beside them still above the track's usual grip distance (17-19, 25-26) are the

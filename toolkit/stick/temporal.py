@@ -532,14 +532,15 @@ def _off_both_flanks(
 
     Beyond by more than ``step`` (the smallest error worth finding, in ``y``'s units): a run
     level with a flank is the stick holding still beside a move the wide window spans. The
-    flanks are up to ``flank`` ``calm`` samples on each side (their median); a run with no
-    calm sample on a side is judged by the other side alone.
+    flanks are up to ``flank`` ``calm`` samples on each side (their median). A run with no calm
+    sample on a side (a track's start or end) is not shown to come back, and a stick that moves
+    once looks the same: no episode.
     """
     out = ep.copy()
     for s0, e0, left, right in _run_flanks(ep, calm, flank):
         level = float(np.nanmedian(y[s0:e0]))
         for fl in (left, right):
-            if len(fl) and not sign * (level - float(np.nanmedian(y[fl]))) > step:
+            if not len(fl) or not sign * (level - float(np.nanmedian(y[fl]))) > step:
                 out[s0:e0] = False
     return out
 
