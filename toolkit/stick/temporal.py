@@ -488,13 +488,11 @@ def _course_outliers(
         # track that then turns, measured against the turned part) is the stick's own motion.
         calm = ok & ~(wide_a | wide_l) & ~stepped
         runs = np.zeros_like(ok)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for wide, y, med, y_off, step in (
-                (wide_l, ln, wmed_l, np.log(ln), STEP_LOG_LENGTH), (wide_a, a, wmed_a, a, STEP_ANGLE)
-            ):  # fmt: skip
+        with np.errstate(invalid="ignore"):
+            for wide, y, med in ((wide_l, ln, wmed_l), (wide_a, a, wmed_a)):
                 for sign in (1.0, -1.0):
                     side = _runs_at_least(wide & (sign * (y - med) > 0) & ok, episode_frames)
-                    runs |= _off_both_flanks(side, y_off, calm, sign, step)
+                    runs |= _off_both_flanks(side, y, calm, sign)
         bad |= runs
         off_a |= runs & wide_a
         off_l |= runs & wide_l
@@ -526,21 +524,20 @@ def _course_outliers(
 
 
 def _off_both_flanks(
-    ep: np.ndarray, y: np.ndarray, calm: np.ndarray, sign: float, step: float, flank: int = 5
+    ep: np.ndarray, y: np.ndarray, calm: np.ndarray, sign: float, flank: int = 5
 ) -> np.ndarray:
     """``ep`` without the runs whose median is not beyond both flanks' on their side (``sign``).
 
-    Beyond by more than ``step`` (the smallest error worth finding, in ``y``'s units): a run
-    level with a flank is the stick holding still beside a move the wide window spans. The
-    flanks are up to ``flank`` ``calm`` samples on each side (their median). A run with no calm
-    sample on a side (a track's start or end) is not shown to come back, and a stick that moves
-    once looks the same: no episode.
+    The flanks are up to ``flank`` ``calm`` samples on each side (their median). A run with
+    fewer than two calm samples on a side (a track's start or end, or one frame before a
+    swing the wide window spans) is not shown to come back, and a stick that moves once looks
+    the same: no episode.
     """
     out = ep.copy()
     for s0, e0, left, right in _run_flanks(ep, calm, flank):
         level = float(np.nanmedian(y[s0:e0]))
         for fl in (left, right):
-            if not len(fl) or not sign * (level - float(np.nanmedian(y[fl]))) > step:
+            if len(fl) < 2 or not sign * (level - float(np.nanmedian(y[fl]))) > 0:
                 out[s0:e0] = False
     return out
 
