@@ -1137,6 +1137,8 @@ def test_a_short_drift_the_image_sees_run_on_frame_after_frame_is_pulled_out(mon
     from toolkit.stick import assessment as A
 
     ds, a, clean, bad = _short_clip(monkeypatch, np.arange(20, 32))
+    runs_on = a.check("stick.image_runs_on")
+    assert (runs_on.mask[bad] & (runs_on.severity[bad] == "warning")).all()
     assert (a.proposal_reason[bad] == (A.TEMPORAL | A.IMAGE)).all()
     assert a.decisive[bad, 1].all() and not a.decisive[:, 0].any()
     res = C.correct(ds)

@@ -749,10 +749,12 @@ def assess(
             "statistic).",
         )  # fmt: skip
         add(
-            "stick.image_runs_on", runs_on & ~far, np.where(shortish, "warning", "info"),
-            ev["label_end"] / ev["label_len"], 1.25, "stick_tip",
-            "The stick's line runs on past the labelled tip: too short? (value: visible / "
-            "labelled length).",
+            "stick.image_runs_on", runs_on & ~far,
+            np.where(shortish | seen_short, "warning", "info"), ev["label_end"] / ev["label_len"],
+            1.25, "stick_tip",
+            "The stick's line runs on past the labelled tip: too short? A warning for a shortish "
+            "stick, or where a neighbouring frame sees the line run on to the same length "
+            "(value: visible / labelled length).",
         )  # fmt: skip
     add(
         "stick.forearm_angle", atyp & ~(other & usable_img), _same(n, "info"), dev,
