@@ -371,7 +371,9 @@ def assess(
     fore_px = f_level * scale
     wconf = _wrist_confidence(ds, side)
     with np.errstate(invalid="ignore", divide="ignore"):
-        plausible = ~(fore_ratio > 1.6 * f_level)  # a wrist far past the forearm's reach
+        # A wrist far past the forearm's reach. A subject seen mostly with the forearm towards
+        # the camera has a level below its true forearm: its reach is at least the prior's.
+        plausible = ~(fore_ratio > 1.6 * np.fmax(f_level, FOREARM_PRIOR))
     confident = (wconf >= o.wrist_confidence) & plausible & np.isfinite(wx) & np.isfinite(wy)
     summary["forearm_torso_ratio"] = round(ds_f, 4)
 
