@@ -597,6 +597,10 @@ def assess(
     # The tip moves out along the label to where the line ends.
     seen_short, run_tip = _seen_short(ev, runs_on, grip, tip, tr, frame)
     propose(seen_short, None, run_tip, TEMPORAL | IMAGE, 0.85, None, seen_short)
+    # The image's line ends early here and in a neighbouring frame, and the label is longer than
+    # the track's usual stick beyond the data set's tolerance: two witnesses of a long drift (a
+    # warning; the fix stays the line's end, proposed).
+    long_drift = _seen_long(ev, ends_early, length_px, 1 + tol_w, tr, frame)
     # A course more than a right angle off the label is no drift of the label (an error that
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
     # is proposed, not applied.
@@ -738,10 +742,11 @@ def assess(
         )  # fmt: skip
         add(
             "stick.image_ends_early", ends_early & ~too_long & ~far & ~other,
-            np.where(longish, "warning", "info"), ev["label_len"] / ev["label_end"], 1.3,
-            "stick_tip",
-            "The stick's line ends before the labelled tip: too long? (value: labelled / "
-            "visible length).",
+            np.where(longish | long_drift, "warning", "info"), ev["label_len"] / ev["label_end"],
+            1.3, "stick_tip",
+            "The stick's line ends before the labelled tip: too long? A warning for a longish "
+            "stick, or where a neighbouring frame sees the line end at the same length and the "
+            "label is longer than the track's usual stick (value: labelled / visible length).",
         )  # fmt: skip
         add(
             "stick.image_line_stops", line_stops & ~too_long & ~far & ~other,
@@ -966,6 +971,26 @@ def _seen_short(ev, runs_on, grip, tip, track, frame):
         return np.zeros(n, bool), np.full((n, 2), np.nan)
     seen = runs_on & temporal.seen_again(runs_on, ev["label_end"], track, frame)
     return seen, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
+
+
+def _seen_long(ev, ends_early, length_px, factor, track, frame):
+    """Rows whose image's line ends early here and in a neighbouring frame of their track.
+
+    The two lines end at about the same length (:func:`toolkit.stick.temporal.seen_again`), and
+    the label is longer than ``factor`` times its track's median labelled length (the track's
+    usual stick).
+    """
+    n = len(length_px)
+    if ev is None or not ends_early.any():
+        return np.zeros(n, bool)
+    seen = ends_early & temporal.seen_again(ends_early, ev["label_end"], track, frame)
+    in_track = track >= 0
+    usual = np.full(n, np.nan)
+    usual[in_track] = (
+        pd.Series(length_px[in_track]).groupby(track[in_track]).transform("median").to_numpy()
+    )
+    with np.errstate(invalid="ignore"):
+        return seen & (length_px > factor * usual)
 
 
 def _grip_off_tip_line(ev: dict, strong: float, fore_px: np.ndarray) -> np.ndarray:
