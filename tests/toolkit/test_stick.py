@@ -1304,6 +1304,35 @@ def test_a_too_long_stick_is_judged_where_the_wrist_is_uncertain_but_never_pulle
     assert not C.correct(ds, use_images=False).changed[r].any()
 
 
+def test_a_subject_seen_with_the_forearm_to_the_camera_keeps_a_confident_wrist():
+    """A subject whose weapon forearm points at the camera in every frame but one (0.35 of its
+    length): in that frame the full forearm is no wrist past its reach (the anatomical prior
+    bounds the reach from below), so a grip 1.5 forearms off it is ``stick.grip_far``, not a
+    disagreement with an uncertain wrist.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    kp, stance, _ = H.make_poses(40, seed=3, foreshortened=0.0)
+    side = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False)).side
+    rows = np.arange(len(kp))
+    w, e = layout.L_WRIST + side, layout.L_ELBOW + side
+    fore = kp[rows, w, :2] - kp[rows, e, :2]
+    r = 5
+    short = np.where(rows[:, None] == r, 1.0, 0.35)
+    shift = kp[rows, e, :2] + short * fore - kp[rows, w, :2]
+    for k in (layout.GRIP, layout.TIP):
+        kp[:, k, :2] += shift
+    kp[rows, w, :2] += shift
+    kp[r, layout.GRIP, :2] += 1.5 * fore[r, ::-1] * [1, -1]
+    a = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False))
+    far = a.check("stick.grip_far")
+    assert far.mask[r] and far.severity[r] == "error"
+    assert not a.check("stick.grip_wrist_disagree").mask[r]
+
+
 def test_time_never_applies_a_fix_that_turns_a_label_past_a_right_angle(monkeypatch):
     """Without the image, the real swing of ``_swing_clip`` is all time has: its course points
     the other way across the swing. The frames are flagged with the course's fix proposed, but
