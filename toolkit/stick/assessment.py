@@ -464,12 +464,12 @@ def assess(
             )  # fmt: skip
             # The line along the label stops well before the labelled tip, and the label's outer
             # part is off any line.
-            ends_early = (
+            stops_early = (
                 t_ok & (ev["z_inner"] >= 3.0) & np.isfinite(ev["label_end"])
                 & (ev["label_end"] >= 0.3 * ev["label_len"])
                 & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
-                & (ev["z_outer"] < 0.5)
             )  # fmt: skip
+            ends_early = stops_early & (ev["z_outer"] < 0.5)
             # The line runs on, thin, well past the labelled tip (not past the subject's stick),
             # at about the label's own strength (the same stick, not a faint texture beyond it).
             runs_on = (
@@ -483,11 +483,13 @@ def assess(
                 & np.isfinite(ev["best_end"])
             )  # fmt: skip
             # A clear line along the label's inner part, none along its last stretch (colour
-            # against the sides, any polarity): the label runs past the stick's end.
+            # against the sides, any polarity): the label runs past the stick's end. Or the
+            # ridge stops early, and the last stretch is another object: its colour changes
+            # along it and its line is a fifth of the inner part's at most.
             line_stops = (
-                t_ok & (ev["t_inner"] > img_ev.LINE_T_CLEAR)
-                & (ev["t_outer"] < img_ev.LINE_T_NONE)
-                & (ev["t_outer"] < img_ev.LINE_T_RATIO * ev["t_inner"])
+                t_ok & (ev["t_outer"] < img_ev.LINE_T_RATIO * ev["t_inner"])
+                & (((ev["t_inner"] > img_ev.LINE_T_CLEAR) & (ev["t_outer"] < img_ev.LINE_T_NONE))
+                   | (stops_early & (ev["colour_change"] > img_ev.COLOUR_CHANGE_OTHER)))
             )  # fmt: skip
         grip_line = _grip_off_line(
             ds, ev, snap, tip, elbow, confident & ~far & ~swap & t_ok, d_grip, thr_g
@@ -752,8 +754,8 @@ def assess(
             "stick.image_line_stops", line_stops & ~too_long & ~far & ~other,
             _same(n, "warning"), ev["t_outer"], img_ev.LINE_T_NONE, "stick_tip",
             "The stick's line is clear along the label's inner part and absent from its last "
-            "stretch: the label runs past the stick's end (value: the last stretch's line t "
-            "statistic).",
+            "stretch, or it stops early and the last stretch changes colour (another object): "
+            "the label runs past the stick's end (value: the last stretch's line t statistic).",
         )  # fmt: skip
         add(
             "stick.image_runs_on", runs_on & ~far,
