@@ -569,6 +569,39 @@ def test_a_label_past_the_sticks_end_is_flagged_with_the_lines_end_proposed(monk
     assert np.hypot(*(a.proposal[0, 1] - true_tip)) < 1.0
 
 
+def test_a_label_running_on_onto_another_object_is_flagged(monkeypatch):
+    """Two foreshortened sticks labelled 1.45 times too long: the ridge's line stops early on
+    both and the last stretch's line t is 4 (a faint line: not "none", but a sixth of the inner
+    part's). On row 0 the last stretch changes colour (another object): the label runs past the
+    stick's end. On row 1 it keeps the stick's colour (the stick, fading): no finding.
+    """
+    import importlib.util
+
+    from toolkit.stick import assessment as A
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    n = 60
+    kp, stance, _ = H.make_poses(n, seed=4, foreshortened=0.0)
+    g = kp[:, layout.GRIP, :2]
+    bad = np.arange(n) < 2
+    kp[bad, layout.TIP, :2] = g[bad] + 1.45 * 0.6 * (kp[bad, layout.TIP, :2] - g[bad])
+    ds = H.make_dataset(kp, stance, subjects=np.array(["s1"] * n))
+    label_len = np.hypot(*(kp[:, layout.TIP, :2] - g).T)
+    stub = _evidence_stub(n, z_label=np.full(n, 6.0), z_inner=np.full(n, 8.0),
+                          z_outer=np.where(bad, 2.0, 6.0), label_len=label_len,
+                          label_end=label_len / np.where(bad, 1.45, 1.0),
+                          t_inner=np.full(n, 25.0), t_outer=np.where(bad, 4.0, 25.0),
+                          colour_change=np.where(np.arange(n) == 0, 1.5, 0.3))  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    a = assess(ds, AssessOptions(use_time=False))
+    assert not a.check("stick.too_long").mask[bad].any()
+    stops = a.check("stick.image_line_stops")
+    assert np.flatnonzero(stops.mask).tolist() == [0]
+    assert stops.severity[0] == "warning" and not a.decisive.any()
+
+
 def test_an_episodes_closing_step_opens_no_second_episode():
     """A 20-frame angle drift, then the stick at rest, then a fast swing (the labelled angles of
     the samples' s01 drill; the spikes the rolling filter takes are left out). The step that
