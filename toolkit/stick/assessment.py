@@ -469,7 +469,12 @@ def assess(
                 & (ev["label_end"] >= 0.3 * ev["label_len"])
                 & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
             )  # fmt: skip
-            ends_early = stops_early & (ev["z_outer"] < 0.5)
+            # Of a longish label (over the subject's stick), the outer part need only keep under
+            # a quarter of the inner part's support: the line fades before the labelled tip.
+            ends_early = stops_early & (
+                (ev["z_outer"] < 0.5)
+                | ((ratio > 1.05) & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
+            )
             # The line runs on, thin, well past the labelled tip (not past the subject's stick),
             # at about the label's own strength (the same stick, not a faint texture beyond it).
             runs_on = (
