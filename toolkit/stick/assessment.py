@@ -464,10 +464,14 @@ def assess(
             )  # fmt: skip
             # The line along the label stops well before the labelled tip, and the label's outer
             # part is off any line.
+            # Where a label ends is judged on labels long enough, by more than the image's
+            # precision of a line's end.
+            judged_end = ev["label_len"] >= img_ev.MIN_LABEL_PX
             stops_early = (
-                t_ok & (ev["z_inner"] >= 3.0) & np.isfinite(ev["label_end"])
+                t_ok & judged_end & (ev["z_inner"] >= 3.0) & np.isfinite(ev["label_end"])
                 & (ev["label_end"] >= 0.3 * ev["label_len"])
                 & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
+                & (ev["label_len"] - ev["label_end"] > img_ev.END_PRECISION)
             )  # fmt: skip
             # Of a longish label (over the subject's stick), the outer part need only keep under
             # a quarter of the inner part's support: the line fades before the labelled tip.
@@ -478,8 +482,9 @@ def assess(
             # The line runs on, thin, well past the labelled tip (not past the subject's stick),
             # at about the label's own strength (the same stick, not a faint texture beyond it).
             runs_on = (
-                t_ok & (ev["z_inner"] >= 3.0) & confirmed & np.isfinite(ev["label_end"])
-                & (ev["label_end"] > 1.25 * ev["label_len"]) & (ev["thin"] >= 1.5)
+                t_ok & judged_end & (ev["z_inner"] >= 3.0) & confirmed
+                & np.isfinite(ev["label_end"]) & (ev["label_end"] > 1.25 * ev["label_len"])
+                & (ev["label_end"] - ev["label_len"] > img_ev.END_PRECISION) & (ev["thin"] >= 1.5)
                 & (ev["z_beyond"] >= 3.0) & (ev["beyond_rel"] >= img_ev.SAME_LINE)
                 & ~(ev["label_end"] > 1.15 * L_px) & ~ev["at_border"]
             )  # fmt: skip
@@ -605,8 +610,8 @@ def assess(
     seen_short, run_tip = _seen_short(ev, runs_on, grip, tip, tr, frame)
     propose(seen_short, None, run_tip, TEMPORAL | IMAGE, 0.85, None, seen_short)
     # The image's line ends early here and in a neighbouring frame, and the label is longer than
-    # the track's usual stick beyond the data set's tolerance: two witnesses of a long drift (a
-    # warning; the fix stays the line's end, proposed).
+    # the track's usual stick (its upper quartile) beyond the data set's tolerance: two
+    # witnesses of a long drift (a warning; the fix stays the line's end, proposed).
     long_drift = _seen_long(ev, ends_early, length_px, 1 + tol_w, tr, frame)
     # A course more than a right angle off the label is no drift of the label (an error that
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
@@ -853,7 +858,7 @@ def _on_line(ev, confirmed: np.ndarray, usable_img: bool) -> np.ndarray:
     if not usable_img:
         return confirmed
     with np.errstate(invalid="ignore"):
-        short = ev["label_len"] - np.fmax(0.1 * ev["label_len"], 2.0 * max(img_ev.SIGMAS))
+        short = ev["label_len"] - np.fmax(0.1 * ev["label_len"], img_ev.END_PRECISION)
         reach = (ev["label_end"] >= short) | ev["at_border"]
         # The line along the last stretch is another object (a bar in line with the stick):
         # its colour is not the colour of the stick seen clearly along the inner part.
@@ -984,8 +989,9 @@ def _seen_long(ev, ends_early, length_px, factor, track, frame):
     """Rows whose image's line ends early here and in a neighbouring frame of their track.
 
     The two lines end at about the same length (:func:`toolkit.stick.temporal.seen_again`), and
-    the label is longer than ``factor`` times its track's median labelled length (the track's
-    usual stick).
+    the label is longer than ``factor`` times its track's upper quartile of labelled lengths
+    (the track's stick seen unforeshortened; a track that holds its stick towards the camera for
+    a while has a lower median).
     """
     n = len(length_px)
     if ev is None or not ends_early.any():
@@ -994,7 +1000,10 @@ def _seen_long(ev, ends_early, length_px, factor, track, frame):
     in_track = track >= 0
     usual = np.full(n, np.nan)
     usual[in_track] = (
-        pd.Series(length_px[in_track]).groupby(track[in_track]).transform("median").to_numpy()
+        pd.Series(length_px[in_track])
+        .groupby(track[in_track])
+        .transform(lambda x: x.quantile(0.75))
+        .to_numpy()
     )
     with np.errstate(invalid="ignore"):
         return seen & (length_px > factor * usual)

@@ -26,6 +26,11 @@ from toolkit.media import iter_pixels
 #: Ridge scales (Gaussian sigma, pixels) relative to the image's short side / 320: a 1280-px
 #: image is searched at 4x the scales of a 320-px one.
 SIGMAS = (1.0, 1.8, 3.0)
+#: The image places a line's end no finer than its widest ridge filter (two sigmas, pixels): a
+#: label's end differs from the line's only by more than this.
+END_PRECISION = 2.0 * max(SIGMAS)
+#: Labels shorter than this (pixels) are too short for the image to judge where they end.
+MIN_LABEL_PX = 15.0
 #: Rays in the fan around the grip (every 2 degrees; each ray is a tube a few pixels wide).
 N_RAYS = 180
 #: Perpendicular offsets (pixels) of the tube sampled along each ray: a thin line between two
@@ -533,7 +538,7 @@ def line_t(img: np.ndarray, grip: np.ndarray, tip: np.ndarray, n_along: int = 16
     m = len(grip)
     vec = tip - grip
     length = geo.norm(vec)
-    ok = np.isfinite(length) & (length >= 15)
+    ok = np.isfinite(length) & (length >= MIN_LABEL_PX)
     out = {k: np.full(m, np.nan) for k in ("t_inner", "t_outer", "colour_change")}
     if not ok.any():
         return out
