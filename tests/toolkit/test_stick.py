@@ -1133,10 +1133,11 @@ def test_a_line_that_does_not_carry_on_the_stick_moves_nothing(monkeypatch):
     assert not (a.proposal_reason[bad] == (A.TEMPORAL | A.IMAGE)).any()
 
 
-def _short_clip(monkeypatch, seen_rows):
+def _short_clip(monkeypatch, seen_rows, image_length=None):
     """60 video frames of one subject turning the stick; frames 20-31 labelled 0.75-0.55 of its
     length. The image stub confirms every label; on ``seen_rows`` its line runs on past the
-    label to the stick's end. Returns ``(dataset, assessment, clean keypoints, drift rows)``.
+    label to the stick's end. ``image_length``: the stick's length the image measures (pixels;
+    default its length). Returns ``(dataset, assessment, clean keypoints, drift rows)``.
     """
     from toolkit.stick import assessment as A
 
@@ -1151,10 +1152,11 @@ def _short_clip(monkeypatch, seen_rows):
     ang = np.degrees(np.arctan2(*(kp[:, layout.TIP, :2] - g)[:, ::-1].T))
     seen = np.zeros(n, bool)
     seen[seen_rows] = True
+    im = length if image_length is None else image_length
     stub = _evidence_stub(
         n, z_label=np.full(n, 8.0), z_best=np.full(n, 8.0), z_inner=np.full(n, 8.0),
-        best_angle=ang, best_end=np.full(n, length), label_len=scale * length,
-        label_end=np.where(seen, length, scale * length), thin=np.full(n, 2.0),
+        best_angle=ang, best_end=np.full(n, im), label_len=scale * im,
+        label_end=np.where(seen, im, scale * im), thin=np.full(n, 2.0),
         z_beyond=np.where(seen, 6.0, 0.0), beyond_rel=np.where(seen, 1.0, 0.0),
     )  # fmt: skip
     monkeypatch.setattr(A, "_read_image_evidence", stub)
@@ -1180,6 +1182,11 @@ def test_a_short_drift_the_image_sees_run_on_frame_after_frame_is_pulled_out(mon
     assert not res.changed[np.setdiff1d(np.arange(len(ds)), bad)].any()
     _, once, _, _ = _short_clip(monkeypatch, [25])
     assert once.proposal_reason[25] != (A.TEMPORAL | A.IMAGE)
+    # A stick the image sees 14 px long (pointing at the camera): its labels, 8-10 px, end
+    # closer to the line's end than the image can place one. Nothing runs on.
+    _, tiny, _, _ = _short_clip(monkeypatch, np.arange(20, 32), image_length=14.0)
+    assert not tiny.check("stick.image_runs_on").mask.any()
+    assert not (tiny.proposal_reason == (A.TEMPORAL | A.IMAGE)).any()
 
 
 def test_a_long_drift_the_image_sees_end_early_frame_after_frame_is_found():
