@@ -486,7 +486,9 @@ def _course_outliers(
         # An episode leaves the course on one side, and beyond the calm frames on both sides
         # of it: a run of the wide scale's outliers that is level with a flank (the start of a
         # track that then turns, measured against the turned part) is the stick's own motion.
-        calm = ok & ~(wide_a | wide_l) & ~stepped
+        # A frame at either end of a fast turn is no calm reference (it may be a drift's own
+        # start, or the stick in motion).
+        calm = ok & ~(wide_a | wide_l) & ~stepped & ~turning_fast(a, ok)
         runs = np.zeros_like(ok)
         with np.errstate(invalid="ignore"):
             for wide, y, med in ((wide_l, ln, wmed_l), (wide_a, a, wmed_a)):
