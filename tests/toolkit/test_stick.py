@@ -627,6 +627,36 @@ def test_an_episodes_closing_step_opens_no_second_episode():
     assert np.flatnonzero(found).tolist() == list(range(25, 45))
 
 
+def test_a_drift_just_before_a_real_swing_does_not_make_the_swing_an_episode():
+    """A stick held at 22 deg, a label drifting to -45 deg and back over 8 frames (16-23), then
+    the stick itself swinging to -90 deg (frames 24-30; the labelled angles and lengths of a
+    randomised draw's video). The wide-scale filter sees the swing's first frames above the
+    -90 deg course; the drift, which no filter finds, was their calm left flank, so the swing
+    looked like an episode and its clean tips were moved 45-59 px. Frames at either end of a
+    fast turn are no calm flank now: the swing is no outlier.
+    """
+    from toolkit.stick import temporal
+
+    a = np.array(
+        [21.6, 22.3, 22.9, 27.3, 20.5, 21.7, 24.9, 22.0, 22.1, 23.8, 18.1, 23.4, 22.5, 21.7, 15.5,
+         -5.7, -17.8, -40.5, -42.3, -44.7, -35.9, -22.6, -1.2, 22.3, 19.7, 17.7, 2.5, -12.7,
+         -45.7, -65.0, -75.3, -80.5, -87.8, -92.2, -91.3, -90.7, -91.4, -96.2, -95.3, -95.1,
+         -98.4, -94.8, -92.2, np.nan, -94.5, -91.5, -91.4, -92.5, -89.9, -92.8, -87.6, -90.4,
+         -87.3, -84.9, -87.1, -84.7, -88.4, -86.4, -84.0, -83.7, -83.1, -78.9, -77.5, -68.6,
+         -57.3, -36.4, -7.6, 5.2, 28.8, 37.1, 44.4, 42.2, 48.8, 38.3, 45.0, 39.9, 35.5, 70.7,
+         46.5, 43.6, 45.7, 39.8, 39.4, 39.9, 41.5, 42.2, 41.7, 36.5]
+    )  # fmt: skip
+    n = len(a)
+    frame = np.r_[np.arange(9), np.arange(10, 29), np.arange(30, 90)].astype(float)
+    length = np.where(np.isfinite(a), 82.0, np.nan)
+    grip = np.full((n, 2), 300.0)
+    th = np.radians(a)
+    tip = grip + length[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
+    out = temporal.tip_outliers(grip, tip, np.zeros(n, np.int64), frame)
+    swing = (frame >= 24) & (frame <= 31)
+    assert not out["outlier"][swing].any()
+
+
 def _noisy_track(seed: int, n: int = 90):
     """A stick whose length wanders smoothly (foreshortening), with 4 % label noise."""
     rng = np.random.default_rng(seed)
