@@ -19,6 +19,18 @@ from toolkit.stick import image as I
 REAL = Path(__file__).resolve().parents[1] / "data" / "realsticks"
 
 
+def _helpers():
+    """The pose and dataset builders of ``test_correct.py`` (loaded by path: the tests are no
+    package).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
+    H = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
+    return H
+
+
 def _line_image(angle_deg: float, thickness: int, dark: bool, size: int = 400, length=150.0):
     import cv2
 
@@ -198,11 +210,7 @@ def test_calibration_is_reported_and_thresholds_follow_the_data():
     """The thresholds come from the data set: a data set of sloppier grips gets a wider grip
     tolerance, and the summary says what was used.
     """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp, stance, _ = H.make_poses(200, seed=3)
     tight = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False))
     loose_kp = kp.copy()
@@ -241,11 +249,7 @@ def test_two_people_in_one_video_are_two_tracks():
     """Each person's stick is judged on its own course: two people holding their sticks at very
     different angles in the same frames are not each other's outliers.
     """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp1, _ = H._video(n=40, seed=3)
     kp2 = kp1.copy()
     g = kp2[:, layout.GRIP, :2]
@@ -358,11 +362,7 @@ def test_a_swap_of_a_short_stick_is_seen_in_time_and_undone():
     geometry cannot tell, and the image cannot either (both labels cover the same pixels). The
     track can: the label turned end for end lies on its course. ``correct`` swaps it back.
     """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp, stance = H._video(n=40, seed=4)
     g = kp[:, layout.GRIP, :2]
     kp[:, layout.TIP, :2] = g + 0.35 * (kp[:, layout.TIP, :2] - g)  # pointing at the camera
@@ -402,13 +402,9 @@ def test_a_grip_off_the_line_seen_from_the_tip_is_flagged_and_proposed(monkeypat
     (row 3): the grip is flagged off the line, the hand proposed, nothing moved. Where the line
     misses the wrist (row 5), or the ray through the grip is about as strong (row 7), nothing.
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp, stance, _ = H.make_poses(40, seed=3, foreshortened=0.0)
     ds = H.make_dataset(kp, stance)
     n = len(kp)
@@ -435,13 +431,9 @@ def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
     move the correct tip, so even with the image "confirming" the segment the swap is only
     proposed; a swapped long stick is still swapped back.
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp, stance, _ = H.make_poses(40, seed=2, foreshortened=0.0)
     ds0 = H.make_dataset(kp, stance)
     side = assess(ds0, AssessOptions(use_images=False)).side
@@ -508,13 +500,9 @@ def test_a_too_long_tip_is_never_pulled_far_inside_the_subjects_stick(monkeypatc
     subject's stick, not to where the line faded (which would swap a too-long tip for a
     too-short one).
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     n = 60
     kp, stance, _ = H.make_poses(n, seed=4, foreshortened=0.0)
     clean = kp.copy()
@@ -540,13 +528,9 @@ def test_a_label_past_the_sticks_end_is_flagged_with_the_lines_end_proposed(monk
     last stretch flag it, with the tip proposed where the ridge's line ends; nothing is applied,
     and no other label is flagged.
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     n = 60
     kp, stance, _ = H.make_poses(n, seed=4, foreshortened=0.0)
     g = kp[:, layout.GRIP, :2]
@@ -575,13 +559,9 @@ def test_a_label_running_on_onto_another_object_is_flagged(monkeypatch):
     part's). On row 0 the last stretch changes colour (another object): the label runs past the
     stick's end. On row 1 it keeps the stick's colour (the stick, fading): no finding.
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     n = 60
     kp, stance, _ = H.make_poses(n, seed=4, foreshortened=0.0)
     g = kp[:, layout.GRIP, :2]
@@ -847,13 +827,9 @@ def _spiked_clip(label_end_frac: float, z_outer: float, monkeypatch, colour_chan
     part scores ``z_outer``, and its last stretch's colour differs from its inner part's by
     ``colour_change``. Returns ``(assessment, clean tip of the spiked frame)``.
     """
-    import importlib.util
-
     from toolkit.stick import assessment as A
 
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     n_s, n_v = 40, 60
     kp_s, _, _ = H.make_poses(n_s, seed=6, foreshortened=0.0)
     pose = kp_s[0]
@@ -1079,11 +1055,7 @@ def _one_subject_clip(n: int, angle):
     builder, keypoints, grip (n, 2), stick length)``; the builder makes the clip's dataset from
     (edited) keypoints.
     """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     pose, _, _ = H.make_poses(1, seed=6, foreshortened=0.0)
     kp = np.repeat(pose, n, 0)
     t = np.arange(n, dtype=float)
@@ -1340,11 +1312,7 @@ def test_a_too_long_stick_is_judged_where_the_wrist_is_uncertain_but_never_pulle
     flung past the forearm's reach): the grip may well be right, so the length is judged (a
     warning, with the pull proposed), but nothing is applied on that word.
     """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp, stance, _ = H.make_poses(40, seed=3, foreshortened=0.0)
     r = 5
     side = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False)).side[r]
@@ -1369,11 +1337,7 @@ def test_a_subject_seen_with_the_forearm_to_the_camera_keeps_a_confident_wrist()
     bounds the reach from below), so a grip 1.5 forearms off it is ``stick.grip_far``, not a
     disagreement with an uncertain wrist.
     """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_h", Path(__file__).with_name("test_correct.py"))
-    H = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(H)
+    H = _helpers()
     kp, stance, _ = H.make_poses(40, seed=3, foreshortened=0.0)
     side = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False)).side
     rows = np.arange(len(kp))
