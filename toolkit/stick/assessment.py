@@ -416,8 +416,8 @@ def assess(
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio_t = length_px / scale
     clean_like = g_ok & t_ok & ~swap & ~far
-    subj_len = stats.subject_stick_length(
-        ratio_t, None, clean_like, 0.9, o.min_group, coded=(g_codes, g_labels)
+    subj_len, own_len = stats.subject_stick_length(
+        ratio_t, None, clean_like, 0.9, o.min_group, coded=(g_codes, g_labels), with_own=True
     )
     L_px = subj_len * scale
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -645,8 +645,12 @@ def assess(
     # Longer than the subject's stick beyond the data set's spread: the pull along the label is
     # monotone toward the truth (a projection only shortens a stick, so the true tip lies at or
     # inside the subject's length), so it is applied too, where the subject's length rests on
-    # enough sticks (a subject seen in few frames may never have shown its stick in full).
-    well_known = stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
+    # enough sticks (a subject seen in few frames may never have shown its stick in full), and
+    # is the subject's own (where the data set's level stands in for one out of its band, the
+    # subject's build may differ: its stick is not known to be shorter).
+    well_known = own_len & (
+        stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
+    )
     propose(too_long, None, pulled, TOO_LONG, 0.75, None, long_sure & well_known)
     # A ramp episode (one step opens it, the label ramps back) rests on a line through its
     # flanks: its fix is proposed, not applied.

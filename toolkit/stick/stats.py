@@ -288,10 +288,13 @@ def subject_stick_length(
     min_count: int = 5,
     band: float = 1.25,
     coded: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
+    with_own: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``(N,)`` the stick length (torso sizes) per subject and video, robustly.
 
     ``coded``: ``(codes, labels)`` of ``group`` when known (see :func:`group_codes`).
+    ``with_own``: also return ``(N,)`` whether the row's length is its own video's or subject's
+    level (False where the data set's level, or its floor, stands in).
 
     1. Levels per video (``subject|vN`` groups) and per subject (all of the subject's frames)
        with :func:`_robust_level`.
@@ -318,13 +321,15 @@ def subject_stick_length(
     levels = pd.Series(s_level[present]).dropna()
     d = float(levels.median()) if len(levels) else _overall_level(length, usable, quantile)
     if not np.isfinite(d):
-        return np.full(len(length), np.nan)
+        out = np.full(len(length), np.nan)
+        return (out, np.zeros(len(length), bool)) if with_own else out
     with np.errstate(invalid="ignore"):
         g = np.where(per_group <= band * d, per_group, np.nan)
         sj = np.where(per_subject <= band * d, per_subject, np.nan)
     out = np.fmax(g, sj)
-    out = np.where(np.isfinite(out), out, d)
-    return np.maximum(out, d / band)
+    own = np.isfinite(out) & (out >= d / band)
+    out = np.maximum(np.where(np.isfinite(out), out, d), d / band)
+    return (out, own) if with_own else out
 
 
 def _overall_level(length: np.ndarray, usable: np.ndarray, quantile: float) -> float:
