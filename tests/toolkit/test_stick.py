@@ -1356,6 +1356,30 @@ def test_a_subject_seen_with_the_forearm_to_the_camera_keeps_a_confident_wrist()
     assert not a.check("stick.grip_wrist_disagree").mask[r]
 
 
+def test_a_subject_with_a_longer_stick_than_the_others_is_not_pulled_in():
+    """Four subjects; one holds a stick 1.6 times the others' (per torso: another build, or
+    another stick). Its level lies outside the data set's band, so the data set's level stands
+    in for it and its clean sticks look too long: flagged, the pull proposed, but nothing
+    applied (its stick is not known to be shorter). A too-long label of another subject is
+    still pulled in.
+    """
+    H = _helpers()
+    n = 120
+    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
+    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
+    g = kp[:, layout.GRIP, :2]
+    big = subjects == "s4"
+    kp[big, layout.TIP, :2] = g[big] + 1.6 * (kp[big, layout.TIP, :2] - g[big])
+    kp[0, layout.TIP, :2] = g[0] + 1.8 * (kp[0, layout.TIP, :2] - g[0])  # s1: too long
+    ds = H.make_dataset(kp, stance, subjects=subjects)
+    a = assess(ds, AssessOptions(use_images=False))
+    assert a.check("stick.too_long").mask[big].any()
+    assert not a.decisive[big].any()
+    assert a.decisive[0, 1]
+    res = C.correct(ds, use_images=False)
+    assert not res.changed[big].any()
+
+
 def test_time_never_applies_a_fix_that_turns_a_label_past_a_right_angle(monkeypatch):
     """Without the image, the real swing of ``_swing_clip`` is all time has: its course points
     the other way across the swing. The frames are flagged with the course's fix proposed, but

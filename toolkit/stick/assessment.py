@@ -636,7 +636,8 @@ def assess(
     r = np.flatnonzero(too_long)
     g_r = grip[r]
     pulled[r] = g_r + geo.unit(tip[r] - g_r, length_px[r]) * new_len[r, None]
-    propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible & long_sure)
+    # Applied only against the subject's own length (a stand-in level says nothing of its reach).
+    propose(impossible, None, pulled, TOO_LONG, 0.9, None, impossible & long_sure & own_len)
     # Longer than the subject's stick and the image's line ending before the labelled tip: two
     # independent witnesses, so the tip moves to where the line ends (at most 15 % inside the
     # subject's stick, as above).
