@@ -76,8 +76,8 @@ def samples_case(root: Path, name: str) -> Case:
 #: were drawn fresh in the session after that, after its first changes (107: a label drift just
 #: before a real swing made the swing an "episode", 6 clean tips moved; 113: a 9-px stick
 #: pointing at the camera "ran on" in the image, 4 clean tips moved), and drove those fixes;
-#: seeds 127 and 131 were drawn at the same time and left unseen until the session's last
-#: change, as its check; seeds 137 and 149 were drawn after that check (137: a subject whose
+#: seeds 127 and 131 were drawn at the same time and left unseen until that session's first
+#: full bench, as its check; seeds 137 and 149 were drawn after that check (137: a subject whose
 #: stick is long for its torso, pulled in against the data set's level, 4 clean tips moved;
 #: it drove the last fix; 149: long video drifts of too-long labels, too-long recall 0.68, not
 #: addressed); all are reported as they are, targets missed included.
