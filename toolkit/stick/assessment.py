@@ -462,10 +462,9 @@ def assess(
                 t_ok & (z_lab < 1.5) & (z_best >= strong) & (ev["z_opposite"] < 2.0)
                 & (d_ang > 12.0) & np.isfinite(ev["best_end"])
             )  # fmt: skip
-            # The line along the label stops well before the labelled tip, and the label's outer
-            # part is off any line.
             # Where a label ends is judged on labels long enough, by more than the image's
-            # precision of a line's end.
+            # precision of a line's end. The line along the label stops well before the
+            # labelled tip, and the label's outer part is off any line.
             judged_end = ev["label_len"] >= img_ev.MIN_LABEL_PX
             stops_early = (
                 t_ok & judged_end & (ev["z_inner"] >= 3.0) & np.isfinite(ev["label_end"])
