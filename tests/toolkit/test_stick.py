@@ -379,6 +379,65 @@ def test_a_swap_of_a_short_stick_is_seen_in_time_and_undone():
                        clean[20, [layout.GRIP, layout.TIP], :2])  # fmt: skip
 
 
+def test_turned_runs_see_swaps_in_a_swing_too_fast_for_a_course():
+    """A stick swinging 20-40 degrees a frame about a moving hand: the label turned end for end
+    for one frame, for two, and at the track's first frame is found; nothing else is.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(3)
+    n = 80
+    ang = np.radians(np.cumsum(rng.uniform(20, 40, n)))
+    grip = np.stack([300 + 30 * np.sin(np.arange(n) / 5), 200 + 20 * np.cos(np.arange(n) / 7)], 1)
+    tip = grip + 90 * np.stack([np.cos(ang), np.sin(ang)], 1)
+    grip, tip = grip + rng.normal(0, 1.5, grip.shape), tip + rng.normal(0, 1.5, tip.shape)
+    g, t = grip.copy(), tip.copy()
+    for r in (0, 20, 50, 51):
+        g[r], t[r] = tip[r], grip[r]
+    out = temporal.turned_runs(g, t, np.zeros(n, int), np.arange(float(n)))
+    assert np.flatnonzero(np.isfinite(out)).tolist() == [0, 20, 50, 51]
+    assert np.isnan(temporal.turned_runs(grip, tip, np.zeros(n, int), np.arange(float(n)))).all()
+
+
+@pytest.mark.parametrize("length", [6.0, 20.0, 80.0])
+def test_turned_runs_do_not_mistake_a_stick_through_the_line_of_sight_for_a_swap(length):
+    """A noisy label of a stick swinging through the line of sight (its image shrinks to a few
+    pixels and comes back pointing the other way) turns no run end for end.
+    """
+    from toolkit.stick import temporal
+
+    rng = np.random.default_rng(int(length))
+    n = 6000
+    th = np.radians(np.cumsum(rng.normal(0, 8, n)))
+    grip = np.cumsum(rng.normal(0, 2, (n, 2)), 0) + rng.normal(0, length / 8, (n, 2))
+    proj = length * np.cos(np.cumsum(rng.normal(0, 0.3, n)))  # signed: through the camera
+    tip = grip + proj[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
+    tip += rng.normal(0, length / 8, (n, 2))
+    track = np.repeat(np.arange(n // 100), 100)
+    frame = np.tile(np.arange(100.0), n // 100)
+    assert np.isnan(temporal.turned_runs(grip, tip, track, frame)).all()
+
+
+@pytest.mark.parametrize(("n", "row"), [(7, 3), (7, 0), (40, 0)])
+def test_a_swap_in_a_clip_too_short_for_a_course_or_at_its_start_is_undone(n, row):
+    """A frame labelled end for end in a 7-frame clip (too short for the track's course), or at
+    a clip's first frame (no frame before it): the frames beside follow on, the label crosses
+    them. ``correct`` swaps it back (time is decisive) and moves nothing else.
+    """
+    H = _helpers()
+    kp, stance = H._video(n=n, seed=4)
+    clean = kp.copy()
+    kp[row, [layout.GRIP, layout.TIP]] = clean[row, [layout.TIP, layout.GRIP]]
+    ds = H.make_dataset(kp, stance, subjects=np.array(["s1"] * n), video=True)
+    swap = assess(ds, AssessOptions(use_images=False)).check("stick.swap")
+    assert np.flatnonzero(swap.mask).tolist() == [row]
+    assert swap.severity[row] == "error"
+    res = C.correct(ds, use_images=False)
+    assert np.flatnonzero(res.changed.any(1)).tolist() == [row]
+    assert np.allclose(res.keypoints[:, [layout.GRIP, layout.TIP], :2],
+                       clean[:, [layout.GRIP, layout.TIP], :2])  # fmt: skip
+
+
 def _evidence_stub(n: int, **columns):
     """A stand-in for ``assessment._read_image_evidence``: usable, neutral image evidence for
     ``n`` rows (nothing seen), with the given columns set.

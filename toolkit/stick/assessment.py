@@ -526,6 +526,11 @@ def assess(
             tim["outlier"] & g_ok & t_ok & (d_flip < 20.0) & (len_fit > 0.8)
             & (len_fit < 1.25) & ~held
         )  # fmt: skip
+    # Or the label's ends cross those of the frames on both sides (a track too fast for a
+    # course still never turns a held stick end for end in a frame).
+    turned_by = temporal.turned_runs(grip, tip, tr, frame)  # (tracks only with use_time)
+    turned_run = np.isfinite(turned_by) & ~held & ~time_swap
+    time_swap |= turned_run
     turn = 180.0 - d_flip  # degrees between the label and the course
     with np.errstate(invalid="ignore"):
         turned = turn > 2 * temporal.STEP_ANGLE  # the course turns off the label
@@ -695,11 +700,12 @@ def assess(
     )  # fmt: skip
     add(
         "stick.swap", swap | time_swap, np.where(confident | time_swap, "error", "warning"),
-        np.where(swap, d_grip, d_flip), np.where(swap, thr_g, 20.0),
+        np.where(swap, d_grip, np.where(turned_run, turned_by, d_flip)),
+        np.where(swap, thr_g, 20.0),
         "stick_grip,stick_tip",
         "Grip and tip look swapped: the tip sits at the hand and the grip away from it (value: "
         "grip to wrist, forearm lengths), or, in video, the label turned end for end lies on "
-        "the track's course (value: degrees between them).",
+        "the track's course or on the frame before (value: degrees between them).",
     )  # fmt: skip
     add(
         "stick.grip_far", (far & confident) | far_ramp,

@@ -928,3 +928,89 @@ def extend_runs(
             if b < len(rows) and s[b]:  # just before one
                 out[rows[max(a, b - max_frames) : b]] = True
     return out
+
+
+def turned_runs(
+    grip: np.ndarray,
+    tip: np.ndarray,
+    track: np.ndarray,
+    frame: np.ndarray,
+    max_run: int = 5,
+    max_gap: int = 2,
+    margin: float = 0.6,
+) -> np.ndarray:
+    """``(N,)`` short runs of frames whose label is turned end for end against both flanks.
+
+    Between two consecutive frames of a track, the label's ends either follow on (the grip to
+    the grip, the tip to the tip) or cross (each end to where the other end was). A held stick
+    turns about the hand: in one frame its ends cross only if it turns past half a turn, so a
+    pair whose crossed match is under ``margin`` of the straight one, with the ends moving at
+    least a stick's length between them, is a turn of the label, not of the stick. A run of at
+    most ``max_run`` frames cut off by such turns (at a track's start or end, by one), shorter
+    than the frames on either side (save those the clip cuts short) and with the clear majority of the track's frames the other
+    way round, is a swap seen in time. Works on any track, judged or not: a swing too
+    fast for the course (:func:`tip_outliers`) does not turn a stick end for end either.
+
+    Args:
+        grip: ``(N, 2)`` pixels (NaN where missing).
+        tip: ``(N, 2)`` pixels (NaN where missing).
+        track: ``(N,)`` track codes (:func:`track_codes`; -1 = not in a video).
+        frame: ``(N,)`` frame index.
+        max_run: Longest run of turned frames.
+        max_gap: Largest frame step between two frames compared.
+        margin: The crossed match over the straight one below which a pair turned.
+
+    Returns:
+        ``(N,)`` degrees between each turned label, reversed, and the label of the frame before
+        its run (NaN outside the runs).
+    """
+    n = len(grip)
+    out = np.full(n, np.nan)
+    ok = np.isfinite(grip).all(1) & np.isfinite(tip).all(1)
+    for _, rows in _track_rows(track, frame, np.unique(track[track >= 0])):
+        rows = rows[ok[rows]]
+        if len(rows) < 3:
+            continue
+        g, t, f = grip[rows], tip[rows], frame[rows]
+        straight = geo.norm(g[1:] - g[:-1]) + geo.norm(t[1:] - t[:-1])
+        crossed = geo.norm(g[1:] - t[:-1]) + geo.norm(t[1:] - g[:-1])
+        length = geo.norm(t - g)
+        mean_len = 0.5 * (length[1:] + length[:-1])
+        # Both labels of the pair well clear of the label's own jitter (a stick pointing at the
+        # camera is a few pixels long, and its direction is the jitter's): the grip's scatter
+        # about its course, from its second differences (of a still point, sqrt 6 noise SDs)
+        # away from the pairs that cross.
+        cross = crossed < margin * straight
+        d2 = geo.norm(g[2:] - 2 * g[1:-1] + g[:-2])[~(cross[1:] | cross[:-1])]
+        jitter = np.median(d2) / np.sqrt(6) if len(d2) else np.inf
+        long = length > 6 * jitter
+        turn = (
+            (np.diff(f) <= max_gap) & cross & (straight > mean_len) & long[1:] & long[:-1]
+        )  # fmt: skip
+        cuts = np.flatnonzero(turn)  # a turn between frames c and c + 1
+        if not len(cuts):
+            continue
+        # The turns cut the track into segments, turned and not in turn: the clear majority of
+        # its frames (twice the rest) are the right way round, and a minority segment of at most
+        # ``max_run`` frames, shorter than each segment beside it, is turned.
+        bounds = np.concatenate([[-1], cuts, [len(rows) - 1]])
+        seg = np.diff(bounds)
+        odd = np.arange(len(seg)) % 2
+        n_odd = int(seg[odd == 1].sum())
+        n_even = int(seg.sum()) - n_odd
+        if max(n_odd, n_even) < 2 * min(n_odd, n_even):
+            continue
+        wrong = 1 if n_odd < n_even else 0
+        for j in np.flatnonzero((odd == wrong) & (seg <= max_run)):
+            # (A segment at the track's start or end is cut short by the clip, not by a turn.)
+            beside = np.r_[seg[j - 1 : j] if j > 1 else [], seg[j + 1 : j + 2]]
+            if j + 2 == len(seg):
+                beside = beside[:-1]
+            if (beside <= seg[j]).any():
+                continue
+            run = rows[bounds[j] + 1 : bounds[j + 1] + 1]
+            ref = bounds[j] if j > 0 else bounds[j + 1] + 1  # a frame beside the run
+            out[run] = np.abs(
+                geo.wrap_degrees(geo.angle(grip[run] - tip[run]) - geo.angle(t[ref] - g[ref]))
+            )
+    return out
