@@ -1265,22 +1265,48 @@ def test_a_long_drift_the_image_sees_end_early_frame_after_frame_is_found():
     label = true.copy()
     bad = np.arange(30, 42)
     label[bad] = 94.0
-    track, frame = np.zeros(n, np.int64), np.arange(n, dtype=float)
-    ev = {"label_end": true.copy()}
+    ev = {"label_end": true.copy(), "label_len": label, "z_inner": np.full(n, 8.0),
+          "z_outer": np.zeros(n)}  # fmt: skip
     seen = np.zeros(n, bool)
     seen[bad] = True
-    assert np.flatnonzero(A._seen_long(ev, seen, label, 1.25, track, frame)).tolist() == list(bad)
+
+    def seen_long(ev, seen, label, factor, stops=None):
+        stops = seen if stops is None else stops
+        m = len(label)
+        track, frame, every = np.zeros(m, np.int64), np.arange(m, dtype=float), np.ones(m, bool)
+        return np.flatnonzero(A._seen_long(ev, seen, stops, label, factor, track, frame, every))
+
+    assert seen_long(ev, seen, label, 1.25).tolist() == list(bad)
     once = np.zeros(n, bool)
     once[35] = True
-    assert not A._seen_long(ev, once, label, 1.25, track, frame).any()
-    assert not A._seen_long(ev, seen, label, 1.5, track, frame).any()
+    assert not len(seen_long(ev, once, label, 1.25))
+    assert not len(seen_long(ev, seen, label, 1.5))
+    # The drift ramps in over frames 26-29 and out over 42-45 (label 72-90 px, the line still
+    # ending at 65 px, its last stretch on nothing), in a track of 150 frames: the ramps carry
+    # it on while the label is longer than the track's median by the tolerance (85, 90 px).
+    n = 150
+    label = np.r_[label, np.full(n - 90, 65.0)]
+    ramp = np.r_[72.0, 78.0, 85.0, 90.0]
+    label[26:30], label[42:46] = ramp, ramp[::-1]
+    seen = np.r_[seen, np.zeros(n - 90, bool)]
+    stops = seen.copy()
+    stops[26:46] = True
+    ev = {"label_end": np.r_[true, np.full(n - 90, 65.0)], "label_len": label,
+          "z_inner": np.full(n, 8.0), "z_outer": np.zeros(n)}  # fmt: skip
+    assert seen_long(ev, seen, label, 1.25, stops).tolist() == list(range(28, 44))
+    # A ramp frame whose last stretch is on a line (the stick runs on behind the hand) does not
+    # carry it on, nor the frames past it.
+    ev["z_outer"] = np.where(np.arange(n) == 29, 6.0, 0.0)
+    assert seen_long(ev, seen, label, 1.25, stops).tolist() == list(range(30, 44))
+    n = 90
     # A track that holds its stick towards the camera half the time (80 px, else 115-124 px, the
     # line fading early on the last 20 frames): a label at the track's full length is no drift,
     # though the track's median (97.5 px) would call it long.
     label = np.select([np.arange(n) < 45, np.arange(n) < 70], [80.0, 115.0], 124.0)
-    ev = {"label_end": np.full(n, 75.0)}
+    ev = {"label_end": np.full(n, 75.0), "label_len": label, "z_inner": np.full(n, 8.0),
+          "z_outer": np.zeros(n)}  # fmt: skip
     seen = np.arange(n) >= 70
-    assert not A._seen_long(ev, seen, label, 1.25, track, frame).any()
+    assert not len(seen_long(ev, seen, label, 1.25))
 
 
 def _swing_clip(monkeypatch, reach: float = 0.7):

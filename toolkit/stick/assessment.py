@@ -504,7 +504,8 @@ def assess(
             ds, ev, snap, tip, elbow, confident & ~far & ~swap & t_ok, d_grip, thr_g
         ) | _grip_off_tip_line(ev, strong, fore_px)
     else:
-        confirmed = other = ends_early = runs_on = shows_tip = grip_line = np.zeros(n, bool)
+        confirmed = other = ends_early = stops_early = runs_on = shows_tip = np.zeros(n, bool)
+        grip_line = confirmed
         line_stops = confirmed
 
     # ------------------------------------------------------------------ time
@@ -616,7 +617,9 @@ def assess(
     # The image's line ends early here and in a neighbouring frame, and the label is longer than
     # the track's usual stick (its upper quartile) beyond the data set's tolerance: two
     # witnesses of a long drift (a warning; the fix stays the line's end, proposed).
-    long_drift = _seen_long(ev, ends_early, length_px, 1 + tol_w, tr, frame)
+    long_drift = _seen_long(
+        ev, ends_early, stops_early, length_px, 1 + tol_w, tr, frame, ~other & ~far & ~swap
+    )
     # A course more than a right angle off the label is no drift of the label (an error that
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
     # is proposed, not applied.
@@ -664,7 +667,7 @@ def assess(
     if usable_img:
         propose(other, None, grip + bdir * blen[:, None], IMAGE, 0.6)
         udir = geo.unit(tip - grip)
-        propose(ends_early, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.6)
+        propose(ends_early | long_drift, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.6)
         propose(runs_on, None, grip + udir * ev["label_end"][:, None], IMAGE, 0.5)
         # Where the label runs past the stick's end, the tip proposed is where the ridge's line
         # ends, if it ends before the last stretch (the part with no line).
@@ -763,12 +766,13 @@ def assess(
             "beside (value: degrees between them).",
         )  # fmt: skip
         add(
-            "stick.image_ends_early", ends_early & ~too_long & ~far & ~other,
+            "stick.image_ends_early", (ends_early | long_drift) & ~too_long & ~far & ~other,
             np.where(longish | long_drift, "warning", "info"), ev["label_len"] / ev["label_end"],
             1.3, "stick_tip",
             "The stick's line ends before the labelled tip: too long? A warning for a longish "
             "stick, or where a neighbouring frame sees the line end at the same length and the "
-            "label is longer than the track's usual stick (value: labelled / visible length).",
+            "label is longer than the track's usual stick, and on the frames beside that the "
+            "drift ramps through (value: labelled / visible length).",
         )  # fmt: skip
         add(
             "stick.image_line_stops", line_stops & ~too_long & ~far & ~other,
@@ -995,28 +999,37 @@ def _seen_short(ev, runs_on, grip, tip, track, frame):
     return seen, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
 
 
-def _seen_long(ev, ends_early, length_px, factor, track, frame):
+def _seen_long(ev, ends_early, stops_early, length_px, factor, track, frame, eligible):
     """Rows whose image's line ends early here and in a neighbouring frame of their track.
 
     The two lines end at about the same length (:func:`toolkit.stick.temporal.seen_again`), and
     the label is longer than ``factor`` times its track's upper quartile of labelled lengths
     (the track's stick seen unforeshortened; a track that holds its stick towards the camera for
-    a while has a lower median).
+    a while has a lower median). A drift ramps in and out: the ``eligible`` frames beside such a
+    run whose label is still longer than ``factor`` times the track's median and than the line's
+    end, with its last stretch on a quarter of the inner part's support at most, carry it on.
     """
     n = len(length_px)
-    if ev is None or not ends_early.any():
+    in_track = track >= 0
+    if ev is None or not (ends_early & in_track).any():
         return np.zeros(n, bool)
     seen = ends_early & temporal.seen_again(ends_early, ev["label_end"], track, frame)
-    in_track = track >= 0
-    usual = np.full(n, np.nan)
+    usual = np.full((n, 2), np.nan)
     usual[in_track] = (
         pd.Series(length_px[in_track])
         .groupby(track[in_track])
-        .transform(lambda x: x.quantile(0.75))
+        .quantile([0.75, 0.5])
+        .unstack()
+        .reindex(track[in_track])
         .to_numpy()
     )
     with np.errstate(invalid="ignore"):
-        return seen & (length_px > factor * usual)
+        run = seen & (length_px > factor * usual[:, 0])
+        ramp = (
+            eligible & stops_early & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"])
+            & (length_px > factor * usual[:, 1]) & (ev["label_len"] > factor * ev["label_end"])
+        )  # fmt: skip
+    return run | temporal.walk_out(run, ramp, track, frame)
 
 
 def _grip_off_tip_line(ev: dict, strong: float, fore_px: np.ndarray) -> np.ndarray:

@@ -893,6 +893,34 @@ def seen_again(
     return out
 
 
+def walk_out(
+    seed: np.ndarray,
+    eligible: np.ndarray,
+    track: np.ndarray,
+    frame: np.ndarray,
+    max_frames: int = 4,
+    max_gap: int = 2,
+) -> np.ndarray:
+    """``(N,)`` the ``eligible`` frames next to runs of ``seed`` in their track, walking out.
+
+    From each end of each run, frame by frame, while the next frame of the track is eligible,
+    not a seed, at most ``max_gap`` frames on, and at most ``max_frames`` from the run.
+    """
+    out = np.zeros(len(seed), bool)
+    for _, rows in _track_rows(track, frame, np.unique(track[seed & (track >= 0)])):
+        s, e, f = seed[rows], eligible[rows], frame[rows]
+        for i in np.flatnonzero(s):
+            for step in (-1, 1):
+                j = i
+                for _ in range(max_frames):
+                    k = j + step
+                    if not 0 <= k < len(rows) or s[k] or not e[k] or abs(f[k] - f[j]) > max_gap:
+                        break
+                    out[rows[k]] = True
+                    j = k
+    return out
+
+
 def extend_runs(
     seed: np.ndarray,
     value: np.ndarray,
