@@ -337,11 +337,16 @@ def weapon_side(kp: np.ndarray | Points, groups: np.ndarray | None = None) -> np
     return side
 
 
-def _fill_side_by_group(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Unknown sides take their group's majority side (ties and empty groups stay unknown)."""
+def usual_side(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``(N,)`` the usual hand of each row's group (rule 2 of :func:`weapon_side`).
+
+    The majority of the known ``side`` over the group's rows; :data:`UNKNOWN` on a tie, for an
+    empty group, or for a row without a group.
+    """
     codes, uniq = _group_codes(groups)
+    out = np.full(len(side), UNKNOWN, np.int64)
     if codes is None:
-        return side
+        return out
     known = (side >= 0) & (codes >= 0)
     g = len(uniq)
     right = np.bincount(codes[known], weights=(side[known] == RIGHT), minlength=g)
@@ -349,10 +354,14 @@ def _fill_side_by_group(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
     usual = np.full(g, UNKNOWN, np.int64)
     usual[(total > 0) & (2 * right > total)] = RIGHT
     usual[(total > 0) & (2 * right < total)] = LEFT
-    fill = (side == UNKNOWN) & (codes >= 0)
-    out = side.copy()
-    out[fill] = usual[codes[fill]]
+    has = codes >= 0
+    out[has] = usual[codes[has]]
     return out
+
+
+def _fill_side_by_group(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Unknown sides take their group's majority side (ties and empty groups stay unknown)."""
+    return np.where(side == UNKNOWN, usual_side(side, groups), side)
 
 
 def _group_codes(groups: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:

@@ -205,3 +205,11 @@ def test_mask_raw_gives_the_columns_of_xy_and_leaves_the_keypoints_alone(n):
             assert np.array_equal(np.stack([x, y], 1), want[k], equal_nan=True)
         assert np.array_equal(pts.raw(layout.TIP), before[:, layout.TIP].T, equal_nan=True)
     assert np.array_equal(kp, before, equal_nan=True)
+
+
+def test_usual_side_is_the_groups_majority_and_unknown_on_a_tie():
+    side = np.array([1, 1, 0, 0, 1, geo.UNKNOWN, 0, 1])
+    groups = np.array(["a", "a", "a", "b", "b", "b", None, "c"], dtype=object)
+    out = geo.usual_side(side, groups)
+    # a: 2 right, 1 left; b: a tie; no group: unknown; c: its one row.
+    assert out.tolist() == [1, 1, 1, geo.UNKNOWN, geo.UNKNOWN, geo.UNKNOWN, geo.UNKNOWN, 1]

@@ -524,6 +524,33 @@ def test_a_slipped_grip_on_a_short_stick_is_flagged_not_swapped(monkeypatch):
     assert np.array_equal(res.keypoints[1], kp[1])  # proposed, not applied
 
 
+def test_a_swap_that_moves_the_stick_to_the_other_hand_is_flagged_and_proposed():
+    """A subject holds the stick in one hand; the other hand touches its far end in two frames.
+    Labelled end for end in one of them, the grip sits at the other hand's wrist, so the nearest
+    wrist calls that the weapon hand and the grip "held": the subject's usual hand, with the tip
+    at its confident wrist, tells the swap. Flagged with the swap proposed, not applied (which
+    end a hand holds is the subject's habit); the correct label beside it is not flagged.
+    """
+    from toolkit.stick import assessment as A
+
+    H = _helpers()
+    kp, stance, _ = H.make_poses(40, seed=2, foreshortened=0.0)
+    side = assess(H.make_dataset(kp, stance), AssessOptions(use_images=False)).side
+    subjects = np.array([f"s{x}" for x in side])  # each subject keeps to one hand
+    for r in (3, 4):  # the other hand at the stick's far end
+        kp[r, layout.L_WRIST + 1 - side[r], :2] = kp[r, layout.TIP, :2] + 4.0
+    clean = kp.copy()
+    kp[3, [layout.GRIP, layout.TIP]] = clean[3, [layout.TIP, layout.GRIP]]
+    ds = H.make_dataset(kp, stance, subjects=subjects)
+    a = assess(ds, AssessOptions(use_images=False))
+    swap = a.check("stick.swap")
+    assert np.flatnonzero(swap.mask).tolist() == [3]
+    assert swap.severity[3] == "warning"
+    assert a.proposal_reason[3] == A.SWAP and not a.decisive[3].any()
+    assert np.allclose(a.proposal[3], clean[3, [layout.GRIP, layout.TIP], :2])
+    assert not C.correct(ds, use_images=False).changed.any()
+
+
 def test_a_length_episode_during_a_fast_swing_keeps_the_labels_angles():
     """A 12-frame too-short episode while the stick turns 6 degrees a frame: the steps are in the
     length, so the fix keeps each label's angle and restores the length. A course interpolated

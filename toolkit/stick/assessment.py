@@ -235,6 +235,34 @@ def _picked_dist(
     return out
 
 
+def _swapped_hands(ds, pts, side, groups, d_tip_w, thr_g, fore_px, length_px, eligible, o):
+    """``(N,)`` the label's grip at the subject's other hand and its tip at the usual one.
+
+    The weapon hand is the wrist nearest the grip, so a swapped label whose tip end lies at the
+    other hand "moves" the stick to that hand, and the grip sits at its wrist. The subject's
+    usual hand (the majority over its rows) tells: the tip sits within half the grip tolerance
+    of the usual hand's confident, plausible wrist, on a stick longer than 1.5 forearms (a
+    short one ends at both hands).
+    """
+    usual = geo.usual_side(side, groups)
+    off = eligible & (side >= 0) & (usual >= 0) & (side != usual)
+    if not off.any():
+        return off
+    ux, uy = pts.pick(np.where(off, layout.L_WRIST + usual, -1))
+    ex, ey = pts.pick(np.where(off, layout.L_ELBOW + usual, -1))
+    tx, ty = pts.xy(layout.TIP)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_tip_u = np.hypot(tx - ux, ty - uy) / fore_px
+        reach = np.hypot(ux - ex, uy - ey) / fore_px  # the usual forearm, in forearms
+        sure = (_wrist_confidence(ds, np.where(off, usual, -1)) >= o.wrist_confidence) & (
+            reach < 1.6
+        )
+        return (
+            off & sure & (d_tip_u <= d_tip_w + 1e-9) & (d_tip_u < 0.5 * thr_g)
+            & (length_px > 1.5 * fore_px)
+        )  # fmt: skip
+
+
 def _course_measures(fit_tip, fit_vec, grip, tip, length_px, L_px):
     """``(d_flip, len_fit, t_move)`` of the label against the track's course, ``(N,)`` each.
 
@@ -342,13 +370,10 @@ def assess(
     g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
     video, frame = stats.video_frame(ds)
     side = geo.weapon_side(pts)
+    subj = ds.images.set_index("id")["subject"].reindex(ds.annotations["image_id"])
+    subj = subj.to_numpy(dtype=object) if subj.notna().any() else g_codes
     if (side == geo.UNKNOWN).any():  # the subject's usual hand, only where the grip does not tell
-        subj = (
-            ds.images.set_index("id")["subject"]
-            .reindex(ds.annotations["image_id"])
-            .to_numpy(dtype=object)
-        )
-        side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
+        side = geo.weapon_side(pts, groups=subj)
     scale = geo.body_scale(pts)
     wx, wy = pts.pick(np.where(side >= 0, layout.L_WRIST + side, -1))
     ex, ey = pts.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
@@ -400,6 +425,10 @@ def assess(
             & (((d_tip_w < 0.5 * thr_g) & (d_grip > thr_g) & confident)
                | ((d_grip > np.maximum(1.5, 2 * thr_g)) & (d_tip_w < thr_g)))
         )  # fmt: skip
+        swap_hand = _swapped_hands(
+            ds, pts, side, subj, d_tip_w, thr_g, fore_px, length_px, g_ok & t_ok & ~swap, o
+        )
+        swap |= swap_hand
         far = g_ok & (d_grip > thr_g) & ~swap
     # Off grips: back to the wrist at the data set's usual offset along the forearm.
     u_fore = geo.unit(wrist - elbow, fore_len)
@@ -573,7 +602,7 @@ def assess(
     # stick's length away), and swapping them would move a correct tip.
     with np.errstate(invalid="ignore"):
         long_enough = np.where(np.isfinite(L_px), length_px >= 0.5 * L_px, length_px > 2 * fore_px)
-    swap_seen &= long_enough
+    swap_seen &= long_enough & ~swap_hand  # (which end the hand holds is the subject's habit)
     # Time sees a swap on its own (the geometry may agree or, for a short stick, not tell).
     # (Per-row confidences as functions of the proposed rows: computed there only.)
     propose(
@@ -702,12 +731,14 @@ def assess(
         "stick_grip", "The tip is labelled but the grip is missing.",
     )  # fmt: skip
     add(
-        "stick.swap", swap | time_swap, np.where(confident | time_swap, "error", "warning"),
+        "stick.swap", swap | time_swap,
+        np.where((confident & ~swap_hand) | time_swap, "error", "warning"),
         np.where(swap, d_grip, np.where(turned_run, turned_by, d_flip)),
         np.where(swap, thr_g, 20.0),
         "stick_grip,stick_tip",
-        "Grip and tip look swapped: the tip sits at the hand and the grip away from it (value: "
-        "grip to wrist, forearm lengths), or, in video, the label turned end for end lies on "
+        "Grip and tip look swapped: the tip sits at the hand and the grip away from it, or the "
+        "tip at the subject's usual hand and the grip at the other (value: grip to wrist, "
+        "forearm lengths), or, in video, the label turned end for end lies on "
         "the track's course or on the frame before (value: degrees between them).",
     )  # fmt: skip
     add(
