@@ -368,6 +368,10 @@ def _group_codes(groups: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """Integer codes per row for a group column (-1 where the group is missing)."""
     import pandas as pd
 
+    if np.issubdtype(groups.dtype, np.integer):  # codes already (-1 or below: no group)
+        codes = np.where(groups >= 0, groups, -1).astype(np.int64)
+        return codes, np.arange(int(codes.max()) + 1 if len(codes) else 0)
+
     codes, uniq = pd.factorize(pd.Series(groups, dtype=object), use_na_sentinel=True)
     return np.asarray(codes, np.int64), np.asarray(uniq)
 

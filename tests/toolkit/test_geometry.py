@@ -213,3 +213,6 @@ def test_usual_side_is_the_groups_majority_and_unknown_on_a_tie():
     out = geo.usual_side(side, groups)
     # a: 2 right, 1 left; b: a tie; no group: unknown; c: its one row.
     assert out.tolist() == [1, 1, 1, geo.UNKNOWN, geo.UNKNOWN, geo.UNKNOWN, geo.UNKNOWN, 1]
+    # Integer group codes (the stick code's subject|video groups; -1: no group) alike.
+    codes = np.array([0, 0, 0, 1, 1, 1, -1, 2])
+    assert geo.usual_side(side, codes).tolist() == out.tolist()

@@ -240,27 +240,34 @@ def _swapped_hands(ds, pts, side, groups, d_tip_w, thr_g, fore_px, length_px, el
 
     The weapon hand is the wrist nearest the grip, so a swapped label whose tip end lies at the
     other hand "moves" the stick to that hand, and the grip sits at its wrist. The subject's
-    usual hand (the majority over its rows) tells: the tip sits within half the grip tolerance
+    usual hand (the majority over its rows; ``groups``: the subject, and the video, as integer
+    codes) tells: the tip sits within half the grip tolerance
     of the usual hand's confident, plausible wrist, on a stick longer than 1.5 forearms (a
     short one ends at both hands).
     """
     usual = geo.usual_side(side, groups)
-    off = eligible & (side >= 0) & (usual >= 0) & (side != usual)
-    if not off.any():
-        return off
-    ux, uy = pts.pick(np.where(off, layout.L_WRIST + usual, -1))
-    ex, ey = pts.pick(np.where(off, layout.L_ELBOW + usual, -1))
-    tx, ty = pts.xy(layout.TIP)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d_tip_u = np.hypot(tx - ux, ty - uy) / fore_px
-        reach = np.hypot(ux - ex, uy - ey) / fore_px  # the usual forearm, in forearms
-        sure = (_wrist_confidence(ds, np.where(off, usual, -1)) >= o.wrist_confidence) & (
-            reach < 1.6
-        )
-        return (
-            off & sure & (d_tip_u <= d_tip_w + 1e-9) & (d_tip_u < 0.5 * thr_g)
+    with np.errstate(invalid="ignore"):
+        # The tip at a wrist on a long stick, the grip at the hand that is not the usual one.
+        off = (
+            eligible & (side >= 0) & (usual >= 0) & (side != usual) & (d_tip_w < 0.5 * thr_g)
             & (length_px > 1.5 * fore_px)
         )  # fmt: skip
+    r = np.flatnonzero(off)  # few rows: the rest is read there only
+    if not len(r):
+        return off
+    u, kp, f = usual[r], ds.keypoints, fore_px[r]
+
+    def at(k):  # (len(r), 2) points k (per row) of rows r, NaN where not labelled (v <= 0)
+        p = kp[r, k]
+        return np.where(p[:, 2:3] > 0, p[:, :2], np.nan)
+
+    wr, el, tp = at(layout.L_WRIST + u), at(layout.L_ELBOW + u), at(np.full(len(r), layout.TIP))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_tip_u = geo.norm(tp - wr) / f
+        reach = geo.norm(wr - el) / f  # the usual forearm, in forearms
+        conf = _wrist_confidence(ds, np.where(off, usual, -1))[r]
+        off[r] = (d_tip_u <= d_tip_w[r] + 1e-9) & (conf >= o.wrist_confidence) & (reach < 1.6)
+    return off
 
 
 def _course_measures(fit_tip, fit_vec, grip, tip, length_px, L_px):
@@ -370,10 +377,13 @@ def assess(
     g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
     video, frame = stats.video_frame(ds)
     side = geo.weapon_side(pts)
-    subj = ds.images.set_index("id")["subject"].reindex(ds.annotations["image_id"])
-    subj = subj.to_numpy(dtype=object) if subj.notna().any() else g_codes
     if (side == geo.UNKNOWN).any():  # the subject's usual hand, only where the grip does not tell
-        side = geo.weapon_side(pts, groups=subj)
+        subj = (
+            ds.images.set_index("id")["subject"]
+            .reindex(ds.annotations["image_id"])
+            .to_numpy(dtype=object)
+        )
+        side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
     scale = geo.body_scale(pts)
     wx, wy = pts.pick(np.where(side >= 0, layout.L_WRIST + side, -1))
     ex, ey = pts.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
@@ -426,7 +436,7 @@ def assess(
                | ((d_grip > np.maximum(1.5, 2 * thr_g)) & (d_tip_w < thr_g)))
         )  # fmt: skip
         swap_hand = _swapped_hands(
-            ds, pts, side, subj, d_tip_w, thr_g, fore_px, length_px, g_ok & t_ok & ~swap, o
+            ds, pts, side, g_codes, d_tip_w, thr_g, fore_px, length_px, g_ok & t_ok & ~swap, o
         )
         swap |= swap_hand
         far = g_ok & (d_grip > thr_g) & ~swap
