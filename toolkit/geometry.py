@@ -337,11 +337,12 @@ def weapon_side(kp: np.ndarray | Points, groups: np.ndarray | None = None) -> np
     return side
 
 
-def usual_side(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def usual_side(side: np.ndarray, groups: np.ndarray, share: float = 0.5) -> np.ndarray:
     """``(N,)`` the usual hand of each row's group (rule 2 of :func:`weapon_side`).
 
-    The majority of the known ``side`` over the group's rows; :data:`UNKNOWN` on a tie, for an
-    empty group, or for a row without a group.
+    The majority of the known ``side`` over the group's rows, held by more than ``share`` of
+    them (a habit, where ``share`` is above a half); :data:`UNKNOWN` on a tie (or a majority
+    under ``share``), for an empty group, or for a row without a group.
     """
     codes, uniq = _group_codes(groups)
     out = np.full(len(side), UNKNOWN, np.int64)
@@ -352,8 +353,8 @@ def usual_side(side: np.ndarray, groups: np.ndarray) -> np.ndarray:
     right = np.bincount(codes[known], weights=(side[known] == RIGHT), minlength=g)
     total = np.bincount(codes[known], minlength=g)
     usual = np.full(g, UNKNOWN, np.int64)
-    usual[(total > 0) & (2 * right > total)] = RIGHT
-    usual[(total > 0) & (2 * right < total)] = LEFT
+    usual[(total > 0) & (right > share * total)] = RIGHT
+    usual[(total > 0) & (total - right > share * total)] = LEFT
     has = codes >= 0
     out[has] = usual[codes[has]]
     return out
