@@ -235,15 +235,15 @@ def _picked_dist(
     return out
 
 
-def _swapped_hands(ds, pts, side, groups, d_tip_w, thr_g, fore_px, length_px, eligible, o):
+def _swapped_hands(ds, side, groups, d_tip_w, thr_g, fore_px, length_px, eligible, o):
     """``(N,)`` the label's grip at the subject's other hand and its tip at the usual one.
 
     The weapon hand is the wrist nearest the grip, so a swapped label whose tip end lies at the
     other hand "moves" the stick to that hand, and the grip sits at its wrist. The subject's
     usual hand (held in over 4 of 5 of its rows; ``groups``: the subject, and the video, as
-    integer codes; a subject who switches hands has none) tells: the tip sits within half the grip tolerance
-    of the usual hand's confident, plausible wrist, on a stick longer than 1.5 forearms (a
-    short one ends at both hands).
+    integer codes; a subject who switches hands has none) tells: the tip sits within half the
+    grip tolerance of the usual hand's confident, plausible wrist, on a stick longer than 1.5
+    forearms (a short one ends at both hands).
     """
     usual = geo.usual_side(side, groups, share=0.8)  # a habit: 4 frames in 5 in that hand
     with np.errstate(invalid="ignore"):
@@ -436,7 +436,7 @@ def assess(
                | ((d_grip > np.maximum(1.5, 2 * thr_g)) & (d_tip_w < thr_g)))
         )  # fmt: skip
         swap_hand = _swapped_hands(
-            ds, pts, side, g_codes, d_tip_w, thr_g, fore_px, length_px, g_ok & t_ok & ~swap, o
+            ds, side, g_codes, d_tip_w, thr_g, fore_px, length_px, g_ok & t_ok & ~swap, o
         )
         swap |= swap_hand
         far = g_ok & (d_grip > thr_g) & ~swap

@@ -975,9 +975,10 @@ def turned_runs(
     pair whose crossed match is under ``margin`` of the straight one, with the ends moving at
     least a stick's length between them, is a turn of the label, not of the stick. A run of at
     most ``max_run`` frames cut off by such turns (at a track's start or end, by one), shorter
-    than the frames on either side (save those the clip cuts short) and with the clear majority of the track's frames the other
-    way round, is a swap seen in time. Works on any track, judged or not: a swing too
-    fast for the course (:func:`tip_outliers`) does not turn a stick end for end either.
+    than the frames on either side (save those the clip cuts short), with the clear majority of
+    the track's frames the other way round, is a swap seen in time. Works on any track, judged
+    or not: a swing too fast for the course (:func:`tip_outliers`) does not turn a stick end for
+    end either.
 
     Args:
         grip: ``(N, 2)`` pixels (NaN where missing).
