@@ -1297,13 +1297,24 @@ def test_a_long_drift_the_image_sees_end_early_frame_after_frame_is_found():
     seen = np.zeros(n, bool)
     seen[bad] = True
 
-    def seen_long(ev, seen, label, factor, stops=None):
+    def seen_long(ev, seen, label, factor, stops=None, fix=False):
         stops = seen if stops is None else stops
         m = len(label)
         track, frame, every = np.zeros(m, np.int64), np.arange(m, dtype=float), np.ones(m, bool)
-        return np.flatnonzero(A._seen_long(ev, seen, stops, label, factor, track, frame, every))
+        grip, tip = np.zeros((m, 2)), np.stack([label, np.zeros(m)], 1)
+        out = A._seen_long(ev, seen, stops, label, grip, tip, factor, track, frame, every)
+        return (np.flatnonzero(out[1]), out[2]) if fix else np.flatnonzero(out[0])
 
     assert seen_long(ev, seen, label, 1.25).tolist() == list(bad)
+    # The line ends at the track's usual stick (65 px) frame after frame: the tips move there.
+    rows, tips = seen_long(ev, seen, label, 1.25, fix=True)
+    assert rows.tolist() == list(bad)
+    np.testing.assert_allclose(tips[bad], [[65.0, 0.0]] * len(bad))
+    # A line that ends well short of the track's usual stick (something hides the stick's end)
+    # says the label is long, not where its tip is: found, not fixed.
+    hidden = dict(ev, label_end=np.where(seen, 45.0, true))
+    assert seen_long(hidden, seen, label, 1.25).tolist() == list(bad)
+    assert not len(seen_long(hidden, seen, label, 1.25, fix=True)[0])
     once = np.zeros(n, bool)
     once[35] = True
     assert not len(seen_long(ev, once, label, 1.25))

@@ -455,16 +455,43 @@ def assess(
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio_t = length_px / scale
     clean_like = g_ok & t_ok & ~swap & ~far
-    subj_len, own_len = stats.subject_stick_length(
-        ratio_t, None, clean_like, 0.9, o.min_group, coded=(g_codes, g_labels), with_own=True
+    # A first estimate of the subjects' sticks: how far out the image is searched, and the
+    # data set's tolerance of a label's length (the spread of all clean-looking labels).
+    first_len, _, tol_w, tol_e = _length_levels(
+        ratio_t, clean_like, (g_codes, g_labels), o.min_group
     )
+    L_px = first_len * scale
+
+    # ------------------------------------------------------------------ image evidence
+    # From the tip, the image's line back to the hand is scored where a grip could be off it: a
+    # confident wrist the grip is not already far from, and a window of the wrist's own noise.
+    with np.errstate(invalid="ignore"):
+        fan_rows = confident & ~far & ~swap & t_ok & (d_grip > 0.1)
+    window = np.where(fan_rows, thr_g * fore_px, np.nan)
+    ev, vis = _read_image_evidence(
+        ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes, (wrist, window)
+    )
+    usable_img = ev is not None and vis["usable"]
+    # The line along the label stops early (and the label's outer part is off it).
+    stops_early, outer_off = _stops_early(ev, t_ok, usable_img)
+
+    # ------------------------------------------------------------------ time
+    tr = temporal.track_codes(ds, video) if o.use_time else np.full(n, -1)
+    in_track = (tr >= 0).any()  # without tracks the tips are not read
+    tim = temporal.tip_outliers(
+        grip, np.where(t_ok[:, None], tip, np.nan) if in_track else tip, tr, frame,
+        o.hampel_window, o.hampel_sigmas, wrist=wrist,
+    )  # fmt: skip
+
+    # ------------------------------------------------------------------ length
+    # The subject's stick is the upper end of its labelled lengths; a label the image sees end
+    # early, or that leaves its track's course, may be a too-long error and is no evidence of
+    # it (a long drift fills a video's upper decile: its own length is no reference for it).
+    length_rows = clean_like & ~tim["outlier"] & ~outer_off
+    subj_len, own_len, _, _ = _length_levels(ratio_t, length_rows, (g_codes, g_labels), o.min_group)
     L_px = subj_len * scale
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ratio_t / subj_len
-    band = clean_like & (ratio > 0.8) & (ratio < 1.2)
-    s_r = _robust_sd(ratio[band]) if band.sum() >= o.min_group else np.nan
-    tol_w = min(0.3, max(0.15, 3 * s_r)) if np.isfinite(s_r) else 0.2
-    tol_e = max(0.35, 2 * tol_w)
     summary["too_long_threshold"] = round(1 + tol_w, 3)
     summary["too_long_error_threshold"] = round(1 + tol_e, 3)
     length_known = np.isfinite(subj_len)
@@ -478,16 +505,6 @@ def assess(
         too_long = sure_grip & length_known & (ratio > 1 + tol_w)
         impossible = too_long & clean_like & (ratio > 1 + tol_e)
 
-    # ------------------------------------------------------------------ image evidence
-    # From the tip, the image's line back to the hand is scored where a grip could be off it: a
-    # confident wrist the grip is not already far from, and a window of the wrist's own noise.
-    with np.errstate(invalid="ignore"):
-        fan_rows = confident & ~far & ~swap & t_ok & (d_grip > 0.1)
-    window = np.where(fan_rows, thr_g * fore_px, np.nan)
-    ev, vis = _read_image_evidence(
-        ds, o, grip, tip, L_px, elbow, g_ok, clean_like, summary, notes, (wrist, window)
-    )
-    usable_img = ev is not None and vis["usable"]
     if usable_img:
         z_lab, z_best = ev["z_label"], ev["z_best"]
         strong = max(6.0, 0.5 * float(vis["median_z"]))
@@ -501,16 +518,7 @@ def assess(
                 t_ok & (z_lab < 1.5) & (z_best >= strong) & (ev["z_opposite"] < 2.0)
                 & (d_ang > 12.0) & np.isfinite(ev["best_end"])
             )  # fmt: skip
-            # Where a label ends is judged on labels long enough, by more than the image's
-            # precision of a line's end. The line along the label stops well before the
-            # labelled tip, and the label's outer part is off any line.
             judged_end = ev["label_len"] >= img_ev.MIN_LABEL_PX
-            stops_early = (
-                t_ok & judged_end & (ev["z_inner"] >= 3.0) & np.isfinite(ev["label_end"])
-                & (ev["label_end"] >= 0.3 * ev["label_len"])
-                & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
-                & (ev["label_len"] - ev["label_end"] > img_ev.END_PRECISION)
-            )  # fmt: skip
             # Of a longish label (over the subject's stick), the outer part need only keep under
             # a quarter of the inner part's support: the line fades before the labelled tip.
             ends_early = stops_early & (
@@ -543,17 +551,11 @@ def assess(
             ds, ev, snap, tip, elbow, confident & ~far & ~swap & t_ok, d_grip, thr_g
         ) | _grip_off_tip_line(ev, strong, fore_px)
     else:
-        confirmed = other = ends_early = stops_early = runs_on = shows_tip = np.zeros(n, bool)
+        confirmed = other = ends_early = runs_on = shows_tip = np.zeros(n, bool)
         grip_line = confirmed
         line_stops = confirmed
 
-    # ------------------------------------------------------------------ time
-    tr = temporal.track_codes(ds, video) if o.use_time else np.full(n, -1)
-    in_track = (tr >= 0).any()  # without tracks the tips are not read
-    tim = temporal.tip_outliers(
-        grip, np.where(t_ok[:, None], tip, np.nan) if in_track else tip, tr, frame,
-        o.hampel_window, o.hampel_sigmas, wrist=wrist,
-    )  # fmt: skip
+    # ------------------------------------------------------------------ time: swaps, episodes
     # A swap seen in time: the label left the course, and the label turned end for end lies on
     # it (the image cannot see a swap: both labels cover the same pixels).
     fit_vec = tim["fit_tip"] - grip
@@ -656,9 +658,14 @@ def assess(
     # The image's line ends early here and in a neighbouring frame, and the label is longer than
     # the track's usual stick (its upper quartile) beyond the data set's tolerance: two
     # witnesses of a long drift (a warning; the fix stays the line's end, proposed).
-    long_drift = _seen_long(
-        ev, ends_early, stops_early, length_px, 1 + tol_w, tr, frame, ~other & ~far & ~swap
-    )
+    long_drift, drift_fix, drift_tip = _seen_long(
+        ev, ends_early, stops_early, np.where(length_rows, length_px, np.nan), grip, tip,
+        1 + tol_w, tr, frame, ~other & ~far & ~swap,
+    )  # fmt: skip
+    # Where such a run lasts three frames and its line ends at the track's usual length, the
+    # image, the frames beside and the track's clean-looking frames agree: the tip moves to the
+    # line's end.
+    propose(drift_fix, None, drift_tip, TOO_LONG | TEMPORAL | IMAGE, 0.85, None, drift_fix)
     # A course more than a right angle off the label is no drift of the label (an error that
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
     # is proposed, not applied.
@@ -696,7 +703,7 @@ def assess(
     # is the subject's own (where the data set's level stands in for one out of its band, the
     # subject's build may differ: its stick is not known to be shorter).
     well_known = own_len & (
-        stats.subject_support(clean_like, coded=(g_codes, g_labels)) >= 4 * o.min_group
+        stats.subject_support(length_rows, coded=(g_codes, g_labels)) >= 4 * o.min_group
     )
     propose(too_long, None, pulled, TOO_LONG, 0.75, None, long_sure & well_known)
     # A ramp episode (one step opens it, the label ramps back) rests on a line through its
@@ -854,6 +861,46 @@ def assess(
         True, ds_findings, checks, proposal, p_reason, p_conf, decisive, side, subj_len,
         summary, notes,
     )  # fmt: skip
+
+
+def _length_levels(ratio_t, usable, coded, min_group):
+    """The subjects' stick lengths and the data set's tolerance of a label's length.
+
+    Returns:
+        ``(subject length (N,) torso sizes, whether it is the subject's own (N,), warning
+        tolerance, error tolerance)``: the tolerances are the spread of the usable labels about
+        their subject's length (robust SD of the ratio within 20 % of it, times 3, within
+        0.15-0.3; the error's twice that, at least 0.35).
+    """
+    subj_len, own_len = stats.subject_stick_length(
+        ratio_t, None, usable, 0.9, min_group, coded=coded, with_own=True
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ratio_t / subj_len
+        band = usable & (ratio > 0.8) & (ratio < 1.2)
+    s_r = _robust_sd(ratio[band]) if band.sum() >= min_group else np.nan
+    tol_w = min(0.3, max(0.15, 3 * s_r)) if np.isfinite(s_r) else 0.2
+    return subj_len, own_len, tol_w, max(0.35, 2 * tol_w)
+
+
+def _stops_early(ev: dict | None, t_ok: np.ndarray, usable: bool):
+    """Rows whose line along the label stops well before the labelled tip, and the outer-off ones.
+
+    Returns ``(stops early, and the label's outer part off the line)``: the second, under
+    ``LABEL_SHARE`` of the inner part's support. Where a label ends is judged on labels long enough, by more than the image's precision of
+    a line's end; the line along the inner part is clear, ends inside the label's last 30 %, and
+    not at the picture's border. Nothing without usable image evidence.
+    """
+    if not usable:
+        return np.zeros(len(t_ok), bool), np.zeros(len(t_ok), bool)
+    with np.errstate(invalid="ignore"):
+        stops = (
+            t_ok & (ev["label_len"] >= img_ev.MIN_LABEL_PX) & (ev["z_inner"] >= 3.0)
+            & np.isfinite(ev["label_end"]) & (ev["label_end"] >= 0.3 * ev["label_len"])
+            & (ev["label_end"] * 1.3 < ev["label_len"]) & ~ev["at_border"]
+            & (ev["label_len"] - ev["label_end"] > img_ev.END_PRECISION)
+        )  # fmt: skip
+        return stops, stops & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"])
 
 
 def _read_image_evidence(
@@ -1040,37 +1087,48 @@ def _seen_short(ev, runs_on, grip, tip, track, frame):
     return seen, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
 
 
-def _seen_long(ev, ends_early, stops_early, length_px, factor, track, frame, eligible):
+def _seen_long(ev, ends_early, stops_early, usual_len, grip, tip, factor, track, frame, eligible):
     """Rows whose image's line ends early here and in a neighbouring frame of their track.
 
     The two lines end at about the same length (:func:`toolkit.stick.temporal.seen_again`), and
-    the label is longer than ``factor`` times its track's upper quartile of labelled lengths
-    (the track's stick seen unforeshortened; a track that holds its stick towards the camera for
-    a while has a lower median). A drift ramps in and out: the ``eligible`` frames beside such a
-    run whose label is still longer than ``factor`` times the track's median and than the line's
-    end, with its last stretch on a quarter of the inner part's support at most, carry it on.
+    the label is longer than ``factor`` times its track's upper quartile of ``usual_len`` (the
+    labelled lengths of the frames that look clean, NaN elsewhere: the track's stick seen
+    unforeshortened; a track that holds its stick towards the camera for a while has a lower
+    median). A drift ramps in and out: the ``eligible`` frames beside such a run whose label is
+    still longer than ``factor`` times the track's median and than the line's end, with its last
+    stretch on a quarter of the inner part's support at most, carry it on.
+
+    Returns:
+        ``(rows, the fixable ones, their tips at the line's end)``: fixable where the rows' run
+        lasts three frames or more and the line ends within one length step
+        (:data:`toolkit.stick.temporal.STEP_LOG_LENGTH`) of the track's upper quartile.
     """
-    n = len(length_px)
+    n = len(grip)
+    none = np.zeros(n, bool)
     in_track = track >= 0
     if ev is None or not (ends_early & in_track).any():
-        return np.zeros(n, bool)
+        return none, none, np.full((n, 2), np.nan)
+    length_px = geo.norm(tip - grip)
     seen = ends_early & temporal.seen_again(ends_early, ev["label_end"], track, frame)
     usual = np.full((n, 2), np.nan)
     usual[in_track] = (
-        pd.Series(length_px[in_track])
+        pd.Series(usual_len[in_track])
         .groupby(track[in_track])
         .quantile([0.75, 0.5])
         .unstack()
         .reindex(track[in_track])
         .to_numpy()
     )
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         run = seen & (length_px > factor * usual[:, 0])
         ramp = (
             eligible & stops_early & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"])
             & (length_px > factor * usual[:, 1]) & (ev["label_len"] > factor * ev["label_end"])
         )  # fmt: skip
-    return run | temporal.walk_out(run, ramp, track, frame)
+        out = run | temporal.walk_out(run, ramp, track, frame)
+        at_usual = np.abs(np.log(ev["label_end"] / usual[:, 0])) < temporal.STEP_LOG_LENGTH
+    fix = out & at_usual & (_run_sum(out, track, frame) >= 3)
+    return out, fix, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
 
 
 def _grip_off_tip_line(ev: dict, strong: float, fore_px: np.ndarray) -> np.ndarray:
