@@ -457,10 +457,9 @@ def assess(
     clean_like = g_ok & t_ok & ~swap & ~far
     # A first estimate of the subjects' sticks: how far out the image is searched, and the
     # data set's tolerance of a label's length (the spread of all clean-looking labels).
-    first_len, _, tol_w, tol_e = _length_levels(
-        ratio_t, clean_like, (g_codes, g_labels), o.min_group
-    )
-    L_px = first_len * scale
+    first = _length_levels(ratio_t, clean_like, (g_codes, g_labels), o.min_group)
+    tol_w, tol_e = first[2:]
+    L_px = first[0] * scale
 
     # ------------------------------------------------------------------ image evidence
     # From the tip, the image's line back to the hand is scored where a grip could be off it: a
@@ -488,7 +487,11 @@ def assess(
     # early, or that leaves its track's course, may be a too-long error and is no evidence of
     # it (a long drift fills a video's upper decile: its own length is no reference for it).
     length_rows = clean_like & ~tim["outlier"] & ~outer_off
-    subj_len, own_len, _, _ = _length_levels(ratio_t, length_rows, (g_codes, g_labels), o.min_group)
+    subj_len, own_len = (
+        _length_levels(ratio_t, length_rows, (g_codes, g_labels), o.min_group)[:2]
+        if (clean_like & ~length_rows).any()
+        else first[:2]
+    )
     L_px = subj_len * scale
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ratio_t / subj_len
@@ -664,7 +667,10 @@ def assess(
     )  # fmt: skip
     # Where such a run lasts three frames and its line ends at the track's usual length, the
     # image, the frames beside and the track's clean-looking frames agree: the tip moves to the
-    # line's end.
+    # line's end. (Where the label is longer than the subject's stick, the length rule below
+    # speaks: the subject's stick is a steadier reference than one frame's line, which can end
+    # where something hides the stick.)
+    drift_fix &= ~too_long
     propose(drift_fix, None, drift_tip, TOO_LONG | TEMPORAL | IMAGE, 0.85, None, drift_fix)
     # A course more than a right angle off the label is no drift of the label (an error that
     # large is a swap, judged on its own) but the course failing across a fast swing: its fix
