@@ -507,6 +507,9 @@ def assess(
     with np.errstate(invalid="ignore"):
         too_long = sure_grip & length_known & (ratio > 1 + tol_w)
         impossible = too_long & clean_like & (ratio > 1 + tol_e)
+        # Over the subject's stick by half the tolerance (1.5 robust SDs of the labels' spread
+        # about it): a longish label, for the image's word on where it ends.
+        longish = ratio > 1 + 0.5 * tol_w
 
     if usable_img:
         z_lab, z_best = ev["z_label"], ev["z_best"]
@@ -526,7 +529,7 @@ def assess(
             # a quarter of the inner part's support: the line fades before the labelled tip.
             ends_early = stops_early & (
                 (ev["z_outer"] < 0.5)
-                | ((ratio > 1.05) & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
+                | (longish & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
             )
             # The line runs on, thin, well past the labelled tip (not past the subject's stick),
             # at about the label's own strength (the same stick, not a faint texture beyond it).
@@ -805,7 +808,6 @@ def assess(
     # information (with the proposed fix attached) otherwise.
     if usable_img:
         with np.errstate(invalid="ignore"):
-            longish = ratio > 1.05
             shortish = ratio < 0.9
         # A line from the grip as strong as the data set's typical labelled stick, with the label
         # on nothing, on a still image (in video, the track's course speaks for the label).
