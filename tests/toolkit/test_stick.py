@@ -1731,3 +1731,36 @@ def test_shoulders_walk_out_from_an_episode_but_not_from_a_spike():
     spike = np.zeros(20, bool)
     spike[9] = True
     assert not temporal._shoulders(y, ~spike, spike, 0.2).any()
+
+
+def test_a_subjects_stick_is_not_read_off_labels_the_image_sees_run_past_it(monkeypatch):
+    """A quarter of one subject's labels run 35 % past the stick (as a long drift fills a
+    video's upper decile); the other three subjects hold sticks 15 % longer (per torso). Read
+    off all of its labels, the subject's stick would be theirs (within the data set's band of
+    subjects) and none of them too long. Where the image sees the line end at the stick's end,
+    the label's outer part on nothing, those labels are no evidence of the subject's stick:
+    they are then flagged too long, and the clean labels are not.
+    """
+    from toolkit.stick import assessment as A
+
+    H = _helpers()
+    n = 120
+    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
+    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
+    g = kp[:, layout.GRIP, :2]
+    stretch = np.where(subjects == "s1", 1.0, 1.15)
+    long_rows = np.flatnonzero(subjects == "s1")[::4]
+    stretch[long_rows] = 1.35
+    true_len = np.hypot(*(kp[:, layout.TIP, :2] - g).T) * np.where(subjects == "s1", 1.0, 1.15)
+    kp[:, layout.TIP, :2] = g + stretch[:, None] * (kp[:, layout.TIP, :2] - g)
+    ds = H.make_dataset(kp, stance, subjects=subjects)
+    assert not assess(ds, AssessOptions(use_images=False)).check("stick.too_long").mask.any()
+    label_len = np.hypot(*(kp[:, layout.TIP, :2] - g).T)
+    seen = np.isin(np.arange(n), long_rows)
+    stub = _evidence_stub(
+        n, label_len=label_len, label_end=np.where(seen, true_len, label_len),
+        z_inner=np.full(n, 8.0), z_outer=np.where(seen, 0.0, 8.0), z_label=np.full(n, 8.0),
+    )  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    too_long = assess(ds).check("stick.too_long").mask
+    assert np.flatnonzero(too_long).tolist() == long_rows.tolist()
