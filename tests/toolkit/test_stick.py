@@ -1764,3 +1764,30 @@ def test_a_subjects_stick_is_not_read_off_labels_the_image_sees_run_past_it(monk
     monkeypatch.setattr(A, "_read_image_evidence", stub)
     too_long = assess(ds).check("stick.too_long").mask
     assert np.flatnonzero(too_long).tolist() == long_rows.tolist()
+
+
+def test_a_subject_whose_every_label_the_image_sees_end_early_keeps_its_own_stick(monkeypatch):
+    """One of four subjects holds a stick 20 % longer than the others' (per torso), and the
+    image sees the line end early on each of its frames (a hand hides the stick's end, say). Its
+    labels then leave no evidence of its stick; its length is not the other subjects' (which
+    would call all of its clean sticks too long), but the one read off all of its labels.
+    """
+    from toolkit.stick import assessment as A
+
+    H = _helpers()
+    n = 120
+    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
+    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
+    g = kp[:, layout.GRIP, :2]
+    big = subjects == "s4"
+    kp[big, layout.TIP, :2] = g[big] + 1.2 * (kp[big, layout.TIP, :2] - g[big])
+    ds = H.make_dataset(kp, stance, subjects=subjects)
+    label_len = np.hypot(*(kp[:, layout.TIP, :2] - g).T)
+    stub = _evidence_stub(
+        n, label_len=label_len, label_end=np.where(big, 0.6 * label_len, label_len),
+        z_inner=np.full(n, 8.0), z_outer=np.where(big, 0.0, 8.0), z_label=np.full(n, 8.0),
+    )  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    a = assess(ds)
+    assert not a.check("stick.too_long").mask.any()
+    assert not a.decisive.any()

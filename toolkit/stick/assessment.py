@@ -487,10 +487,8 @@ def assess(
     # early, or that leaves its track's course, may be a too-long error and is no evidence of
     # it (a long drift fills a video's upper decile: its own length is no reference for it).
     length_rows = clean_like & ~tim["outlier"] & ~outer_off
-    subj_len, own_len = (
-        _length_levels(ratio_t, length_rows, (g_codes, g_labels), o.min_group)[:2]
-        if (clean_like & ~length_rows).any()
-        else first[:2]
+    subj_len, own_len = _refined_length(
+        ratio_t, clean_like, length_rows, first, (g_codes, g_labels), o.min_group
     )
     L_px = subj_len * scale
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -528,8 +526,7 @@ def assess(
             # Of a longish label (over the subject's stick), the outer part need only keep under
             # a quarter of the inner part's support: the line fades before the labelled tip.
             ends_early = stops_early & (
-                (ev["z_outer"] < 0.5)
-                | (longish & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
+                (ev["z_outer"] < 0.5) | (longish & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
             )
             # The line runs on, thin, well past the labelled tip (not past the subject's stick),
             # at about the label's own strength (the same stick, not a faint texture beyond it).
@@ -889,6 +886,23 @@ def _length_levels(ratio_t, usable, coded, min_group):
     s_r = _robust_sd(ratio[band]) if band.sum() >= min_group else np.nan
     tol_w = min(0.3, max(0.15, 3 * s_r)) if np.isfinite(s_r) else 0.2
     return subj_len, own_len, tol_w, max(0.35, 2 * tol_w)
+
+
+def _refined_length(ratio_t, clean_like, length_rows, first, coded, min_group):
+    """The subjects' stick lengths over ``length_rows`` (``_length_levels``' first two).
+
+    ``first``: ``_length_levels`` over ``clean_like``, returned as it is where no row was left
+    out; a group (subject or video) left with fewer than ``min_group`` rows keeps its first
+    estimate (a subject whose stick the image always sees end early, say a hand hiding it, is
+    not thereby measured by the other subjects').
+    """
+    if not (clean_like & ~length_rows).any():
+        return first[:2]
+    subj_len, own = _length_levels(ratio_t, length_rows, coded, min_group)[:2]
+    codes = coded[0]
+    left = np.bincount(codes, weights=length_rows, minlength=len(coded[1]))[codes] < min_group
+    keep = left & first[1]
+    return np.where(keep, first[0], subj_len), own | keep
 
 
 def _stops_early(ev: dict | None, t_ok: np.ndarray, usable: bool):
