@@ -506,7 +506,7 @@ def assess(
         too_long = sure_grip & length_known & (ratio > 1 + tol_w)
         impossible = too_long & clean_like & (ratio > 1 + tol_e)
         # Over the subject's stick by half the tolerance (1.5 robust SDs of the labels' spread
-        # about it): a longish label, for the image's word on where it ends.
+        # about it): a longish label, where the image's word that it ends early is a warning.
         longish = ratio > 1 + 0.5 * tol_w
 
     if usable_img:
@@ -523,10 +523,11 @@ def assess(
                 & (d_ang > 12.0) & np.isfinite(ev["best_end"])
             )  # fmt: skip
             judged_end = ev["label_len"] >= img_ev.MIN_LABEL_PX
-            # Of a longish label (over the subject's stick), the outer part need only keep under
-            # a quarter of the inner part's support: the line fades before the labelled tip.
+            # Of a label over the subject's stick, the outer part need only keep under a quarter
+            # of the inner part's support: the line fades before the labelled tip.
             ends_early = stops_early & (
-                (ev["z_outer"] < 0.5) | (longish & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
+                (ev["z_outer"] < 0.5)
+                | ((ratio > 1.05) & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"]))
             )
             # The line runs on, thin, well past the labelled tip (not past the subject's stick),
             # at about the label's own strength (the same stick, not a faint texture beyond it).
