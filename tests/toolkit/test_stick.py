@@ -1479,6 +1479,16 @@ def test_a_subject_seen_with_the_forearm_to_the_camera_keeps_a_confident_wrist()
     assert not a.check("stick.grip_wrist_disagree").mask[r]
 
 
+def _four_subjects(n: int = 120):
+    """``n`` still frames of four subjects (s1-s4 in turn) with full-length sticks: ``(helpers,
+    keypoints, stances, subjects, grips)``; the grips are a view of the keypoints.
+    """
+    H = _helpers()
+    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
+    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
+    return H, kp, stance, subjects, kp[:, layout.GRIP, :2]
+
+
 def test_a_subject_with_a_longer_stick_than_the_others_is_not_pulled_in():
     """Four subjects; one holds a stick 1.6 times the others' (per torso: another build, or
     another stick). Its level lies outside the data set's band, so the data set's level stands
@@ -1486,11 +1496,7 @@ def test_a_subject_with_a_longer_stick_than_the_others_is_not_pulled_in():
     applied (its stick is not known to be shorter). A too-long label of another subject is
     still pulled in.
     """
-    H = _helpers()
-    n = 120
-    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
-    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
-    g = kp[:, layout.GRIP, :2]
+    H, kp, stance, subjects, g = _four_subjects()
     big = subjects == "s4"
     kp[big, layout.TIP, :2] = g[big] + 1.6 * (kp[big, layout.TIP, :2] - g[big])
     kp[0, layout.TIP, :2] = g[0] + 1.8 * (kp[0, layout.TIP, :2] - g[0])  # s1: too long
@@ -1743,11 +1749,8 @@ def test_a_subjects_stick_is_not_read_off_labels_the_image_sees_run_past_it(monk
     """
     from toolkit.stick import assessment as A
 
-    H = _helpers()
-    n = 120
-    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
-    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
-    g = kp[:, layout.GRIP, :2]
+    H, kp, stance, subjects, g = _four_subjects()
+    n = len(kp)
     stretch = np.where(subjects == "s1", 1.0, 1.15)
     long_rows = np.flatnonzero(subjects == "s1")[::4]
     stretch[long_rows] = 1.35
@@ -1774,11 +1777,8 @@ def test_a_subject_whose_every_label_the_image_sees_end_early_keeps_its_own_stic
     """
     from toolkit.stick import assessment as A
 
-    H = _helpers()
-    n = 120
-    kp, stance, _ = H.make_poses(n, seed=5, foreshortened=0.0)
-    subjects = np.array(["s1", "s2", "s3", "s4"])[np.arange(n) % 4]
-    g = kp[:, layout.GRIP, :2]
+    H, kp, stance, subjects, g = _four_subjects()
+    n = len(kp)
     big = subjects == "s4"
     kp[big, layout.TIP, :2] = g[big] + 1.2 * (kp[big, layout.TIP, :2] - g[big])
     ds = H.make_dataset(kp, stance, subjects=subjects)
