@@ -1302,7 +1302,8 @@ def test_a_long_drift_the_image_sees_end_early_frame_after_frame_is_found():
         m = len(label)
         track, frame, every = np.zeros(m, np.int64), np.arange(m, dtype=float), np.ones(m, bool)
         grip, tip = np.zeros((m, 2)), np.stack([label, np.zeros(m)], 1)
-        out = A._seen_long(ev, seen, stops, label, grip, tip, factor, track, frame, every)
+        off = stops & (ev["z_outer"] < A.LABEL_SHARE * ev["z_inner"])  # as _stops_early's
+        out = A._seen_long(ev, seen, off, label, grip, tip, factor, track, frame, every)
         return (np.flatnonzero(out[1]), out[2]) if fix else np.flatnonzero(out[0])
 
     assert seen_long(ev, seen, label, 1.25).tolist() == list(bad)

@@ -661,9 +661,9 @@ def assess(
     propose(seen_short, None, run_tip, TEMPORAL | IMAGE, 0.85, None, seen_short)
     # The image's line ends early here and in a neighbouring frame, and the label is longer than
     # the track's usual stick (its upper quartile) beyond the data set's tolerance: two
-    # witnesses of a long drift (a warning; the fix stays the line's end, proposed).
+    # witnesses of a long drift (a warning; the line's end is proposed).
     long_drift, drift_fix, drift_tip = _seen_long(
-        ev, ends_early, stops_early, np.where(length_rows, length_px, np.nan), grip, tip,
+        ev, ends_early, outer_off, np.where(length_rows, length_px, np.nan), grip, tip,
         1 + tol_w, tr, frame, ~other & ~far & ~swap,
     )  # fmt: skip
     # Where such a run lasts three frames and its line ends at the track's usual length, the
@@ -910,9 +910,10 @@ def _stops_early(ev: dict | None, t_ok: np.ndarray, usable: bool):
     """Rows whose line along the label stops well before the labelled tip, and the outer-off ones.
 
     Returns ``(stops early, and the label's outer part off the line)``: the second, under
-    ``LABEL_SHARE`` of the inner part's support. Where a label ends is judged on labels long enough, by more than the image's precision of
-    a line's end; the line along the inner part is clear, ends inside the label's last 30 %, and
-    not at the picture's border. Nothing without usable image evidence.
+    ``LABEL_SHARE`` of the inner part's support. Where a label ends is judged on labels long
+    enough, by more than the image's precision of a line's end; the line along the inner part is
+    clear, ends inside the label's last 30 %, and not at the picture's border. Nothing without
+    usable image evidence.
     """
     if not usable:
         return np.zeros(len(t_ok), bool), np.zeros(len(t_ok), bool)
@@ -1110,16 +1111,17 @@ def _seen_short(ev, runs_on, grip, tip, track, frame):
     return seen, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
 
 
-def _seen_long(ev, ends_early, stops_early, usual_len, grip, tip, factor, track, frame, eligible):
+def _seen_long(ev, ends_early, outer_off, usual_len, grip, tip, factor, track, frame, eligible):
     """Rows whose image's line ends early here and in a neighbouring frame of their track.
 
     The two lines end at about the same length (:func:`toolkit.stick.temporal.seen_again`), and
     the label is longer than ``factor`` times its track's upper quartile of ``usual_len`` (the
     labelled lengths of the frames that look clean, NaN elsewhere: the track's stick seen
     unforeshortened; a track that holds its stick towards the camera for a while has a lower
-    median). A drift ramps in and out: the ``eligible`` frames beside such a run whose label is
-    still longer than ``factor`` times the track's median and than the line's end, with its last
-    stretch on a quarter of the inner part's support at most, carry it on.
+    median). A drift ramps in and out: the ``eligible`` frames beside such a run whose line also
+    stops early with the label's last stretch off it (``outer_off``, :func:`_stops_early`) and
+    whose label is still longer than ``factor`` times the track's median and than the line's
+    end, carry it on.
 
     Returns:
         ``(rows, the fixable ones, their tips at the line's end)``: fixable where the rows' run
@@ -1145,8 +1147,8 @@ def _seen_long(ev, ends_early, stops_early, usual_len, grip, tip, factor, track,
     with np.errstate(invalid="ignore", divide="ignore"):
         run = seen & (length_px > factor * usual[:, 0])
         ramp = (
-            eligible & stops_early & (ev["z_outer"] < LABEL_SHARE * ev["z_inner"])
-            & (length_px > factor * usual[:, 1]) & (ev["label_len"] > factor * ev["label_end"])
+            eligible & outer_off & (length_px > factor * usual[:, 1])
+            & (ev["label_len"] > factor * ev["label_end"])
         )  # fmt: skip
         out = run | temporal.walk_out(run, ramp, track, frame)
         at_usual = np.abs(np.log(ev["label_end"] / usual[:, 0])) < temporal.STEP_LOG_LENGTH
