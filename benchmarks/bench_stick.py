@@ -80,7 +80,8 @@ def samples_case(root: Path, name: str) -> Case:
 #: full bench, as its check; seeds 137 and 149 were drawn after that check (137: a subject whose
 #: stick is long for its torso, pulled in against the data set's level, 4 clean tips moved;
 #: it drove the last fix; 149: long video drifts of too-long labels, too-long recall 0.68, not
-#: addressed); seeds 151, 157, 163, 167, 173 and 179 were drawn fresh at the start of the
+#: addressed then; two sessions later its drifts, which set their subject's stick length, drove
+#: the length read off clean-looking labels); seeds 151, 157, 163, 167, 173 and 179 were drawn fresh at the start of the
 #: session after that, before any change (no clean stick moved on any; 173: two swaps in video
 #: tracks no course judges, swap recall 0.71; 151: the ramps of a long drift the image sees,
 #: too-long recall 0.74), and drove that session's two changes; all are reported as they are,
