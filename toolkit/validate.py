@@ -30,7 +30,10 @@ Categories and checks:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import contextvars
+import copy
 import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -331,6 +334,17 @@ class _Collector:
         )
         self.parts.append((code, severity, np.array([-1])))
 
+    def fork(self) -> _Collector:
+        """A collector of the same frame table with no findings yet (for a check on a thread)."""
+        child = copy.copy(self)
+        child.chunks, child.parts = [], []
+        return child
+
+    def join(self, child: _Collector) -> None:
+        """Append the findings of ``child`` (a :meth:`fork`) after this collector's."""
+        self.chunks.extend(child.chunks)
+        self.parts.extend(child.parts)
+
     def table(self) -> pd.DataFrame:
         if not self.chunks:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
@@ -468,11 +482,35 @@ def check_structure(
     pts: geo.Points | None = None,
 ) -> None:
     """Structure checks (schema, counts, visibility, image bounds, duplicates, labels)."""
-    kp = ds.keypoints
-    pts = geo.Points(kp) if pts is None else pts
-    # The checks on the points as stored first; then their rows become the masked columns.
-    bad_v, outside, worst = _stored_point_checks(pts, c.ft, o.out_of_image_px, kp.shape[1])
+    pts = geo.Points(ds.keypoints) if pts is None else pts
+    stored = check_stored_points(ds, c, o, pts)
+    check_structure_rest(ds, c, o, summary, measures, pts, stored)
+
+
+def check_stored_points(ds, c: _Collector, o: ValidateOptions, pts: geo.Points) -> tuple:
+    """The checks on the points as stored; then their rows become ``pts``' masked columns.
+
+    Returns:
+        What :func:`check_structure_rest` reports: ``(bad_v, outside, worst)`` of
+        :func:`_stored_point_checks`.
+    """
+    stored = _stored_point_checks(pts, c.ft, o.out_of_image_px, ds.keypoints.shape[1])
     pts.mask_raw()
+    return stored
+
+
+def check_structure_rest(
+    ds,
+    c: _Collector,
+    o: ValidateOptions,
+    summary: dict,
+    measures: dict,
+    pts: geo.Points,
+    stored: tuple,
+) -> None:
+    """The structure checks on the masked columns (after :func:`check_stored_points`)."""
+    kp = ds.keypoints
+    bad_v, outside, worst = stored
     # Per keypoint column: labelled (v > 0 and x finite, as the masked x of ``pts``).
     body_present = [np.isfinite(pts.xy(k)[0]) for k in range(layout.NUM_BODY)]
     n_body = _count(body_present, len(kp))
@@ -1147,6 +1185,21 @@ def check_plausibility(
         )
 
 
+def _check_body(
+    ds, c: _Collector, o: ValidateOptions, summary: dict, measures: dict, pts, stored: tuple
+) -> np.ndarray:
+    """The structure checks after :func:`check_stored_points`, then the anatomy checks.
+
+    Returns:
+        The body scale (torso sizes, :func:`toolkit.geometry.body_scale`).
+    """
+    check_structure_rest(ds, c, o, summary, measures, pts, stored)
+    scale = geo.body_scale(pts)
+    measures["anatomy.torso_px"] = (scale, None)
+    check_anatomy(ds, c, o, summary, measures, scale, pts)
+    return scale
+
+
 # ---------------------------------------------------------------------- entry points
 def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
     """Run every check on ``ds`` and return a :class:`Report`."""
@@ -1166,11 +1219,22 @@ def validate(ds, options: ValidateOptions | None = None, **kwargs) -> Report:
     with sharing_group_codes(ds):  # the checks share the subject/stance codes (ds unchanged)
         # The structure checks turn the raw rows into the masked columns: the later checks
         # read those and the distances only.
-        check_structure(ds, c, o, summary, measures, pts)
-        scale = geo.body_scale(pts)
-        measures["anatomy.torso_px"] = (scale, None)
-        check_anatomy(ds, c, o, summary, measures, scale, pts)
-        check_stick(ds, c, o, summary, measures, pts)
+        stored = check_stored_points(ds, c, o, pts)
+        # The stick judgement and the other checks read the masked columns only: the structure
+        # and anatomy checks run on a second thread (numpy releases the GIL) while the stick is
+        # judged here (the long part, with images: Ctrl-C stops it at once). The stick's
+        # findings, summary and measures are its own and join after the others, in the order
+        # of a run on one thread.
+        stick_c, stick_summary, stick_measures = c.fork(), {"notes": []}, {}
+        with concurrent.futures.ThreadPoolExecutor(1, "validate-body") as pool:
+            run = contextvars.copy_context().run  # the shared group codes are a context variable
+            body = pool.submit(run, _check_body, ds, c, o, summary, measures, pts, stored)
+            check_stick(ds, stick_c, o, stick_summary, stick_measures, pts)
+            scale = body.result()
+        c.join(stick_c)
+        summary["notes"].extend(stick_summary.pop("notes"))
+        summary.update(stick_summary)
+        measures.update(stick_measures)
         del pts
     check_temporal(ds, c, o, scale)
     if o.use_vae:

@@ -25,6 +25,9 @@ wrists) the checks abstain or say "uncertain" rather than "error".
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,7 +110,7 @@ class StickAssessment:
         has_stick: The data set carries sticks (else only ``dataset_findings``).
         dataset_findings: Data-set-level findings: ``{code, severity, message, value,
             threshold, keypoints}``.
-        checks: Per-row checks.
+        build_checks: Builds the per-row checks, read as :attr:`checks` (None: none).
         proposal: ``(N, 2, 2)`` proposed grip and tip (NaN where no change is proposed).
         proposal_reason: ``(N,)`` reason bits of the proposal.
         proposal_confidence: ``(N,)`` 0..1.
@@ -120,7 +123,7 @@ class StickAssessment:
 
     has_stick: bool
     dataset_findings: list[dict]
-    checks: list[Check]
+    build_checks: Callable[[], list[Check]] | None
     proposal: np.ndarray
     proposal_reason: np.ndarray
     proposal_confidence: np.ndarray
@@ -129,6 +132,15 @@ class StickAssessment:
     subject_length: np.ndarray
     summary: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    _checks: list[Check] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def checks(self) -> list[Check]:
+        """Per-row checks, built on the first read (``correct`` reads none)."""
+        if self._checks is None:
+            self._checks = self.build_checks() if self.build_checks is not None else []
+            self.build_checks = None  # nor keep what building them needed
+        return self._checks
 
     def check(self, code: str) -> Check | None:
         """The check named ``code`` (None when it did not run)."""
@@ -297,6 +309,28 @@ def _at_rows(conf, m: np.ndarray, n: int) -> np.ndarray:
     return conf(m) if callable(conf) else np.broadcast_to(conf, (n,))[m]
 
 
+def _weapon_side(ds, pts: geo.Points, g_codes: np.ndarray) -> np.ndarray:
+    """``(N,)`` weapon side (:func:`toolkit.geometry.weapon_side`, the one hand rule).
+
+    The wrist nearest the grip, else the subject's usual hand (the group's where no subject is
+    known), else unknown.
+    """
+    side = geo.weapon_side(pts)
+    if (side == geo.UNKNOWN).any():  # the subject's usual hand, only where the grip does not tell
+        subj = (
+            ds.images.set_index("id")["subject"]
+            .reindex(ds.annotations["image_id"])
+            .to_numpy(dtype=object)
+        )
+        side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
+    return side
+
+
+def _codes_and_frames(ds) -> tuple:
+    """``(stats.group_codes(ds), stats.video_frame(ds))``."""
+    return stats.group_codes(ds), stats.video_frame(ds)
+
+
 def _wrist_confidence(ds, side: np.ndarray) -> np.ndarray:
     """``(N,)`` the weapon wrist's confidence: its score, else 1 if visible (v 2), 0.6 if v 1."""
     kp = ds.keypoints
@@ -326,6 +360,11 @@ def assess(
     o = options or AssessOptions()
     kp = ds.keypoints
     n = len(kp)
+    # The group codes factorise the image table's strings (holding the GIL) while the columns
+    # below are read in numpy (releasing it): on a second thread, the two overlap.
+    pool = concurrent.futures.ThreadPoolExecutor(1, "stick-codes")
+    codes = pool.submit(contextvars.copy_context().run, _codes_and_frames, ds)
+    pool.shutdown(wait=False)
     # Only the points the stick judgement reads (a block transpose of 10 of the 19 columns).
     shared = points is not None and points.kp is kp
     pts = points if shared else geo.Points(kp, _KEYS, keep_raw=False)
@@ -345,10 +384,9 @@ def assess(
     decisive = np.zeros((n, 2), bool)
     summary: dict = {}
     notes: list[str] = []
-    checks: list[Check] = []
     ds_findings: list[dict] = []
     empty = StickAssessment(
-        False, ds_findings, checks, proposal, p_reason, p_conf, decisive,
+        False, ds_findings, None, proposal, p_reason, p_conf, decisive,
         np.full(n, geo.UNKNOWN), np.full(n, np.nan), summary, notes,
     )  # fmt: skip
     frac_tip = float(t_ok.mean()) if n else 0.0
@@ -374,16 +412,8 @@ def assess(
     src_g, src_t = ds.source[:, layout.GRIP], ds.source[:, layout.TIP]  # only these two columns
     edit_g = (src_g != layout.HUMAN) & (src_g != layout.INTERPOLATED)
     edit_t = (src_t != layout.HUMAN) & (src_t != layout.INTERPOLATED)
-    g_codes, g_labels, st_codes, st_labels = stats.group_codes(ds)
-    video, frame = stats.video_frame(ds)
-    side = geo.weapon_side(pts)
-    if (side == geo.UNKNOWN).any():  # the subject's usual hand, only where the grip does not tell
-        subj = (
-            ds.images.set_index("id")["subject"]
-            .reindex(ds.annotations["image_id"])
-            .to_numpy(dtype=object)
-        )
-        side = geo.weapon_side(pts, groups=subj if pd.notna(subj).any() else g_codes)
+    (g_codes, g_labels, st_codes, st_labels), (video, frame) = codes.result()
+    side = _weapon_side(ds, pts, g_codes)
     scale = geo.body_scale(pts)
     wx, wy = pts.pick(np.where(side >= 0, layout.L_WRIST + side, -1))
     ex, ey = pts.pick(np.where(side >= 0, layout.L_ELBOW + side, -1))
@@ -738,133 +768,139 @@ def assess(
     decisive[:, 1] &= edit_t
 
     # ------------------------------------------------------------------ checks
-    right = (side == 1).astype(np.intp)
-    grip_wrist = np.array(["stick_grip,left_wrist", "stick_grip,right_wrist"], object)[right]
-    tip_wrist = np.array(["stick_tip,left_wrist", "stick_tip,right_wrist"], object)[right]
-    sev = _same(n, "warning")
+    # Built when first read (``validate`` reads them, ``correct`` does not): the findings'
+    # severities, values and the forearm angle's per-stance statistics cost a fifth of a run.
+    def build_checks() -> list[Check]:
+        checks: list[Check] = []
+        right = (side == 1).astype(np.intp)
+        grip_wrist = np.array(["stick_grip,left_wrist", "stick_grip,right_wrist"], object)[right]
+        tip_wrist = np.array(["stick_tip,left_wrist", "stick_tip,right_wrist"], object)[right]
+        sev = _same(n, "warning")
 
-    def add(code, mask, severity, value, threshold, keypoints, message):
-        checks.append(Check(code, mask, severity, value, threshold, keypoints, message))
+        def add(code, mask, severity, value, threshold, keypoints, message):
+            checks.append(Check(code, mask, severity, value, threshold, keypoints, message))
 
-    add(
-        "stick.tip_missing", g_ok & ~t_ok, _same(n, "error"), 1.0, 0.0,
-        "stick_tip", "The grip is labelled but the tip is missing.",
-    )  # fmt: skip
-    add(
-        "stick.grip_missing", ~g_ok & t_ok, _same(n, "error"), 1.0, 0.0,
-        "stick_grip", "The tip is labelled but the grip is missing.",
-    )  # fmt: skip
-    add(
-        "stick.swap", swap | time_swap,
-        np.where((confident & ~swap_hand) | time_swap, "error", "warning"),
-        np.where(swap, d_grip, np.where(turned_run, turned_by, d_flip)),
-        np.where(swap, thr_g, 20.0),
-        "stick_grip,stick_tip",
-        "Grip and tip look swapped: the tip sits at the hand and the grip away from it, or the "
-        "tip at the subject's usual hand and the grip at the other (value: grip to wrist, "
-        "forearm lengths), or, in video, the label turned end for end lies on "
-        "the track's course or on the frame before (value: degrees between them).",
-    )  # fmt: skip
-    add(
-        "stick.grip_far", (far & confident) | far_ramp,
-        np.where(d_grip > thr_g_err, "error", "warning"), d_grip, thr_g,
-        grip_wrist,
-        "The grip is far from a confident weapon wrist, or (video) beside frames where it is "
-        "and still beyond the track's usual distance (value: forearm lengths).",
-    )  # fmt: skip
-    add(
-        "stick.grip_off_line", grip_line, sev, d_grip, GRIP_IN_FIST, grip_wrist,
-        "The stick's line in the image runs from the weapon wrist to the tip and passes by the "
-        "labelled grip: the grip looks off the hand (value: grip to wrist, forearm lengths).",
-    )  # fmt: skip
-    add(
-        "stick.grip_wrist_disagree", far & ~confident, _same(n, "info"), d_grip,
-        thr_g, grip_wrist,
-        "The grip and the weapon wrist disagree, and the wrist is uncertain (low confidence "
-        "or implausible): either may be off (value: forearm lengths).",
-    )  # fmt: skip
-    add(
-        "stick.too_long", too_long, np.where(impossible, "error", "warning"), ratio,
-        1 + tol_w, "stick_grip,stick_tip",
-        "The stick is longer than the subject's stick can look (value: length / the "
-        "subject's estimated stick length).",
-    )  # fmt: skip
-    # The angle to the forearm, judged per stance (foreshortening and real variety make angles
-    # alone weak evidence).
-    rel = geo.angle_between_xy(wx - ex, wy - ey, tx - gx, ty - gy)
-    with np.errstate(invalid="ignore"):
-        usable_a = clean_like & ~too_long & (ratio >= 0.6)
-    centre, spread, _ = stats.circular_group_stats(
-        rel, st_codes, usable_a, min_count=max(o.min_group, 10), codes=st_codes
-    )
-    dev = np.abs(geo.wrap_degrees(rel - centre))
-    thr_a = np.maximum(4 * spread, 35.0)
-    with np.errstate(invalid="ignore"):
-        atyp = clean_like & (ratio >= 0.45) & (dev > thr_a) & ~too_long
-    # The image alone cannot tell a wrong label from a stick it does not show (hidden, faint)
-    # beside another line: its findings are warnings only where the geometry agrees, and
-    # information (with the proposed fix attached) otherwise.
-    if usable_img:
-        with np.errstate(invalid="ignore"):
-            shortish = ratio < 0.9
-        # A line from the grip as strong as the data set's typical labelled stick, with the label
-        # on nothing, on a still image (in video, the track's course speaks for the label).
-        with np.errstate(invalid="ignore"):
-            clear = (z_best >= float(vis["median_z"])) & (z_lab < 0.5) & ~tim["judged"]
         add(
-            "stick.image_mismatch", (other | chain) & ~too_long & ~far,
-            np.where(atyp | clear | chain, "warning", "info"), d_ang, 12.0,
+            "stick.tip_missing", g_ok & ~t_ok, _same(n, "error"), 1.0, 0.0,
+            "stick_tip", "The grip is labelled but the tip is missing.",
+        )  # fmt: skip
+        add(
+            "stick.grip_missing", ~g_ok & t_ok, _same(n, "error"), 1.0, 0.0,
+            "stick_grip", "The tip is labelled but the grip is missing.",
+        )  # fmt: skip
+        add(
+            "stick.swap", swap | time_swap,
+            np.where((confident & ~swap_hand) | time_swap, "error", "warning"),
+            np.where(swap, d_grip, np.where(turned_run, turned_by, d_flip)),
+            np.where(swap, thr_g, 20.0),
             "stick_grip,stick_tip",
-            "The labelled stick is not on a line in the image, and another line starts at the "
-            "grip; in video, a warning where that line carries on the stick of the frames "
-            "beside (value: degrees between them).",
+            "Grip and tip look swapped: the tip sits at the hand and the grip away from it, or the "
+            "tip at the subject's usual hand and the grip at the other (value: grip to wrist, "
+            "forearm lengths), or, in video, the label turned end for end lies on "
+            "the track's course or on the frame before (value: degrees between them).",
         )  # fmt: skip
         add(
-            "stick.image_ends_early", (ends_early | long_drift) & ~too_long & ~far & ~other,
-            np.where(longish | long_drift, "warning", "info"), ev["label_len"] / ev["label_end"],
-            1.3, "stick_tip",
-            "The stick's line ends before the labelled tip: too long? A warning for a longish "
-            "stick, or where a neighbouring frame sees the line end at the same length and the "
-            "label is longer than the track's usual stick, and on the frames beside that the "
-            "drift ramps through (value: labelled / visible length).",
+            "stick.grip_far", (far & confident) | far_ramp,
+            np.where(d_grip > thr_g_err, "error", "warning"), d_grip, thr_g,
+            grip_wrist,
+            "The grip is far from a confident weapon wrist, or (video) beside frames where it is "
+            "and still beyond the track's usual distance (value: forearm lengths).",
         )  # fmt: skip
         add(
-            "stick.image_line_stops", line_stops & ~too_long & ~far & ~other,
-            _same(n, "warning"), ev["t_outer"], img_ev.LINE_T_NONE, "stick_tip",
-            "The stick's line is clear along the label's inner part and absent from its last "
-            "stretch, or it stops early and the last stretch changes colour (another object): "
-            "the label runs past the stick's end (value: the last stretch's line t statistic).",
+            "stick.grip_off_line", grip_line, sev, d_grip, GRIP_IN_FIST, grip_wrist,
+            "The stick's line in the image runs from the weapon wrist to the tip and passes by the "
+            "labelled grip: the grip looks off the hand (value: grip to wrist, forearm lengths).",
         )  # fmt: skip
         add(
-            "stick.image_runs_on", runs_on & ~far,
-            np.where(shortish | seen_short, "warning", "info"), ev["label_end"] / ev["label_len"],
-            1.25, "stick_tip",
-            "The stick's line runs on past the labelled tip: too short? A warning for a shortish "
-            "stick, or where a neighbouring frame sees the line run on to the same length "
-            "(value: visible / labelled length).",
+            "stick.grip_wrist_disagree", far & ~confident, _same(n, "info"), d_grip,
+            thr_g, grip_wrist,
+            "The grip and the weapon wrist disagree, and the wrist is uncertain (low confidence "
+            "or implausible): either may be off (value: forearm lengths).",
         )  # fmt: skip
-    add(
-        "stick.forearm_angle", atyp & ~(other & usable_img), _same(n, "info"), dev,
-        thr_a, tip_wrist,
-        "The stick's angle to the forearm is unusual for this stance (value: degrees from the "
-        "stance's typical angle).",
-    )  # fmt: skip
-    # Time.
-    runs = _run_sum(t_out, tr, frame)  # frames in each row's episode
-    add(
-        "temporal.drift", t_out & (runs >= 3), sev, runs, 3, "stick_grip,stick_tip",
-        "The stick's angle or length leaves the track's course for several frames (value: "
-        "frames in the episode).",
-    )  # fmt: skip
-    add(
-        "temporal.jump", t_out & (runs < 3), sev, tim["deviation"], 1.0, "stick_grip,stick_tip",
-        "The stick's angle or length jumps for a frame or two (value: deviation from the "
-        "track's rolling median in units of the threshold).",
-    )  # fmt: skip
+        add(
+            "stick.too_long", too_long, np.where(impossible, "error", "warning"), ratio,
+            1 + tol_w, "stick_grip,stick_tip",
+            "The stick is longer than the subject's stick can look (value: length / the "
+            "subject's estimated stick length).",
+        )  # fmt: skip
+        # The angle to the forearm, judged per stance (foreshortening and real variety make angles
+        # alone weak evidence).
+        rel = geo.angle_between_xy(wx - ex, wy - ey, tx - gx, ty - gy)
+        with np.errstate(invalid="ignore"):
+            usable_a = clean_like & ~too_long & (ratio >= 0.6)
+        centre, spread, _ = stats.circular_group_stats(
+            rel, st_codes, usable_a, min_count=max(o.min_group, 10), codes=st_codes
+        )
+        dev = np.abs(geo.wrap_degrees(rel - centre))
+        thr_a = np.maximum(4 * spread, 35.0)
+        with np.errstate(invalid="ignore"):
+            atyp = clean_like & (ratio >= 0.45) & (dev > thr_a) & ~too_long
+        # The image alone cannot tell a wrong label from a stick it does not show (hidden, faint)
+        # beside another line: its findings are warnings only where the geometry agrees, and
+        # information (with the proposed fix attached) otherwise.
+        if usable_img:
+            with np.errstate(invalid="ignore"):
+                shortish = ratio < 0.9
+            # A line from the grip as strong as the data set's typical labelled stick, with the label
+            # on nothing, on a still image (in video, the track's course speaks for the label).
+            with np.errstate(invalid="ignore"):
+                clear = (z_best >= float(vis["median_z"])) & (z_lab < 0.5) & ~tim["judged"]
+            add(
+                "stick.image_mismatch", (other | chain) & ~too_long & ~far,
+                np.where(atyp | clear | chain, "warning", "info"), d_ang, 12.0,
+                "stick_grip,stick_tip",
+                "The labelled stick is not on a line in the image, and another line starts at the "
+                "grip; in video, a warning where that line carries on the stick of the frames "
+                "beside (value: degrees between them).",
+            )  # fmt: skip
+            add(
+                "stick.image_ends_early", (ends_early | long_drift) & ~too_long & ~far & ~other,
+                np.where(longish | long_drift, "warning", "info"), ev["label_len"] / ev["label_end"],
+                1.3, "stick_tip",
+                "The stick's line ends before the labelled tip: too long? A warning for a longish "
+                "stick, or where a neighbouring frame sees the line end at the same length and the "
+                "label is longer than the track's usual stick, and on the frames beside that the "
+                "drift ramps through (value: labelled / visible length).",
+            )  # fmt: skip
+            add(
+                "stick.image_line_stops", line_stops & ~too_long & ~far & ~other,
+                _same(n, "warning"), ev["t_outer"], img_ev.LINE_T_NONE, "stick_tip",
+                "The stick's line is clear along the label's inner part and absent from its last "
+                "stretch, or it stops early and the last stretch changes colour (another object): "
+                "the label runs past the stick's end (value: the last stretch's line t statistic).",
+            )  # fmt: skip
+            add(
+                "stick.image_runs_on", runs_on & ~far,
+                np.where(shortish | seen_short, "warning", "info"), ev["label_end"] / ev["label_len"],
+                1.25, "stick_tip",
+                "The stick's line runs on past the labelled tip: too short? A warning for a shortish "
+                "stick, or where a neighbouring frame sees the line run on to the same length "
+                "(value: visible / labelled length).",
+            )  # fmt: skip
+        add(
+            "stick.forearm_angle", atyp & ~(other & usable_img), _same(n, "info"), dev,
+            thr_a, tip_wrist,
+            "The stick's angle to the forearm is unusual for this stance (value: degrees from the "
+            "stance's typical angle).",
+        )  # fmt: skip
+        # Time.
+        runs = _run_sum(t_out, tr, frame)  # frames in each row's episode
+        add(
+            "temporal.drift", t_out & (runs >= 3), sev, runs, 3, "stick_grip,stick_tip",
+            "The stick's angle or length leaves the track's course for several frames (value: "
+            "frames in the episode).",
+        )  # fmt: skip
+        add(
+            "temporal.jump", t_out & (runs < 3), sev, tim["deviation"], 1.0, "stick_grip,stick_tip",
+            "The stick's angle or length jumps for a frame or two (value: deviation from the "
+            "track's rolling median in units of the threshold).",
+        )  # fmt: skip
+        return checks
+
     summary["proposals"] = int((p_reason > 0).sum())
     summary["decisive"] = int((decisive[:, 0] | decisive[:, 1]).sum())
     return StickAssessment(
-        True, ds_findings, checks, proposal, p_reason, p_conf, decisive, side, subj_len,
+        True, ds_findings, build_checks, proposal, p_reason, p_conf, decisive, side, subj_len,
         summary, notes,
     )  # fmt: skip
 
