@@ -349,3 +349,48 @@ def test_vae_shapes_and_masking():
     assert "PoseVAE" in repr(model)
     res = P.score(kp, epochs=5)
     assert res.errors.shape == (20,) and np.isfinite(res.errors).all()
+
+
+def test_two_threads_report_as_one_thread(samples_root):
+    """``validate`` judges the stick beside the other checks on a second thread.
+
+    Its report is the one of the checks run one after another on one thread (findings, summary
+    and measures, in order).
+    """
+    import pandas as pd
+
+    from toolkit.io.yolo import read_yolo
+    from toolkit.stick.stats import sharing_group_codes
+
+    ds = read_yolo(samples_root / "data.yaml", labels=samples_root / "labels.csv").dataset
+    # Structure and anatomy findings beside the stick's: a bad visibility flag, a wrist far out
+    # of the image (a bone too long), a missing knee.
+    ds.keypoints[0, layout.NOSE, 2] = 3
+    ds.keypoints[1, layout.L_WRIST, :2] = -900.0
+    ds.keypoints[2, layout.L_KNEE] = (np.nan, np.nan, 0)
+    o = V.ValidateOptions(use_vae=False)
+    rep = V.validate(ds, o)
+    c = V._Collector(ds)
+    summary = {"n_images": len(ds.images), "n_annotations": len(ds), "n_videos": len(ds.videos),
+               "notes": []}  # fmt: skip
+    measures: dict = {"anatomy.torso_px": None}
+    pts = geo.Points(ds.keypoints)
+    with sharing_group_codes(ds):
+        V.check_structure(ds, c, o, summary, measures, pts)
+        scale = geo.body_scale(pts)
+        measures["anatomy.torso_px"] = (scale, None)
+        V.check_anatomy(ds, c, o, summary, measures, scale, pts)
+        V.check_stick(ds, c, o, summary, measures, pts)
+    V.check_temporal(ds, c, o, scale)
+    summary["notes"].append("plausibility: VAE check disabled (--no-vae).")
+    V._summarise(c.parts, summary)
+    cats = rep.findings["category"].unique().tolist()
+    assert {"structure", "anatomy", "stick"} <= set(cats), cats
+    pd.testing.assert_frame_equal(rep.findings, c.table())
+    assert json.dumps(rep.summary, default=str) == json.dumps(summary, default=str)
+    assert list(rep.measures) == list(measures)
+    for k, (v, thr) in measures.items():
+        np.testing.assert_array_equal(rep.measures[k][0], v)
+        assert rep.measures[k][1] == thr or (
+            thr != thr and rep.measures[k][1] != rep.measures[k][1]
+        )
