@@ -1792,3 +1792,32 @@ def test_a_subject_whose_every_label_the_image_sees_end_early_keeps_its_own_stic
     a = assess(ds)
     assert not a.check("stick.too_long").mask.any()
     assert not a.decisive.any()
+
+
+def test_checks_are_built_once_on_first_read(randomised):
+    """``correct`` reads no per-row check, so ``assess`` builds them on the first read of
+    :attr:`StickAssessment.checks`, once, and then lets go of what building them needed.
+    """
+    ds = randomised[0]
+    a = assess(ds, AssessOptions(use_images=False))
+    assert a.build_checks is not None
+    checks = a.checks
+    assert a.build_checks is None and a.checks is checks
+    codes = [c.code for c in checks]
+    assert {"stick.tip_missing", "stick.swap", "stick.too_long"} <= set(codes), codes
+    # The same checks as the judgement inside ``correct`` (read from its result).
+    res = C.correct(ds, use_images=False)
+    again = res.assessment.checks
+    assert [c.code for c in again] == codes
+    for c1, c2 in zip(checks, again, strict=True):
+        np.testing.assert_array_equal(c1.mask, c2.mask)
+    # A data set without sticks has none.
+    orig = ds.keypoints
+    kp = orig.copy()
+    kp[:, layout.TIP] = (np.nan, np.nan, 0)
+    ds.keypoints = kp
+    try:
+        none = assess(ds, AssessOptions(use_images=False))
+    finally:
+        ds.keypoints = orig  # the fixture is shared
+    assert not none.has_stick and none.checks == []
