@@ -689,6 +689,14 @@ def assess(
     # The tip moves out along the label to where the line ends.
     seen_short, run_tip = _seen_short(ev, runs_on, grip, tip, tr, frame)
     propose(seen_short, None, run_tip, TEMPORAL | IMAGE, 0.85, None, seen_short)
+    # A still has no frames beside: there the second witness is the subject's own stick. The
+    # line runs on past a label shorter than it beyond the data set's tolerance of a label's
+    # length; the tip moves out along the label to the line's end, never past the subject's
+    # stick (a projection only shortens a stick).
+    still_short, still_tip = _still_short(
+        ev, runs_on & clean_like & own_len & (tr < 0), ratio, tol_w, grip, tip, L_px
+    )
+    propose(still_short, None, still_tip, IMAGE, 0.8, None, still_short)
     # The image's line ends early here and in a neighbouring frame, and the label is longer than
     # the track's usual stick (its upper quartile) beyond the data set's tolerance: two
     # witnesses of a long drift (a warning; the line's end is proposed).
@@ -1145,6 +1153,25 @@ def _seen_short(ev, runs_on, grip, tip, track, frame):
         return np.zeros(n, bool), np.full((n, 2), np.nan)
     seen = runs_on & temporal.seen_again(runs_on, ev["label_end"], track, frame)
     return seen, grip + geo.unit(tip - grip) * ev["label_end"][:, None]
+
+
+def _still_short(ev, runs_on, ratio, tol_w, grip, tip, L_px):
+    """Rows of ``runs_on`` whose label is shorter than ``1 - tol_w`` subject sticks.
+
+    Returns:
+        ``(rows, their tips)``: each tip moved out along its label to the image's line end, or
+        to the subject's stick (``L_px``) where the line runs on past it.
+    """
+    n = len(grip)
+    with np.errstate(invalid="ignore"):
+        rows = runs_on & (ratio < 1 - tol_w)
+    if ev is None or not rows.any():
+        return np.zeros(n, bool), np.full((n, 2), np.nan)
+    out = np.full((n, 2), np.nan)
+    r = np.flatnonzero(rows)
+    g_r = grip[r]
+    out[r] = g_r + geo.unit(tip[r] - g_r) * np.fmin(ev["label_end"][r], L_px[r])[:, None]
+    return rows, out
 
 
 def _seen_long(ev, ends_early, outer_off, usual_len, grip, tip, factor, track, frame, eligible):
