@@ -1277,6 +1277,50 @@ def test_a_short_drift_the_image_sees_run_on_frame_after_frame_is_pulled_out(mon
     assert not (tiny.proposal_reason == (A.TEMPORAL | A.IMAGE)).any()
 
 
+def test_a_short_stick_the_image_sees_run_on_in_a_photo_is_pulled_out(monkeypatch):
+    """Photos (no frames beside): labels at 0.75-0.55 of the subject's stick whose image line
+    runs on to the stick's end are decisive (the image and the subject's own stick agree), and
+    ``correct`` moves the tips out to the line's end. A label within the data set's tolerance
+    of the stick (0.9), or a full-length one the line runs on past, is not moved.
+    """
+    from toolkit.stick import assessment as A
+
+    n = 60
+    _, kp, g, length = _one_subject_clip(n, lambda t, base: base + 20 * t / n)
+    images = [
+        {"id": i + 1, "file_name": f"photo/{i:06d}.jpg", "width": 800, "height": 800,
+         "stance": "st0", "subject": "s1"}
+        for i in range(n)
+    ]  # fmt: skip
+    anns = [{"id": i + 1, "image_id": i + 1} for i in range(n)]
+    clean = kp.copy()
+    bad, within, full = np.arange(20, 32), 40, 45
+    scale = np.ones(n)
+    scale[bad] = np.r_[np.linspace(0.75, 0.55, 6), np.linspace(0.55, 0.75, 6)]
+    scale[within] = 0.9
+    kp[:, layout.TIP, :2] = g + scale[:, None] * (clean[:, layout.TIP, :2] - g)
+    ds = Dataset.from_records(images, anns, kp)
+    ang = np.degrees(np.arctan2(*(kp[:, layout.TIP, :2] - g)[:, ::-1].T))
+    seen = np.zeros(n, bool)
+    seen[[*bad, within, full]] = True
+    end = np.where(seen, length, scale * length)
+    end[full] = 1.3 * length  # a line running on past a full-length label (to another object)
+    stub = _evidence_stub(
+        n, z_label=np.full(n, 8.0), z_best=np.full(n, 8.0), z_inner=np.full(n, 8.0),
+        best_angle=ang, best_end=np.full(n, length), label_len=scale * length, label_end=end,
+        thin=np.full(n, 2.0), z_beyond=np.where(seen, 6.0, 0.0),
+        beyond_rel=np.where(seen, 1.0, 0.0),
+    )  # fmt: skip
+    monkeypatch.setattr(A, "_read_image_evidence", stub)
+    a = assess(ds)
+    assert a.decisive[bad, 1].all() and not a.decisive[:, 0].any()
+    assert (a.proposal_reason[bad] == A.IMAGE).all()
+    res = C.correct(ds)
+    err = np.hypot(*(res.keypoints[:, layout.TIP, :2] - clean[:, layout.TIP, :2]).T)
+    assert np.max(err[bad]) < 0.05 * length
+    assert set(np.flatnonzero(res.changed.any(1))) == set(bad)
+
+
 def test_a_long_drift_the_image_sees_end_early_frame_after_frame_is_found():
     """One track of 90 frames: the stick seen at full length (100 px) in frames 0-9, then
     foreshortened to 65 px; frames 30-41 labelled 94 px (a drift no longer than the subject's
