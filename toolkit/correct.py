@@ -13,7 +13,10 @@ Two methods, both vectorised over all annotations:
       the data set's own spread allows, is pulled in along its direction (to where the image
       shows the line end, when it does; else to the subject's stick length);
     * **swaps** seen both in the geometry (the tip at a confident wrist, the grip far from both)
-      and in the image (a line between them).
+      and in the image (a line between them);
+    * **short sticks** on a still seen both in the geometry (shorter than the subject's own
+      stick beyond the data set's tolerance) and in the image (the line runs on past the tip):
+      the tip moves out to the line's end, never past the subject's stick.
 
     Everything else (an off grip, an unusual angle, a line in the image elsewhere, a missing
     tip) is left as it is and reported as *proposed*: ``toolkit validate`` stores the proposal

@@ -14,7 +14,11 @@ only the decisive fixes. First do no harm: a point moves only on
 * **impossible geometry**: a stick far longer than the subject's stick (a projection can only
   shorten a stick), by more than the data set's own spread allows;
 * **a swap seen both in the geometry and in the image**: the tip at a confident wrist, the grip
-  far from both, and the image showing the stick between them.
+  far from both, and the image showing the stick between them;
+* **a short stick seen both in the geometry and in the image** (a still, no frames beside): the
+  label shorter than the subject's own stick beyond the data set's tolerance, and the image's
+  line running on past its tip, thin and as strong as along the label; the tip moves out to
+  the line's end, never past the subject's stick.
 
 Everything else (an off grip, an unusual angle, the image preferring another segment, a missing
 tip) is flagged with a proposal and left for a person. Thresholds are the data set's robust
