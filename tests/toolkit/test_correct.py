@@ -277,12 +277,22 @@ def test_image_evidence_corrects_angle_and_length_and_confirms_foreshortening(tm
     ds = make_dataset(kp, stance, media_root=str(tmp_path))
     res = C.correct(ds)
     fixed = np.r_[wrong, too_short]
-    # Image evidence alone is not decisive: nothing moves, the image's stick is proposed.
-    assert not res.changed.any()
+    # The image alone is not decisive: a turned stick is not moved, the image's stick is
+    # proposed. A short one is, where its line runs on past a label shorter than the subject's
+    # stick (the image and the subject's own stick agree): the tip moves out to the line's end.
+    assert set(np.flatnonzero(res.changed.any(1))) == set(too_short)
+    assert not res.changed[:, 0].any()
     prop = res.assessment.proposal[:, 1]
     err = np.hypot(*(prop[fixed] - kp0[fixed, layout.TIP, :2]).T)
     assert err.max() < 8, err
-    assert all("image_evidence" in r for r in C.reason_names(res.flags)[fixed])
+    assert (
+        np.hypot(
+            *(res.keypoints[too_short, layout.TIP, :2] - kp0[too_short, layout.TIP, :2]).T
+        ).max()
+        < 8
+    )
+    assert all("image_evidence" in r for r in C.reason_names(res.flags)[wrong])
+    assert all("image_evidence" in r for r in C.reason_names(res.reasons)[too_short])
     assert not (res.flags[fs_rows] > 0).any()  # short in the image too: legitimately short
     others = np.setdiff1d(np.arange(60), fixed)
     assert not (res.flags[others] > 0).any()
