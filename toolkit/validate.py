@@ -744,9 +744,9 @@ def _check_classes(ds, c: _Collector, o: ValidateOptions, summary: dict) -> None
 
 
 def _subjects_per_stance(ds, st_codes: np.ndarray, st_uniq) -> pd.Series | None:
-    """``groupby("stance")["subject"].nunique()`` over the rows with a stance (None without subjects).
+    """``groupby("stance")["subject"].nunique()`` over the rows with a stance.
 
-    From the stance codes (``-1`` = none) and one factorisation of the subjects: the distinct
+    None without subjects. From the stance codes (``-1`` = none) and one factorisation of the subjects: the distinct
     (stance, subject) pairs are counted per stance, and the stances sorted as ``groupby`` does.
     """
     labelled = st_codes >= 0

@@ -853,8 +853,8 @@ def assess(
         if usable_img:
             with np.errstate(invalid="ignore"):
                 shortish = ratio < 0.9
-            # A line from the grip as strong as the data set's typical labelled stick, with the label
-            # on nothing, on a still image (in video, the track's course speaks for the label).
+            # A line from the grip as strong as the data set's typical labelled stick, with the
+            # label on nothing, on a still image (in video, the track's course speaks for it).
             with np.errstate(invalid="ignore"):
                 clear = (z_best >= float(vis["median_z"])) & (z_lab < 0.5) & ~tim["judged"]
             add(
@@ -867,8 +867,8 @@ def assess(
             )  # fmt: skip
             add(
                 "stick.image_ends_early", (ends_early | long_drift) & ~too_long & ~far & ~other,
-                np.where(longish | long_drift, "warning", "info"), ev["label_len"] / ev["label_end"],
-                1.3, "stick_tip",
+                np.where(longish | long_drift, "warning", "info"),
+                ev["label_len"] / ev["label_end"], 1.3, "stick_tip",
                 "The stick's line ends before the labelled tip: too long? A warning for a longish "
                 "stick, or where a neighbouring frame sees the line end at the same length and the "
                 "label is longer than the track's usual stick, and on the frames beside that the "
@@ -883,11 +883,11 @@ def assess(
             )  # fmt: skip
             add(
                 "stick.image_runs_on", runs_on & ~far,
-                np.where(shortish | seen_short, "warning", "info"), ev["label_end"] / ev["label_len"],
-                1.25, "stick_tip",
-                "The stick's line runs on past the labelled tip: too short? A warning for a shortish "
-                "stick, or where a neighbouring frame sees the line run on to the same length "
-                "(value: visible / labelled length).",
+                np.where(shortish | seen_short, "warning", "info"),
+                ev["label_end"] / ev["label_len"], 1.25, "stick_tip",
+                "The stick's line runs on past the labelled tip: too short? A warning for a "
+                "shortish stick, or where a neighbouring frame sees the line run on to the same "
+                "length (value: visible / labelled length).",
             )  # fmt: skip
         add(
             "stick.forearm_angle", atyp & ~(other & usable_img), _same(n, "info"), dev,
@@ -1046,8 +1046,9 @@ def _grip_off_line(ds, ev, snap, tip, elbow, eligible, d_grip, thr_g) -> np.ndar
     """``(N,)`` grips off the hand, seen in the image.
 
     The label's outer part lies on a line, its inner part does not, and the segment from the
-    snapped grip (at the weapon wrist) to the same tip stands out clearly more than the label. A clean stick hidden near the hand fails the last test (both
-    segments lose the same hidden part), so the check needs the line to start at the wrist. The
+    snapped grip (at the weapon wrist) to the same tip stands out clearly more than the label. A
+    clean stick hidden near the hand fails the last test (both segments lose the same hidden
+    part), so the check needs the line to start at the wrist. The
     snapped grip is only as good as the wrist: the grip must be off by at least half of the
     grip tolerance of its wrist-confidence band (the data set's own wrist noise), and out of the
     fist.
