@@ -86,8 +86,9 @@ def samples_case(root: Path, name: str) -> Case:
 #: recall 0.71; 151: the ramps of a long drift the image sees, too-long recall 0.74), and drove
 #: that session's two changes. ``randomised-stills-s191`` (drawn the session after that, before
 #: any change) has no video at all: 2,304 photos, so time corrects nothing there and only the
-#: decisive still rules (reach, swap) and the image can; every other member's frames are mostly
-#: video. All are reported as they are, targets missed included.
+#: decisive still rules can (reach, swap, and, added after it was measured, a short stick whose
+#: line runs on); every other member's frames are mostly video. All are reported as they are,
+#: targets missed included.
 RANDOMISED = (
     ("randomised", 11, dict(per_class=2, subjects=6, videos=2, frames_per_video=90)),
     ("randomised-heldout", 23, dict(per_class=3, subjects=8, videos=3, frames_per_video=90)),

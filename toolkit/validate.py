@@ -746,8 +746,9 @@ def _check_classes(ds, c: _Collector, o: ValidateOptions, summary: dict) -> None
 def _subjects_per_stance(ds, st_codes: np.ndarray, st_uniq) -> pd.Series | None:
     """``groupby("stance")["subject"].nunique()`` over the rows with a stance.
 
-    None without subjects. From the stance codes (``-1`` = none) and one factorisation of the subjects: the distinct
-    (stance, subject) pairs are counted per stance, and the stances sorted as ``groupby`` does.
+    None without subjects. From the stance codes (``-1`` = none) and one factorisation of the
+    subjects: the distinct (stance, subject) pairs are counted per stance, and the stances sorted
+    as ``groupby`` does.
     """
     labelled = st_codes >= 0
     if not labelled.any():
@@ -1186,7 +1187,13 @@ def check_plausibility(
 
 
 def _check_body(
-    ds, c: _Collector, o: ValidateOptions, summary: dict, measures: dict, pts, stored: tuple
+    ds,
+    c: _Collector,
+    o: ValidateOptions,
+    summary: dict,
+    measures: dict,
+    pts: geo.Points,
+    stored: tuple,
 ) -> np.ndarray:
     """The structure checks after :func:`check_stored_points`, then the anatomy checks.
 
