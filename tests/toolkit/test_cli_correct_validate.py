@@ -70,14 +70,17 @@ def test_correct_saves_with_provenance_log_and_revert(dataset):
     assert res.exit_code == 0, res.output
     ds = Dataset.load(d)
     changed_rows = np.flatnonzero((ds.source[:, 17:] == layout.CORRECTED).any(1))
-    # Without images only the impossible lengths are decisive; swaps and the off grip are
-    # proposed for review.
-    bad = bad[:3]
+    # Without images only the impossible geometry is decisive (the too-long sticks, the grip
+    # far off a confident wrist); the swaps are proposed for review.
+    longs, grips = bad[:3], bad[5:]
+    bad = np.r_[longs, grips]
     assert set(changed_rows) == set(bad)
     assert "proposed, not changed" in res.output
     assert np.array_equal(ds.keypoints_raw, raw, equal_nan=True)
-    err = np.hypot(*(ds.keypoints[bad, layout.TIP, :2] - clean[bad, layout.TIP, :2]).T)
+    err = np.hypot(*(ds.keypoints[longs, layout.TIP, :2] - clean[longs, layout.TIP, :2]).T)
     assert err.max() < 0.12 * 140
+    g_err = np.hypot(*(ds.keypoints[grips, layout.GRIP, :2] - clean[grips, layout.GRIP, :2]).T)
+    assert g_err.max() < 0.1 * 140
     log = pd.read_csv(d / "corrections.csv")
     assert {"before_x", "before_y", "after_x", "after_y", "reason", "keypoint", "ann_id"} <= set(
         log.columns

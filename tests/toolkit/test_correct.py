@@ -79,8 +79,9 @@ def test_subject_stick_length_is_estimated_from_the_data_not_a_constant(clean):
 
 
 def test_only_decisive_fixes_are_applied_the_rest_is_proposed(clean):
-    """Too long (impossible) is fixed; a swap without image evidence and an off grip are only
-    proposed, with proposals that would restore the clean points.
+    """Too long (impossible) and a grip past twice the grip tolerance of a confident wrist
+    (the hand holds the stick) are fixed; a swap without image evidence is only proposed, with
+    a proposal that would restore the clean points.
     """
     kp0, stance, short = clean
     kp = kp0.copy()
@@ -105,13 +106,31 @@ def test_only_decisive_fixes_are_applied_the_rest_is_proposed(clean):
         assert not res.changed[r].any() and "swap" in proposed[r]
         assert np.allclose(a.proposal[r, 1], kp0[r, layout.TIP, :2])
     for r in rows["grip"]:
-        assert not res.changed[r].any() and "grip_snap" in proposed[r]
-        g_err = np.hypot(*(a.proposal[r, 0] - kp0[r, layout.GRIP, :2]))
+        assert res.changed[r, 0] and not res.changed[r, 1] and "grip_snap" in names[r]
+        g_err = np.hypot(*(res.keypoints[r, layout.GRIP, :2] - kp0[r, layout.GRIP, :2]))
         assert g_err < 8  # the wrist + the data set's usual offset along the forearm
     untouched = np.setdiff1d(np.arange(400), sum(rows.values(), []))
     assert not res.changed[untouched].any()
     assert not (res.flags[untouched] > 0).any()
     assert np.array_equal(ds.keypoints, kp, equal_nan=True)  # correct() never writes
+
+
+def test_a_grip_whose_wrist_would_make_the_stick_too_long_is_only_proposed(clean):
+    """A stick slid along itself, grip and tip together, puts the grip far from the wrist; the
+    grip alone back at the hand would leave a stick far longer than the subject's (the error is
+    elsewhere, or the nearest wrist is not the hand that holds it): proposed, not applied.
+    """
+    kp0, stance, short = clean
+    kp = kp0.copy()
+    rows = [r for r in range(9, 400) if not short[r]][:2]
+    for r in rows:
+        g, t = kp[r, layout.GRIP, :2], kp[r, layout.TIP, :2]
+        kp[r, [layout.GRIP, layout.TIP], :2] += 75 * (t - g) / np.hypot(*(t - g))
+    res = C.correct(make_dataset(kp, stance), use_images=False)
+    proposed = C.reason_names(res.flags)
+    for r in rows:
+        assert "grip_snap" in proposed[r] and not res.changed[r].any()
+    assert not res.changed.any()
 
 
 def test_flag_only_leaves_points_and_reports(clean):

@@ -1623,8 +1623,10 @@ def test_extend_runs_finds_the_ramps_of_a_drift_beside_its_peak():
 def test_a_grip_drift_is_flagged_on_its_ramps_as_well_as_its_peak():
     """A clip whose grip slides off the hand and back (0.45-0.8 forearm on the ramps, 1.5 at
     the peak): the peak is far from the confident wrist, and its ramps, beside it and beyond
-    the track's usual grip distance, are flagged with it (the hand proposed, nothing applied).
-    The labels leave the track's course, but their grips explain it: time moves no tip.
+    the track's usual grip distance, are flagged with it (the hand proposed). The peak, past
+    twice the data set's grip tolerance of a confident wrist, is impossible: its grips go back
+    to the hand; the ramps' are only proposed. The labels leave the track's course, but their
+    grips explain it: time moves no tip.
     """
     n = 60
     build, kp, g, _ = _one_subject_clip(n, lambda t, base: base + 0 * t)
@@ -1635,15 +1637,24 @@ def test_a_grip_drift_is_flagged_on_its_ramps_as_well_as_its_peak():
     perp = np.array([-(w - e)[1], (w - e)[0]]) / fore
     off = np.zeros(n)
     off[17:27] = [0.45, 0.6, 0.8, 1.5, 1.5, 1.5, 1.5, 1.5, 0.7, 0.5]
+    clean_grip = kp[:, layout.GRIP, :2].copy()
     kp[:, layout.GRIP, :2] += off[:, None] * fore * perp
     a = assess(build(kp), AssessOptions(use_images=False))
     flagged = np.flatnonzero(a.check("stick.grip_far").mask)
     assert set(range(20, 25)) <= set(flagged)
     assert set(flagged) == set(range(17, 27))
     assert np.isfinite(a.proposal[18:26, 0]).all()  # the hand (the ends also look too long)
-    assert (a.proposal_reason[17:27] > 0).all() and not a.decisive.any()
-    # Time sees the labels leave the course, but the grip explains it: the tips stay.
-    assert not C.correct(build(kp), use_images=False).changed.any()
+    assert (a.proposal_reason[17:27] > 0).all()
+    assert np.array_equal(np.flatnonzero(a.decisive[:, 0]), np.arange(20, 25))
+    assert not a.decisive[:, 1].any()
+    # Time sees the labels leave the course, but the grip explains it: the tips stay, and only
+    # the peak's grips move, back to the hand (within a tenth of a forearm of the clean grip).
+    res = C.correct(build(kp), use_images=False)
+    assert np.array_equal(np.flatnonzero(res.changed[:, 0]), np.arange(20, 25))
+    assert not res.changed[:, 1].any()
+    moved = res.keypoints[20:25, layout.GRIP, :2] - clean_grip[20:25]
+    assert (np.hypot(*moved.T) < 0.1 * fore).all()
+    assert np.array_equal(res.keypoints[:, layout.TIP, :2], kp[:, layout.TIP, :2])
 
 
 def _stance_series(seed: int = 2):

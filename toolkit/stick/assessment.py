@@ -662,6 +662,16 @@ def assess(
     propose(
         swap, tip, grip, SWAP, lambda m: np.where(swap_seen[m], 0.95, 0.7), swap_seen, swap_seen
     )
+    # A grip past the error tolerance of a confident, plausible wrist (twice the spread of the
+    # data set's own grip-wrist distances, at least a forearm) is impossible geometry: the hand
+    # holds the stick. The grip goes back to the wrist at the usual offset, where the stick from
+    # there to the labelled tip is no longer than the subject's (else the nearest wrist need
+    # not be the hand that holds it, and the fix is only proposed, below).
+    with np.errstate(invalid="ignore"):
+        grip_impossible = far & confident & (d_grip > thr_g_err)
+        r_g = np.flatnonzero(grip_impossible)  # few rows: the new length is read there only
+        grip_impossible[r_g] = geo.distance(tip[r_g], snap[r_g]) <= (1 + tol_w) * L_px[r_g]
+    propose(grip_impossible, snap, None, GRIP, 0.9, grip_impossible)
     # Time: outliers of a reliable track. Where the image also shows the stick on another line
     # from the grip (two witnesses that the label is off), the image's line is the fix: the
     # track's course is interpolated over the episode, the image sees the stick itself.
