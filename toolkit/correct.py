@@ -11,14 +11,17 @@ Two methods, both vectorised over all annotations:
       unless the image confirms the label (a fast swing);
     * **impossible geometry**: a stick longer than the subject's stick can look, by more than
       the data set's own spread allows, is pulled in along its direction (to where the image
-      shows the line end, when it does; else to the subject's stick length);
+      shows the line end, when it does; else to the subject's stick length); a grip past
+      twice the data set's grip tolerance of a confident, plausible wrist goes back to the
+      wrist at the data set's usual offset, where the stick from there to the labelled tip is
+      no longer than the subject's;
     * **swaps** seen both in the geometry (the tip at a confident wrist, the grip far from both)
       and in the image (a line between them);
     * **short sticks** on a still seen both in the geometry (shorter than the subject's own
       stick beyond the data set's tolerance) and in the image (the line runs on past the tip):
       the tip moves out to the line's end, never past the subject's stick.
 
-    Everything else (an off grip, an unusual angle, a line in the image elsewhere, a missing
+    Everything else (a grip off within that tolerance, an unusual angle, a line in the image elsewhere, a missing
     tip) is left as it is and reported as *proposed*: ``toolkit validate`` stores the proposal
     with its finding and the viewer applies it with Enter. A stick is never invented, and a
     point a person placed (provenance ``human`` or ``interpolated``) is never touched.

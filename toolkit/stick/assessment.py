@@ -12,7 +12,9 @@ only the decisive fixes. First do no harm: a point moves only on
   what is wrong: a real fast swing); or the image's line carries on, frame by frame, the stick
   a neighbouring frame confirms, while the label has left it;
 * **impossible geometry**: a stick far longer than the subject's stick (a projection can only
-  shorten a stick), by more than the data set's own spread allows;
+  shorten a stick), by more than the data set's own spread allows; a grip past twice the data
+  set's grip tolerance of a confident, plausible wrist (the hand holds the stick), put back at
+  the wrist where the stick from there to the tip is no longer than the subject's;
 * **a swap seen both in the geometry and in the image**: the tip at a confident wrist, the grip
   far from both, and the image showing the stick between them;
 * **a short stick seen both in the geometry and in the image** (a still, no frames beside): the
@@ -20,7 +22,7 @@ only the decisive fixes. First do no harm: a point moves only on
   line running on past its tip, thin and as strong as along the label; the tip moves out to
   the line's end, never past the subject's stick.
 
-Everything else (an off grip, an unusual angle, the image preferring another segment, a missing
+Everything else (a grip off within that tolerance, an unusual angle, the image preferring another segment, a missing
 tip) is flagged with a proposal and left for a person. Thresholds are the data set's robust
 statistics (medians, MADs, high quantiles per subject) with anatomical floors, never constants
 fitted to one renderer; where the evidence is thin (few frames, no visible sticks, uncertain
