@@ -76,9 +76,28 @@ def test_subject_stick_length_is_the_same_whether_subjects_have_videos_or_not():
     # Each group its own subject: the subject levels are the group levels.
     g_level, _ = stats._robust_level(v, k, usable, 0.9, 5)
     d = float(pd.Series(g_level[np.bincount(k, minlength=7) > 0]).dropna().median())
-    want = np.maximum(np.where(np.isfinite(g_level[k]) & (g_level[k] <= 1.25 * d),
-                               g_level[k], d), d / 1.25)  # fmt: skip
+    lv = g_level[k]
+    want = np.maximum(np.where(np.isfinite(lv) & (lv <= 1.25 * d), lv,
+                               np.where(lv > 1.25 * d, 1.25 * d, d)), d / 1.25)  # fmt: skip
     assert _same_bits(stats.subject_stick_length(v, labels[k], usable, 0.9, 5), want)
+
+
+def test_a_subject_whose_sticks_all_look_longer_gets_the_longest_length_trusted():
+    """Five subjects hold a stick of 1.0 torso, one a stick of 1.6 (a build or a stick of its
+    own): its level is over the data set's ceiling (1.25 x the median subject's), so it is not
+    its own, and the ceiling stands in for it, not the median subject's stick, which would
+    call every one of its clean labels 60 % too long. A subject under the floor gets the floor.
+    """
+    rng = np.random.default_rng(0)
+    true = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.6, 0.5])
+    k = np.repeat(np.arange(7), 40)
+    v = true[k] * rng.uniform(0.6, 1.0, len(k))  # foreshortening only shortens
+    labels = np.array([f"s{g}" for g in range(7)], dtype=object)
+    got, own = stats.subject_stick_length(v, labels[k], np.ones(len(k), bool), with_own=True)
+    d = float(np.median(got[k < 5]))
+    assert 0.9 < d <= 1.0 and own[k < 5].all()
+    assert np.allclose(got[k == 5], 1.25 * d) and not own[k == 5].any()
+    assert np.allclose(got[k == 6], d / 1.25) and not own[k == 6].any()
 
 
 def _circular_reference(angles, k, usable, min_count):

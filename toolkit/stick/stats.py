@@ -301,7 +301,10 @@ def subject_stick_length(
     2. The data set's level ``D``: the median of the subjects' levels (the stick-to-torso ratio
        varies little between adults holding the same kind of stick).
     3. A group level above ``band * D`` is not trusted (a long drift episode of too-long labels
-       can fill a video's upper quartile); the subject's level stands in, then ``D``.
+       can fill a video's upper quartile); the subject's level stands in, then the data set's:
+       ``band * D``, the longest length it trusts, where the subject's own level lies above
+       that (its sticks all look longer: a build or a stick of its own, or its errors; the
+       median subject's ``D`` would call every one of its clean labels too long), else ``D``.
     4. The larger of the trusted video and subject levels is used (a video that keeps the stick
        pointing at the camera underestimates the length; only shortening is legitimate), and
        never less than ``D / band``.
@@ -326,9 +329,10 @@ def subject_stick_length(
     with np.errstate(invalid="ignore"):
         g = np.where(per_group <= band * d, per_group, np.nan)
         sj = np.where(per_subject <= band * d, per_subject, np.nan)
+        above = per_subject > band * d
     out = np.fmax(g, sj)
     own = np.isfinite(out) & (out >= d / band)
-    out = np.maximum(np.where(np.isfinite(out), out, d), d / band)
+    out = np.maximum(np.where(np.isfinite(out), out, np.where(above, band * d, d)), d / band)
     return (out, own) if with_own else out
 
 
