@@ -21,10 +21,11 @@ Two methods, both vectorised over all annotations:
       stick beyond the data set's tolerance) and in the image (the line runs on past the tip):
       the tip moves out to the line's end, never past the subject's stick.
 
-    Everything else (a grip off within that tolerance, an unusual angle, a line in the image elsewhere, a missing
-    tip) is left as it is and reported as *proposed*: ``toolkit validate`` stores the proposal
-    with its finding and the viewer applies it with Enter. A stick is never invented, and a
-    point a person placed (provenance ``human`` or ``interpolated``) is never touched.
+    Everything else (a grip off within that tolerance, an unusual angle, a line in the image
+    elsewhere, a missing tip) is left as it is and reported as *proposed*: ``toolkit validate``
+    stores the proposal with its finding and the viewer applies it with Enter. A stick is never
+    invented, and a point a person placed (provenance ``human`` or ``interpolated``) is never
+    touched.
 
 ``forearm-ratio`` (the methodology's rule, kept faithful so the benchmark can judge it)
     ``tip = grip + alpha * |forearm| * unit(direction)``, where ``direction`` is the labelled

@@ -22,11 +22,11 @@ only the decisive fixes. First do no harm: a point moves only on
   line running on past its tip, thin and as strong as along the label; the tip moves out to
   the line's end, never past the subject's stick.
 
-Everything else (a grip off within that tolerance, an unusual angle, the image preferring another segment, a missing
-tip) is flagged with a proposal and left for a person. Thresholds are the data set's robust
-statistics (medians, MADs, high quantiles per subject) with anatomical floors, never constants
-fitted to one renderer; where the evidence is thin (few frames, no visible sticks, uncertain
-wrists) the checks abstain or say "uncertain" rather than "error".
+Everything else (a grip off within that tolerance, an unusual angle, the image preferring another
+segment, a missing tip) is flagged with a proposal and left for a person. Thresholds are the data
+set's robust statistics (medians, MADs, high quantiles per subject) with anatomical floors, never
+constants fitted to one renderer; where the evidence is thin (few frames, no visible sticks,
+uncertain wrists) the checks abstain or say "uncertain" rather than "error".
 """
 
 from __future__ import annotations
